@@ -1,0 +1,200 @@
+"""Command line: `guestagent --once`, `query`, `status`, `check-image`."""
+
+import argparse
+import json
+import sys
+
+from . import __version__
+
+EXIT_CODES = """\
+exit codes:
+  0  every step ok (or nothing to do)
+  1  a step failed (the others still ran; see `guestagent status`)
+  2  usage or configuration error
+  3  no datasource found before the deadline (steps that need no metadata still ran)
+"""
+
+MAIN_DESC = """\
+First-boot agent for Linux cloud images: reads the instance's metadata (config
+drive, OpenStack metadata service, EC2-compatible service), grows the root
+filesystem, installs SSH keys, sets the hostname and resolv.conf, and runs the
+user-data scripts.
+
+commands:
+  guestagent --once [options]     one full run in the foreground (the boot units call this)
+  guestagent query [KEY] [--json] the metadata stored by the last run, secrets redacted
+  guestagent status [--json]      the last run, step by step
+  guestagent check-image [--root DIR] [--json] [--fix]
+                                  check an image against the OpenStack image requirements
+
+Plain `guestagent` with no command prints this help and exits 0: it never
+changes anything or waits for anything unless asked with --once.
+"""
+
+
+def _common(p, config=True):
+    p.add_argument("--root", metavar="DIR", default="/",
+                   help="work on the tree under DIR instead of / (no live hostname, "
+                        "users or devices are touched)")
+    if config:
+        p.add_argument("--config", metavar="FILE",
+                       help="config file (default: ROOT/etc/guestagent/guestagent.conf "
+                            "and its .conf.d/*.conf drop-ins)")
+
+
+def main_parser():
+    from .runner import STAGES
+    from .steps import ALL_STEPS
+    p = argparse.ArgumentParser(prog="guestagent", description=MAIN_DESC, epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"guestagent {__version__}")
+    p.add_argument("--once", action="store_true", help="run the steps once, then exit")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log every detail (commands run, requests made)")
+    p.add_argument("--only", metavar="STEP[,STEP...]",
+                   help="run just these steps: " + ", ".join(ALL_STEPS))
+    p.add_argument("--stage", choices=STAGES, default="all",
+                   help="boot stage to run (the units use local, network, final); "
+                        "default: all of them")
+    _common(p)
+    return p
+
+
+def _query_parser():
+    p = argparse.ArgumentParser(prog="guestagent query",
+                                description="Show the metadata stored by the last run "
+                                            "(secrets redacted). KEY is a field name or a "
+                                            "/-separated path, e.g. public_keys or "
+                                            "raw/meta_data.json/meta.")
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _common(p)
+    return p
+
+
+def _status_parser():
+    p = argparse.ArgumentParser(prog="guestagent status",
+                                description="Show the runs of the last boot, step by step.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _common(p, config=False)
+    return p
+
+
+def _check_image_parser():
+    p = argparse.ArgumentParser(prog="guestagent check-image",
+                                description="Check an image (or the running system) against "
+                                            "the OpenStack image requirements.")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--fix", action="store_true", help="apply the safe fixes, report each")
+    _common(p, config=False)
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "query":
+            return _query(_query_parser().parse_args(argv[1:]))
+        if argv and argv[0] == "status":
+            return _status(_status_parser().parse_args(argv[1:]))
+        if argv and argv[0] == "check-image":
+            from .checkimage import main as check_main
+            return check_main(_check_image_parser().parse_args(argv[1:]))
+        return _once(main_parser(), argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _once(parser, argv):
+    args = parser.parse_args(argv)
+    if not args.once:
+        parser.print_help()
+        return 0
+    from . import log as logsetup
+    from .config import ConfigError, load
+    from .runner import EXIT_USAGE, run
+    from .steps import ALL_STEPS
+    from .system import System
+
+    logsetup.setup(verbose=args.verbose)
+    only = None
+    if args.only:
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = [s for s in only if s not in ALL_STEPS]
+        if unknown:
+            print(f"guestagent: unknown step(s) for --only: {', '.join(unknown)} "
+                  f"(known: {', '.join(ALL_STEPS)})", file=sys.stderr)
+            return EXIT_USAGE
+    system = System(args.root)
+    try:
+        config = load(args.config, root=system.root)
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    logsetup.add_file(system, config.get("main", "log_file"))
+    import logging
+    logging.getLogger("guestagent").debug("guestagent %s, root %s, config %s",
+                                          __version__, system.root, ", ".join(config.files))
+    return run(system, config, stage=args.stage, only=only)
+
+
+def _query(args):
+    from .config import ConfigError, load
+    from .state import State
+    from .system import System
+    system = System(args.root)
+    try:
+        load(args.config, root=system.root)
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return 2
+    md = State(system).stored_metadata()
+    if md is None:
+        print("guestagent: no stored metadata: the agent has not found a datasource yet",
+              file=sys.stderr)
+        return 3
+    data = md.public_dict()
+    if args.key:
+        for part in args.key.split("/"):
+            if isinstance(data, dict) and part in data:
+                data = data[part]
+            elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+                data = data[int(part)]
+            else:
+                print(f"guestagent: no such key: {args.key}", file=sys.stderr)
+                return 2
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif isinstance(data, list):
+        for item in data:
+            print(item if isinstance(item, str) else json.dumps(item, sort_keys=True))
+    elif isinstance(data, dict):
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif data is not None:
+        print(data)
+    return 0
+
+
+def _status(args):
+    from .state import State
+    from .system import System
+    status = State(System(args.root)).read_status()
+    if not status:
+        print("guestagent: no runs recorded yet", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return 0
+    for run in status.get("runs", []):
+        print(f"{run.get('started', '?')}  stage {run.get('stage')}: exit {run.get('exit_code')}"
+              f" in {run.get('duration', 0):.2f} s")
+        if run.get("instance_id"):
+            new = " (new instance)" if run.get("new_instance") else ""
+            print(f"  instance {run['instance_id']}{new} from {run.get('source')}")
+        if run.get("message"):
+            print(f"  {run['message']}")
+        for s in run.get("steps", []):
+            extra = s.get("error") or s.get("reason") or "; ".join(s.get("changes", []))
+            print(f"  {s['name']:<16} {s['result']:<12} {s.get('duration', 0):6.2f} s  {extra}")
+    last = status.get("last") or {}
+    return 0 if last.get("exit_code", 0) == 0 else 1

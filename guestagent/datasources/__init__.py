@@ -1,0 +1,123 @@
+"""Find the instance's metadata: config drive, then the network services.
+
+Each datasource module has NEEDS_NETWORK and ``fetch(ctx) -> Metadata``,
+raising NotFound when it is definitely not there.  The network sources share
+one client, so one deadline covers the whole search.
+"""
+
+import importlib
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(Exception):
+    """This source is not present (a definite answer, not a failure)."""
+
+
+class NoDatasource(Exception):
+    """No source gave metadata before the deadline."""
+
+
+class Unreachable(Exception):
+    """The deadline passed without an answer (only errors worth retrying)."""
+
+
+class SearchContext:
+    def __init__(self, config, system, deadline_at):
+        self.config = config
+        self.system = system
+        self.deadline_at = deadline_at
+        self._client = None
+
+    def client(self):
+        """The shared HTTP client (imports requests on first use)."""
+        if self._client is None:
+            from .http import MetadataClient
+            url = self.config.get("main", "metadata_url").strip()
+            self._client = MetadataClient(
+                url, self.deadline_at,
+                timeout=self.config.getfloat("main", "request_timeout"),
+                max_bytes=self.config.getint("main", "max_response_bytes"),
+                on_first_failure=lambda why: _explain_wait(url, why, self.deadline_at))
+        return self._client
+
+    @property
+    def requests_made(self):
+        return self._client.requests_made if self._client else 0
+
+    def close(self):
+        if self._client is not None:
+            self._client.close()
+
+
+def _explain_wait(url, why, deadline_at):
+    from urllib.parse import urlsplit
+
+    from .netstate import describe
+    host = urlsplit(url).hostname or url
+    left = max(0, deadline_at - time.monotonic())
+    log.info("metadata service %s: %s; %s; retrying for up to %.0f s more",
+             url, why, describe(host), left)
+
+
+def search(config, system, names, state=None, deadline=None):
+    """Try ``names`` in order; return Metadata or raise NoDatasource.
+
+    Before any network source, a stored copy is used when the DMI system
+    UUID shows this is still the instance that stored it (Nova sets the
+    SMBIOS UUID to the instance UUID), so a reboot needs no network.
+    """
+    if deadline is None:
+        deadline = config.getfloat("main", "deadline")
+    ctx = SearchContext(config, system, time.monotonic() + deadline)
+    reasons = []
+    try:
+        for name in names:
+            mod = importlib.import_module(f"{__name__}.{name}")
+            if mod.NEEDS_NETWORK and state is not None:
+                cached = _same_instance_by_dmi(system, state)
+                if cached is not None:
+                    return cached
+                state = None  # check once
+            try:
+                md = mod.fetch(ctx)
+            except NotFound as e:
+                log.debug("%s: %s", name, e)
+                reasons.append(f"{name}: {e}")
+                continue
+            except Unreachable as e:
+                reasons.append(f"{name}: {e}")
+                break  # the deadline has passed; the others share it
+            except Exception as e:  # one broken source must not stop the others
+                log.warning("%s: %s", name, e)
+                log.debug("%s failed", name, exc_info=True)
+                reasons.append(f"{name}: {e}")
+                continue
+            log.info("found instance %s from %s", md.instance_id, md.source)
+            if ctx.requests_made:
+                log.debug("metadata requests made: %d", ctx.requests_made)
+            return md
+        if state is not None:  # only local sources were named
+            cached = _same_instance_by_dmi(system, state)
+            if cached is not None:
+                return cached
+    finally:
+        ctx.close()
+    raise NoDatasource("; ".join(reasons) or "no datasource configured")
+
+
+def _same_instance_by_dmi(system, state):
+    try:
+        uuid = system.read_text("/sys/class/dmi/id/product_uuid").strip().lower()
+    except OSError:
+        return None
+    prev = state.previous_instance_id()
+    if not uuid or prev.lower() != uuid:
+        return None
+    md = state.stored_metadata(prev)
+    if md is not None:
+        log.info("same instance as last boot (DMI system UUID %s); using its stored "
+                 "metadata from %s, no network needed", uuid, md.source)
+    return md

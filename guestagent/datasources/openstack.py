@@ -1,0 +1,55 @@
+"""OpenStack metadata service: /openstack/latest/ documents, four requests.
+
+meta_data.json decides whether the service is there; network_data.json,
+vendor_data.json and user_data follow, and a 404 on any of them means
+"none".  No directory listing is ever crawled.
+"""
+
+import json
+import logging
+
+from ..metadata import from_openstack_documents
+from . import NotFound
+
+log = logging.getLogger(__name__)
+
+NEEDS_NETWORK = True
+BASE = "openstack/latest"
+
+
+def fetch(ctx):
+    from .http import Refused
+
+    client = ctx.client()
+    r = client.get(f"{BASE}/meta_data.json")
+    if r.status != 200:
+        raise NotFound(f"{client.base}/{BASE}/meta_data.json answered HTTP {r.status}")
+    try:
+        meta = json.loads(r.body)
+    except ValueError as e:
+        raise ValueError(f"meta_data.json from {client.base} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta_data.json from {client.base} is not a JSON object")
+    docs = {}
+    for name in ("network_data.json", "vendor_data.json", "user_data"):
+        try:
+            r = client.get(f"{BASE}/{name}")
+        except Refused as e:
+            log.warning("ignoring %s: %s", name, e)
+            continue
+        if r.status == 404:
+            continue
+        if r.status != 200:
+            log.warning("ignoring %s: HTTP %d", name, r.status)
+            continue
+        docs[name] = r.body
+    user_data = docs.pop("user_data", b"")
+    parsed = {}
+    for name, body in docs.items():
+        try:
+            parsed[name] = json.loads(body)
+        except ValueError as e:
+            log.warning("ignoring %s: not valid JSON (%s)", name, e)
+    return from_openstack_documents(f"openstack ({client.base})", meta,
+                                    parsed.get("network_data.json"),
+                                    parsed.get("vendor_data.json"), user_data)

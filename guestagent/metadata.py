@@ -1,0 +1,237 @@
+"""The normalised metadata object every step reads.
+
+Each datasource turns what it found into one `Metadata`; no step knows which
+source spoke.  Values are checked for type here, once, so a wrong JSON type
+in a document becomes a warning and an empty field, never a crash later.
+"""
+
+import base64
+import logging
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# Fields that never reach a log, `query` output or a world-readable file.
+SECRET_FIELDS = ("user_data", "vendor_data", "admin_pass", "random_seed")
+REDACTED = "<redacted>"
+
+
+@dataclass
+class InjectedFile:
+    path: str
+    content: bytes
+
+
+@dataclass
+class Metadata:
+    source: str
+    instance_id: str
+    hostname: str = ""
+    public_keys: list = field(default_factory=list)
+    user_data: bytes = b""
+    vendor_data: object = None
+    admin_pass: str = ""
+    random_seed: str = ""
+    dns_nameservers: list = field(default_factory=list)
+    dns_search: list = field(default_factory=list)
+    files: list = field(default_factory=list)  # InjectedFile
+    availability_zone: str = ""
+    name: str = ""
+    raw: dict = field(default_factory=dict)  # documents as served, for `query`
+
+    def to_dict(self):
+        """Complete form for the root-only store."""
+        d = self.public_dict()
+        d["user_data"] = base64.b64encode(self.user_data).decode("ascii")
+        d["vendor_data"] = self.vendor_data
+        d["admin_pass"] = self.admin_pass
+        d["random_seed"] = self.random_seed
+        d["files"] = [{"path": f.path, "content": base64.b64encode(f.content).decode("ascii")}
+                      for f in self.files]
+        d["raw"] = self.raw
+        return d
+
+    def public_dict(self):
+        """What `query` shows: secrets replaced by a marker saying they exist."""
+        return {
+            "source": self.source,
+            "instance_id": self.instance_id,
+            "hostname": self.hostname,
+            "public_keys": list(self.public_keys),
+            "dns_nameservers": list(self.dns_nameservers),
+            "dns_search": list(self.dns_search),
+            "availability_zone": self.availability_zone,
+            "name": self.name,
+            "files": [{"path": f.path, "size": len(f.content)} for f in self.files],
+            "user_data": REDACTED if self.user_data else None,
+            "vendor_data": REDACTED if self.vendor_data not in (None, "", {}) else None,
+            "admin_pass": REDACTED if self.admin_pass else None,
+            "random_seed": REDACTED if self.random_seed else None,
+            "raw": redact_documents(self.raw),
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        md = cls(source=str(d.get("source", "")), instance_id=str(d.get("instance_id", "")))
+        md.hostname = d.get("hostname") or ""
+        md.public_keys = list(d.get("public_keys") or [])
+        md.user_data = base64.b64decode(d.get("user_data") or "")
+        md.vendor_data = d.get("vendor_data")
+        md.admin_pass = d.get("admin_pass") or ""
+        md.random_seed = d.get("random_seed") or ""
+        md.dns_nameservers = list(d.get("dns_nameservers") or [])
+        md.dns_search = list(d.get("dns_search") or [])
+        md.files = [InjectedFile(f["path"], base64.b64decode(f["content"]))
+                    for f in d.get("files") or []]
+        md.availability_zone = d.get("availability_zone") or ""
+        md.name = d.get("name") or ""
+        md.raw = d.get("raw") or {}
+        return md
+
+    def secrets(self):
+        """Secret strings worth scrubbing from any text we emit."""
+        out = [self.admin_pass, self.random_seed]
+        if self.user_data:
+            out.append(self.user_data.decode("utf-8", "replace"))
+        if isinstance(self.vendor_data, str):
+            out.append(self.vendor_data)
+        return [s for s in out if s and len(s) >= 4]
+
+
+_SECRET_DOC_KEYS = {"admin_pass", "random_seed", "password"}
+_SECRET_DOCS = {"user_data", "vendor_data.json", "vendor_data2.json", "user-data"}
+
+
+def redact_documents(raw):
+    out = {}
+    for name, doc in (raw or {}).items():
+        if name in _SECRET_DOCS:
+            out[name] = REDACTED
+        else:
+            out[name] = _redact(doc)
+    return out
+
+
+def _redact(obj):
+    if isinstance(obj, dict):
+        return {k: (REDACTED if k in _SECRET_DOC_KEYS else _redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redact(v) for v in obj]
+    return obj
+
+
+# -- helpers the datasources share ------------------------------------------
+
+def text(value, what):
+    """A string field, or '' with a warning when the document had another type."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    log.warning("ignoring %s: expected a string, got %s", what, type(value).__name__)
+    return ""
+
+
+def keys_from_openstack(meta):
+    """Keys from both `public_keys` (name -> key) and `keys` (list of dicts).
+
+    A key present in both appears once; order is document order.
+    """
+    found = []
+    pk = meta.get("public_keys")
+    if isinstance(pk, dict):
+        for name, key in pk.items():
+            found.extend(_split_keys(key, f"public_keys[{name!r}]"))
+    elif pk is not None:
+        log.warning("ignoring public_keys: expected an object, got %s", type(pk).__name__)
+    ks = meta.get("keys")
+    if isinstance(ks, list):
+        for i, k in enumerate(ks):
+            if not isinstance(k, dict):
+                log.warning("ignoring keys[%d]: expected an object", i)
+                continue
+            if k.get("type", "ssh") != "ssh":
+                continue
+            found.extend(_split_keys(k.get("data"), f"keys[{i}].data"))
+    elif ks is not None:
+        log.warning("ignoring keys: expected a list, got %s", type(ks).__name__)
+    return dedupe(found)
+
+
+def _split_keys(value, what):
+    if not isinstance(value, str):
+        if value is not None:
+            log.warning("ignoring %s: expected a string, got %s", what, type(value).__name__)
+        return []
+    return [ln.strip() for ln in value.splitlines() if ln.strip()]
+
+
+def dedupe(items):
+    seen = set()
+    out = []
+    for x in items:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+def dns_from_network_data(nd):
+    """Nameservers (document order) and search domains from network_data.json.
+
+    DNS services sit at the top level and may also sit inside each network.
+    """
+    servers, search = [], []
+    if not isinstance(nd, dict):
+        return servers, search
+    groups = [nd.get("services")]
+    nets = nd.get("networks")
+    if isinstance(nets, list):
+        groups += [n.get("services") for n in nets if isinstance(n, dict)]
+    for services in groups:
+        if not isinstance(services, list):
+            continue
+        for s in services:
+            if not isinstance(s, dict) or s.get("type") != "dns":
+                continue
+            addr = s.get("address")
+            if isinstance(addr, str) and addr.strip():
+                servers.append(addr.strip())
+            dom = s.get("search")
+            if isinstance(dom, list):
+                search += [d for d in dom if isinstance(d, str)]
+    return dedupe(servers), dedupe(search)
+
+
+def from_openstack_documents(source, meta, network_data=None, vendor_data=None,
+                             user_data=b"", files=None):
+    """Build Metadata from the OpenStack documents (config drive or service)."""
+    if not isinstance(meta, dict):
+        raise ValueError("meta_data.json is not a JSON object")
+    iid = text(meta.get("uuid"), "uuid") or text(meta.get("instance-id"), "instance-id")
+    if not iid:
+        raise ValueError("meta_data.json has no uuid")
+    dns, search = dns_from_network_data(network_data)
+    raw = {"meta_data.json": meta}
+    if network_data is not None:
+        raw["network_data.json"] = network_data
+    if vendor_data is not None:
+        raw["vendor_data.json"] = vendor_data
+    return Metadata(
+        source=source,
+        instance_id=iid,
+        hostname=text(meta.get("hostname"), "hostname"),
+        public_keys=keys_from_openstack(meta),
+        user_data=user_data or b"",
+        vendor_data=vendor_data,
+        admin_pass=text(meta.get("admin_pass"), "admin_pass"),
+        random_seed=text(meta.get("random_seed"), "random_seed"),
+        dns_nameservers=dns,
+        dns_search=search,
+        files=files or [],
+        availability_zone=text(meta.get("availability_zone"), "availability_zone"),
+        name=text(meta.get("name"), "name"),
+        raw=raw,
+    )

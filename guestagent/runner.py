@@ -1,0 +1,222 @@
+"""Run the steps: find metadata, record the instance, run each step once.
+
+Stages (one systemd unit each, see units/):
+  local    config drive (or a reboot confirmed by DMI UUID): no network at all
+  network  the metadata service, unless the local stage already configured this boot
+  final    user scripts, late, from the metadata stored earlier in this boot
+  all      the three in one process (`guestagent --once`)
+"""
+
+import fcntl
+import importlib
+import logging
+import os
+import time
+
+from . import datasources, steps
+from . import log as logsetup
+from .distro import default_user
+from .state import STATE_DIR, State
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
+STAGES = ("local", "network", "final", "all")
+LOCK_WAIT = 300
+
+
+class Context:
+    """What a step gets: the metadata, the config, and the one system seam."""
+
+    def __init__(self, system, config, state, metadata, new_instance, stage):
+        self.system = system
+        self.config = config
+        self.state = state
+        self.metadata = metadata
+        self.new_instance = new_instance
+        self.stage = stage
+        self._userdata = None
+
+    @property
+    def default_user(self):
+        return default_user(self.system, self.config.get("main", "default_user").strip())
+
+    @property
+    def userdata(self):
+        """The decoded user-data (parts, scripts, #cloud-config), decoded once."""
+        if self._userdata is None:
+            from .userdata import decode
+            raw = self.metadata.user_data if self.metadata else b""
+            self._userdata = decode(raw, self.config.getint("userdata", "max_bytes"))
+        return self._userdata
+
+    @property
+    def cloud_config(self):
+        """The merged #cloud-config dict ({} when there is none)."""
+        if not self.config.getbool("userdata", "enabled"):
+            return {}
+        if not (self.metadata and self.metadata.user_data):
+            return {}
+        return self.userdata.cloud_config
+
+
+def run(system, config, stage="all", only=None):
+    """One run of ``stage``; returns the exit code."""
+    state = State(system)
+    state.ensure()
+    with _lock(system):
+        return _run_locked(system, config, state, stage, only)
+
+
+def _run_locked(system, config, state, stage, only):
+    t0 = time.monotonic()
+    boot_id = state.boot_id()
+    record = {"stage": stage, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "steps": [], "source": None, "instance_id": None}
+    status = state.read_status() or {}
+    if not boot_id or status.get("boot_id") != boot_id:
+        status = {"boot_id": boot_id, "runs": []}
+    configured_this_boot = bool(boot_id) and any(
+        r.get("configured") for r in status.get("runs", []))
+
+    code = EXIT_OK
+    md = None
+    new_instance = False
+    if stage == "network" and configured_this_boot:
+        log.info("already configured in this boot by the local stage; nothing to do")
+        record["message"] = "already configured in this boot"
+    elif stage == "final":
+        md = state.stored_metadata()
+        if md is None:
+            log.error("no stored metadata: the config stage has not found a datasource")
+            code = EXIT_NO_DATASOURCE
+    else:
+        names = config.getlist("main", "datasources")
+        if stage == "local":
+            names = [n for n in names if n == "configdrive"]
+        try:
+            md = datasources.search(config, system, names, state=state,
+                                    deadline=None if stage != "local" else 0)
+        except datasources.NoDatasource as e:
+            if stage == "local":
+                log.info("no local datasource (%s); the network stage will look", e)
+            else:
+                log.error("no datasource found: %s", e)
+                code = EXIT_NO_DATASOURCE
+            record["message"] = str(e)
+    if md is not None:
+        logsetup.add_secrets(md.secrets())
+        record["source"], record["instance_id"] = md.source, md.instance_id
+        if stage != "final":
+            prev = state.previous_instance_id()
+            new_instance = state.set_instance(md)
+            if new_instance:
+                log.info("new instance %s (previous: %s): per-instance steps will run",
+                         md.instance_id, prev or "none")
+            else:
+                log.info("same instance %s as before: only per-boot steps run", md.instance_id)
+    record["new_instance"] = new_instance
+
+    if stage == "local" and md is None:
+        names = []
+    elif stage == "network" and configured_this_boot:
+        names = []
+    elif stage == "final":
+        names = steps.FINAL_STEPS if md is not None else []
+    elif stage == "all":
+        names = steps.ALL_STEPS
+    else:
+        names = steps.CONFIG_STEPS
+    if only:
+        names = [n for n in names if n in only]
+    ctx = Context(system, config, state, md, new_instance, stage)
+    failed = False
+    for name in names:
+        result = _run_step(ctx, name)
+        record["steps"].append(result)
+        failed |= result["result"] == "failed"
+    if md is not None and stage in ("local", "network", "all"):
+        record["configured"] = True
+    if failed and code == EXIT_OK:
+        code = EXIT_STEP_FAILED
+    record["exit_code"] = code
+    record["duration"] = round(time.monotonic() - t0, 3)
+    status["runs"].append(record)
+    status["last"] = record
+    try:
+        state.write_status(status)
+    except OSError as e:
+        log.warning("cannot record the run's status: %s", e)
+    log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
+    return code
+
+
+def _run_step(ctx, name):
+    t0 = time.monotonic()
+    res = {"name": name, "result": "ok", "changes": [], "duration": 0.0}
+    try:
+        mod = importlib.import_module(f"guestagent.steps.{name}")
+        res["frequency"] = mod.FREQUENCY
+        if ctx.metadata is None and getattr(mod, "NEEDS_METADATA", True):
+            raise steps.Skip("no metadata")
+        iid = ctx.metadata.instance_id if ctx.metadata else None
+        if mod.FREQUENCY == steps.PER_INSTANCE:
+            if iid is None:
+                raise steps.Skip("no instance id")
+            if ctx.state.done(iid, name):
+                res["result"] = "done-before"
+                log.debug("%s: already done for instance %s", name, iid)
+                return res
+        changes = mod.run(ctx) or []
+        res["changes"] = list(changes)
+        res["result"] = "changed" if changes else "ok"
+        for c in changes:
+            log.info("%s: %s", name, c)
+        if mod.FREQUENCY == steps.PER_INSTANCE:
+            ctx.state.mark_done(iid, name)
+    except steps.Skip as e:
+        res["result"] = "skipped"
+        res["reason"] = str(e)
+        log.info("%s: skipped: %s", name, e)
+    except Exception as e:  # a failed step never stops the boot or the next step
+        res["result"] = "failed"
+        res["error"] = str(e) or type(e).__name__
+        log.error("%s failed: %s", name, res["error"])
+        log.debug("%s traceback", name, exc_info=True)
+    finally:
+        res["duration"] = round(time.monotonic() - t0, 3)
+    return res
+
+
+class _lock:
+    """One agent at a time: a second run waits (and says so), then goes on."""
+
+    def __init__(self, system):
+        self.path = system.path(STATE_DIR + "/lock")
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                          0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            log.warning("another guestagent run (pid %s) is in progress; waiting for it "
+                        "to finish (up to %d s)", holder, LOCK_WAIT)
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        os.close(self.fd)
+                        raise RuntimeError(f"another guestagent run (pid {holder}) still "
+                                           f"holds {self.path}; giving up") from None
+                    time.sleep(0.1)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)

@@ -1,0 +1,94 @@
+"""Per-instance state under /var/lib/guestagent (inside the root).
+
+    instance-id                    the instance the last run configured
+    instances/<id>/metadata.json   the normalised metadata (0600: secrets)
+    instances/<id>/done/<step>     per-instance steps that have completed
+    status.json                    this boot's runs, step by step (no secrets)
+
+The directory is root-only (0700).  Instance ids become directory names, so
+anything but a plain id is hashed first.
+"""
+
+import hashlib
+import json
+import os
+import re
+
+from .metadata import Metadata
+
+STATE_DIR = "/var/lib/guestagent"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def safe_id(instance_id):
+    if _SAFE_ID.match(instance_id) and instance_id not in (".", ".."):
+        return instance_id
+    return "id-" + hashlib.sha256(instance_id.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+class State:
+    def __init__(self, system):
+        self.system = system
+
+    def _p(self, *parts):
+        return "/".join((STATE_DIR,) + parts)
+
+    def ensure(self):
+        self.system.makedirs(STATE_DIR, mode=0o700)
+        os.chmod(self.system.path(STATE_DIR), 0o700)
+
+    # -- instance ------------------------------------------------------
+    def previous_instance_id(self):
+        try:
+            return self.system.read_text(self._p("instance-id")).strip()
+        except OSError:
+            return ""
+
+    def set_instance(self, md):
+        """Record ``md`` as the current instance; return True when it is new."""
+        self.ensure()
+        new = self.previous_instance_id() != md.instance_id
+        d = self._p("instances", safe_id(md.instance_id))
+        self.system.makedirs(d, mode=0o700)
+        self.system.write_file(d + "/metadata.json",
+                               json.dumps(md.to_dict(), indent=1, sort_keys=True), mode=0o600)
+        if new:
+            self.system.write_file(self._p("instance-id"), md.instance_id + "\n", mode=0o600)
+        return new
+
+    def stored_metadata(self, instance_id=None):
+        iid = instance_id or self.previous_instance_id()
+        if not iid:
+            return None
+        try:
+            raw = self.system.read_bytes(self._p("instances", safe_id(iid), "metadata.json"))
+            return Metadata.from_dict(json.loads(raw))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    # -- per-instance markers ---------------------------------------------
+    def done(self, instance_id, step):
+        return self.system.exists(self._p("instances", safe_id(instance_id), "done", step))
+
+    def mark_done(self, instance_id, step):
+        self.system.write_file(self._p("instances", safe_id(instance_id), "done", step),
+                               b"", mode=0o600, dir_mode=0o700)
+
+    # -- status ----------------------------------------------------------
+    def read_status(self):
+        try:
+            return json.loads(self.system.read_bytes(self._p("status.json")))
+        except (OSError, ValueError):
+            return None
+
+    def write_status(self, status):
+        self.ensure()
+        self.system.write_file(self._p("status.json"),
+                               json.dumps(status, indent=1, sort_keys=True) + "\n", mode=0o644)
+
+    def boot_id(self):
+        """The kernel's boot id; runs in one boot share it (unknown under a bare --root)."""
+        try:
+            return self.system.read_text("/proc/sys/kernel/random/boot_id").strip()
+        except OSError:
+            return ""

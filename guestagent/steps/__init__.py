@@ -1,0 +1,30 @@
+"""The steps, in the order they run, and what each one declares.
+
+Like tiny-cloud's phases: two short ordered lists.  ``config`` steps run as
+soon as metadata is found and must be done before sshd accepts logins;
+``final`` steps (user scripts) run late and never hold up a login.
+
+Each step lives in ``guestagent/steps/<name>.py`` and is imported only when
+it runs.  A step module defines::
+
+    FREQUENCY = PER_BOOT or PER_INSTANCE
+    NEEDS_METADATA = True          # False: runs even with no datasource
+    def run(ctx) -> list[str]      # what it changed, in operator's words
+
+and raises `Skip` to say why it did nothing.
+"""
+
+PER_BOOT = "per-boot"
+PER_INSTANCE = "per-instance"
+
+# Intended order: bootcmd, growroot, users, hostkeys, hostname, resolv_conf,
+# admin_pass, injected_files, write_files | scripts (user-data, runcmd).
+CONFIG_STEPS = [
+]
+FINAL_STEPS = [
+]
+ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
+
+
+class Skip(Exception):
+    """The step had nothing to do, for the reason given."""

@@ -1,0 +1,297 @@
+"""The one seam through which steps change the machine.
+
+Every file a step reads or writes goes through `System` paths relative to a
+root directory (``/`` on a real boot, a scratch tree under ``--root``), and
+every command goes through `System.run`.  Tests point the root elsewhere.
+
+Writes walk the path one component at a time with ``O_NOFOLLOW`` and
+directory file descriptors, so a symlink planted by an unprivileged user
+(``~/.ssh -> /etc``) cannot redirect a write made by root, and nothing
+escapes the root directory.  Symlinks owned by root in root-owned,
+non-writable directories (``/lib -> usr/lib`` on merged-/usr systems) are
+followed, but resolved inside the root.
+"""
+
+import errno
+import logging
+import os
+import stat
+import subprocess
+import time
+
+log = logging.getLogger(__name__)
+
+_MAX_LINKS = 16
+
+
+class UnsafePathError(OSError):
+    """A path could be redirected by someone other than root, or leaves the root."""
+
+
+class System:
+    def __init__(self, root="/"):
+        self.root = os.path.abspath(root)
+        self.live = self.root == "/"
+
+    # -- paths ---------------------------------------------------------
+    def path(self, path):
+        """Host path of ``path`` (an absolute path inside the root).
+
+        Only for reading and for handing to commands: writes go through
+        `write_file`, which does not trust symlinks.
+        """
+        rel = _relative(path)
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def exists(self, path):
+        return os.path.lexists(self.path(path))
+
+    def read_bytes(self, path, limit=None):
+        """Read a file inside the root; symlinks are resolved inside the root."""
+        fd = self._open_file(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as f:
+            return f.read() if limit is None else f.read(limit)
+
+    def read_text(self, path, default=None):
+        try:
+            return self.read_bytes(path).decode("utf-8", "replace")
+        except (FileNotFoundError, NotADirectoryError):
+            if default is not None:
+                return default
+            raise
+
+    # -- safe writes ---------------------------------------------------
+    def write_file(self, path, data, mode=0o644, uid=None, gid=None,
+                   make_dirs=True, dir_mode=0o755, trusted_uids=(0,)):
+        """Atomically replace ``path`` with ``data``: temp file, fsync, rename.
+
+        Refuses (UnsafePathError) when the file itself is a symlink or a
+        directory on the way is a symlink that is not root's own, so the
+        target of a planted link is never touched.  ``trusted_uids`` names
+        owners whose directories we may walk (the user's own home, for
+        ~/.ssh); links are never followed inside those.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        parent, name = os.path.split(_relative(path))
+        if not name:
+            raise UnsafePathError(errno.EINVAL, "not a file path", path)
+        dfd = self.open_dir(parent, create=make_dirs, mode=dir_mode,
+                            trusted_uids=trusted_uids)
+        try:
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                raise UnsafePathError(errno.ELOOP, f"refusing to write: {kind}",
+                                      "/" + _relative(path))
+            tmp = f".{name}.guestagent-{os.getpid()}"
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    if uid is not None or gid is not None:
+                        os.fchown(f.fileno(), -1 if uid is None else uid,
+                                  -1 if gid is None else gid)
+                    os.fchmod(f.fileno(), mode)
+                    os.fsync(f.fileno())
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
+                raise
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def append_file(self, path, data, mode=0o644):
+        """Append to a log-like file (not atomic; never through a symlink)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        parent, name = os.path.split(_relative(path))
+        dfd = self.open_dir(parent, create=True)
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, mode, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def remove(self, path):
+        parent, name = os.path.split(_relative(path))
+        try:
+            dfd = self.open_dir(parent, create=False)
+        except FileNotFoundError:
+            return False
+        try:
+            os.unlink(name, dir_fd=dfd)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(dfd)
+
+    def makedirs(self, path, mode=0o755):
+        os.close(self.open_dir(_relative(path), create=True, mode=mode))
+
+    def open_dir(self, path, create=False, mode=0o755, trusted_uids=(0,)):
+        """Open a directory inside the root without following untrusted links."""
+        parts = [p for p in _relative(path).split("/") if p]
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        links = 0
+        try:
+            while parts:
+                part = parts.pop(0)
+                if part == "..":
+                    raise UnsafePathError(errno.EINVAL, "'..' in path", path)
+                try:
+                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                  | os.O_CLOEXEC, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(part, mode, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    parts.insert(0, part)
+                    continue
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    target = self._trusted_link(fd, part, path)
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise UnsafePathError(errno.ELOOP, "too many links", path) from None
+                    if target.startswith("/"):
+                        os.close(fd)
+                        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                        # a link to an absolute path restarts at the root
+                    parts[:0] = [p for p in target.split("/") if p and p != "."]
+                    continue
+                st = os.fstat(nfd)
+                os.close(fd)
+                fd = nfd
+                if st.st_uid not in trusted_uids:
+                    os.close(fd)
+                    fd = -1
+                    raise UnsafePathError(errno.EPERM, f"directory owned by uid {st.st_uid}",
+                                          path)
+            return fd
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+
+    def _trusted_link(self, dfd, name, path):
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError(errno.ENOTDIR, f"{name} is not a directory", path)
+        dst = os.fstat(dfd)
+        if st.st_uid != 0 or dst.st_uid != 0 or dst.st_mode & 0o022:
+            raise UnsafePathError(errno.ELOOP, f"refusing to follow symlink {name!r}", path)
+        target = os.readlink(name, dir_fd=dfd)
+        if ".." in target.split("/"):
+            # resolve '..' lexically against the link's place is not possible
+            # from a dir fd; such links are rare in system trees
+            raise UnsafePathError(errno.ELOOP, f"refusing symlink with '..': {name}", path)
+        return target
+
+    def _open_file(self, path, flags):
+        rel = _relative(path)
+        parent, name = os.path.split(rel)
+        dfd = self.open_dir(parent, trusted_uids=_ANY_UID)
+        try:
+            for _ in range(_MAX_LINKS):
+                try:
+                    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    target = os.readlink(name, dir_fd=dfd)
+                    # resolve the link inside the root, never on the host
+                    base = "/" + parent if not target.startswith("/") else ""
+                    newpath = os.path.normpath(os.path.join(base or "/", target))
+                    parent, name = os.path.split(_relative(newpath))
+                    os.close(dfd)
+                    dfd = self.open_dir(parent, trusted_uids=_ANY_UID)
+            raise UnsafePathError(errno.ELOOP, "too many links", path)
+        finally:
+            os.close(dfd)
+
+    # -- commands ------------------------------------------------------
+    def which(self, name):
+        """Find a command on the host (commands always run on the host)."""
+        for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":") + [
+                "/usr/sbin", "/sbin"]:
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and os.access(p, os.X_OK):
+                return p
+        return None
+
+    def run(self, argv, input=None, timeout=None, check=False, env=None):
+        """Run a command, log it, and return CompletedProcess (text output).
+
+        ``input`` is never logged: it carries passwords (chpasswd).
+        """
+        t0 = time.monotonic()
+        log.debug("running: %s", " ".join(argv))
+        try:
+            res = subprocess.run(argv, input=input, capture_output=True, text=True,
+                                 timeout=timeout, env=env, errors="replace")
+        except FileNotFoundError:
+            raise CommandMissing(argv[0]) from None
+        log.debug("%s exited %d in %.2fs", argv[0], res.returncode, time.monotonic() - t0)
+        if check and res.returncode != 0:
+            raise CommandFailed(argv, res)
+        return res
+
+
+class _AnyUid:
+    def __contains__(self, uid):
+        return True
+
+
+_ANY_UID = _AnyUid()
+
+
+class CommandMissing(RuntimeError):
+    def __init__(self, name):
+        super().__init__(f"command not found: {name}")
+        self.name = name
+
+
+class CommandFailed(RuntimeError):
+    def __init__(self, argv, res):
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        msg = f"{' '.join(argv[:3])} failed (exit {res.returncode})"
+        if detail:
+            msg += ": " + detail[-1][:300]
+        super().__init__(msg)
+        self.returncode = res.returncode
+        self.result = res
+
+
+def _relative(path):
+    """'/etc/hostname' -> 'etc/hostname'; refuses '..' and NUL."""
+    path = os.fspath(path)
+    if "\0" in path:
+        raise UnsafePathError(errno.EINVAL, "NUL in path", path)
+    parts = [p for p in path.split("/") if p and p != "."]
+    if ".." in parts:
+        raise UnsafePathError(errno.EINVAL, "'..' in path", path)
+    return "/".join(parts)

@@ -1,0 +1,147 @@
+"""The agent against the project's metadata server at 169.254.169.254, in a netns."""
+
+import json
+import os
+import time
+
+import pytest
+
+from conftest import EXAMPLES, needs_root
+from netns import Netns
+
+pytestmark = [needs_root, pytest.mark.root]
+TREE = os.path.join(EXAMPLES, "configdrive")
+META = json.load(open(os.path.join(TREE, "openstack/latest/meta_data.json")))
+
+
+def _conf(tmp_path, text="", deadline=20):
+    f = tmp_path / "agent.conf"
+    f.write_text(f"[main]\ndatasources = openstack, ec2\ndeadline = {deadline}\n{text}")
+    return f
+
+
+def _expected_keys():
+    keys = []
+    for k in list(META["public_keys"].values()) + [k["data"] for k in META["keys"]]:
+        if k.strip() not in keys:
+            keys.append(k.strip())
+    return keys
+
+
+def _query(run_agent, root, conf):
+    res = run_agent("query", "--json", "--root", root, "--config", conf, check=True)
+    return json.loads(res.stdout)
+
+
+def test_openstack_service_five_requests_at_most(tmp_path, root, run_agent):
+    log = tmp_path / "requests.log"
+    conf = _conf(tmp_path)
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack", log=log)
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert res.returncode == 0, res.stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) <= 5, lines
+    q = _query(run_agent, root, conf)
+    assert q["instance_id"] == META["uuid"]
+    assert q["hostname"] == META["hostname"]
+    assert q["public_keys"] == _expected_keys()
+    assert q["dns_nameservers"] == ["192.0.2.53", "198.51.100.53"]
+    assert q["source"].startswith("openstack")
+    text = json.dumps(q)
+    assert META["random_seed"] not in text
+    assert "user-data script ran" not in text
+
+
+def test_ec2_service_that_requires_imdsv2_tokens(tmp_path, root, run_agent):
+    log = tmp_path / "requests.log"
+    conf = _conf(tmp_path)
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "ec2", "--imdsv2", "required", log=log)
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert res.returncode == 0, res.stderr
+    assert any(line.startswith("PUT /latest/api/token 200") for line in
+               log.read_text().splitlines())
+    q = _query(run_agent, root, conf)
+    assert q["instance_id"] == META["uuid"]
+    assert q["hostname"] == META["hostname"]
+    assert q["public_keys"] == [META["public_keys"]["mykey"].strip()]
+    assert q["source"].startswith("ec2")
+
+
+@pytest.mark.parametrize("fault", [
+    ["--fail-first", "3"],
+    ["--reset-first", "3"],
+    ["--stall-first", "1", "--stall", "5"],
+])
+def test_faults_that_clear_are_retried(tmp_path, root, run_agent, fault):
+    conf = _conf(tmp_path, "request_timeout = 1\n")
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack", *fault)
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert res.returncode == 0, res.stderr
+    assert _query(run_agent, root, conf)["instance_id"] == META["uuid"]
+
+
+def test_service_that_starts_late(tmp_path, root, run_agent):
+    conf = _conf(tmp_path)
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack", "--start-after", "2", wait=False)
+        t0 = time.monotonic()
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+        took = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    assert took >= 2
+    assert "retrying" in res.stderr
+
+
+def test_no_service_gives_up_at_the_deadline_with_exit_3(tmp_path, root, run_agent):
+    conf = _conf(tmp_path, deadline=3)
+    with Netns() as ns:
+        t0 = time.monotonic()
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+        took = time.monotonic() - t0
+    assert res.returncode == 3, res.stderr
+    assert "no datasource found" in res.stderr
+    assert took < 3 + 5  # interpreter start-up and the netns on top of the deadline
+
+
+def test_network_down_is_told_apart_from_no_service(tmp_path, root, run_agent):
+    conf = _conf(tmp_path, deadline=1)
+    with Netns(with_address=False) as ns:
+        ns.run(["ip", "link", "set", "lo", "down"])
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert res.returncode == 3
+    assert "no network yet" in res.stderr
+    with Netns() as ns:
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert "network is up" in res.stderr and "does not answer" in res.stderr
+
+
+def test_truncated_and_huge_bodies_never_hang_or_crash(tmp_path, root, run_agent):
+    conf = _conf(tmp_path, "max_response_bytes = 1048576\n", deadline=4)
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack",
+                        "--huge", "openstack/latest/meta_data.json")
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns, timeout=30)
+    assert res.returncode == 3
+    assert "limit" in res.stderr
+    assert "Traceback" not in res.stderr
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack",
+                        "--truncate", "openstack/latest/meta_data.json")
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns, timeout=30)
+    assert res.returncode == 3
+    assert "truncated" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_redirect_off_the_metadata_address_is_refused(tmp_path, root, run_agent):
+    log = tmp_path / "requests.log"
+    conf = _conf(tmp_path, deadline=3)
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack",
+                        "--redirect", "openstack/latest/meta_data.json", log=log)
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert "refusing to follow a redirect" in res.stderr
+    assert res.returncode == 3

@@ -1,0 +1,55 @@
+import os
+
+import pytest
+
+from guestagent.system import System, UnsafePathError
+
+
+def test_write_is_atomic_and_sets_mode(tmp_path):
+    s = System(str(tmp_path))
+    s.write_file("/etc/new/file", "hello\n", mode=0o600)
+    p = tmp_path / "etc/new/file"
+    assert p.read_text() == "hello\n"
+    assert oct(p.stat().st_mode & 0o777) == "0o600"
+    assert [x for x in os.listdir(p.parent) if x.startswith(".")] == []
+
+
+def test_refuses_to_write_through_a_symlinked_file(tmp_path):
+    target = tmp_path / "outside"
+    target.write_text("keep")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hostname").symlink_to(target)
+    with pytest.raises(UnsafePathError):
+        System(str(tmp_path / "")).write_file("/etc/hostname", "evil")
+    assert target.read_text() == "keep"
+
+
+def test_refuses_untrusted_directory_symlink(tmp_path):
+    home = tmp_path / "home/u"
+    home.mkdir(parents=True)
+    os.chown(home, 1000, 1000) if os.geteuid() == 0 else None
+    (home / ".ssh").symlink_to(tmp_path / "etc")
+    os.lchown(home / ".ssh", 1000, 1000) if os.geteuid() == 0 else None
+    with pytest.raises(UnsafePathError):
+        System(str(tmp_path)).write_file("/home/u/.ssh/authorized_keys", "x",
+                                         trusted_uids=(0, 1000))
+    assert not (tmp_path / "etc/authorized_keys").exists()
+
+
+def test_root_owned_symlinks_resolve_inside_the_root(tmp_path):
+    (tmp_path / "usr/lib").mkdir(parents=True)
+    (tmp_path / "lib").symlink_to("/usr/lib")  # absolute: must stay inside the root
+    System(str(tmp_path)).write_file("/lib/x.conf", "ok")
+    assert (tmp_path / "usr/lib/x.conf").read_text() == "ok"
+
+
+def test_dotdot_is_refused(tmp_path):
+    with pytest.raises(UnsafePathError):
+        System(str(tmp_path)).write_file("/etc/../../escape", "x")
+
+
+def test_read_follows_links_inside_the_root_only(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "real").write_text("inside")
+    (tmp_path / "etc/os-release").symlink_to("/real")
+    assert System(str(tmp_path)).read_text("/etc/os-release") == "inside"
