@@ -60,8 +60,27 @@ class Context:
         return self.userdata.cloud_config
 
 
+def disabled_reason(system):
+    """Why the agent must not run here, or '' (checked before anything else)."""
+    if system.exists("/etc/guestagent/disabled"):
+        return "/etc/guestagent/disabled exists"
+    cmdline = system.read_text("/proc/cmdline", default="").split()
+    if "guestagent=disabled" in cmdline:
+        return "guestagent=disabled is on the kernel command line"
+    if system.exists("/usr/bin/cloud-init") and not (
+            system.exists("/etc/cloud/cloud-init.disabled")
+            or "cloud-init=disabled" in cmdline):
+        return ("cloud-init is installed and enabled, and owns first boot here "
+                "(touch /etc/cloud/cloud-init.disabled to hand it to guestagent)")
+    return ""
+
+
 def run(system, config, stage="all", only=None):
     """One run of ``stage``; returns the exit code."""
+    why = disabled_reason(system)
+    if why:
+        log.info("standing aside: %s", why)
+        return EXIT_OK
     state = State(system)
     state.ensure()
     with _lock(system):

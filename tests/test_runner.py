@@ -1,0 +1,102 @@
+import json
+
+import pytest
+
+from conftest import EXAMPLES
+
+DEMO_CONF = f"{EXAMPLES}/demo.conf"
+
+
+@pytest.mark.parametrize("plant", [
+    ("etc/guestagent/disabled", ""),
+    ("proc/cmdline", "root=/dev/vda1 guestagent=disabled quiet\n"),
+    ("usr/bin/cloud-init", "#!/bin/sh\n"),
+])
+def test_stands_aside_when_disabled(root, run_agent, plant):
+    path, text = plant
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    assert res.returncode == 0
+    assert "standing aside" in res.stderr
+    assert not (root / "var/lib/guestagent/instance-id").exists()
+
+
+def test_cloud_init_disabled_does_not_block(root, run_agent):
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/cloud-init").write_text("#!/bin/sh\n")
+    (root / "etc/cloud").mkdir(parents=True)
+    (root / "etc/cloud/cloud-init.disabled").write_text("")
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    assert "standing aside" not in res.stderr
+    assert (root / "var/lib/guestagent/instance-id").exists()
+
+
+def test_new_instance_then_same_instance(root, run_agent):
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    assert res.returncode in (0, 1), res.stderr
+    assert "new instance" in res.stderr
+    status = json.loads(run_agent("status", "--json", "--root", root).stdout)
+    assert status["last"]["new_instance"] is True
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    assert "same instance" in res.stderr
+    status = json.loads(run_agent("status", "--json", "--root", root).stdout)
+    assert status["last"]["new_instance"] is False
+    for s in status["last"]["steps"]:
+        if s.get("frequency") == "per-instance":
+            assert s["result"] in ("done-before", "skipped"), s
+
+
+def test_state_is_root_only_and_metadata_0600(root, run_agent):
+    run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    state = root / "var/lib/guestagent"
+    assert state.stat().st_mode & 0o077 == 0
+    md = next(state.glob("instances/*/metadata.json"))
+    assert md.stat().st_mode & 0o777 == 0o600
+
+
+def test_plain_invocation_prints_help_and_changes_nothing(root, run_agent):
+    res = run_agent("--root", root)
+    assert res.returncode == 0 and "--once" in res.stdout
+    assert not (root / "var/lib/guestagent").exists()
+
+
+def test_config_error_exits_2_naming_the_file(tmp_path, root, run_agent):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[main]\nno equals sign here\n")
+    res = run_agent("--once", "--root", root, "--config", bad)
+    assert res.returncode == 2
+    assert str(bad) in res.stderr and "line 2" in res.stderr
+
+
+def test_unknown_only_step_is_a_usage_error(root, run_agent):
+    res = run_agent("--once", "--only", "nosuchstep", "--root", root, "--config", DEMO_CONF)
+    assert res.returncode == 2 and "nosuchstep" in res.stderr
+
+
+def test_later_boot_confirmed_by_dmi_uuid_needs_no_datasource(tmp_path, root, run_agent):
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    iid = json.loads(run_agent("query", "--json", "--root", root, "--config",
+                               DEMO_CONF).stdout)["instance_id"]
+    dmi = root / "sys/class/dmi/id"
+    dmi.mkdir(parents=True)
+    (dmi / "product_uuid").write_text(iid.upper() + "\n")
+    conf = tmp_path / "net.conf"  # only network sources, and nothing listens
+    conf.write_text("[main]\ndatasources = openstack\ndeadline = 0\n"
+                    "metadata_url = http://127.0.0.1:9\n")
+    res = run_agent("--once", "--stage", "local", "--root", root, "--config", conf)
+    assert res.returncode == 0, res.stderr
+    assert "DMI system UUID" in res.stderr
+    status = json.loads(run_agent("status", "--json", "--root", root).stdout)
+    assert status["last"]["instance_id"] == iid
+
+
+def test_query_key_paths_and_missing_key(root, run_agent):
+    run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    out = run_agent("query", "hostname", "--root", root, "--config", DEMO_CONF).stdout
+    assert out.strip() == "demo.novalocal"
+    out = run_agent("query", "raw/meta_data.json/meta/role", "--root", root).stdout
+    assert out.strip() == "webserver"
+    res = run_agent("query", "nope", "--root", root)
+    assert res.returncode == 2 and "no such key" in res.stderr
+    assert "not-a-real-password" not in run_agent("query", "--json", "--root", root).stdout
