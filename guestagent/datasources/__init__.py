@@ -7,6 +7,7 @@ one client, so one deadline covers the whole search.
 
 import importlib
 import logging
+import os
 import time
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def search(config, system, names, state=None, deadline=None):
     """
     if deadline is None:
         deadline = config.getfloat("main", "deadline")
-    ctx = SearchContext(config, system, time.monotonic() + deadline)
+    # The deadline counts from the agent's start, not from here, so the
+    # boot waits for the agent no longer than configured.
+    ctx = SearchContext(config, system, time.monotonic() + max(0.0, deadline - process_age()))
     reasons = []
     try:
         for name in names:
@@ -106,6 +109,18 @@ def search(config, system, names, state=None, deadline=None):
     finally:
         ctx.close()
     raise NoDatasource("; ".join(reasons) or "no datasource configured")
+
+
+def process_age():
+    """Seconds since this process started (0 when /proc cannot tell)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _same_instance_by_dmi(system, state):
