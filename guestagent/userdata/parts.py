@@ -1,0 +1,227 @@
+"""Split raw user-data into parts: gzip, MIME multipart, and what each part is.
+
+A part is a script (it starts with ``#!``), a #cloud-config document, or
+something guestagent does not handle (#include, boothooks, part handlers,
+jinja templates...), which is named in a warning and skipped.  Sizes are
+checked after every decompression, so a small gzip bomb cannot inflate past
+[userdata] max_bytes.
+"""
+
+import re
+import zlib
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_PARTS = 500
+MAX_NESTING = 4  # gzip inside MIME inside gzip...
+
+SCRIPT = "text/x-shellscript"
+CLOUD_CONFIG = "text/cloud-config"
+# Parts whose content type says nothing: their first line decides (as in cloud-init).
+_GUESSED = {"text/plain", "text/x-not-multipart", "application/octet-stream"}
+_GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-gzip-compressed"}
+
+# First line -> the part type it announces; longer prefixes first.
+_STARTS = (
+    ("#!", SCRIPT),
+    ("#cloud-config-archive", "text/cloud-config-archive"),
+    ("#cloud-config-jsonp", "text/cloud-config-jsonp"),
+    ("#cloud-config", CLOUD_CONFIG),
+    ("#include-once", "text/x-include-once-url"),
+    ("#include", "text/x-include-url"),
+    ("#cloud-boothook", "text/cloud-boothook"),
+    ("#upstart-job", "text/upstart-job"),
+    ("#part-handler", "text/part-handler"),
+    ("## template: jinja", "text/jinja2"),
+)
+# What to call each unsupported type in a warning, beside its MIME type.
+_KNOWN_NAMES = {
+    "text/x-include-url": "#include",
+    "text/x-include-once-url": "#include-once",
+    "text/cloud-boothook": "#cloud-boothook",
+    "text/upstart-job": "#upstart-job",
+    "text/part-handler": "#part-handler",
+    "text/jinja2": "jinja template",
+    "text/cloud-config-archive": "#cloud-config-archive",
+    "text/cloud-config-jsonp": "#cloud-config-jsonp",
+}
+_MIME_START = re.compile(rb"\s*(content-type|mime-version)\s*:", re.I)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Script:
+    """One user-data script: ``content`` starts with #!; ``index`` is its part number."""
+
+    def __init__(self, name, content, index):
+        self.name = name
+        self.content = content
+        self.index = index
+
+    def __repr__(self):
+        return f"<Script {self.name!r} part {self.index}, {len(self.content)} bytes>"
+
+
+class Parts:
+    def __init__(self):
+        self.scripts = []
+        self.cloud_configs = []  # [(part index, text)]
+        self.warnings = []
+        self.count = 0  # leaf parts seen, for numbering
+        self.total = 0  # bytes of decoded part content so far
+
+
+class TooBig(ValueError):
+    pass
+
+
+def split(data, max_bytes):
+    """Split ``data`` into Parts; problems become warnings, never exceptions."""
+    out = Parts()
+    if len(data) > max_bytes:
+        out.warnings.append(f"user-data is {len(data)} bytes, more than [userdata] max_bytes "
+                            f"= {max_bytes}; none of it is used")
+        return out
+    _process(data, "", None, out, max_bytes, 0, "user-data")
+    return out
+
+
+def gunzip(data, max_bytes):
+    """Decompress gzip (several members allowed), never producing more than max_bytes."""
+    out = bytearray()
+    rest = data
+    while rest[:2] == GZIP_MAGIC:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunk = rest
+        while not d.eof:
+            # max_length is at least 1 here: 0 would mean "no limit"
+            piece = d.decompress(chunk, max_bytes + 1 - len(out))
+            chunk = d.unconsumed_tail
+            out += piece
+            if len(out) > max_bytes:
+                raise TooBig(f"decompresses to more than [userdata] max_bytes = {max_bytes}")
+            if not piece and not chunk and not d.eof:
+                raise ValueError("the gzip data is truncated")
+        rest = d.unused_data
+    return bytes(out)
+
+
+def _process(data, ctype, filename, out, max_bytes, depth, where):
+    """One blob: gunzip it, split it if MIME, else classify it as one part."""
+    if depth > MAX_NESTING:
+        out.warnings.append(f"{where}: compressed or MIME parts nested more than "
+                            f"{MAX_NESTING} deep; skipped")
+        return
+    if data[:2] == GZIP_MAGIC or ctype in _GZIP_TYPES:
+        try:
+            data = gunzip(data, max_bytes - out.total)
+        except TooBig as e:
+            out.warnings.append(f"{where}: gzip data {e}; skipped")
+            return
+        except (zlib.error, ValueError) as e:
+            out.warnings.append(f"{where}: cannot decompress gzip data ({e}); skipped")
+            return
+        if ctype in _GZIP_TYPES:
+            ctype = ""  # what is inside decides
+    if not ctype and _MIME_START.match(data[:256]):
+        _split_mime(data, out, max_bytes, depth, where)
+        return
+    out.count += 1
+    out.total += len(data)
+    if out.total > max_bytes:
+        out.warnings.append(f"user-data parts add up to more than [userdata] max_bytes "
+                            f"= {max_bytes}; part {out.count} and later are not used")
+        return
+    _classify(out.count, ctype, filename, data, out, where)
+
+
+def _split_mime(data, out, max_bytes, depth, where):
+    import email
+    msg = email.message_from_bytes(data)
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        if out.count >= MAX_PARTS:
+            out.warnings.append(f"{where}: more than {MAX_PARTS} MIME parts; the rest "
+                                "are skipped")
+            return
+        try:
+            ctype = part.get_content_type().lower()
+            payload = part.get_payload(decode=True)
+            filename = part.get_filename()
+        except Exception as e:  # a malformed header must not lose the other parts
+            out.count += 1
+            out.warnings.append(f"user-data part {out.count}: unreadable MIME part "
+                                f"({type(e).__name__}); skipped")
+            continue
+        if ctype.startswith("multipart/"):
+            out.count += 1
+            out.warnings.append(f"user-data part {out.count}: {ctype} with no readable parts "
+                                "(missing or wrong boundary?); skipped")
+            continue
+        if not isinstance(payload, bytes):
+            payload = b""
+        _process(payload, ctype or "text/plain", filename, out, max_bytes, depth + 1,
+                 f"user-data part {out.count + 1}")
+
+
+def _classify(index, ctype, filename, data, out, where):
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark from a Windows editor
+    if not data.strip():
+        return
+    guessed = _guess(data)
+    if not ctype or ctype in _GUESSED:
+        if guessed is None:
+            out.warnings.append(f"{where} is {_describe_unknown(data)}; not a script "
+                                "(no #!), #cloud-config or MIME multipart; ignored, "
+                                "nothing run")
+            return
+        ctype = guessed
+    if ctype == SCRIPT:
+        if guessed != SCRIPT:
+            out.warnings.append(f"{where} is {SCRIPT} but does not start with #!; not run")
+            return
+        out.scripts.append(Script(_script_name(filename, index), data, index))
+    elif ctype == CLOUD_CONFIG:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            out.warnings.append(f"{where}: #cloud-config is not valid UTF-8; ignored")
+            return
+        out.cloud_configs.append((index, text))
+    else:
+        name = _KNOWN_NAMES.get(ctype)
+        kind = f"{name} ({ctype})" if name else ctype
+        out.warnings.append(f"{where} is {kind}, which guestagent does not support; skipped")
+
+
+def _guess(data):
+    first = data[:64].decode("utf-8", "replace")
+    for prefix, ctype in _STARTS:
+        if prefix == "## template: jinja":
+            if first.lower().startswith(prefix):
+                return ctype
+        elif first.startswith(prefix):
+            return ctype
+    return None
+
+
+def _describe_unknown(data):
+    head = data[:4096]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the 4096 mark
+            return "binary data"
+        text = head[:e.start].decode("utf-8")
+    if "\0" in text or sum(c < " " and c not in "\t\r\n\f" for c in text) > len(text) // 20:
+        return "binary data"
+    return "plain text"
+
+
+def _script_name(filename, index):
+    """A safe file name for the script: its MIME filename if it has one, else part-NNN."""
+    if filename:
+        name = _SAFE_NAME.sub("_", filename.replace("/", "_")).strip("._")[:64]
+        if name:
+            return name
+    return f"part-{index:03d}"
