@@ -20,6 +20,12 @@ PER_INSTANCE = "per-instance"
 # Intended order: bootcmd, growroot, users, hostkeys, hostname, resolv_conf,
 # admin_pass, injected_files, write_files | scripts (user-data, runcmd).
 CONFIG_STEPS = [
+    "users",
+    "hostkeys",
+    "hostname",
+    "resolv_conf",
+    "admin_pass",
+    "injected_files",
 ]
 FINAL_STEPS = [
 ]

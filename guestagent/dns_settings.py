@@ -1,0 +1,157 @@
+"""The DNS settings the instance asks for, checked value by value.
+
+From the metadata (network_data.json ``services`` of type ``dns``) and,
+taking precedence field by field, #cloud-config ``resolv_conf`` when
+``manage_resolv_conf: true``.  Every value is checked before it can reach a
+file: addresses through `ipaddress`, domains per RFC 1123, options against a
+plain pattern.  Junk is dropped with a warning naming it; nothing with a
+line break or a space ever gets through.
+"""
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass, field
+
+from .hostnames import BadName, check_name, shown
+from .metadata import dedupe
+
+log = logging.getLogger(__name__)
+
+_SCOPE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_OPTION = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+@dataclass
+class DnsSettings:
+    nameservers: list = field(default_factory=list)
+    search: list = field(default_factory=list)  # the domain first, when one was given
+    options: list = field(default_factory=list)  # resolv.conf tokens: rotate, timeout:1
+
+    def empty(self):
+        return not (self.nameservers or self.search or self.options)
+
+
+def from_context(ctx):
+    """DnsSettings from the metadata and #cloud-config."""
+    md = ctx.metadata
+    servers = nameservers(md.dns_nameservers if md else [], "the metadata's DNS servers")
+    search = domains(md.dns_search if md else [], "the metadata's DNS search domains")
+    options = []
+    cc = _cloud_resolv_conf(ctx.cloud_config or {})
+    if cc is not None:
+        if cc.get("nameservers") is not None:
+            servers = nameservers(_as_list(cc["nameservers"], "resolv_conf.nameservers"),
+                                  "#cloud-config resolv_conf.nameservers")
+        if cc.get("searchdomains") is not None or cc.get("domain") is not None:
+            domain = [] if cc.get("domain") in (None, "") else [cc["domain"]]
+            search = domains(domain + _as_list(cc.get("searchdomains"),
+                                               "resolv_conf.searchdomains"),
+                             "#cloud-config resolv_conf domain and searchdomains")
+        options = resolver_options(cc.get("options"))
+    return DnsSettings(dedupe(servers), dedupe(search), options)
+
+
+def _cloud_resolv_conf(cc):
+    """The resolv_conf mapping when manage_resolv_conf is true, else None."""
+    manage = cc.get("manage_resolv_conf")
+    rc = cc.get("resolv_conf")
+    if manage is not True:
+        if rc is not None:
+            log.info("#cloud-config resolv_conf is ignored: manage_resolv_conf is not true")
+        return None
+    if not isinstance(rc, dict):
+        log.warning("#cloud-config manage_resolv_conf is true but resolv_conf is %s, "
+                    "not a mapping; using the metadata's DNS settings",
+                    "missing" if rc is None else type(rc).__name__)
+        return None
+    for key in rc:
+        if key not in ("nameservers", "searchdomains", "domain", "options"):
+            log.warning("#cloud-config resolv_conf: ignoring unknown key %s", shown(key))
+    return rc
+
+
+def _as_list(value, what):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return value
+    log.warning("ignoring #cloud-config %s: expected a list, got %s", what,
+                type(value).__name__)
+    return []
+
+
+def nameservers(values, what):
+    out = []
+    for v in values:
+        try:
+            out.append(nameserver(v))
+        except ValueError as e:
+            log.warning("ignoring DNS server %s from %s: %s", shown(v), what, e)
+    return out
+
+
+def nameserver(value):
+    """The address in canonical form, or ValueError."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    addr, sep, scope = value.partition("%")
+    if sep and not _SCOPE.match(scope):
+        raise ValueError("bad interface scope after '%'")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise ValueError("not an IP address") from None
+    if sep and ip.version != 6:
+        raise ValueError("only IPv6 addresses take an interface scope")
+    return str(ip) + (sep + scope)
+
+
+def domains(values, what):
+    out = []
+    for v in values:
+        try:
+            out.append(check_name(v, fix_underscores=False))
+        except BadName as e:
+            log.warning("ignoring DNS search domain %s from %s: %s", shown(v), what, e)
+    return out
+
+
+def resolver_options(value):
+    """resolv.conf option tokens from {rotate: true, timeout: 1} (or a list)."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        as_dict = {}
+        for v in value:
+            if not isinstance(v, str):
+                log.warning("ignoring resolver option %s: not a string", shown(v))
+                continue
+            key, sep, number = v.partition(":")
+            as_dict[key] = number if sep else True
+        value = as_dict
+    if not isinstance(value, dict):
+        log.warning("ignoring #cloud-config resolv_conf.options: expected a mapping, got %s",
+                    type(value).__name__)
+        return []
+    out = []
+    for key, v in value.items():
+        if not isinstance(key, str) or not _OPTION.match(key):
+            log.warning("ignoring resolver option %s: not an option name", shown(key))
+            continue
+        if v is True:
+            out.append(key)
+        elif v is False or v is None:
+            continue
+        elif isinstance(v, int) or (isinstance(v, str) and v.isascii() and v.isdigit()
+                                    and len(v) < 6):
+            if int(v) < 0:
+                log.warning("ignoring resolver option %s: negative value", key)
+                continue
+            out.append(f"{key}:{int(v)}")
+        else:
+            log.warning("ignoring resolver option %s: value %s is not true, false or a "
+                        "number", key, shown(v))
+    return out

@@ -1,0 +1,189 @@
+"""The host name: /etc/hostname, the running system, and /etc/hosts.
+
+Where the name comes from, first found wins: #cloud-config ``fqdn``, then
+#cloud-config ``hostname``, then the metadata's host name.  ``preserve_hostname:
+true`` in #cloud-config leaves everything alone.  A name that fails the
+checks in `guestagent.hostnames` is refused with one warning, and the current
+name stays.
+
+Runs every boot, but does not fight the administrator: on a reboot of the
+same instance /etc/hostname is only changed while it still holds the name
+the agent wrote last (remembered in /var/lib/guestagent/hostname), is empty,
+or is an image default such as ``localhost`` or ``debian``.  A new instance
+always gets its name from the metadata.
+
+/etc/hosts: the agent owns one line, ``127.0.1.1 FQDN SHORT  # guestagent``
+(the Debian convention).  It replaces its own marked line; failing that, a
+127.0.1.1 line that names only the image's old host name; failing that, it
+adds its line after the other loopback lines.  Every other line, comment and
+the order are kept.
+"""
+
+import errno
+import logging
+import socket
+
+from ..hostnames import BadName, check_hostname, shown
+from ..state import STATE_DIR
+from . import PER_BOOT, Skip
+
+log = logging.getLogger(__name__)
+
+FREQUENCY = PER_BOOT
+
+HOSTNAME_FILE = "/etc/hostname"
+HOSTS_FILE = "/etc/hosts"
+LAST_WRITTEN = STATE_DIR + "/hostname"
+HOSTS_MARK = "# guestagent"
+HOSTS_ADDRESS = "127.0.1.1"
+# Names images ship with before anyone chose one.
+PLACEHOLDERS = {"", "localhost", "localhost.localdomain", "localhost6", "debian",
+                "ubuntu", "fedora", "centos", "rhel", "rocky", "almalinux", "alpine",
+                "arch", "archlinux", "opensuse", "linux", "unassigned-hostname",
+                "none", "(none)"}
+
+
+def run(ctx):
+    if not ctx.config.getbool("hostname", "enabled"):
+        raise Skip("[hostname] enabled = no")
+    name = wanted_name(ctx)
+    changes = []
+    current = read_hostname_file(ctx.system)
+    if current != name.short:
+        last = _read_last_written(ctx.system)
+        if not ctx.new_instance and current not in PLACEHOLDERS and current != last:
+            raise Skip(f"/etc/hostname says {current!r}, changed by hand since the agent "
+                       f"set {last or 'a name'!r}; leaving the host name alone "
+                       f"(the metadata asks for {name.fqdn!r})")
+        ctx.system.write_file(HOSTNAME_FILE, name.short + "\n", mode=0o644)
+        changes.append(f"set the host name in /etc/hostname to {name.short} "
+                       f"(was {current or 'empty'})")
+    if _read_last_written(ctx.system) != name.short:
+        ctx.system.write_file(LAST_WRITTEN, name.short + "\n", mode=0o600, dir_mode=0o700)
+    if ctx.system.live:
+        if socket.gethostname() != name.short:
+            how = apply_live(ctx.system, name.short)
+            changes.append(f"set the running host name to {name.short} ({how})")
+    if ctx.config.getbool("hostname", "manage_hosts"):
+        line = update_hosts(ctx.system, name, old_names={current})
+        if line:
+            changes.append(f"/etc/hosts now maps {HOSTS_ADDRESS} to {line}")
+    return changes
+
+
+def wanted_name(ctx):
+    """The HostName to use, or Skip saying why there is none."""
+    cc = ctx.cloud_config or {}
+    if cc.get("preserve_hostname") is True:
+        raise Skip("#cloud-config sets preserve_hostname: true")
+    for key in ("fqdn", "hostname"):
+        if cc.get(key) not in (None, ""):
+            value, where = cc[key], f"#cloud-config {key}"
+            break
+    else:
+        value, where = ctx.metadata.hostname, "the metadata's host name"
+        if not value:
+            raise Skip("the metadata names no host name")
+    try:
+        return check_hostname(value)
+    except BadName as e:
+        log.warning("refusing %s %s: %s; keeping the current host name", where,
+                    shown(value), e)
+        raise Skip(f"{where} is not a usable host name") from None
+
+
+def read_hostname_file(system):
+    """The name /etc/hostname holds ('' when missing); comments are skipped."""
+    try:
+        text = system.read_text(HOSTNAME_FILE)
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line
+    return ""
+
+
+def apply_live(system, short):
+    """Set the kernel's host name; returns how.  Never needs D-Bus.
+
+    socket.sethostname first (no process), then the ``hostname`` command.
+    hostnamectl is not used: minimal images have no D-Bus, and systemd-hostnamed
+    reads /etc/hostname and the kernel name itself.
+    """
+    try:
+        socket.sethostname(short)
+        return "sethostname"
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
+            raise
+        first = e
+    tool = system.which("hostname")
+    if tool is None:
+        raise RuntimeError(f"cannot set the running host name: {first.strerror}, "
+                           "and there is no hostname command")
+    system.run([tool, short], check=True, timeout=30)
+    return "hostname command"
+
+
+def update_hosts(system, name, old_names=()):
+    """Make /etc/hosts map 127.0.1.1 to the name; returns the names written or ''."""
+    try:
+        text = system.read_text(HOSTS_FILE)
+    except OSError:
+        text = ""
+    names = name.short if name.fqdn == name.short else f"{name.fqdn} {name.short}"
+    ours = f"{HOSTS_ADDRESS}\t{names}\t{HOSTS_MARK}"
+    new = hosts_with_line(text, ours, old_names=set(old_names) | PLACEHOLDERS | {name.short})
+    if new == text:
+        return ""
+    system.write_file(HOSTS_FILE, new, mode=0o644)
+    return names
+
+
+def hosts_with_line(text, ours, old_names=()):
+    """``text`` with the agent's line in place; everything else untouched."""
+    lines = text.splitlines()
+    mine = [i for i, ln in enumerate(lines) if _is_marked(ln)]
+    if mine:
+        lines[mine[0]] = ours
+        for i in reversed(mine[1:]):
+            del lines[i]
+    else:
+        target = last_v4 = last_v6 = None
+        for i, ln in enumerate(lines):
+            fields = ln.split("#", 1)[0].split()
+            if not fields:
+                continue
+            if fields[0].startswith("127."):
+                last_v4 = i
+            elif fields[0] == "::1":
+                last_v6 = i
+            if fields[0] == HOSTS_ADDRESS and target is None \
+                    and all(_short(n) in old_names or n in old_names for n in fields[1:]):
+                target = i
+        after = last_v4 if last_v4 is not None else last_v6
+        if target is not None:
+            lines[target] = ours
+        elif after is not None:
+            lines.insert(after + 1, ours)
+        else:
+            lines.append(ours)
+    return "\n".join(lines) + "\n"
+
+
+def _is_marked(line):
+    return line.rstrip().endswith(HOSTS_MARK) and \
+        line.split()[:1] == [HOSTS_ADDRESS]
+
+
+def _short(n):
+    return n.split(".", 1)[0]
+
+
+def _read_last_written(system):
+    try:
+        return system.read_text(LAST_WRITTEN).strip()
+    except OSError:
+        return ""
