@@ -1,0 +1,171 @@
+"""Local accounts inside the root: read passwd/group, create users, add groups.
+
+The files are parsed here rather than through the `pwd` module, which reads
+the host's databases: under ``--root`` the accounts that matter are the
+image's.  Changes go through the distro's own tools (useradd, usermod); under
+``--root`` with ``--prefix ROOT`` so they edit the image's files, never the
+host's (``--root`` would chroot and need the tools inside the tree).
+"""
+
+import errno
+import logging
+import os
+import re
+from collections import namedtuple
+
+from .system import CommandMissing, UnsafePathError
+
+log = logging.getLogger(__name__)
+
+# POSIX-ish names: what useradd accepts everywhere, and nothing a shell or a
+# sudoers line could read as syntax.
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SHELL_RE = re.compile(r"^/[A-Za-z0-9_./+-]{1,255}$")
+
+Account = namedtuple("Account", "name uid gid home shell")
+Group = namedtuple("Group", "name gid members")
+
+
+class AccountError(RuntimeError):
+    """An account could not be created or changed; the message says why."""
+
+
+def valid_name(name):
+    return isinstance(name, str) and bool(NAME_RE.match(name))
+
+
+def valid_shell(shell):
+    return isinstance(shell, str) and bool(_SHELL_RE.match(shell)) and ".." not in shell
+
+
+def users(system):
+    """name -> Account, from /etc/passwd inside the root."""
+    out = {}
+    for fields in _records(system, "/etc/passwd", 7):
+        try:
+            out.setdefault(fields[0], Account(fields[0], int(fields[2]), int(fields[3]),
+                                              fields[5], fields[6]))
+        except ValueError:
+            continue
+    return out
+
+
+def groups(system):
+    """name -> Group, from /etc/group inside the root."""
+    out = {}
+    for fields in _records(system, "/etc/group", 4):
+        try:
+            members = [m for m in fields[3].split(",") if m]
+            out.setdefault(fields[0], Group(fields[0], int(fields[2]), members))
+        except ValueError:
+            continue
+    return out
+
+
+def lookup(system, name):
+    return users(system).get(name)
+
+
+def ensure_user(system, name, shell="/bin/bash", extra_groups=()):
+    """Create ``name`` if missing (home, shell, locked password); add it to groups.
+
+    Returns (Account, changes).  Only groups that exist in the root are used;
+    the others are named in a warning.
+    """
+    if not valid_name(name):
+        raise AccountError(f"refusing user name {name!r}: not a valid account name")
+    if not valid_shell(shell):
+        log.warning("user %s: shell %r is not a plain absolute path; using /bin/sh",
+                    name, shell)
+        shell = "/bin/sh"
+    known = groups(system)
+    wanted = []
+    for g in extra_groups:
+        if not valid_name(g):
+            log.warning("user %s: ignoring group %r: not a valid group name", name, g)
+        elif g not in known:
+            log.warning("user %s: group %s does not exist here; not adding it", name, g)
+        elif g not in wanted:
+            wanted.append(g)
+    changes = []
+    account = lookup(system, name)
+    if account is None:
+        argv = ["useradd", "-m", "-s", shell]
+        # an image may already have a group of that name (a left-over, or a
+        # shared one): useradd -U would refuse, so join it instead
+        argv += ["-g", name] if name in known else ["-U"]
+        if wanted:
+            argv += ["-G", ",".join(wanted)]
+        argv += _prefix(system, skel=True) + ["--", name]
+        _run(system, argv, f"create user {name}")
+        account = lookup(system, name)
+        if account is None:
+            raise AccountError(f"useradd reported success but {name} is not in /etc/passwd")
+        if not system.exists(shell):
+            log.warning("user %s: shell %s is not installed in this image", name, shell)
+        changes.append(f"created user {name} (uid {account.uid}, home {account.home}, "
+                       f"shell {shell}, password locked"
+                       + (f", groups {', '.join(wanted)})" if wanted else ")"))
+        return account, changes
+    missing = [g for g in wanted if name not in known[g].members and known[g].gid != account.gid]
+    if missing:
+        _run(system, ["usermod", "-a", "-G", ",".join(missing)] + _prefix(system)
+             + ["--", name], f"add {name} to groups")
+        changes.append(f"added user {name} to groups {', '.join(missing)}")
+    return account, changes
+
+
+def command_path(system, path):
+    """Host path of ``path`` for a command, refusing one that leaves the root.
+
+    Commands resolve links on the host: under --root, a tree whose /etc (or
+    /etc/ssh) is a link would have useradd or ssh-keygen change the host's
+    files, so any link on the way is refused.
+    """
+    host = system.path(path)
+    if system.live:
+        return host
+    real_root = os.path.realpath(system.root)
+    expected = os.path.join(real_root, host[len(system.root):].lstrip("/"))
+    if os.path.realpath(host) != expected.rstrip("/"):
+        raise UnsafePathError(errno.ELOOP, "refusing: a symlink on the way would take "
+                              "commands outside the root", path)
+    return host
+
+
+def _prefix(system, skel=False):
+    if system.live:
+        return []
+    command_path(system, "/etc")
+    argv = ["--prefix", system.root]
+    if skel:
+        # with --prefix, useradd still copies the host's /etc/skel: use the image's
+        argv += ["-k", system.path("/etc/skel")]
+    return argv
+
+
+def _run(system, argv, what):
+    if system.which(argv[0]) is None:
+        raise AccountError(f"cannot {what}: {argv[0]} is not installed")
+    try:
+        res = system.run(argv, timeout=60)
+    except CommandMissing:
+        raise AccountError(f"cannot {what}: {argv[0]} is not installed") from None
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        raise AccountError(f"cannot {what}: {argv[0]} exited {res.returncode}"
+                           + (f": {detail[-1][:300]}" if detail else ""))
+    return res
+
+
+def _records(system, path, nfields):
+    try:
+        text = system.read_text(path)
+    except OSError:
+        return
+    for line in text.splitlines():
+        if not line or line.startswith(("#", "+", "-")):
+            continue
+        fields = line.split(":")
+        if len(fields) >= nfields:
+            yield fields

@@ -1,0 +1,206 @@
+"""New SSH host keys for a new instance, and their fingerprints on the console.
+
+An image cloned into many instances must not share host keys, so on a new
+instance every /etc/ssh/ssh_host_*key* goes and fresh keys are made with
+ssh-keygen (one process per type, in parallel: RSA dominates the time).
+The fingerprints are printed to stdout in one write, between the markers
+cloud-init uses, so `nova console-log` shows them and a user can check the
+key on first connection.  Per instance: a reboot keeps the keys.
+"""
+
+import errno
+import glob
+import logging
+import os
+import re
+import sys
+import threading
+import time
+
+from .. import accounts
+from ..system import UnsafePathError
+from . import PER_INSTANCE, Skip
+
+FREQUENCY = PER_INSTANCE
+log = logging.getLogger(__name__)
+
+SSH_DIR = "/etc/ssh"
+KNOWN_TYPES = ("rsa", "ecdsa", "ed25519", "dsa")
+DEFAULT_TYPES = ["rsa", "ecdsa", "ed25519"]
+BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
+END = "-----END SSH HOST KEY FINGERPRINTS-----"
+_HOSTKEY_RE = re.compile(r"^\s*HostKey\s+(\S+)", re.IGNORECASE)
+_KEYFILE_RE = re.compile(r"^ssh_host_([a-z0-9]+)_key$")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def run(ctx):
+    system = ctx.system
+    if not system.exists(SSH_DIR):
+        raise Skip(f"no {SSH_DIR} in this image (no SSH server installed)")
+    if not ctx.config.getbool("ssh", "regenerate_host_keys"):
+        _print_fingerprints(system, _existing_keys(system))
+        raise Skip("[ssh] regenerate_host_keys = no (kept the image's host keys)")
+    keygen = system.which("ssh-keygen")
+    if keygen is None:
+        raise RuntimeError("ssh-keygen is not installed: the image's host keys stay, "
+                           "shared with every instance cloned from it")
+    types = key_types(ctx)
+    # refuse a planted /etc/ssh link before deleting or creating anything there:
+    # ssh-keygen gets host paths and would follow it
+    os.close(system.open_dir(SSH_DIR))
+    accounts.command_path(system, SSH_DIR)
+    removed = _remove_old_keys(system)
+    t0 = time.monotonic()
+    made, failed = _generate(system, keygen, types, _comment(ctx))
+    took = time.monotonic() - t0
+    _fix_group(system, made)
+    _print_fingerprints(system, made)
+    changes = []
+    if removed:
+        changes.append(f"removed the image's {len(removed)} host key files")
+    if made:
+        changes.append(f"generated new host keys ({', '.join(made)}) in {took:.2f} s")
+    if failed:
+        raise RuntimeError("; ".join(failed) + (" (the other types were generated)"
+                                                 if made else ""))
+    return changes
+
+
+def key_types(ctx):
+    """[ssh] host_key_types, else sshd_config's HostKey types, else the usual three."""
+    configured = [t.lower() for t in ctx.config.getlist("ssh", "host_key_types")]
+    if configured:
+        types = []
+        for t in configured:
+            if t not in KNOWN_TYPES:
+                log.warning("[ssh] host_key_types: ignoring unknown key type %r "
+                            "(known: %s)", t, ", ".join(KNOWN_TYPES))
+            elif t not in types:
+                types.append(t)
+        return types or list(DEFAULT_TYPES)
+    types = []
+    for path, line in _sshd_config_lines(ctx.system):
+        m = _HOSTKEY_RE.match(line)
+        if not m:
+            continue
+        km = _KEYFILE_RE.match(os.path.basename(m.group(1)))
+        if km and km.group(1) in KNOWN_TYPES and os.path.dirname(m.group(1)) == SSH_DIR:
+            if km.group(1) not in types:
+                types.append(km.group(1))
+        else:
+            log.warning("%s: HostKey %s is not an %s/ssh_host_TYPE_key file; not "
+                        "generating it", path, m.group(1), SSH_DIR)
+    return types or list(DEFAULT_TYPES)
+
+
+def _sshd_config_lines(system):
+    files = [SSH_DIR + "/sshd_config"]
+    dropins = system.path(SSH_DIR + "/sshd_config.d")
+    if os.path.isdir(dropins):
+        files += sorted(SSH_DIR + "/sshd_config.d/" + f for f in os.listdir(dropins)
+                        if f.endswith(".conf"))
+    for f in files:
+        for line in system.read_text(f, default="").splitlines():
+            yield f, line
+
+
+def _existing_keys(system):
+    found = []
+    for pub in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*_key.pub"))):
+        m = _KEYFILE_RE.match(os.path.basename(pub)[:-4])
+        if m:
+            found.append(m.group(1))
+    return found
+
+
+def _remove_old_keys(system):
+    removed = []
+    for p in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*key*"))):
+        rel = SSH_DIR + "/" + os.path.basename(p)
+        if system.remove(rel):
+            removed.append(rel)
+    return removed
+
+
+def _generate(system, keygen, types, comment):
+    """Run one ssh-keygen per type, in parallel; return (made, problems)."""
+    results = {}
+
+    def one(t):
+        path = system.path(f"{SSH_DIR}/ssh_host_{t}_key")
+        try:
+            res = system.run([keygen, "-q", "-N", "", "-t", t, "-C", comment, "-f", path],
+                             input="", timeout=120)
+            results[t] = (res.returncode, (res.stderr or res.stdout or "").strip())
+        except Exception as e:  # reported below with the type it belongs to
+            results[t] = (-1, str(e))
+
+    threads = [threading.Thread(target=one, args=(t,)) for t in types]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    made, problems = [], []
+    for t in types:
+        code, detail = results.get(t, (-1, "did not run"))
+        if code == 0 and system.exists(f"{SSH_DIR}/ssh_host_{t}_key.pub"):
+            made.append(t)
+        else:
+            last = detail.splitlines()[-1][:200] if detail else f"exit {code}"
+            problems.append(f"ssh-keygen could not make the {t} host key: {last}")
+    return made, problems
+
+
+def _fix_group(system, types):
+    # Fedora/RHEL's sshd reads host keys as group ssh_keys (0640)
+    group = accounts.groups(system).get("ssh_keys")
+    if group is None:
+        return
+    dfd = system.open_dir(SSH_DIR)
+    try:
+        for t in types:
+            try:
+                fd = os.open(f"ssh_host_{t}_key", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=dfd)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise UnsafePathError(errno.ELOOP, "host key is a symlink",
+                                          f"{SSH_DIR}/ssh_host_{t}_key") from None
+                raise
+            try:
+                os.fchown(fd, 0, group.gid)
+                os.fchmod(fd, 0o640)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dfd)
+
+
+def _print_fingerprints(system, types):
+    keygen = system.which("ssh-keygen")
+    if not types or keygen is None:
+        return
+    lines = []
+    for t in types:
+        res = system.run([keygen, "-l", "-f", system.path(f"{SSH_DIR}/ssh_host_{t}_key.pub")],
+                         timeout=30)
+        if res.returncode == 0 and res.stdout.strip():
+            lines.append(res.stdout.strip().splitlines()[0])
+    if lines:
+        # one write, so the block is not interleaved with log lines on the console
+        sys.stdout.write("\n".join([BEGIN] + lines + [END]) + "\n")
+        sys.stdout.flush()
+
+
+def _comment(ctx):
+    """root@SHORTNAME, the way ssh-keygen names keys made on the host itself."""
+    candidates = []
+    if ctx.metadata and ctx.metadata.hostname:
+        candidates.append(ctx.metadata.hostname)
+    candidates.append(ctx.system.read_text("/etc/hostname", default="").strip())
+    for c in candidates:
+        short = c.split(".", 1)[0]
+        if _LABEL_RE.match(short):
+            return "root@" + short
+    return "root@localhost"
