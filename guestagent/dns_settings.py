@@ -58,7 +58,7 @@ def _cloud_resolv_conf(cc):
     rc = cc.get("resolv_conf")
     if manage is not True:
         if rc is not None:
-            log.info("#cloud-config resolv_conf is ignored: manage_resolv_conf is not true")
+            log.warning("#cloud-config resolv_conf is ignored: manage_resolv_conf is not true")
         return None
     if not isinstance(rc, dict):
         log.warning("#cloud-config manage_resolv_conf is true but resolv_conf is %s, "

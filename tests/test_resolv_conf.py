@@ -1,0 +1,308 @@
+import os
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from step_context import StepContext, agent_conf, config_drive, dns_services
+
+from guestagent import dns_settings
+from guestagent.dns_settings import DnsSettings
+from guestagent.metadata import Metadata
+from guestagent.steps import Skip
+from guestagent.steps import resolv_conf as step
+
+PLAIN = """# Dynamic resolv.conf(5) file for glibc resolver
+# kept by the image
+domain old.example
+search old.example
+nameserver 10.0.2.3
+options edns0 timeout:5
+sortlist 130.155.160.0/255.255.240.0
+"""
+
+
+def md(servers=(), search=()):
+    return Metadata(source="test", instance_id="i-1", dns_nameservers=list(servers),
+                    dns_search=list(search))
+
+
+# -- checking values ----------------------------------------------------------
+
+@pytest.mark.parametrize("value, expect", [
+    ("192.0.2.53", "192.0.2.53"),
+    ("2001:DB8::0:53", "2001:db8::53"),
+    ("fe80::1%eth0", "fe80::1%eth0"),
+])
+def test_nameserver_accepts_and_normalises_addresses(value, expect):
+    assert dns_settings.nameserver(value) == expect
+
+
+@pytest.mark.parametrize("value", [
+    "192.0.2.53\nnameserver 6.6.6.6", "192.0.2.300", "dns.example", "", " 192.0.2.1",
+    "fe80::1%eth0\nx", "192.0.2.1%eth0", "fe80::1%a b", None, 53, "1.2.3.4; rm -rf /",
+])
+def test_nameserver_refuses_junk(value):
+    with pytest.raises(ValueError):
+        dns_settings.nameserver(value)
+
+
+def test_options_from_a_mapping_or_a_list():
+    assert dns_settings.resolver_options({"rotate": True, "timeout": 1, "attempts": "2",
+                                          "edns0": False}) == ["rotate", "timeout:1",
+                                                               "attempts:2"]
+    assert dns_settings.resolver_options(["rotate", "ndots:2"]) == ["rotate", "ndots:2"]
+
+
+def test_junk_options_are_dropped_with_a_warning(caplog):
+    got = dns_settings.resolver_options({"rotate\nnameserver 6.6.6.6": True,
+                                         "timeout": "1 attempts:9", "ndots": -1,
+                                         "Bad Key": True, "use-vc": True})
+    assert got == ["use-vc"]
+    assert caplog.text.count("ignoring resolver option") == 4
+
+
+# -- resolv.conf text ----------------------------------------------------------
+
+def test_plain_file_keeps_options_sortlist_and_comments():
+    new = step.resolv_conf_text(PLAIN, DnsSettings(["192.0.2.53", "198.51.100.53"],
+                                                   ["example.net"]))
+    assert new == """# Dynamic resolv.conf(5) file for glibc resolver
+# kept by the image
+search example.net
+nameserver 192.0.2.53
+nameserver 198.51.100.53
+options edns0 timeout:5
+sortlist 130.155.160.0/255.255.240.0
+"""
+    assert step.resolv_conf_text(new, DnsSettings(["192.0.2.53", "198.51.100.53"],
+                                                  ["example.net"])) == new
+
+
+def test_only_what_is_given_is_replaced():
+    new = step.resolv_conf_text(PLAIN, DnsSettings(search=["example.net"]))
+    assert "nameserver 10.0.2.3" in new and "search example.net" in new
+    assert "old.example" not in new
+    new = step.resolv_conf_text(PLAIN, DnsSettings(nameservers=["192.0.2.1"]))
+    assert "search old.example" in new and "domain old.example" in new
+    assert "10.0.2.3" not in new
+
+
+def test_options_given_replace_only_those_keys_and_stay_stable():
+    dns = DnsSettings(["192.0.2.1"], [], ["rotate", "timeout:1"])
+    new = step.resolv_conf_text(PLAIN, dns)
+    assert "options edns0\n" in new and new.endswith("options rotate timeout:1\n")
+    assert "timeout:5" not in new
+    assert step.resolv_conf_text(new, dns) == new
+
+
+def test_empty_file_gets_a_header():
+    new = step.resolv_conf_text("", DnsSettings(["192.0.2.1"]))
+    assert new.startswith("# Written by guestagent")
+    assert new.endswith("nameserver 192.0.2.1\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=6), st.lists(st.text(max_size=40), max_size=6))
+def test_no_value_ever_injects_a_line(servers, search):
+    dns = dns_settings.DnsSettings(dns_settings.nameservers(servers, "test"),
+                                   dns_settings.domains(search, "test"))
+    new = step.resolv_conf_text("", dns)
+    lines = new.splitlines()[1:]
+    assert len(lines) == len(dns.nameservers) + (1 if dns.search else 0)
+    for line in lines:
+        assert re.match(r"^(nameserver [0-9a-fA-F:.]+(%[A-Za-z0-9_.-]+)?|search [a-z0-9. -]+)$",
+                        line), line
+
+
+# -- settings from #cloud-config ---------------------------------------------------
+
+def test_cloud_config_takes_precedence_field_by_field(root):
+    cc = {"manage_resolv_conf": True,
+          "resolv_conf": {"searchdomains": ["cc.example"], "domain": "dom.example",
+                          "options": {"rotate": True, "timeout": 1}}}
+    ctx = StepContext(root, md(["192.0.2.1"], ["md.example"]), cc)
+    assert dns_settings.from_context(ctx) == DnsSettings(
+        ["192.0.2.1"], ["dom.example", "cc.example"], ["rotate", "timeout:1"])
+    cc["resolv_conf"]["nameservers"] = ["203.0.113.9", "junk"]
+    assert dns_settings.from_context(ctx).nameservers == ["203.0.113.9"]
+
+
+def test_resolv_conf_without_manage_resolv_conf_is_ignored(root, caplog):
+    ctx = StepContext(root, md(["192.0.2.1"]), {"resolv_conf": {"nameservers": ["10.9.9.9"]}})
+    assert dns_settings.from_context(ctx).nameservers == ["192.0.2.1"]
+    assert "manage_resolv_conf is not true" in caplog.text
+
+
+def test_step_writes_cloud_config_options(root):
+    cc = {"manage_resolv_conf": True,
+          "resolv_conf": {"nameservers": ["192.0.2.7"], "options": {"rotate": True}}}
+    step.run(StepContext(root, md(), cc))
+    assert (root / "etc/resolv.conf").read_text() == (
+        "nameserver 192.0.2.7\noptions edns0\noptions rotate\n")
+
+
+def test_nothing_to_set_is_skipped_and_untouched(root):
+    before = (root / "etc/resolv.conf").read_bytes()
+    with pytest.raises(Skip, match="no DNS servers"):
+        step.run(StepContext(root, md()))
+    assert (root / "etc/resolv.conf").read_bytes() == before
+
+
+def test_disabled(root):
+    with pytest.raises(Skip, match="enabled = no"):
+        step.run(StepContext(root, md(["192.0.2.1"]),
+                             conf_text="[resolv_conf]\nenabled = no\n"))
+
+
+def test_more_than_three_servers_warns(root, caplog):
+    step.run(StepContext(root, md(["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"])))
+    assert "glibc uses only the first 3" in caplog.text
+    assert (root / "etc/resolv.conf").read_text().count("nameserver") == 4
+
+
+# -- owners ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["../run/systemd/resolve/stub-resolv.conf",
+                                    "/run/systemd/resolve/resolv.conf",
+                                    "../usr/lib/systemd/resolv.conf"])
+def test_systemd_resolved_gets_a_drop_in(root, target):
+    (root / "etc/resolv.conf").unlink()
+    os.symlink(target, root / "etc/resolv.conf")
+    changes = step.run(StepContext(root, md(["192.0.2.1", "2001:db8::1"], ["example.net"])))
+    dropin = (root / "etc/systemd/resolved.conf.d/guestagent.conf").read_text()
+    assert "[Resolve]\nDNS=192.0.2.1 2001:db8::1\nDomains=example.net\n" in dropin
+    assert os.readlink(root / "etc/resolv.conf") == target
+    assert changes == ["wrote /etc/systemd/resolved.conf.d/guestagent.conf for "
+                       "systemd-resolved (servers 192.0.2.1, 2001:db8::1; search example.net)"]
+    assert step.run(StepContext(root, md(["192.0.2.1", "2001:db8::1"], ["example.net"]))) == []
+
+
+def test_networkmanager_header_gets_a_global_dns_drop_in(root):
+    text = "# Generated by NetworkManager\nnameserver 10.0.0.1\n"
+    (root / "etc/resolv.conf").write_text(text)
+    step.run(StepContext(root, md(["192.0.2.1", "192.0.2.2"], ["example.net"])))
+    dropin = (root / "etc/NetworkManager/conf.d/90-guestagent-dns.conf").read_text()
+    assert "[global-dns]\nsearches=example.net\n" in dropin
+    assert "[global-dns-domain-*]\nservers=192.0.2.1,192.0.2.2\n" in dropin
+    assert (root / "etc/resolv.conf").read_text() == text
+
+
+@pytest.mark.parametrize("conf, owner", [
+    ("[main]\nplugins=ifupdown,keyfile\n", "NetworkManager"),
+    ("[main]\ndns=none\n", "guestagent"),
+    ("[main]\nrc-manager=unmanaged\n", "guestagent"),
+])
+def test_networkmanager_conf_decides(root, conf, owner):
+    (root / "etc/NetworkManager").mkdir()
+    (root / "etc/NetworkManager/NetworkManager.conf").write_text(conf)
+    assert step.resolv_conf_owner(step_system(root))[0] == owner
+
+
+def test_networkmanager_dns_none_in_a_drop_in_wins(root):
+    (root / "etc/NetworkManager/conf.d").mkdir(parents=True)
+    (root / "etc/NetworkManager/NetworkManager.conf").write_text("[main]\ndns=default\n")
+    (root / "etc/NetworkManager/conf.d/dns.conf").write_text("[main]\ndns=none\n")
+    assert step.resolv_conf_owner(step_system(root))[0] == "guestagent"
+
+
+def test_networkmanager_without_servers_is_left_alone(root):
+    (root / "etc/resolv.conf").write_text("# Generated by NetworkManager\n")
+    with pytest.raises(Skip, match="no DNS servers to give NetworkManager"):
+        step.run(StepContext(root, md([], ["example.net"])))
+    assert not (root / "etc/NetworkManager/conf.d").exists()
+
+
+@pytest.mark.parametrize("target, why", [
+    ("/run/resolvconf/resolv.conf", "managed by resolvconf"),
+    ("/tmp/somewhere/resolv.conf", "does not manage"),
+])
+def test_foreign_symlink_is_not_written_through(root, tmp_path, caplog, target, why):
+    (root / "etc/resolv.conf").unlink()
+    os.symlink(target, root / "etc/resolv.conf")
+    with pytest.raises(Skip, match="belongs to someone else"):
+        step.run(StepContext(root, md(["192.0.2.1"])))
+    assert os.readlink(root / "etc/resolv.conf") == target
+    assert why in caplog.text and "not changing /etc/resolv.conf" in caplog.text
+
+
+def step_system(root):
+    from guestagent.system import System
+    return System(str(root))
+
+
+# -- the real agent on scratch roots -------------------------------------------------
+
+def agent(run_agent, root, conf):
+    return run_agent("--once", "--root", root, "--config", conf, "--only", "resolv_conf")
+
+
+def test_agent_plain_resolv_conf(tmp_path, root, run_agent):
+    (root / "etc/resolv.conf").write_text(PLAIN)
+    drive = config_drive(tmp_path / "d", {}, dns_services("192.0.2.53", "198.51.100.53",
+                                                           search=["example.net"]))
+    res = agent(run_agent, root, agent_conf(tmp_path / "a.conf", drive))
+    assert res.returncode == 0, res.stderr
+    text = (root / "etc/resolv.conf").read_text()
+    assert text == PLAIN.replace(
+        "domain old.example\nsearch old.example\nnameserver 10.0.2.3\n",
+        "search example.net\nnameserver 192.0.2.53\nnameserver 198.51.100.53\n")
+    assert (root / "etc/resolv.conf").stat().st_mode & 0o777 == 0o644
+    assert "resolv_conf: wrote /etc/resolv.conf (servers 192.0.2.53, 198.51.100.53; " \
+           "search example.net)" in res.stderr
+
+
+def test_agent_systemd_resolved(tmp_path, root, run_agent):
+    (root / "etc/resolv.conf").unlink()
+    os.symlink("../run/systemd/resolve/stub-resolv.conf", root / "etc/resolv.conf")
+    drive = config_drive(tmp_path / "d", {}, dns_services("192.0.2.53"))
+    res = agent(run_agent, root, agent_conf(tmp_path / "a.conf", drive))
+    assert res.returncode == 0, res.stderr
+    assert "DNS=192.0.2.53\n" in (root / "etc/systemd/resolved.conf.d/guestagent.conf"
+                                  ).read_text()
+    assert os.path.islink(root / "etc/resolv.conf")
+    assert not (root / "run").exists()  # nothing written through the link
+    assert "reloading" not in res.stderr.lower()  # no live services under --root
+
+
+def test_agent_drops_junk_dns_values(tmp_path, root, run_agent):
+    before = (root / "etc/resolv.conf").read_text()
+    drive = config_drive(tmp_path / "d", {}, dns_services(
+        "192.0.2.53\nnameserver 6.6.6.6", "6.6.6.6 ; reboot", "dns.evil.example",
+        "198.51.100.53", search=["good.example", "bad\nnameserver 6.6.6.6",
+                                 "$(reboot).example", "ünïcode.example"]))
+    res = agent(run_agent, root, agent_conf(tmp_path / "a.conf", drive))
+    assert res.returncode == 0, res.stderr
+    text = (root / "etc/resolv.conf").read_text()
+    assert text == before.replace("nameserver 10.0.2.3\n",
+                                  "search good.example\nnameserver 198.51.100.53\n")
+    assert "6.6.6.6" not in text
+    assert res.stderr.count("ignoring DNS server") == 3
+    assert res.stderr.count("ignoring DNS search domain") == 3
+
+
+def test_agent_with_only_junk_leaves_resolv_conf_alone(tmp_path, root, run_agent):
+    before = (root / "etc/resolv.conf").read_bytes()
+    drive = config_drive(tmp_path / "d", {}, dns_services("not-an-address\n"))
+    res = agent(run_agent, root, agent_conf(tmp_path / "a.conf", drive))
+    assert res.returncode == 0, res.stderr
+    assert (root / "etc/resolv.conf").read_bytes() == before
+    assert "resolv_conf: skipped: the metadata names no DNS servers" in res.stderr
+
+
+def test_live_reload_failure_is_a_warning_not_a_failure(root, tmp_path, monkeypatch, caplog):
+    """On a live system the agent asks systemctl to reload systemd-resolved.  The
+    host's own systemctl must not be driven by a test, so a stand-in that records
+    its arguments and fails (as it does without D-Bus) sits first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(
+        f"#!/bin/sh\necho \"$@\" >> {calls}\necho 'Failed to connect to bus' >&2\nexit 1\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (root / "etc/resolv.conf").unlink()
+    os.symlink("../run/systemd/resolve/stub-resolv.conf", root / "etc/resolv.conf")
+    changes = step.run(StepContext(root, md(["192.0.2.1"]), live=True))
+    assert changes and calls.read_text() == "try-reload-or-restart systemd-resolved\n"
+    assert "reloading systemd-resolved failed (exit 1: Failed to connect to bus)" in caplog.text
