@@ -33,7 +33,7 @@ class StepContext(Context):
         return self._cc
 
 
-def config_drive(top, meta, network_data=None, files=None):
+def config_drive(top, meta, network_data=None, files=None, user_data=None):
     """Write a config drive tree under ``top``; ``files`` maps path -> bytes."""
     import json
     base = os.path.join(str(top), "openstack", "latest")
@@ -54,6 +54,9 @@ def config_drive(top, meta, network_data=None, files=None):
     if network_data is not None:
         with open(os.path.join(base, "network_data.json"), "w") as f:
             json.dump(network_data, f)
+    if user_data is not None:
+        with open(os.path.join(base, "user_data"), "wb") as f:
+            f.write(user_data.encode() if isinstance(user_data, str) else user_data)
     return str(top)
 
 

@@ -306,3 +306,28 @@ def test_live_reload_failure_is_a_warning_not_a_failure(root, tmp_path, monkeypa
     changes = step.run(StepContext(root, md(["192.0.2.1"]), live=True))
     assert changes and calls.read_text() == "try-reload-or-restart systemd-resolved\n"
     assert "reloading systemd-resolved failed (exit 1: Failed to connect to bus)" in caplog.text
+
+
+CLOUD_CONFIG = """#cloud-config
+fqdn: cc-host.example.org
+manage_resolv_conf: true
+resolv_conf:
+  nameservers: [203.0.113.1, "203.0.113.2\\nnameserver 6.6.6.6"]
+  searchdomains: [cc.example.org]
+  domain: example.org
+  options: {rotate: true, timeout: 1}
+"""
+
+
+def test_agent_cloud_config_resolv_conf_and_fqdn_win(tmp_path, root, run_agent):
+    drive = config_drive(tmp_path / "d", {"hostname": "md-host.novalocal"},
+                         dns_services("192.0.2.53", search=["md.example"]),
+                         user_data=CLOUD_CONFIG)
+    res = run_agent("--once", "--root", root, "--config", agent_conf(tmp_path / "a.conf", drive),
+                    "--only", "hostname,resolv_conf")
+    assert res.returncode == 0, res.stderr
+    assert (root / "etc/resolv.conf").read_text() == (
+        "search example.org cc.example.org\nnameserver 203.0.113.1\noptions edns0\n"
+        "options rotate timeout:1\n")
+    assert (root / "etc/hostname").read_text() == "cc-host\n"
+    assert "ignoring DNS server '203.0.113.2\\nnameserver 6.6.6.6'" in res.stderr

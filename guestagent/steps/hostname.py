@@ -49,8 +49,8 @@ def run(ctx):
     name = wanted_name(ctx)
     changes = []
     current = read_hostname_file(ctx.system)
+    last = _read_last_written(ctx.system)
     if current != name.short:
-        last = _read_last_written(ctx.system)
         if not ctx.new_instance and current not in PLACEHOLDERS and current != last:
             raise Skip(f"/etc/hostname says {current!r}, changed by hand since the agent "
                        f"set {last or 'a name'!r}; leaving the host name alone "
@@ -58,14 +58,14 @@ def run(ctx):
         ctx.system.write_file(HOSTNAME_FILE, name.short + "\n", mode=0o644)
         changes.append(f"set the host name in /etc/hostname to {name.short} "
                        f"(was {current or 'empty'})")
-    if _read_last_written(ctx.system) != name.short:
+    if last != name.short:
         ctx.system.write_file(LAST_WRITTEN, name.short + "\n", mode=0o600, dir_mode=0o700)
     if ctx.system.live:
         if socket.gethostname() != name.short:
             how = apply_live(ctx.system, name.short)
             changes.append(f"set the running host name to {name.short} ({how})")
     if ctx.config.getbool("hostname", "manage_hosts"):
-        line = update_hosts(ctx.system, name, old_names={current})
+        line = update_hosts(ctx.system, name, old_names={current, last})
         if line:
             changes.append(f"/etc/hosts now maps {HOSTS_ADDRESS} to {line}")
     return changes
