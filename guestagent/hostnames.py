@@ -27,9 +27,10 @@ class BadName(ValueError):
 
 def shown(value, limit=64):
     """A safe, bounded rendering of an untrusted value for a log line."""
-    if isinstance(value, str) and len(value) > limit:
-        return ascii(value[:limit]) + "..."
-    return ascii(value)
+    if isinstance(value, str):
+        return ascii(value[:limit]) + ("..." if len(value) > limit else "")
+    text = ascii(value)
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def check_name(value, fix_underscores=True):
