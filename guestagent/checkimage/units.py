@@ -31,6 +31,9 @@ def unit_files(image, pattern):
     names = set()
     for d in UNIT_DIRS:
         for name in image.listdir(d):
+            target = image.link_target(f"{d}/{name}")
+            if target and os.path.basename(target) != name:
+                continue  # an Alias= link, not a unit of its own
             if rx.fullmatch(name) and image.is_file(f"{d}/{name}"):
                 names.add(name)
     return sorted(names)
