@@ -1,0 +1,247 @@
+"""Packages: packaging/build-deb and packaging/build-rpm from a clean copy of the tree.
+
+The builds run for real (dpkg-buildpackage, rpmbuild) in a scratch git
+repository holding this tree's files, so the checkout's own dist/ is left
+alone; then the packages are read back with dpkg-deb and rpm, linted, and
+their payload is run.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from guestagent import __version__
+
+from conftest import REPO, needs_root
+
+UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
+DEB_DEPENDS = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-yaml",
+               "cloud-guest-utils", "e2fsprogs", "parted")
+RPM_REQUIRES = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-pyyaml",
+                "cloud-utils-growpart", "e2fsprogs", "parted")
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def sh(*argv, **kw):
+    kw.setdefault("timeout", 600)
+    res = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                         env=dict(os.environ, PATH=SYSTEM_PATH, LC_ALL="C.UTF-8"), **kw)
+    assert res.returncode == 0, f"{argv} exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
+    return res.stdout
+
+
+# ---- versions and declared dependencies (no build) -----------------------------------------
+
+def test_debian_changelog_matches_the_version():
+    first = open(os.path.join(REPO, "packaging/debian/changelog")).readline()
+    assert re.match(r"^guestagent \(([^)]+)\)", first).group(1) == __version__
+
+
+def test_rpm_spec_matches_the_version():
+    spec = open(os.path.join(REPO, "packaging/rpm/guestagent.spec")).read()
+    assert re.search(r"^Version:\s*(\S+)$", spec, re.M).group(1) == __version__
+
+
+def test_debian_install_list_names_real_files():
+    for line in open(os.path.join(REPO, "packaging/debian/guestagent.install")):
+        if line.strip():
+            src = line.split()[0]
+            assert os.path.exists(os.path.join(REPO, src)), src
+    init = os.path.join(REPO, "packaging/debian/guestagent.init")
+    assert os.path.realpath(init) == os.path.join(REPO, "units/guestagent.init")
+
+
+# ---- the builds -------------------------------------------------------------------------------
+
+def clean_copy(dest):
+    """The tree as a fresh clone would have it (tracked files plus new,
+    unignored ones), committed into a scratch repository."""
+    files = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard"], capture_output=True, check=True).stdout
+    dest.mkdir()
+    for rel in filter(None, files.decode().split("\0")):
+        src = os.path.join(REPO, rel)
+        if not os.path.lexists(src):
+            continue  # deleted in the working tree, not yet committed
+        os.makedirs(dest / os.path.dirname(rel), exist_ok=True)
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dest / rel)
+        else:
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    sh(*git, "init", "-q")
+    sh(*git, "add", "-A")
+    sh(*git, "commit", "-q", "-m", "snapshot")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the build scripts install their build dependencies as root")
+    return clean_copy(tmp_path_factory.mktemp("pkg") / "guestagent")
+
+
+@pytest.fixture(scope="module")
+def deb(tree):
+    out = sh(tree / "packaging/build-deb")
+    path = out.strip().splitlines()[-1]
+    assert path == str(tree / f"dist/guestagent_{__version__}_all.deb")
+    assert os.path.isfile(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rpm(tree):
+    out = sh(tree / "packaging/build-rpm")
+    path = out.strip().splitlines()[-1]
+    assert path == str(tree / f"dist/guestagent-{__version__}-1.noarch.rpm")
+    assert os.path.isfile(path)
+    return path
+
+
+def mark_root(fn):
+    return needs_root(pytest.mark.root(fn))
+
+
+# ---- the .deb ---------------------------------------------------------------------------------
+
+@mark_root
+def test_deb_contains_command_units_config_and_man_page(deb):
+    listing = sh("dpkg-deb", "-c", deb)
+    names = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
+    expected = {"/usr/bin/guestagent", "/etc/guestagent/guestagent.conf",
+                "/etc/init.d/guestagent", "/usr/share/man/man1/guestagent.1.gz",
+                "/usr/lib/python3/dist-packages/guestagent/cli.py",
+                "/usr/share/doc/guestagent/rc.local.snippet"}
+    expected |= {f"/lib/systemd/system/{u}" for u in UNIT_NAMES}
+    assert expected <= names, expected - names
+    assert sh("dpkg-deb", "-f", deb, "Version").strip() == __version__
+    assert sh("dpkg-deb", "-f", deb, "Architecture").strip() == "all"
+    depends = sh("dpkg-deb", "-f", deb, "Depends")
+    for dep in DEB_DEPENDS:
+        assert re.search(rf"(^|, ){re.escape(dep)}\b", depends), f"{dep} not in Depends"
+    assert "python3 (>= 3.9)" in depends
+    assert {"lvm2", "openssh-server", "xfsprogs"} <= set(
+        sh("dpkg-deb", "-f", deb, "Recommends").replace(",", " ").split())
+
+
+@mark_root
+def test_deb_config_is_a_conffile_and_install_never_runs_the_agent(deb, tmp_path):
+    sh("dpkg-deb", "-e", deb, tmp_path / "control")
+    conffiles = (tmp_path / "control/conffiles").read_text().split()
+    assert "/etc/guestagent/guestagent.conf" in conffiles
+    postinst = (tmp_path / "control/postinst").read_text()
+    for unit in UNIT_NAMES:
+        assert f"deb-systemd-helper enable '{unit}'" in postinst
+    assert "update-rc.d guestagent defaults" in postinst
+    # Starting the agent on install would take a live machine for a new
+    # instance (new host keys): enabled for the next boot only.
+    for script in ("postinst", "prerm", "postrm", "preinst"):
+        text = (tmp_path / "control" / script).read_text()
+        assert "deb-systemd-invoke start" not in text
+        assert "deb-systemd-invoke restart" not in text
+        assert "invoke-rc.d guestagent start" not in text
+        assert "invoke-rc.d --skip-systemd-native guestagent start" not in text
+
+
+@mark_root
+def test_deb_is_lintian_clean(deb, tree):
+    res = subprocess.run(["lintian", "--fail-on", "error", deb,
+                          str(tree / f"dist/guestagent_{__version__}.dsc")],
+                         capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PATH=SYSTEM_PATH))
+    assert res.returncode == 0, res.stdout + res.stderr
+    tags = [line for line in res.stdout.splitlines() if re.match(r"^[EW]: ", line)]
+    assert tags == [], "\n".join(tags)
+
+
+@mark_root
+def test_deb_payload_runs(deb, tmp_path):
+    sh("dpkg-deb", "-x", deb, tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "usr/lib/python3/dist-packages"),
+               PATH=SYSTEM_PATH)
+    out = subprocess.run(["/usr/bin/python3", tmp_path / "usr/bin/guestagent", "--version"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"guestagent {__version__}"
+    helped = subprocess.run(["/usr/bin/python3", tmp_path / "usr/bin/guestagent", "--help"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert "--stage {local,network,final,all}" in helped.stdout
+    page = tmp_path / "usr/share/man/man1/guestagent.1.gz"
+    man = subprocess.run(["man", "-l", "--warnings", page], capture_output=True, text=True,
+                         env=dict(env, MANWIDTH="80"), timeout=60)
+    assert man.returncode == 0, man.stderr
+    assert "first-boot agent for Linux cloud images" in man.stdout and man.stderr == ""
+
+
+@mark_root
+def test_deb_units_verify_as_installed(deb, tmp_path):
+    """The units as the package installs them, checked by systemd against the
+    package's own /usr/bin/guestagent."""
+    if not (shutil.which("systemd-analyze") and os.path.isdir("/usr/lib/systemd/system")):
+        pytest.skip("needs systemd-analyze")
+    root = tmp_path / "root"
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    sh("dpkg-deb", "-x", deb, root)
+    res = subprocess.run(["systemd-analyze", "--man=no", f"--root={root}", "verify"]
+                         + [str(root / "lib/systemd/system" / u) for u in UNIT_NAMES],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
+# ---- the .rpm ---------------------------------------------------------------------------------
+
+@mark_root
+def test_rpm_contains_command_units_config(rpm, tree):
+    files = set(sh("rpm", "-qlp", rpm).split())
+    expected = {"/usr/bin/guestagent", "/etc/guestagent/guestagent.conf",
+                "/usr/share/man/man1/guestagent.1.gz",
+                "/usr/lib/systemd/system-preset/80-guestagent.preset"}
+    expected |= {f"/usr/lib/systemd/system/{u}" for u in UNIT_NAMES}
+    assert expected <= files, expected - files
+    assert any(f.endswith("/site-packages/guestagent/cli.py") for f in files)
+    assert sh("rpm", "-qp", "--configfiles", rpm).split() == ["/etc/guestagent/guestagent.conf"]
+    assert os.path.isfile(tree / f"dist/guestagent-{__version__}-1.src.rpm")
+    assert sh("rpm", "-qp", "--qf", "%{VERSION} %{ARCH}", rpm) == f"{__version__} noarch"
+
+
+@mark_root
+def test_rpm_requires_and_scriptlets(rpm):
+    requires = sh("rpm", "-qp", "--requires", rpm).splitlines()
+    for dep in RPM_REQUIRES:
+        assert dep in requires, f"{dep} not in Requires"
+    assert "python3 >= 3.9" in requires
+    recommends = sh("rpm", "-qp", "--recommends", rpm).split()
+    assert {"lvm2", "openssh-server", "xfsprogs"} <= set(recommends)
+    scripts = sh("rpm", "-qp", "--scripts", rpm)
+    assert "preset " + " ".join(UNIT_NAMES) in scripts   # enabled, by preset
+    assert "disable " + " ".join(UNIT_NAMES) in scripts  # on erase
+    commands = [line for line in scripts.splitlines() if not line.lstrip().startswith("#")]
+    assert not re.search(r"\b(start|restart|try-restart)\b", "\n".join(commands))
+
+
+@mark_root
+def test_rpm_is_rpmlint_clean(rpm, tree):
+    res = subprocess.run(["rpmlint", "-c", str(tree / "packaging/rpm/rpmlint.toml"), rpm,
+                          str(tree / f"dist/guestagent-{__version__}-1.src.rpm"),
+                          str(tree / "packaging/rpm/guestagent.spec")],
+                         capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PATH=SYSTEM_PATH))
+    assert re.search(r"checked; 0 errors, 0 warnings", res.stdout), res.stdout + res.stderr
+
+
+@mark_root
+def test_rpm_payload_runs(rpm, tmp_path):
+    cpio = subprocess.run(["rpm2cpio", rpm], capture_output=True, check=True).stdout
+    subprocess.run(["cpio", "-idm", "--quiet"], input=cpio, cwd=tmp_path, check=True)
+    sitelib = [d for d in (tmp_path / "usr/lib").glob("python3*/site-packages")]
+    assert len(sitelib) == 1
+    out = subprocess.run(["/usr/bin/python3", tmp_path / "usr/bin/guestagent", "--version"],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=str(sitelib[0]), PATH=SYSTEM_PATH))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"guestagent {__version__}"
