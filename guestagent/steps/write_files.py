@@ -1,0 +1,176 @@
+"""Write the #cloud-config write_files entries, once per instance.
+
+Runs last among the config steps, after the users exist, so owners named
+in user-data resolve.  Owners are looked up in the root's /etc/passwd and
+/etc/group (not the host's, under --root); an unknown owner is a warning
+and the file belongs to root.  `defer: true` (cloud-init's "write after
+users and packages") needs nothing more here: this step already runs after
+the users step, so deferred files are written in the same step, after the
+others.  Every write goes through the System seam, so a symlink in the way
+is refused rather than followed.
+"""
+
+import base64
+import binascii
+import logging
+import os
+import posixpath
+import zlib
+
+from . import PER_INSTANCE, Skip
+
+log = logging.getLogger(__name__)
+
+FREQUENCY = PER_INSTANCE
+DEFAULT_MODE = 0o644
+
+
+class BadEntry(ValueError):
+    """An entry that cannot be written as given."""
+
+
+def run(ctx):
+    if not ctx.config.getbool("userdata", "enabled"):
+        raise Skip("user-data is turned off ([userdata] enabled = no)")
+    entries = ctx.cloud_config.get("write_files")
+    if not entries:
+        raise Skip("no write_files in #cloud-config")
+    accounts = _Accounts(ctx.system)
+    max_bytes = ctx.config.getint("userdata", "max_bytes")
+    changes, problems = [], []
+    ordered = [e for e in entries if not e.get("defer")] + [e for e in entries if e.get("defer")]
+    for entry in ordered:
+        try:
+            changes.append(_write(ctx.system, entry, accounts, max_bytes))
+        except (BadEntry, OSError) as e:
+            problem = f"{entry['path']}: {_reason(e)}"
+            log.warning("write_files: not written: %s", problem)
+            problems.append(problem)
+    if problems:
+        for c in changes:
+            log.info("write_files: %s", c)
+        # once per instance even so: an `append: true` entry must not append again
+        ctx.state.mark_done(ctx.metadata.instance_id, "write_files")
+        raise RuntimeError(f"{len(problems)} of {len(entries)} files not written: "
+                           + "; ".join(problems))
+    return changes
+
+
+def _write(system, entry, accounts, max_bytes):
+    path = _clean_path(entry["path"])
+    data = _content(entry.get("content", ""), entry.get("encoding", "text"), max_bytes)
+    mode = _mode(entry.get("permissions"))
+    uid, gid, owner = accounts.resolve(entry.get("owner"), path)
+    trusted = (0,) if uid == 0 else (0, uid)  # may write inside the owner's own home
+    if entry.get("append"):
+        existed = system.exists(path)
+        if existed and entry.get("permissions") is None:
+            mode = _current_mode(system, path)  # appending must not loosen a file's mode
+        system.append_file(path, data, mode=mode)
+        if not existed or entry.get("owner"):
+            _chown(system, path, uid, gid)
+        return f"appended {len(data)} bytes to {path} ({mode:04o}, {owner})"
+    system.write_file(path, data, mode=mode, uid=uid, gid=gid, trusted_uids=trusted)
+    return f"wrote {path} ({len(data)} bytes, {mode:04o}, {owner})"
+
+
+def _clean_path(path):
+    if not path.startswith("/"):
+        raise BadEntry("not an absolute path; refused")
+    if ".." in path.split("/"):
+        raise BadEntry("'..' in the path; refused")
+    if "\0" in path:
+        raise BadEntry("NUL in the path; refused")
+    clean = posixpath.normpath(path)
+    if clean.startswith("//"):
+        clean = "/" + clean.lstrip("/")
+    if clean == "/" or path.endswith("/"):
+        raise BadEntry("names a directory, not a file; refused")
+    return clean
+
+
+def _content(content, encoding, max_bytes):
+    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if encoding in ("b64", "base64", "gz+b64", "gzip+base64"):
+        try:
+            data = base64.b64decode(data, validate=False)
+        except (binascii.Error, ValueError):
+            raise BadEntry(f"content is not valid base64 (encoding {encoding})") from None
+    if encoding in ("gzip", "gz", "gz+b64", "gzip+base64"):
+        from ..userdata.parts import gunzip
+        if data[:2] != b"\x1f\x8b":
+            raise BadEntry(f"content is not gzip data (encoding {encoding})")
+        try:
+            data = gunzip(data, max_bytes)
+        except (zlib.error, ValueError) as e:
+            raise BadEntry(f"content cannot be decompressed: {e}") from None
+    return data
+
+
+def _mode(permissions):
+    if permissions is None:
+        return DEFAULT_MODE
+    if isinstance(permissions, int):
+        return permissions
+    text = permissions.strip().lower()
+    return int(text[2:] if text.startswith("0o") else text, 8)
+
+
+def _current_mode(system, path):
+    return os.lstat(system.path(path)).st_mode & 0o7777
+
+
+def _chown(system, path, uid, gid):
+    os.chown(system.path(path), uid, gid, follow_symlinks=False)
+
+
+def _reason(e):
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror + (f" ({e.filename})" if e.filename else "")
+    return str(e)
+
+
+class _Accounts:
+    """Users and groups of the root being configured, read once."""
+
+    def __init__(self, system):
+        self.users = {}
+        self.groups = {}
+        for line in system.read_text("/etc/passwd", default="").splitlines():
+            f = line.split(":")
+            if len(f) >= 4 and f[2].isdigit() and f[3].isdigit():
+                self.users[f[0]] = (int(f[2]), int(f[3]))
+        for line in system.read_text("/etc/group", default="").splitlines():
+            f = line.split(":")
+            if len(f) >= 3 and f[2].isdigit():
+                self.groups[f[0]] = int(f[2])
+
+    def resolve(self, owner, path):
+        """'user:group' or 'user' -> (uid, gid, 'user:group'); unknown parts -> root."""
+        if not owner:
+            return 0, 0, "root:root"
+        user, _, group = owner.strip().partition(":")
+        uid, gid = self._user(user, path)
+        if group:
+            gid = self._group(group, path)
+        names = {v[0]: k for k, v in self.users.items()}
+        gnames = {v: k for k, v in self.groups.items()}
+        return uid, gid, f"{names.get(uid, uid)}:{gnames.get(gid, gid)}"
+
+    def _user(self, user, path):
+        if user in self.users:
+            return self.users[user]
+        if user.isdigit():
+            return int(user), 0
+        log.warning("write_files: owner %r of %s is not a user in /etc/passwd; "
+                    "the file belongs to root", user, path)
+        return 0, 0
+
+    def _group(self, group, path):
+        if group in self.groups:
+            return self.groups[group]
+        if group.isdigit():
+            return int(group)
+        log.warning("write_files: group %r of %s is not in /etc/group; using root's",
+                    group, path)
+        return 0
