@@ -20,14 +20,18 @@ PER_INSTANCE = "per-instance"
 # Intended order: bootcmd, growroot, users, hostkeys, hostname, resolv_conf,
 # admin_pass, injected_files, write_files | scripts (user-data, runcmd).
 CONFIG_STEPS = [
+    "bootcmd",
     "users",
     "hostkeys",
     "hostname",
     "resolv_conf",
     "admin_pass",
     "injected_files",
+    "write_files",
 ]
 FINAL_STEPS = [
+    "scripts",
+    "runcmd",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 
