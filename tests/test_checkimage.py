@@ -284,6 +284,18 @@ def test_planted_debian_defects_fail_then_fix_clears_them(deb, run_agent):
     assert snapshot(deb) == before
 
 
+def test_json_fix_reports_changes_per_check(deb, run_agent):
+    plant_debian_defects(deb)
+    res = run_agent("check-image", "--root", deb, "--fix", "--json")
+    assert res.returncode == 0, res.stdout
+    data = {d["id"]: d for d in json.loads(res.stdout)}
+    assert data["ifcfg-hwaddr"]["status"] == "pass"
+    assert data["ifcfg-hwaddr"]["changes"] == [
+        "removed 1 HWADDR line(s) from /etc/sysconfig/network-scripts/ifcfg-eth0"]
+    assert len(data["agent-enabled"]["changes"]) == 2
+    assert data["growpart"]["changes"] == []
+
+
 def test_fix_keeps_everything_but_the_mac_bindings(deb):
     plant_debian_defects(deb)
     fix(deb)
@@ -591,9 +603,13 @@ def test_ufw_counts_only_when_enabled_in_its_config(deb):
 
 
 def test_sysv_firewall(deb):
-    shutil.rmtree(os.path.join(deb, "usr/lib/systemd"))
     program(deb, "/etc/init.d/iptables")
     link(deb, "/etc/rc3.d/S08iptables", "../init.d/iptables")
+    # systemd with no iptables.service runs the init script (systemd-sysv-generator)
+    assert statuses(deb)["firewall-disabled"] == "fail"
+    write(deb, "/lib/systemd/system/iptables.service", "[Install]\nWantedBy=basic.target\n")
+    assert statuses(deb)["firewall-disabled"] == "pass"  # the unit wins, and is disabled
+    shutil.rmtree(os.path.join(deb, "usr/lib/systemd"))
     assert statuses(deb)["firewall-disabled"] == "fail"
 
 
@@ -715,3 +731,27 @@ def test_real_debian_tree_planted_defects(tmp_path, run_agent):
     before = snapshot(os.path.join(root, "etc"))
     run_agent("check-image", "--root", root, "--fix")
     assert snapshot(os.path.join(root, "etc")) == before
+
+
+@pytest.mark.skipif(not shutil.which("systemctl"), reason="compares with systemctl --root")
+def test_the_projects_own_units_are_enabled_as_systemctl_would(tmp_path):
+    repo_units = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "units")
+    names = [n for n in os.listdir(repo_units) if n.endswith(".service")]
+    assert names, "units/ ships the agent's systemd units"
+    root = debian_tree(str(tmp_path / "image"))
+    for d in ("lib/systemd/system", "etc/systemd/system/sysinit.target.wants",
+              "etc/systemd/system/multi-user.target.wants"):
+        for n in os.listdir(os.path.join(root, d)):
+            if n.startswith("guestagent"):
+                os.remove(os.path.join(root, d, n))
+    for n in names:
+        shutil.copy(os.path.join(repo_units, n), os.path.join(root, "lib/systemd/system", n))
+    twin = str(tmp_path / "twin")
+    shutil.copytree(root, twin, symlinks=True)
+    subprocess.run(["systemctl", f"--root={twin}", "enable"] + names,
+                   check=True, capture_output=True)
+    assert statuses(root)["agent-enabled"] == "fail"
+    fix(root)
+    assert statuses(root)["agent-enabled"] == "pass"
+    assert snapshot(root) == {p.replace(twin, root): v for p, v in snapshot(twin).items()}

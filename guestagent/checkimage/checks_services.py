@@ -30,6 +30,9 @@ def _service_state(image, names):
             unit = n if "." in n else f"{n}.service"
             if units.is_enabled(image, unit):
                 found.append(unit)
+            elif "." not in n and not units.unit_path(image, unit) \
+                    and units.sysv_enabled(image, [n]):
+                found.append(f"{n} (init script)")  # systemd-sysv-generator starts it
         return found
     bare = [n.split(".")[0] for n in names]
     return units.sysv_enabled(image, bare) + units.openrc_enabled(image, bare)
