@@ -263,6 +263,10 @@ def test_planted_debian_defects_fail_then_fix_clears_them(deb, run_agent):
     assert {i for i, s in got.items() if s == "fail"} == PLANTED
     # Debian family: /etc/sysconfig/network is not read, NOZEROCONF does not apply
     assert got["nozeroconf"] == "pass"
+    fixes = {d["id"]: d["fix"] for d in json.loads(res.stdout)}
+    # commands in the fix texts name the files where the host sees them
+    assert f"sed -i '/^HWADDR=/d' {deb}/etc/sysconfig/network-scripts/ifcfg-eth0" \
+        in fixes["ifcfg-hwaddr"]
 
     res = run_agent("check-image", "--root", deb, "--fix")
     assert res.returncode == 0, res.stdout

@@ -8,7 +8,7 @@ anything that changes what the image does on purpose (packages, firewalls,
 passwords) to the builder, with the command to run.
 """
 
-import logging
+import os
 import sys
 
 from ..system import System, UnsafePathError
@@ -16,8 +16,6 @@ from . import checks_boot, checks_disk, checks_network, checks_services
 from .finding import FAIL, failed
 from .report import as_json, as_table
 from .tree import Image
-
-log = logging.getLogger(__name__)
 
 CHECKS = (checks_disk.CHECKS + checks_network.CHECKS + checks_boot.CHECKS
           + checks_services.CHECKS)
@@ -43,8 +41,10 @@ def apply_fixes(image, findings):
             continue
         try:
             f.changes = f.repair(image) or []
-        except (OSError, UnsafePathError) as e:
+        except UnsafePathError as e:
             f.changes = [f"could not fix {f.id}: {e}"]
+        except Exception as e:  # one fix going wrong must not stop the others
+            f.changes = [f"could not fix {f.id}: {type(e).__name__}: {e}"]
         lines += [f"{f.id}: {c}" for c in f.changes]
     return lines
 
@@ -61,6 +61,14 @@ def main(args):
         findings = run_checks(image)
         for f in findings:
             f.changes = by_id.get(f.id, [])
+    try:
+        _show(args, findings, changes)
+    except BrokenPipeError:  # `check-image | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1 if any(f.status == FAIL for f in findings) else 0
+
+
+def _show(args, findings, changes):
     if args.json:
         print(as_json(findings, with_changes=bool(getattr(args, "fix", False))))
     else:
@@ -70,4 +78,3 @@ def main(args):
             print()
         print(as_table(findings))
     sys.stdout.flush()
-    return 1 if any(f.status == FAIL for f in findings) else 0

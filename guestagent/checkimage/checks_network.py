@@ -39,7 +39,8 @@ def check_persistent_net_rules(image):
     return failed("persistent-net-rules",
                   f"{PERSISTENT_NET} has {len(rules)} rule(s){bound}: on a new instance "
                   "(new MAC) the NIC comes up as eth1, not eth0",
-                  f"empty the file (keep it, so udev does not warn): : > {PERSISTENT_NET}",
+                  "empty the file (keep it, so udev does not warn): "
+                  f": > {image.host(PERSISTENT_NET)}",
                   repair=_empty_persistent_net)
 
 
@@ -67,14 +68,15 @@ def check_persistent_net_generator(image):
         return warned("persistent-net-generator",
                       f"{GENERATOR_MASK} holds {len(rules)} rule(s) of its own instead of "
                       "masking the generator",
-                      f"make it empty: echo '#' > {GENERATOR_MASK}")
+                      f"make it empty: echo '#' > {image.host(GENERATOR_MASK)}")
     if generator is None:
         return passed("persistent-net-generator",
                       "this udev ships no persistent-net generator (names do not follow MACs)")
     return failed("persistent-net-generator",
                   f"{generator} is active: on first boot it writes {PERSISTENT_NET} with "
                   "this machine's MAC, which breaks eth0 on every later instance",
-                  f"mask it with an empty file: echo '#' > {GENERATOR_MASK} (a file in /etc "
+                  f"mask it with an empty file: echo '#' > {image.host(GENERATOR_MASK)} "
+                  "(a file in /etc "
                   "overrides the packaged one and survives udev upgrades)",
                   repair=_mask_generator)
 
@@ -101,7 +103,8 @@ def check_ifcfg_hwaddr(image):
     return failed("ifcfg-hwaddr",
                   f"HWADDR= in {', '.join(bound)}: the interface config is bound to the build "
                   "machine's NIC and is skipped on a new instance",
-                  f"delete the HWADDR lines: sed -i '/^HWADDR=/d' {' '.join(bound)}",
+                  "delete the HWADDR lines: sed -i '/^HWADDR=/d' "
+                  + " ".join(image.host(p) for p in bound),
                   repair=_drop_hwaddr)
 
 
@@ -170,7 +173,7 @@ def check_nozeroconf(image):
                   f"{found} in {SYSCONFIG_NETWORK}: the network scripts add a "
                   "169.254.0.0/16 zeroconf route that can break access to the metadata "
                   "service at 169.254.169.254",
-                  f"echo NOZEROCONF=yes >> {SYSCONFIG_NETWORK}",
+                  f"echo NOZEROCONF=yes >> {image.host(SYSCONFIG_NETWORK)}",
                   repair=_set_nozeroconf)
 
 

@@ -123,6 +123,10 @@ class Image:
                 return p
         return None
 
+    def host(self, path):
+        """``path`` as a command run on the host must name it (for fix texts)."""
+        return path if self.live else self.root.rstrip("/") + path
+
     # -- what the image is -----------------------------------------------
     def uses_systemd(self):
         return any(self.is_file(p) for p in ("/lib/systemd/systemd", "/usr/lib/systemd/systemd"))
