@@ -125,6 +125,36 @@ def test_units_enable_into_multi_user_target(tmp_path):
         assert os.readlink(wants / name).endswith("/" + name)
 
 
+def enabled_boot(root):
+    """Our units enabled along with sshd and a getty, as on a real image."""
+    extra = [u for u in ("ssh.service", "getty@tty1.service")
+             if os.path.exists(root / "usr/lib/systemd/system" / u.replace("@tty1", "@"))]
+    res = subprocess.run(["systemctl", f"--root={root}", "enable", *UNIT_NAMES, *extra],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return extra
+
+
+@needs_systemd
+def test_whole_boot_transaction_has_no_ordering_cycle(tmp_path):
+    """Starting multi-user.target with everything enabled: systemd finds no
+    ordering cycle.  Targets order themselves after what they want, so a
+    final stage that a login unit waited for would close a loop through
+    multi-user.target; the second half shows systemd reports exactly that."""
+    root = systemd_tree(tmp_path)
+    assert "ssh.service" in enabled_boot(root)
+    res = subprocess.run(["systemd-analyze", "--man=no", f"--root={root}", "verify",
+                          "multi-user.target"], capture_output=True, text=True, timeout=60)
+    assert "ordering cycle" not in res.stderr, res.stderr
+    assert res.returncode == 0, res.stderr
+
+    final = root / "usr/lib/systemd/system/guestagent-final.service"
+    final.write_text(final.read_text().replace("[Service]", "Before=ssh.service\n\n[Service]"))
+    res = subprocess.run(["systemd-analyze", "--man=no", f"--root={root}", "verify",
+                          "multi-user.target"], capture_output=True, text=True, timeout=60)
+    assert "Found ordering cycle" in res.stderr and "guestagent-final.service" in res.stderr
+
+
 # ---- what the units run -----------------------------------------------------------------
 
 @pytest.mark.parametrize("name,stage", [("guestagent-local.service", "local"),
