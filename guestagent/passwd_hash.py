@@ -9,7 +9,7 @@ specification, the scheme glibc, libxcrypt, `openssl passwd -6` and
 
 import hashlib
 import hmac
-import secrets
+import os
 
 ROUNDS_DEFAULT = 5000
 ROUNDS_MIN = 1000
@@ -29,7 +29,8 @@ _ORDER = [
 
 
 def new_salt(length=SALT_MAX):
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    # 64 symbols: the low six bits of a random byte pick one without bias
+    return "".join(_ALPHABET[b & 0x3F] for b in os.urandom(length))
 
 
 def sha512_crypt(password, salt=None, rounds=None):

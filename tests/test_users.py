@@ -13,6 +13,8 @@ import struct
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from step_context import StepContext
 
 from guestagent import authorized_keys as ak
@@ -102,6 +104,18 @@ def test_lines_with_clean_options_or_no_comment_are_accepted(line):
 def test_bad_lines_are_refused_with_a_reason(line, why):
     with pytest.raises(ak.BadKey, match=why):
         ak.parse(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=60))
+def test_any_text_around_a_key_is_one_clean_line_or_refused(options, comment):
+    for line in (ED1 + " " + comment, options + " " + ED1, options):
+        try:
+            k = ak.parse(line)
+        except ak.BadKey:
+            continue
+        assert len(k.line.splitlines()) == 1 and "\0" not in k.line
+        assert ak.parse(k.line) == k  # what we write reads back the same
 
 
 def test_merge_keeps_everything_and_adds_each_key_once():
@@ -261,6 +275,18 @@ def test_bad_default_user_name_fails_the_step_before_any_command(root):
     assert set(_passwd(root)) == {"root", "nobody"}
 
 
+def test_a_tree_whose_etc_links_out_never_reaches_useradd(root, tmp_path):
+    outside = tmp_path / "outside-etc"
+    shutil.copytree(root / "etc", outside)
+    shutil.copytree(root / "etc", root / str(outside).lstrip("/"))  # what the seam sees
+    shutil.rmtree(root / "etc")
+    os.symlink(str(outside), root / "etc")
+    before = (outside / "passwd").read_bytes()
+    with pytest.raises(RuntimeError, match="outside the root"):
+        users.run(_ctx(root, [ED1]))
+    assert (outside / "passwd").read_bytes() == before
+
+
 # -- #cloud-config -------------------------------------------------------------------
 
 def test_cloud_config_users_with_default_and_an_extra_user(root):
@@ -353,6 +379,21 @@ def test_useradd_missing_fails_the_step_in_one_line_and_the_boot_goes_on(root, t
     results = {s["name"]: s["result"] for s in status["last"]["steps"]}
     assert results["users"] == "failed"
     assert results["hostkeys"] == "changed"  # the next step still ran
+
+
+def test_a_key_removed_on_purpose_stays_removed_on_reboot(root, tmp_path, run_agent):
+    from step_context import config_drive
+    drive = config_drive(tmp_path / "drive", {"public_keys": {"a": ED1, "b": ED2}})
+    conf = tmp_path / "a.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\ndefault_user = debian\n"
+                    f"[configdrive]\npath = {drive}\n")
+    run_agent("--once", "--root", root, "--config", conf, "--only", "users", check=True)
+    f = _keys_file(root)
+    assert f.read_text() == ED1 + "\n" + ED2 + "\n"
+    f.write_text(ED1 + "\n")  # the user drops a key
+    res = run_agent("--once", "--root", root, "--config", conf, "--only", "users", check=True)
+    assert "same instance" in res.stderr
+    assert f.read_text() == ED1 + "\n"
 
 
 def test_real_agent_against_the_metadata_server(root, tmp_path, run_agent):
