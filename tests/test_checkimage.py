@@ -659,6 +659,16 @@ def test_agent_not_installed_or_started_by_rc_local(deb):
     assert statuses(deb)["agent-enabled"] == "pass"
 
 
+def test_agent_switched_off_in_the_image(deb):
+    write(deb, "/etc/guestagent/disabled", "")
+    f = findings(deb)["agent-enabled"]
+    assert f.status == "fail" and "/etc/guestagent/disabled" in f.detail and f.repair is None
+    os.remove(os.path.join(deb, "etc/guestagent/disabled"))
+    write(deb, "/etc/default/grub", 'GRUB_CMDLINE_LINUX_DEFAULT="console=tty0 '
+          'console=ttyS0,115200n8 guestagent=disabled"\n')
+    assert statuses(deb)["agent-enabled"] == "fail"
+
+
 def test_cloud_init_enabled_is_disabled_only_when_the_agent_is_there(deb):
     program(deb, "/usr/bin/cloud-init")
     f = findings(deb)["cloud-init-disabled"]

@@ -168,6 +168,10 @@ def agent_units(image):
 
 
 def check_agent_enabled(image):
+    off = _agent_switched_off(image)
+    if off:
+        return failed("agent-enabled", f"guestagent is switched off: {off}",
+                      f"remove it if the image should run guestagent ({off.split(' ')[0]})")
     if image.uses_systemd():
         found = agent_units(image)
         if not found:
@@ -190,6 +194,15 @@ def check_agent_enabled(image):
                   "/etc/init.d/guestagent starts guestagent",
                   "install the package's rc.local snippet or init script "
                   "(update-rc.d guestagent defaults)")
+
+
+def _agent_switched_off(image):
+    """The agent's own off switches (runner.disabled_reason), as baked into the image."""
+    if image.lexists("/etc/guestagent/disabled"):
+        return "/etc/guestagent/disabled exists"
+    if "guestagent=disabled" in _grub_args(image):
+        return "guestagent=disabled in the grub defaults' kernel command line"
+    return ""
 
 
 def _sysv_agent(image):
