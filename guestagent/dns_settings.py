@@ -18,8 +18,8 @@ from .metadata import dedupe
 
 log = logging.getLogger(__name__)
 
-_SCOPE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-_OPTION = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_OPTION = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 @dataclass
@@ -98,7 +98,7 @@ def nameserver(value):
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
     addr, sep, scope = value.partition("%")
-    if sep and not _SCOPE.match(scope):
+    if sep and not _SCOPE.fullmatch(scope):
         raise ValueError("bad interface scope after '%'")
     try:
         ip = ipaddress.ip_address(addr)
@@ -138,7 +138,7 @@ def resolver_options(value):
         return []
     out = []
     for key, v in value.items():
-        if not isinstance(key, str) or not _OPTION.match(key):
+        if not isinstance(key, str) or not _OPTION.fullmatch(key):
             log.warning("ignoring resolver option %s: not an option name", shown(key))
             continue
         if v is True:

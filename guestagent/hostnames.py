@@ -14,8 +14,8 @@ from collections import namedtuple
 
 MAX_NAME = 253
 MAX_LABEL = 63
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_ALLOWED = re.compile(r"^[A-Za-z0-9._-]+$")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ALLOWED = re.compile(r"[A-Za-z0-9._-]+")
 _SHELL = set(";|&$`'\"<>(){}[]\\*?!~#^=%")
 
 HostName = namedtuple("HostName", "fqdn short")
@@ -56,7 +56,7 @@ def check_name(value, fix_underscores=True):
             raise BadName("it has an empty label (two dots in a row, or a leading dot)")
         if len(label) > MAX_LABEL:
             raise BadName(f"a label is {len(label)} characters long (at most {MAX_LABEL})")
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise BadName(f"label {label!r} starts or ends with '-'")
     try:
         ipaddress.ip_address(name)
@@ -76,7 +76,7 @@ def check_hostname(value):
 
 
 def _refuse_bad_characters(value):
-    if _ALLOWED.match(value):
+    if _ALLOWED.fullmatch(value):
         return
     if any(c in "\n\r" for c in value):
         raise BadName("it contains a line break")
@@ -89,5 +89,5 @@ def _refuse_bad_characters(value):
     bad = sorted({c for c in value if c in _SHELL})
     if bad:
         raise BadName("it contains shell characters " + " ".join(bad))
-    bad = sorted({c for c in value if not _ALLOWED.match(c)})
+    bad = sorted({c for c in value if not _ALLOWED.fullmatch(c)})
     raise BadName("it contains characters not allowed in a name: " + " ".join(bad))

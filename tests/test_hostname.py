@@ -51,6 +51,8 @@ def test_valid_names_are_normalised(value, fqdn, short):
     ("host name", "whitespace"),
     ("host\n127.0.0.1 bank.example", "line break"),
     ("host\tname", "whitespace"),
+    ("host\n", "line break"),
+    ("host.example.\n", "line break"),
     ("host\x00name", "control characters"),
     ("host\x1b[31m", "control characters"),
     ("hôte", "non-ASCII"),
@@ -85,10 +87,10 @@ def test_validator_on_any_text_refuses_or_returns_a_clean_name(value):
         name = check_hostname(value)
     except BadName:
         return
-    assert VALID.match(name.fqdn), name
+    assert VALID.fullmatch(name.fqdn), name
     assert name.short == name.fqdn.split(".")[0]
     # nothing but letters, digits, '-', '_', '.' (and case) gets through
-    assert re.match(r"^[A-Za-z0-9._-]+$", value)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", value)
 
 
 @settings(max_examples=200, deadline=None)
@@ -342,3 +344,10 @@ def test_from_the_metadata_service_in_a_netns(tmp_path, root, run_agent):
     assert (root / "etc/resolv.conf").read_text() == (
         "search example.net\nnameserver 192.0.2.10\nnameserver 2001:db8::53\n"
         "options edns0\n")
+
+
+def test_no_name_in_the_metadata_is_skipped(root):
+    before = (root / "etc/hostname").read_bytes()
+    with pytest.raises(Skip, match="names no host name"):
+        step.run(StepContext(root, md(hostname="")))
+    assert (root / "etc/hostname").read_bytes() == before

@@ -40,7 +40,8 @@ def test_nameserver_accepts_and_normalises_addresses(value, expect):
 
 @pytest.mark.parametrize("value", [
     "192.0.2.53\nnameserver 6.6.6.6", "192.0.2.300", "dns.example", "", " 192.0.2.1",
-    "fe80::1%eth0\nx", "192.0.2.1%eth0", "fe80::1%a b", None, 53, "1.2.3.4; rm -rf /",
+    "fe80::1%eth0\nx", "fe80::1%eth0\n", "192.0.2.1\n", "192.0.2.1%eth0", "fe80::1%a b",
+    None, 53, "1.2.3.4; rm -rf /",
 ])
 def test_nameserver_refuses_junk(value):
     with pytest.raises(ValueError):
@@ -55,11 +56,11 @@ def test_options_from_a_mapping_or_a_list():
 
 
 def test_junk_options_are_dropped_with_a_warning(caplog):
-    got = dns_settings.resolver_options({"rotate\nnameserver 6.6.6.6": True,
+    got = dns_settings.resolver_options({"rotate\nnameserver 6.6.6.6": True, "rotate\n": True,
                                          "timeout": "1 attempts:9", "ndots": -1,
                                          "Bad Key": True, "use-vc": True})
     assert got == ["use-vc"]
-    assert caplog.text.count("ignoring resolver option") == 4
+    assert caplog.text.count("ignoring resolver option") == 5
 
 
 # -- resolv.conf text ----------------------------------------------------------
@@ -111,8 +112,8 @@ def test_no_value_ever_injects_a_line(servers, search):
     lines = new.splitlines()[1:]
     assert len(lines) == len(dns.nameservers) + (1 if dns.search else 0)
     for line in lines:
-        assert re.match(r"^(nameserver [0-9a-fA-F:.]+(%[A-Za-z0-9_.-]+)?|search [a-z0-9. -]+)$",
-                        line), line
+        assert re.fullmatch(r"(nameserver [0-9a-fA-F:.]+(%[A-Za-z0-9_.-]+)?|search [a-z0-9. -]+)",
+                            line), line
 
 
 # -- settings from #cloud-config ---------------------------------------------------
@@ -331,3 +332,9 @@ def test_agent_cloud_config_resolv_conf_and_fqdn_win(tmp_path, root, run_agent):
         "options rotate timeout:1\n")
     assert (root / "etc/hostname").read_text() == "cc-host\n"
     assert "ignoring DNS server '203.0.113.2\\nnameserver 6.6.6.6'" in res.stderr
+
+
+def test_networkmanager_symlink_is_networkmanagers(root):
+    (root / "etc/resolv.conf").unlink()
+    os.symlink("/run/NetworkManager/resolv.conf", root / "etc/resolv.conf")
+    assert step.resolv_conf_owner(step_system(root))[0] == "NetworkManager"
