@@ -17,11 +17,11 @@ import re
 from .metadata import Metadata
 
 STATE_DIR = "/var/lib/guestagent"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def safe_id(instance_id):
-    if _SAFE_ID.match(instance_id) and instance_id not in (".", ".."):
+    if _SAFE_ID.fullmatch(instance_id) and instance_id not in (".", ".."):
         return instance_id
     return "id-" + hashlib.sha256(instance_id.encode("utf-8", "replace")).hexdigest()[:32]
 

@@ -124,3 +124,10 @@ def test_find_device_by_sysfs_without_udev(tmp_path):
     assert configdrive.find_device(str(sysb), str(dev)) == str(dev / "vdb")
     (dev / "vdb").write_bytes(bytes(40 * 2048))
     assert configdrive.find_device(str(sysb), str(dev)) is None
+
+
+def test_ids_and_content_paths_with_a_trailing_newline_are_not_plain():
+    from guestagent.state import safe_id
+    assert safe_id("abc") == "abc"
+    assert safe_id("abc\n") != "abc\n" and "\n" not in safe_id("abc\n")
+    assert configdrive._CONTENT_PATH.fullmatch("content/0000\n") is None

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 NEEDS_NETWORK = False
 LABELS = ("config-2", "CONFIG-2")
-_CONTENT_PATH = re.compile(r"^/?content/[A-Za-z0-9._-]{1,64}$")
+_CONTENT_PATH = re.compile(r"/?content/[A-Za-z0-9._-]{1,64}")
 _MAX_DRIVE_SECTORS = 2 * 1024 * 1024 * 2  # 2 GiB: config drives are 64 MiB
 
 
@@ -168,7 +168,7 @@ def _injected_files(top, meta, limit):
             log.warning("ignoring files[%d]: needs string path and content_path", i)
             continue
         cp = e["content_path"]
-        if not _CONTENT_PATH.match(cp):
+        if not _CONTENT_PATH.fullmatch(cp):
             log.warning("ignoring injected file %r: content path %r is not under "
                         "openstack/content/", e["path"], cp)
             continue
