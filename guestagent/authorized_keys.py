@@ -128,6 +128,9 @@ def install(system, account, keys):
     could swap (`UnsafePathError` then, with nothing written).  Returns the
     changes made, in words.
     """
+    if not account.home.startswith("/"):
+        raise UnsafePathError(errno.EINVAL, "the home directory in /etc/passwd is not an "
+                              "absolute path", account.home or "(empty)")
     home = account.home.rstrip("/") or "/"
     ssh_dir = (home if home != "/" else "") + "/.ssh"
     path = ssh_dir + "/authorized_keys"

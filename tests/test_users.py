@@ -211,6 +211,14 @@ def test_symlinked_ssh_dir_is_refused(root, tmp_path, caplog):
     assert "not writing the SSH keys" in caplog.text
 
 
+def test_an_account_without_a_usable_home_gets_no_keys(root, caplog):
+    with open(root / "etc/passwd", "a") as f:
+        f.write("debian:x:1000:1000::relative/home:/bin/sh\n")
+    users.run(_ctx(root, [ED1], conf=CONF + "[users]\nsudo = no\n"))
+    assert "not an absolute path" in caplog.text
+    assert not (root / "relative").exists() and not (root / ".ssh").exists()
+
+
 def test_hostile_keys_change_nothing_they_should_not(root, caplog):
     hostile = [
         "junk",
