@@ -3,6 +3,7 @@
 import base64
 import gzip
 import logging
+import os
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -208,7 +209,9 @@ def _check_shape(ud):
         "growpart", "resize_rootfs"}
 
 
-FAST = settings(max_examples=150, deadline=None,
+# GUESTAGENT_FUZZ_EXAMPLES=5000 for a longer hunt than the suite's quick one
+FAST = settings(max_examples=int(os.environ.get("GUESTAGENT_FUZZ_EXAMPLES", "150")),
+                deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
