@@ -296,3 +296,15 @@ def test_deeply_nested_mime_is_a_warning():
     raw += b"Content-Type: text/x-shellscript\n\n#!/bin/sh\necho deep\n"
     ud = decode(raw, MAX)
     assert isinstance(ud.scripts, list) and ud.warnings
+
+
+def test_utf16_user_data_gets_a_hint():
+    [w] = decode("#!/bin/sh\necho hi\n".encode("utf-16"), MAX).warnings
+    assert "UTF-16 text (save it as UTF-8)" in w
+
+
+def test_single_part_mime_with_transfer_encoding():
+    raw = (b"Content-Type: text/x-shellscript\nContent-Transfer-Encoding: base64\n\n"
+           b"IyEvYmluL3NoCmVjaG8gYjY0Cg==\n")
+    [s] = decode(raw, MAX).scripts
+    assert s.content == b"#!/bin/sh\necho b64\n"

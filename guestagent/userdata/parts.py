@@ -207,6 +207,8 @@ def _guess(data):
 
 def _describe_unknown(data):
     head = data[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text (save it as UTF-8)"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:
