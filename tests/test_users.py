@@ -451,3 +451,35 @@ def test_real_agent_against_the_metadata_server(root, tmp_path, run_agent):
     assert "new instance" in res.stderr
     assert f.read_bytes() == (tmp_path / "before").read_bytes()
     assert (root / "etc/sudoers.d/90-guestagent-users").read_text() == sudo
+
+
+def test_real_agent_creates_the_user_from_the_metadata_service(root, tmp_path, run_agent):
+    from netns import Netns
+    tree = tmp_path / "tree"
+    (tree / "openstack/latest").mkdir(parents=True)
+    meta = {"uuid": "cccccccc-1111-2222-3333-444444444444",
+            "public_keys": {"a": ED1}, "keys": [{"type": "ssh", "data": ED2}]}
+    (tree / "openstack/latest/meta_data.json").write_text(json.dumps(meta))
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[main]\ndatasources = openstack\ndeadline = 20\ndefault_user = debian\n"
+                    "[ssh]\nregenerate_host_keys = no\n")
+    f = _keys_file(root)
+    watched = [f, root / "etc/passwd", root / "etc/shadow", root / "etc/group",
+               root / "etc/sudoers.d/90-guestagent-users"]
+    with Netns() as ns:
+        ns.start_server(tree, "--mode", "openstack")
+        res = run_agent("--once", "--root", root, "--config", conf, "--only", "users",
+                        netns=ns)
+        assert res.returncode == 0, res.stderr
+        uid, gid = int(_passwd(root)["debian"][2]), int(_passwd(root)["debian"][3])
+        assert _shadow(root)["debian"][1].startswith("!")
+        assert "debian ALL=(ALL) NOPASSWD:ALL" in watched[-1].read_text()
+        assert f.read_text() == ED1 + "\n" + ED2 + "\n"
+        assert (f.stat().st_uid, f.stat().st_gid, f.stat().st_mode & 0o777) == (uid, gid, 0o600)
+        assert f.parent.stat().st_mode & 0o777 == 0o700
+        before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in watched}
+        res = run_agent("--once", "--root", root, "--config", conf, "--only", "users",
+                        netns=ns)
+    assert res.returncode == 0, res.stderr
+    assert "same instance" in res.stderr
+    assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in watched}
