@@ -22,6 +22,7 @@ import time
 log = logging.getLogger(__name__)
 
 _MAX_LINKS = 16
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class UnsafePathError(OSError):
@@ -235,9 +236,12 @@ class System:
 
     # -- commands ------------------------------------------------------
     def which(self, name):
-        """Find a command on the host (commands always run on the host)."""
-        for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":") + [
-                "/usr/sbin", "/sbin"]:
+        """Find a command on the host's PATH (commands always run on the host).
+
+        systemd, rc.local and sudo all put the sbin directories on PATH; an
+        unset PATH gets the same default.
+        """
+        for d in os.environ.get("PATH", _DEFAULT_PATH).split(":"):
             p = os.path.join(d, name)
             if os.path.isfile(p) and os.access(p, os.X_OK):
                 return p
