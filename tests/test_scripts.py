@@ -245,3 +245,20 @@ def test_final_stage_runs_the_scripts_after_the_config_stage(drive, tmp_path):
     assert res.returncode == 0, res.stderr
     assert marker.read_text() == "final\n"
     assert drive.step("scripts")["result"] == "changed"
+
+
+def test_a_script_that_cannot_be_written_does_not_stop_the_next(drive, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    scripts = drive.root / "var/lib/guestagent/instances/iid-userdata-1/scripts"
+    scripts.mkdir(parents=True)
+    (scripts / "part-001").symlink_to(victim)
+    drive.user_data(mime((script("echo first"), "x-shellscript"),
+                         (script(f"echo second > {tmp_path}/second"), "x-shellscript")))
+    res = drive.run()
+    assert res.returncode == 1
+    assert victim.read_text() == "precious\n"  # never written through the link
+    assert (tmp_path / "second").read_text() == "second\n"
+    err = drive.step("scripts")["error"]
+    assert "script 'part-001' could not be written to /var/lib/guestagent/instances/" in err
+    assert "script 'part-002' exited 0" in err

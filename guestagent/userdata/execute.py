@@ -87,9 +87,14 @@ def run_all(ctx, scripts, step):
     try:
         for label, filename, content in scripts:
             path = f"{directory}/{filename}"
-            ctx.system.write_file(path, content, mode=0o700, dir_mode=0o700)
-            log.info("%s: running %s", step, label)
-            outcome = _run_one(ctx, label, path, content, timeout, logfd, step)
+            try:
+                ctx.system.write_file(path, content, mode=0o700, dir_mode=0o700)
+            except OSError as e:
+                outcome = Outcome(label, problem=f"could not be written to {path}: "
+                                                 f"{e.strerror or e}")
+            else:
+                log.info("%s: running %s", step, label)
+                outcome = _run_one(ctx, label, path, content, timeout, logfd, step)
             if not outcome.ok:  # at once: the step's summary comes after the last script
                 log.warning("%s: %s", step, outcome)
             outcomes.append(outcome)
@@ -126,7 +131,7 @@ def _env(ctx):
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     env.setdefault("HOME", "/root")
     env["GUESTAGENT_ROOT"] = ctx.system.root
-    env["INSTANCE_ID"] = ctx.metadata.instance_id  # as cloud-init sets it
+    env["INSTANCE_ID"] = ctx.metadata.instance_id.replace("\0", "")  # as cloud-init sets it
     return env
 
 
@@ -139,7 +144,7 @@ def _run_one(ctx, label, path, content, timeout, logfd, step):
         proc = subprocess.Popen([ctx.system.path(path)], stdin=subprocess.DEVNULL,
                                 stdout=logfd, stderr=logfd, cwd=ctx.system.root,
                                 env=_env(ctx), start_new_session=True)
-    except OSError as e:
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
         outcome = Outcome(label, problem=f"could not be started: {_why_not(e, content)}")
         os.write(logfd, f"=== {outcome}\n".encode())
         return outcome
@@ -206,6 +211,8 @@ def _why_not(e, content):
     if first.endswith(b"\r"):
         return ("its #! line ends in a carriage return (Windows line endings); "
                 "save it with Unix line endings")
+    if not isinstance(e, OSError):
+        return str(e)
     if e.errno == errno.ENOENT:
         return f"interpreter {interp!r} not found"
     if e.errno == errno.EACCES:
