@@ -21,6 +21,7 @@ PER_INSTANCE = "per-instance"
 # admin_pass, injected_files, write_files | scripts (user-data, runcmd).
 CONFIG_STEPS = [
     "bootcmd",
+    "growroot",
     "users",
     "hostkeys",
     "hostname",

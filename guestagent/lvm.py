@@ -1,0 +1,370 @@
+"""Grow an LVM root: give its volume group the disk's new space, extend the LV.
+
+The image guide's path, in order of preference for each physical volume of
+the root LV's volume group:
+
+1. the PV is a partition with free space right after it: ``growpart`` it,
+   then ``pvresize``;
+2. the PV is a whole disk that grew: ``pvresize``;
+3. otherwise, if a disk that already holds the VG has unallocated space
+   elsewhere: ``parted mkpart`` a new partition there, flag it ``lvm``, tell
+   the kernel (``partx``/``partprobe``), ``pvcreate``, ``vgextend``.
+
+Then, when the VG has free extents, ``lvextend -l +100%FREE`` the root LV.
+The filesystem is grown by the caller, like any other.
+
+Only disks that already hold the VG are ever partitioned: an empty data disk
+attached to the instance is not ours to take.
+
+`plan` (which of the paths applies) is pure, so it is unit-tested on output
+captured from the real tools; `grow_lv` runs it against the live system.
+"""
+
+import json
+import logging
+import os
+import time
+
+from . import blockdev
+from .blockdev import human_size as _size
+
+log = logging.getLogger(__name__)
+
+ALIGN_SECTORS = 2048             # new partitions start on a 1 MiB boundary
+MIN_GROWTH = 1024 * 1024         # growpart's own threshold: less is not worth it
+MIN_NEW_PARTITION = 16 * 1024 * 1024
+_ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
+
+
+class LvmError(RuntimeError):
+    """An LVM or partitioning command failed (the message says which and why)."""
+
+
+# -- parsing what the tools print ------------------------------------------------
+
+class Segment:
+    """A partition (number set) or free space (number None), in sectors."""
+
+    def __init__(self, number, start, end, fstype="", flags=""):
+        self.number, self.start, self.end = number, start, end
+        self.fstype, self.flags = fstype, flags
+
+    @property
+    def sectors(self):
+        return self.end - self.start + 1
+
+    def __repr__(self):
+        return f"<Segment {self.number or 'free'} {self.start}-{self.end}>"
+
+
+class DiskLayout:
+    """``parted -m DISK unit s print free``, parsed."""
+
+    def __init__(self, path, sectors, sector_size, table, segments):
+        self.path, self.sectors, self.sector_size = path, sectors, sector_size
+        self.table, self.segments = table, segments
+
+    def partition(self, number):
+        for s in self.segments:
+            if s.number == number:
+                return s
+        return None
+
+    @property
+    def partitions(self):
+        return [s for s in self.segments if s.number is not None]
+
+    def free_after(self, number):
+        """The free segment that starts right after partition ``number``, or None."""
+        part = self.partition(number)
+        if part is None:
+            return None
+        for s in self.segments:
+            if s.number is None and s.start == part.end + 1:
+                return s
+        return None
+
+
+def _sectors(field):
+    return int(field.rstrip("s"))
+
+
+def parse_parted(text):
+    """Parse parted's machine-readable (``-m``) output in sectors."""
+    lines = [ln.strip().rstrip(";") for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0] != "BYT":
+        raise ValueError("not parted -m output in sectors (no 'BYT;' header)")
+    head = lines[1].split(":")
+    if len(head) < 6:
+        raise ValueError(f"unexpected parted disk line: {lines[1]!r}")
+    layout = DiskLayout(head[0], _sectors(head[1]), int(head[3]), head[5], [])
+    for ln in lines[2:]:
+        f = ln.split(":")
+        if len(f) < 5:
+            continue
+        start, end = _sectors(f[1]), _sectors(f[2])
+        if f[4] == "free":
+            layout.segments.append(Segment(None, start, end))
+        else:
+            layout.segments.append(Segment(int(f[0]), start, end, f[4], f[-1]))
+    return layout
+
+
+def parse_report(text, kind):
+    """Rows of an LVM ``--reportformat json`` report (``kind``: lv, pv, vg)."""
+    rows = []
+    for report in json.loads(text).get("report", []):
+        rows.extend(report.get(kind, []))
+    return rows
+
+
+# -- deciding ---------------------------------------------------------------------
+
+class Action:
+    """One thing to do: growpart+pvresize, pvresize, or mkpart+pvcreate+vgextend."""
+
+    def __init__(self, kind, pv=None, disk=None, number=None, start=None, end=None):
+        self.kind, self.pv, self.disk, self.number = kind, pv, disk, number
+        self.start, self.end = start, end
+
+    def __eq__(self, other):
+        return isinstance(other, Action) and vars(self) == vars(other)
+
+    def __repr__(self):
+        return "Action(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                                     if v is not None) + ")"
+
+
+def plan(pvs, pv_partitions, layouts, min_new=MIN_NEW_PARTITION):
+    """Decide how to give the VG more space.
+
+    ``pvs``: rows of ``pvs -o pv_name,pv_size,dev_size --units b``;
+    ``pv_partitions``: pv_name -> (disk path, partition number), or None for a
+    whole-disk PV; ``layouts``: disk path -> DiskLayout.
+    Returns (actions, notes): notes say why nothing applies, for the log.
+    """
+    actions, notes = [], []
+    for pv in pvs:
+        name = pv["pv_name"]
+        loc = pv_partitions.get(name)
+        if loc is None:
+            if _unused_extents(pv):
+                actions.append(Action("pvresize", pv=name))
+            continue
+        disk, number = loc
+        layout = layouts.get(disk)
+        free = layout.free_after(number) if layout else None
+        if free is not None and free.sectors * layout.sector_size >= MIN_GROWTH:
+            actions.append(Action("growpart", pv=name, disk=disk, number=number))
+        elif _unused_extents(pv):
+            # the partition grew already (an earlier boot stopped before pvresize)
+            actions.append(Action("pvresize", pv=name))
+    if actions:
+        return actions, notes
+    disks = sorted({loc[0] for loc in pv_partitions.values() if loc})
+    for disk in disks:
+        layout = layouts.get(disk)
+        if layout is None:
+            continue
+        if layout.table not in ("gpt", "msdos"):
+            notes.append(f"{disk} has a {layout.table!r} partition table")
+            continue
+        numbers = [s.number for s in layout.partitions]
+        if layout.table == "msdos" and (len(numbers) >= 4 or any(n > 4 for n in numbers)):
+            notes.append(f"{disk} (msdos) has no free primary partition slot")
+            continue
+        best = None
+        for s in layout.segments:
+            if s.number is not None:
+                continue
+            start = -(-s.start // ALIGN_SECTORS) * ALIGN_SECTORS
+            size = (s.end - start + 1) * layout.sector_size
+            if size >= min_new and (best is None or size > best[2]):
+                best = (start, s.end, size)
+        if best is None:
+            notes.append(f"no unallocated space of {min_new // 2**20} MiB or more on {disk}")
+            continue
+        actions.append(Action("mkpart", disk=disk, start=best[0], end=best[1]))
+        break
+    return actions, notes
+
+
+def _unused_extents(pv):
+    """Whether the device holds at least one more extent than the PV uses.
+
+    pv_size counts whole extents after the metadata area (pe_start), so a
+    fresh PV is always a little smaller than its device.
+    """
+    spare = int(pv["dev_size"]) - int(pv.get("pe_start") or 0) - int(pv["pv_size"])
+    return spare >= max(int(pv.get("vg_extent_size") or 0), MIN_GROWTH)
+
+
+# -- doing --------------------------------------------------------------------
+
+def _run(system, argv, what):
+    res = system.run(argv, env=dict(os.environ, **_ENV), timeout=300)
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        raise LvmError(f"{what}: {' '.join(argv)} failed (exit {res.returncode})"
+                       + (f": {detail[-1][:300]}" if detail else ""))
+    return res.stdout
+
+
+def find_lv(system, dev):
+    """(vg_name, lv_name, lv_size in bytes) of the LV at BlockDevice ``dev``."""
+    major, minor = dev.devno
+    out = _run(system, ["lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                        "-o", "vg_name,lv_name,lv_size,lv_kernel_major,lv_kernel_minor"],
+               "listing logical volumes")
+    for row in parse_report(out, "lv"):
+        if (row.get("lv_kernel_major"), row.get("lv_kernel_minor")) == (str(major),
+                                                                          str(minor)):
+            return row["vg_name"], row["lv_name"], int(row["lv_size"])
+    raise LvmError(f"lvs lists no logical volume for {dev.path} ({major}:{minor})")
+
+
+def all_pvs(system):
+    out = _run(system, ["pvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                        "-o", "pv_name,vg_name,pv_size,dev_size,pe_start,vg_extent_size"],
+               "listing physical volumes")
+    return parse_report(out, "pv")
+
+
+def vg_pvs(system, vg):
+    return [r for r in all_pvs(system) if r.get("vg_name") == vg]
+
+
+def vg_free_extents(system, vg):
+    out = _run(system, ["vgs", "--reportformat", "json", "-o", "vg_name,vg_free_count", vg],
+               f"reading volume group {vg}")
+    for row in parse_report(out, "vg"):
+        if row.get("vg_name") == vg:
+            return int(row["vg_free_count"])
+    return 0
+
+
+def read_layout(system, disk):
+    out = _run(system, ["parted", "-m", "-s", disk, "unit", "s", "print", "free"],
+               f"reading the partition table of {disk}")
+    return parse_parted(out)
+
+
+def locate_pvs(pvs):
+    """pv_name -> (disk path, partition number) or None (whole disk / unknown)."""
+    out = {}
+    for pv in pvs:
+        dev = blockdev.device_of_path(pv["pv_name"])
+        if dev is not None and dev.partition_number is not None:
+            out[pv["pv_name"]] = (dev.disk.path, dev.partition_number)
+        else:
+            out[pv["pv_name"]] = None
+    return out
+
+
+def grow_vg(system, vg, grow_partition, changes):
+    """Give VG ``vg`` the free space on its disks, adding to ``changes``.
+
+    ``grow_partition(disk_path, number)`` grows one partition with growpart
+    and returns its changes (the step's own, so both paths behave alike).
+    """
+    pvs = vg_pvs(system, vg)
+    if not pvs:
+        raise LvmError(f"pvs lists no physical volume in volume group {vg}")
+    where = locate_pvs(pvs)
+    layouts = {}
+    for disk in sorted({loc[0] for loc in where.values() if loc}):
+        layouts[disk] = read_layout(system, disk)
+    actions, notes = plan(pvs, where, layouts)
+    for note in notes:
+        log.info("volume group %s: %s", vg, note)
+    if not actions:
+        return
+    # measured around all the actions: some LVM versions see a grown device
+    # before pvresize runs
+    before = {pv["pv_name"]: int(pv["pv_size"]) for pv in pvs}
+    for a in actions:
+        if a.kind == "growpart":
+            changes += grow_partition(a.disk, a.number)
+        if a.kind in ("growpart", "pvresize"):
+            _run(system, ["pvresize", a.pv], f"resizing physical volume {a.pv}")
+        elif a.kind == "mkpart":
+            changes += _new_pv(system, vg, a)
+    for pv in vg_pvs(system, vg):
+        old = before.get(pv["pv_name"])
+        if old is not None and int(pv["pv_size"]) > old:
+            changes.append(f"resized physical volume {pv['pv_name']} from {_size(old)} "
+                           f"to {_size(int(pv['pv_size']))}")
+
+
+def _new_pv(system, vg, action):
+    disk = action.disk
+    res = system.run(["parted", "-s", disk, "unit", "s", "mkpart", "primary",
+                      f"{action.start}s", f"{action.end}s"],
+                     env=dict(os.environ, **_ENV), timeout=120)
+    layout = read_layout(system, disk)
+    new = next((s for s in layout.partitions if s.start == action.start), None)
+    if new is None:
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        raise LvmError(f"parted could not make a partition on {disk} from sector "
+                       f"{action.start}: {detail[-1] if detail else 'no detail'}")
+    # parted exits 1 when it wrote the table but could not tell the kernel
+    # about partitions in use; the new one is added below either way.
+    _run(system, ["parted", "-s", disk, "set", str(new.number), "lvm", "on"],
+         f"flagging partition {new.number} of {disk} for LVM")
+    node = _partition_node(system, disk, new.number)
+    _run(system, ["pvcreate", node], f"making {node} a physical volume")
+    _run(system, ["vgextend", vg, node], f"adding {node} to volume group {vg}")
+    return [f"made partition {new.number} on {disk} ({_size(new.sectors * layout.sector_size)})"
+            f" a physical volume of volume group {vg}"]
+
+
+def _partition_node(system, disk, number, wait=5.0):
+    """The /dev node of a new partition, once the kernel knows it."""
+    disk_dev = blockdev.device_of_path(disk)
+    if disk_dev is None:
+        raise LvmError(f"{disk} is not a block device")
+    tries = [["partx", "-a", "--nr", str(number), disk], ["partx", "-u", disk],
+             ["partprobe", disk]]
+    deadline = time.monotonic() + wait
+    while True:
+        for p in disk_dev.partitions():
+            if p.partition_number == number and os.path.exists(p.path):
+                return p.path
+        if tries and system.which(tries[0][0]):
+            system.run(tries.pop(0), timeout=60)
+            continue
+        if tries:
+            tries.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise LvmError(f"the kernel does not show partition {number} of {disk} "
+                           "(partx and partprobe tried); a reboot will")
+        time.sleep(0.1)
+
+
+def extend_lv(system, vg, lv):
+    """``lvextend -l +100%FREE`` when the VG has free extents; returns the changes."""
+    if vg_free_extents(system, vg) == 0:
+        return []
+    before = _lv_size(system, vg, lv)
+    _run(system, ["lvextend", "-l", "+100%FREE", f"{vg}/{lv}"],
+         f"extending logical volume {vg}/{lv}")
+    after = _lv_size(system, vg, lv)
+    return [f"extended logical volume {vg}/{lv} from {_size(before)} to {_size(after)}"]
+
+
+def _lv_size(system, vg, lv):
+    out = _run(system, ["lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                        "-o", "lv_size", f"{vg}/{lv}"], f"reading {vg}/{lv}")
+    rows = parse_report(out, "lv")
+    return int(rows[0]["lv_size"]) if rows else 0
+
+
+def grow_lv(system, dev, grow_partition, changes):
+    """The whole LVM path for the LV at BlockDevice ``dev``, adding to ``changes``.
+
+    The filesystem on the LV is left to the caller.
+    """
+    vg, lv, _size_before = find_lv(system, dev)
+    grow_vg(system, vg, grow_partition, changes)
+    changes += extend_lv(system, vg, lv)

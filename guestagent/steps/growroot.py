@@ -1,0 +1,272 @@
+"""growroot: grow the partition and filesystem of / (or the configured mount
+points) to fill the disk, every boot.
+
+Cheap when there is nothing to grow: the space after a partition is read
+from /sys, and growpart is only called when there is room.  The filesystem
+grow is always tried (an earlier boot may have died between the partition
+and the filesystem) but only a size that actually changed is reported, so a
+second run is quiet.
+
+Off with ``[growroot] enabled = no``, ``/etc/growroot-disabled`` (inside the
+root), or ``#cloud-config`` ``growpart: {mode: off}`` / ``resize_rootfs:
+false``.
+
+Under ``--root``: mount points and block devices are live things with no
+meaning inside a directory tree, so growroot still reads the live mount
+table, but acts only on mount points named explicitly (host paths), never on
+``/``, and never on a disk that holds this machine's own root.
+"""
+
+import logging
+import os
+
+from .. import blockdev, lvm
+from ..blockdev import human_size
+from ..system import CommandFailed
+from . import PER_BOOT, Skip
+
+FREQUENCY = PER_BOOT
+NEEDS_METADATA = False
+
+log = logging.getLogger(__name__)
+
+GROWPART_FUDGE = 1024 * 1024  # growpart does not grow by less than this
+BTRFS_MIN_RESIZE = 256 * 1024 * 1024  # the kernel refuses (EINVAL) to resize below it
+# Filesystems that live on no block device of ours or cannot grow in place.
+NOT_ON_A_DISK = {"overlay", "tmpfs", "ramfs", "rootfs", "squashfs", "erofs", "nfs",
+                 "nfs4", "cifs", "smb3", "9p", "virtiofs", "fuse", "fuseblk", "iso9660",
+                 "zfs", "aufs", "devtmpfs", "proc", "sysfs"}
+# fstype -> (tool, how to run it: on the device or on the mount point)
+GROWERS = {
+    "ext2": ("resize2fs", lambda dev, mp: ["resize2fs", dev]),
+    "ext3": ("resize2fs", lambda dev, mp: ["resize2fs", dev]),
+    "ext4": ("resize2fs", lambda dev, mp: ["resize2fs", dev]),
+    "xfs": ("xfs_growfs", lambda dev, mp: ["xfs_growfs", mp]),
+    "btrfs": ("btrfs", lambda dev, mp: ["btrfs", "filesystem", "resize", "max", mp]),
+}
+_OFF = ("off", "false", "no", "0", "disabled")
+
+
+class GrowError(RuntimeError):
+    """A grow command ran and failed: the step fails with this message."""
+
+
+def run(ctx):
+    system = ctx.system
+    if not ctx.config.getbool("growroot", "enabled"):
+        raise Skip("turned off by [growroot] enabled = no")
+    if system.exists("/etc/growroot-disabled"):
+        raise Skip("/etc/growroot-disabled exists")
+    devices = ctx.config.getlist("growroot", "devices")
+    devices = _apply_cloud_config(_cloud_config(ctx), devices)
+    if not system.live:
+        if any(os.path.normpath(d) == "/" for d in devices):
+            log.info("growroot: under --root, / is this machine's own root: left alone")
+        devices = [d for d in devices if os.path.normpath(d) != "/"]
+        if not devices:
+            raise Skip("under --root only mount points named in [growroot] devices are "
+                       "grown, never /")
+    changes, skipped, errors = [], [], []
+    for mountpoint in devices:
+        try:
+            grow_mountpoint(system, mountpoint, changes)
+        except Skip as e:
+            skipped.append(f"{mountpoint}: {e}")
+        except (GrowError, lvm.LvmError, CommandFailed) as e:
+            errors.append(f"{mountpoint}: {e}")
+    if errors:
+        for c in changes:  # the runner records no changes for a failed step
+            log.info("growroot: %s (before the failure)", c)
+        raise GrowError("; ".join(errors + skipped))
+    if skipped and not changes and len(skipped) == len(devices):
+        raise Skip("; ".join(skipped))
+    for s in skipped:
+        log.info("growroot: skipped %s", s)
+    return changes
+
+
+def _cloud_config(ctx):
+    try:
+        cc = ctx.cloud_config
+    except Exception as e:  # broken user-data must not stop the root growing
+        log.warning("growroot: cannot read #cloud-config (%s); using the config file", e)
+        return {}
+    return cc if isinstance(cc, dict) else {}
+
+
+def _apply_cloud_config(cc, devices):
+    """Honour #cloud-config growpart / resize_rootfs; returns the mount points."""
+    growpart = cc.get("growpart")
+    if isinstance(growpart, dict):
+        mode = growpart.get("mode", "auto")
+        if mode is False or str(mode).strip().lower() in _OFF:
+            raise Skip("#cloud-config says growpart: {mode: off}")
+        wanted = growpart.get("devices")
+        if isinstance(wanted, list) and wanted and all(
+                isinstance(d, str) and d.startswith("/") for d in wanted):
+            devices = wanted
+        elif wanted is not None:
+            log.warning("growroot: #cloud-config growpart devices should be a list of "
+                        "mount points; using [growroot] devices (%s)", ", ".join(devices))
+    elif growpart is not None:
+        log.warning("growroot: #cloud-config growpart should be a mapping "
+                    "(growpart: {mode: auto}); ignored")
+    resize = cc.get("resize_rootfs", True)
+    if resize is False or str(resize).strip().lower() in _OFF:
+        raise Skip("#cloud-config says resize_rootfs: false")
+    return devices
+
+
+def grow_mountpoint(system, mountpoint, changes):
+    """Grow what holds ``mountpoint`` (a live host path), adding to ``changes``.
+
+    Changes are added as they happen, so a partition grown before a failing
+    filesystem grow is still reported.
+    """
+    mount = blockdev.find_mount(mountpoint)
+    if mount is None:
+        raise Skip("not a mount point")
+    fstype = mount.fstype
+    if fstype in NOT_ON_A_DISK or fstype.startswith("fuse."):
+        raise Skip(f"a {fstype} filesystem, nothing to grow")
+    if fstype not in GROWERS:
+        raise Skip(f"a {fstype} filesystem (growroot grows ext2/3/4, xfs and btrfs)")
+    if mount.read_only:
+        raise Skip(f"mounted read-only ({fstype} on {mount.source})")
+    dev = blockdev.device_of_mount(system, mount)
+    if dev is None:
+        raise Skip(f"cannot find the block device behind it ({mount.source})")
+    if not system.live:
+        _refuse_host_root_disk(system, dev)
+    tool, argv = GROWERS[fstype]
+    if not system.which(tool):
+        raise Skip(f"{tool} is not installed, so its {fstype} filesystem cannot grow")
+    node = _node(dev, mount)
+    if dev.is_lvm:
+        for t in ("lvs", "pvs", "vgs", "pvresize", "lvextend", "parted"):
+            if not system.which(t):
+                raise Skip(f"on LVM volume {dev.dm_name}, but {t} is not installed (lvm2, "
+                           "parted)")
+        lvm.grow_lv(system, dev, lambda disk, n: _growpart(system, disk, n), changes)
+    elif dev.dm_name:
+        raise Skip(f"on device-mapper volume {dev.dm_name}, which is not LVM "
+                   "(encrypted or multipath volumes are not grown)")
+    elif dev.partition_number is not None:
+        changes += grow_partition(system, dev)
+    # a filesystem on a whole disk: only the filesystem grows
+    if fstype == "btrfs" and dev.size_bytes < BTRFS_MIN_RESIZE:
+        log.debug("growroot: %s is under 256 MiB: btrfs will not resize it", node)
+        return
+    changes += grow_filesystem(system, fstype, node, mount.mountpoint, argv)
+
+
+def _node(dev, mount):
+    """A /dev node for ``dev``: the mount source when it is that device, else /dev/NAME."""
+    for path in (mount.source, dev.path):
+        found = blockdev.device_of_path(path) if path.startswith("/dev/") else None
+        if found is not None and found.devno == dev.devno:
+            return path
+    raise Skip(f"no /dev node for {dev.name} (neither {mount.source} nor {dev.path})")
+
+
+def _refuse_host_root_disk(system, dev):
+    """Under --root, a disk that holds this machine's own / is never touched."""
+    host = blockdev.find_mount("/")
+    hdev = blockdev.device_of_mount(system, host) if host else None
+    if hdev is None:
+        return
+    if _disks_of(hdev) & _disks_of(dev):
+        raise Skip(f"{dev.path} shares a disk with this machine's own root; under --root "
+                   "growroot leaves it alone")
+
+
+def _disks_of(dev):
+    if dev.slaves:
+        out = set()
+        for s in dev.slaves:
+            out |= _disks_of(s)
+        return out
+    return {dev.disk.name if dev.partition_number is not None else dev.name}
+
+
+def grow_partition(system, part):
+    """growpart the partition ``part`` (a BlockDevice) if there is room after it."""
+    if part.space_after() < GROWPART_FUDGE:
+        return []  # the common later-boot case: no command at all
+    return _growpart(system, part.disk.path, part.partition_number)
+
+
+def _growpart(system, disk, number):
+    """``growpart DISK N``, dry run first; returns the changes ([] for NOCHANGE)."""
+    if not system.which("growpart"):
+        raise Skip(f"partition {number} of {disk} could grow, but growpart is not "
+                   "installed (cloud-guest-utils or cloud-utils-growpart)")
+    env = dict(os.environ, LC_ALL="C")
+    dry = system.run(["growpart", "-N", disk, str(number)], env=env, timeout=120)
+    if dry.returncode == 1 and "NOCHANGE" in dry.stdout:
+        log.debug("growpart: %s", dry.stdout.strip())
+        return []
+    if dry.returncode != 0:
+        raise GrowError(_growpart_failure(["growpart", "-N", disk, str(number)], dry))
+    part = _partition_of(disk, number)
+    before = part.size_bytes if part else 0
+    res = system.run(["growpart", disk, str(number)], env=env, timeout=300)
+    if res.returncode == 1 and "NOCHANGE" in res.stdout:
+        return []
+    if res.returncode != 0:
+        raise GrowError(_growpart_failure(["growpart", disk, str(number)], res))
+    part = _partition_of(disk, number)
+    after = part.size_bytes if part else 0
+    if part is not None and after <= before:
+        # growpart wrote the table; make sure the kernel sees it too
+        system.run(["partx", "--update", "--nr", str(number), disk], timeout=60)
+        after = part.size_bytes
+        if after <= before:
+            raise GrowError(f"growpart grew partition {number} of {disk} on disk, but the "
+                            "kernel still sees the old size (partx --update did not help); "
+                            "the next boot will finish the job")
+    return [f"grew partition {number} of {disk} from {human_size(before)} "
+            f"to {human_size(after)}"]
+
+
+def _partition_of(disk, number):
+    dev = blockdev.device_of_path(disk)
+    for p in dev.partitions() if dev else []:
+        if p.partition_number == number:
+            return p
+    return None
+
+
+def _growpart_failure(argv, res):
+    lines = [ln for ln in (res.stdout + "\n" + res.stderr).splitlines()
+             if ln.strip() and not ln.startswith(("#", "label", "device", "unit", "first-lba",
+                                                   "sector-size", "/dev/"))]
+    failed = [ln for ln in lines if "FAILED" in ln]
+    detail = (failed or lines or ["no output"])[-1].strip()
+    return f"{' '.join(argv)} failed (exit {res.returncode}): {detail[:300]}"
+
+
+def _fs_size(mountpoint):
+    st = os.statvfs(mountpoint)
+    return st.f_blocks * st.f_frsize
+
+
+def grow_filesystem(system, fstype, node, mountpoint, argv):
+    """Grow the filesystem to fill its device; returns the change, if any."""
+    cmd = argv(node, mountpoint)
+    before = _fs_size(mountpoint)
+    res = system.run(cmd, env=dict(os.environ, LC_ALL="C"), timeout=600)
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        msg = f"{' '.join(cmd)} failed (exit {res.returncode})"
+        if detail:
+            msg += ": " + detail[-1].strip()[:300]
+        if fstype.startswith("ext") and "Permission denied" in msg:
+            msg += (" (growing a mounted ext filesystem needs CAP_SYS_RESOURCE, which "
+                    "this process does not have: a container or restricted sandbox?)")
+        raise GrowError(msg)
+    after = _fs_size(mountpoint)
+    if after <= before:
+        return []
+    return [f"grew the {fstype} filesystem on {mountpoint} ({node}) from "
+            f"{human_size(before)} to {human_size(after)}"]

@@ -1,0 +1,437 @@
+"""growroot on real disks: loop-device images, grown and checked.
+
+Every test points growroot only at its own loop devices' mount points
+(``[growroot] devices = <mount point>``, under ``--root``, where ``/`` is
+refused): this machine's own disks are never touched.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from loopdisk import LoopDisk, MiB, fs_bytes, has_cap_sys_resource, read_digest, sh, write_data
+
+from guestagent import blockdev, lvm
+from guestagent.steps import Skip, growroot
+from guestagent.system import System
+
+from conftest import EXAMPLES, needs_root
+
+GROW_MIB = 200
+
+
+def write_conf(tmp_path, devices, extra=""):
+    conf = tmp_path / "guestagent.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\n"
+                    f"[configdrive]\npath = {EXAMPLES}/configdrive\n"
+                    f"[growroot]\ndevices = {devices}\n{extra}")
+    return conf
+
+
+def run_growroot(run_agent, root, conf):
+    res = run_agent("--once", "--only", "growroot", "--root", root, "--config", conf)
+    status = json.loads(run_agent("status", "--json", "--root", root, check=True).stdout)
+    steps = [s for s in status["last"]["steps"] if s["name"] == "growroot"]
+    assert len(steps) == 1, status
+    return res, steps[0]
+
+
+def fsck_when_released(node, timeout=5.0):
+    """e2fsck -f, retried: a device just unmounted can stay busy for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        res = sh("e2fsck", "-fp", node, check=False)
+        if res.returncode in (0, 1) or time.monotonic() > deadline:
+            assert res.returncode in (0, 1), res.stdout + res.stderr
+            return
+        time.sleep(0.2)
+
+
+def assert_fills_disk(disk, n, before_sectors):
+    start, size = disk.part_extent(n)
+    assert size > before_sectors
+    # growpart leaves at most GPT's backup header and alignment slack
+    assert disk.sectors() - (start + size) < 2048, (disk.sectors(), start, size)
+
+
+# -- the matrix: gpt and msdos, ext4, XFS and btrfs ------------------------------
+
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize("table", ["gpt", "dos"])
+@pytest.mark.parametrize("fstype", ["ext4", "xfs", "btrfs"])
+def test_grows_partition_and_filesystem(tmp_path, root, run_agent, table, fstype):
+    with LoopDisk(tmp_path, 330, table, ["size=320MiB"]) as disk:
+        part = disk.part(1)
+        disk.mkfs(fstype, part)
+        mp = disk.mount(part, tmp_path / "mnt point")  # a space: mountinfo's \040
+        digest = write_data(mp)
+        fs_before = fs_bytes(mp)
+        _, part_before = disk.part_extent(1)
+        disk.enlarge(GROW_MIB)
+        conf = write_conf(tmp_path, mp)
+
+        res, step = run_growroot(run_agent, root, conf)
+        assert_fills_disk(disk, 1, part_before)
+        assert read_digest(mp) == digest
+        assert any(c.startswith("grew partition 1 of " + disk.dev) for c in step["changes"]
+                   ) or "grew partition 1" in res.stderr, (step, res.stderr)
+        if fstype == "ext4" and not has_cap_sys_resource():
+            # This sandbox drops CAP_SYS_RESOURCE, without which the kernel refuses
+            # to grow a mounted ext4: the step must fail, saying exactly that, with
+            # the partition already grown (a real guest has the capability; the QEMU
+            # end-to-end test grows a real ext4 root).
+            assert res.returncode == 1, res.stderr
+            assert step["result"] == "failed"
+            assert "CAP_SYS_RESOURCE" in step["error"] and part in step["error"]
+            assert "grew partition 1" in res.stderr
+            disk.umount(mp)
+            fsck_when_released(part)
+            sh("resize2fs", part)
+            disk.mount(part, mp)
+        else:
+            assert res.returncode == 0, res.stderr
+            assert step["result"] == "changed", step
+            assert any(f"grew the {fstype} filesystem on {mp}" in c for c in step["changes"])
+        assert fs_bytes(mp) > fs_before + GROW_MIB * MiB // 2
+        assert read_digest(mp) == digest
+
+        # a second run: nothing to do, quietly
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "ok" and step["changes"] == [], step
+        assert "growpart" not in res.stderr
+
+
+# -- cases where there is nothing (or only something) to grow ----------------------
+
+@needs_root
+@pytest.mark.root
+def test_partition_that_is_not_the_last_is_left_alone(tmp_path, root, run_agent):
+    with LoopDisk(tmp_path, 250, "gpt", ["size=120MiB", "size=120MiB"]) as disk:
+        disk.mkfs("btrfs", disk.part(1))
+        mp = disk.mount(disk.part(1), tmp_path / "mnt")
+        fs_before = fs_bytes(mp)
+        extent = disk.part_extent(1)
+        disk.enlarge(GROW_MIB)
+        res, step = run_growroot(run_agent, root, write_conf(tmp_path, mp))
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "ok" and step["changes"] == []
+        assert disk.part_extent(1) == extent and fs_bytes(mp) == fs_before
+        # growpart itself, asked anyway, answers NOCHANGE: a quiet no-op
+        assert growroot._growpart(System("/"), disk.dev, 1) == []
+        assert disk.part_extent(1) == extent
+
+
+@needs_root
+@pytest.mark.root
+def test_filesystem_on_a_whole_disk_grows_without_partitioning(tmp_path, root, run_agent):
+    with LoopDisk(tmp_path, 320, table=None) as disk:
+        disk.mkfs("xfs", disk.dev)
+        mp = disk.mount(disk.dev, tmp_path / "mnt")
+        digest = write_data(mp)
+        fs_before = fs_bytes(mp)
+        disk.enlarge(GROW_MIB)
+        conf = write_conf(tmp_path, mp)
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert [c for c in step["changes"] if "partition" in c] == []
+        assert fs_bytes(mp) > fs_before + GROW_MIB * MiB // 2
+        assert read_digest(mp) == digest
+        assert sh("sfdisk", "-d", disk.dev, check=False).returncode != 0  # still no table
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0 and step["changes"] == [] and step["result"] == "ok"
+
+
+@needs_root
+@pytest.mark.root
+def test_read_only_tmpfs_and_unmounted_are_skipped_with_a_reason(tmp_path, root, run_agent):
+    with LoopDisk(tmp_path, 130, "dos", ["size=120MiB"]) as disk:
+        disk.mkfs("btrfs", disk.part(1))
+        ro = disk.mount(disk.part(1), tmp_path / "ro", options="ro")
+        tmpfs = tmp_path / "tmpfs"
+        tmpfs.mkdir()
+        sh("mount", "-t", "tmpfs", "-o", "size=1m", "none", tmpfs)
+        disk.mounts.append(str(tmpfs))  # unmounted in teardown with the rest
+        disk.enlarge(GROW_MIB)
+        conf = write_conf(tmp_path, f"{ro}, {tmpfs}, {tmp_path}/nowhere")
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "skipped"
+        assert f"{ro}: mounted read-only" in step["reason"]
+        assert f"{tmpfs}: a tmpfs filesystem, nothing to grow" in step["reason"]
+        assert f"{tmp_path}/nowhere: not a mount point" in step["reason"]
+        assert disk.part_extent(1)[1] == 120 * MiB // 512
+
+
+def test_under_root_slash_is_never_grown(tmp_path, root, run_agent):
+    # the default devices = / under --root: this machine's own root, refused
+    conf = tmp_path / "guestagent.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\n[configdrive]\n"
+                    f"path = {EXAMPLES}/configdrive\n")
+    res, step = run_growroot(run_agent, root, conf)
+    assert res.returncode == 0, res.stderr
+    assert step["result"] == "skipped" and "never /" in step["reason"]
+    assert "growpart" not in res.stderr and "resize" not in res.stderr
+
+
+def test_disabled_file_and_config_switch(tmp_path, root, run_agent):
+    conf = write_conf(tmp_path, "/mnt/whatever")
+    (root / "etc/growroot-disabled").write_text("")
+    _, step = run_growroot(run_agent, root, conf)
+    assert step["result"] == "skipped" and "/etc/growroot-disabled" in step["reason"]
+    (root / "etc/growroot-disabled").unlink()
+    conf = write_conf(tmp_path, "/mnt/whatever", "enabled = no\n")
+    _, step = run_growroot(run_agent, root, conf)
+    assert step["result"] == "skipped" and "enabled = no" in step["reason"]
+
+
+@pytest.mark.parametrize("cc, why", [
+    ({"growpart": {"mode": "off"}}, "growpart: {mode: off}"),
+    ({"growpart": {"mode": False}}, "growpart: {mode: off}"),
+    ({"resize_rootfs": False}, "resize_rootfs: false"),
+])
+def test_cloud_config_turns_it_off(cc, why):
+    with pytest.raises(Skip, match=why.replace("{", r"\{").replace("}", r"\}")):
+        growroot._apply_cloud_config(cc, ["/"])
+
+
+def test_cloud_config_devices_and_bad_shapes():
+    assert growroot._apply_cloud_config({}, ["/"]) == ["/"]
+    assert growroot._apply_cloud_config(
+        {"growpart": {"mode": "auto", "devices": ["/", "/srv"]}}, ["/"]) == ["/", "/srv"]
+    # wrong types: warned about, the config file's list stands
+    assert growroot._apply_cloud_config({"growpart": {"devices": "/srv"}}, ["/"]) == ["/"]
+    assert growroot._apply_cloud_config({"growpart": "off"}, ["/"]) == ["/"]
+    assert growroot._apply_cloud_config({"resize_rootfs": "noblock"}, ["/"]) == ["/"]
+
+
+# -- finding the device --------------------------------------------------------------
+
+MOUNTINFO = (
+    "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n"
+    "43 27 259:0 / /tmp/a\\040b rw,relatime shared:5 master:1 - xfs /dev/loop0p1 rw\n"
+    "44 27 0:39 / /srv ro,relatime - btrfs /dev/root rw,subvol=/\n"
+    "garbage line\n"
+    "45 27 0:40 / /srv rw - tmpfs tmpfs rw\n"
+)
+
+
+def test_parse_mountinfo():
+    mounts = blockdev.parse_mountinfo(MOUNTINFO)
+    assert [m.mountpoint for m in mounts] == ["/", "/tmp/a b", "/srv", "/srv"]
+    a = mounts[1]
+    assert (a.major, a.minor, a.fstype, a.source) == (259, 0, "xfs", "/dev/loop0p1")
+    assert mounts[2].read_only and not a.read_only
+
+
+def test_find_mount_takes_the_last_mount_on_a_path(tmp_path):
+    f = tmp_path / "mountinfo"
+    f.write_text(MOUNTINFO)
+    assert blockdev.find_mount("/srv/", str(f)).fstype == "tmpfs"
+    assert blockdev.find_mount("/tmp/a b", str(f)).fstype == "xfs"
+    assert blockdev.find_mount("/nowhere", str(f)) is None
+
+
+def test_root_from_cmdline():
+    assert blockdev.root_from_cmdline("BOOT_IMAGE=/vmlinuz root=UUID=abc ro quiet") == \
+        "UUID=abc"
+    assert blockdev.root_from_cmdline("root=/dev/sda1 root=PARTUUID=x-01") == "PARTUUID=x-01"
+    assert blockdev.root_from_cmdline("quiet") == ""
+
+
+@needs_root
+@pytest.mark.root
+def test_device_resolution_on_a_real_loop_disk(tmp_path):
+    system = System("/")
+    with LoopDisk(tmp_path, 242, "gpt", ["size=120MiB", "size=120MiB"]) as disk:
+        disk.mkfs("btrfs", disk.part(2))
+        sh("btrfstune", "-f", "-L", "garoot", disk.part(2), check=False)
+        mp = disk.mount(disk.part(2), tmp_path / "m")
+        mount = blockdev.find_mount(mp)
+        assert mount.major == 0  # btrfs: an anonymous device, found through the source
+        dev = blockdev.device_of_mount(system, mount)
+        assert dev.name == f"{disk.name}p2" and dev.partition_number == 2
+        assert dev.disk.name == disk.name and dev.disk.partition_number is None
+        assert dev.space_after() <= MiB  # only GPT slack after it: no growth possible
+        first = blockdev.device_of_path(disk.part(1))
+        assert first.space_after() == 0  # partition 2 follows at once
+        uuid = sh("blkid", "-s", "UUID", "-o", "value", disk.part(2)).stdout.strip()
+        assert blockdev.resolve_spec(system, f"UUID={uuid}") == disk.part(2)
+        # /dev/root (the kernel mounted /) resolves through root= on the command line
+        fake = blockdev.Mount(mp, 0, 99, "btrfs", "/dev/root", set())
+        assert blockdev.device_of_mount(system, fake, cmdline=f"ro root=UUID={uuid}"
+                                        ).name == dev.name
+        assert blockdev.resolve_spec(system, "LABEL=no-such-label-anywhere") is None
+
+
+# -- LVM: the decision, on output captured from the real tools ---------------------------
+
+# parted -m -s DISK unit s print free: a 250 MiB gpt disk grown from 120 MiB,
+# PV on partition 2 (the last): free space right after it
+PARTED_GPT_PV_LAST = """BYT;
+/dev/vda:512000s:virtblk:512:512:gpt:Virtio Block Device:;
+1:34s:2047s:2014s:free;
+1:2048s:206847s:204800s:ext4::boot;
+2:206848s:245759s:38912s:::lvm;
+1:245760s:511966s:266207s:free;
+"""
+# msdos, PV on partition 1, a swap partition 2 after it, free space at the end
+PARTED_DOS_PV_NOT_LAST = """BYT;
+/dev/sda:614400s:scsi:512:512:msdos:QEMU HARDDISK:;
+1:63s:2047s:1985s:free;
+1:2048s:206847s:204800s:::lvm;
+2:206848s:239615s:32768s:linux-swap(v1)::;
+1:239616s:614399s:374784s:free;
+"""
+PVS_JSON = """  {
+      "report": [
+          {
+              "pv": [
+                  {"pv_name":"%s", "vg_name":"vg0", "pv_size":"%d", "dev_size":"%d"}
+              ]
+          }
+      ]
+  }
+"""
+
+
+def test_plan_grows_the_last_partition_pv():
+    layout = lvm.parse_parted(PARTED_GPT_PV_LAST)
+    assert (layout.table, layout.sectors, layout.sector_size) == ("gpt", 512000, 512)
+    pvs = lvm.parse_report(PVS_JSON % ("/dev/vda2", 19922944, 19922944), "pv")
+    actions, _ = lvm.plan(pvs, {"/dev/vda2": ("/dev/vda", 2)}, {"/dev/vda": layout})
+    assert actions == [lvm.Action("growpart", pv="/dev/vda2", disk="/dev/vda", number=2)]
+
+
+def test_plan_makes_a_new_partition_when_the_pv_is_boxed_in():
+    layout = lvm.parse_parted(PARTED_DOS_PV_NOT_LAST)
+    pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 104857600, 104857600), "pv")
+    actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda", start=239616, end=614399)]
+
+
+def test_plan_resizes_a_whole_disk_pv_or_a_pv_whose_partition_grew():
+    pvs = lvm.parse_report(PVS_JSON % ("/dev/vdb", 100 * MiB, 300 * MiB), "pv")
+    assert lvm.plan(pvs, {"/dev/vdb": None}, {})[0] == [lvm.Action("pvresize", pv="/dev/vdb")]
+    layout = lvm.parse_parted(PARTED_DOS_PV_NOT_LAST)
+    pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 50 * MiB, 100 * MiB), "pv")
+    assert lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})[0] == [
+        lvm.Action("pvresize", pv="/dev/sda1")]
+
+
+def test_plan_does_nothing_without_room_and_says_why():
+    full = PARTED_DOS_PV_NOT_LAST.replace("239616s:614399s:374784s:free",
+                                          "239616s:241663s:2048s:free")
+    pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 104857600, 104857600), "pv")
+    actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
+                              {"/dev/sda": lvm.parse_parted(full)})
+    assert actions == [] and "no unallocated space" in notes[0]
+    four = PARTED_DOS_PV_NOT_LAST.replace(
+        "1:239616s:614399s:374784s:free;",
+        "3:239616s:241663s:2048s:::;\n4:241664s:243711s:2048s:::;\n"
+        "1:243712s:614399s:370688s:free;")
+    actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
+                              {"/dev/sda": lvm.parse_parted(four)})
+    assert actions == [] and "no free primary partition slot" in notes[0]
+
+
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize("table", ["gpt", "dos"])
+def test_plan_on_parted_output_of_real_images(tmp_path, table):
+    img = tmp_path / "d.img"
+    sh("truncate", "-s", "150M", img)
+    sh("sfdisk", "-q", img, input=f"label: {table}\nsize=60MiB\nsize=30MiB\n")
+    sh("truncate", "-s", "+100M", img)
+    layout = lvm.parse_parted(sh("parted", "-m", "-s", img, "unit", "s", "print", "free"
+                                 ).stdout)
+    pvs = [{"pv_name": "/dev/x1", "pv_size": str(60 * MiB), "dev_size": str(60 * MiB)}]
+    actions, _ = lvm.plan(pvs, {"/dev/x1": (str(img), 1)}, {str(img): layout})
+    assert len(actions) == 1 and actions[0].kind == "mkpart"
+    assert actions[0].start == 91 * 2048  # 1 MiB + 60 + 30 MiB, aligned
+    assert actions[0].end * 512 > 240 * MiB
+    pvs = [{"pv_name": "/dev/x2", "pv_size": str(30 * MiB), "dev_size": str(30 * MiB)}]
+    actions, _ = lvm.plan(pvs, {"/dev/x2": (str(img), 2)}, {str(img): layout})
+    assert [a.kind for a in actions] == ["growpart"]
+
+
+# -- LVM: the volume-group half, for real on loop devices ------------------------------
+# The kernel here has no device-mapper, so no LV can be activated: lvextend and
+# the filesystem on an LV are exercised by the QEMU end-to-end test. Making,
+# resizing and extending PVs and VGs needs no device-mapper, and runs here.
+
+@pytest.fixture
+def lvm_env(tmp_path, monkeypatch):
+    """LVM confined to the test's loop devices, with no backups written to /etc/lvm."""
+    conf_dir = tmp_path / "lvm"
+    conf_dir.mkdir()
+    (conf_dir / "lvm.conf").write_text(
+        'devices { filter = [ "a|^/dev/loop|", "r|.*|" ] obtain_device_list_from_udev = 0\n'
+        '  use_devicesfile = 0 }\n'
+        "backup { backup = 0 archive = 0 }\n"
+        "activation { udev_sync = 0 udev_rules = 0 }\n")
+    monkeypatch.setenv("LVM_SYSTEM_DIR", str(conf_dir))
+    monkeypatch.setenv("LVM_SUPPRESS_FD_WARNINGS", "1")
+    made = []
+    yield made
+    for vg in made:
+        subprocess.run(["vgremove", "-f", vg], capture_output=True)
+
+
+def _vg_name(tmp_path):
+    return f"gatest{os.getpid()}{tmp_path.name[-12:]}".replace("-", "_")
+
+
+@needs_root
+@pytest.mark.root
+def test_vg_grows_through_growpart_and_pvresize(tmp_path, lvm_env):
+    system = System("/")
+    vg = _vg_name(tmp_path)
+    with LoopDisk(tmp_path, 100, "gpt", ["size=60MiB", "size=30MiB"]) as disk:
+        sh("pvcreate", "-q", disk.part(2))
+        sh("vgcreate", "-q", vg, disk.part(2))
+        lvm_env.append(vg)
+        before = lvm.vg_free_extents(system, vg)
+        disk.enlarge(100)
+        changes = []
+        lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), changes)
+        assert changes[0].startswith(f"grew partition 2 of {disk.dev}")
+        assert changes[1].startswith(f"resized physical volume {disk.part(2)}")
+        assert lvm.vg_free_extents(system, vg) > before + 20
+        again = []
+        lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), again)
+        assert again == []
+
+
+@needs_root
+@pytest.mark.root
+def test_vg_grows_through_a_new_partition(tmp_path, lvm_env):
+    system = System("/")
+    vg = _vg_name(tmp_path)
+    with LoopDisk(tmp_path, 100, "dos", ["size=60MiB", "size=30MiB"]) as disk:
+        sh("pvcreate", "-q", disk.part(1))  # boxed in by partition 2
+        sh("vgcreate", "-q", vg, disk.part(1))
+        lvm_env.append(vg)
+        before = lvm.vg_free_extents(system, vg)
+        disk.enlarge(100)
+        changes = []
+        try:
+            lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), changes)
+        finally:
+            for n in (3,):
+                node = disk.part(n)
+                if os.path.exists(f"/sys/block/{disk.name}/{disk.name}p{n}"):
+                    disk.wait_partition(n)  # so teardown removes a node we had to make
+        assert len(changes) == 1 and changes[0].startswith(f"made partition 3 on {disk.dev}")
+        assert changes[0].endswith(f"a physical volume of volume group {vg}")
+        pvs = [r["pv_name"] for r in lvm.vg_pvs(system, vg)]
+        assert sorted(pvs) == [disk.part(1), node]
+        assert lvm.vg_free_extents(system, vg) > before + 20
+        flags = sh("parted", "-m", "-s", disk.dev, "print").stdout
+        assert ":lvm;" in flags.splitlines()[-1]
+        again = []
+        lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), again)
+        assert again == []
