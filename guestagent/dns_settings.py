@@ -11,7 +11,6 @@ line break or a space ever gets through.
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass, field
 
 from .hostnames import BadName, check_name, shown
 from .metadata import dedupe
@@ -22,11 +21,20 @@ _SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _OPTION = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
-@dataclass
 class DnsSettings:
-    nameservers: list = field(default_factory=list)
-    search: list = field(default_factory=list)  # the domain first, when one was given
-    options: list = field(default_factory=list)  # resolv.conf tokens: rotate, timeout:1
+    def __init__(self, nameservers=None, search=None, options=None):
+        self.nameservers = list(nameservers or [])
+        self.search = list(search or [])  # the domain first, when one was given
+        self.options = list(options or [])  # resolv.conf tokens: rotate, timeout:1
+
+    def __eq__(self, other):
+        return isinstance(other, DnsSettings) and (
+            self.nameservers, self.search, self.options) == (
+            other.nameservers, other.search, other.options)
+
+    def __repr__(self):
+        return (f"DnsSettings(nameservers={self.nameservers!r}, search={self.search!r}, "
+                f"options={self.options!r})")
 
     def empty(self):
         return not (self.nameservers or self.search or self.options)

@@ -7,7 +7,6 @@ in a document becomes a warning and an empty field, never a crash later.
 
 import base64
 import logging
-from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -16,28 +15,45 @@ SECRET_FIELDS = ("user_data", "vendor_data", "admin_pass", "random_seed")
 REDACTED = "<redacted>"
 
 
-@dataclass
 class InjectedFile:
-    path: str
-    content: bytes
+    __slots__ = ("path", "content")
+
+    def __init__(self, path, content):
+        self.path = path
+        self.content = content
+
+    def __eq__(self, other):
+        return isinstance(other, InjectedFile) and (self.path, self.content) == (
+            other.path, other.content)
+
+    def __repr__(self):
+        return f"InjectedFile({self.path!r}, <{len(self.content)} bytes>)"
 
 
-@dataclass
 class Metadata:
-    source: str
-    instance_id: str
-    hostname: str = ""
-    public_keys: list = field(default_factory=list)
-    user_data: bytes = b""
-    vendor_data: object = None
-    admin_pass: str = ""
-    random_seed: str = ""
-    dns_nameservers: list = field(default_factory=list)
-    dns_search: list = field(default_factory=list)
-    files: list = field(default_factory=list)  # InjectedFile
-    availability_zone: str = ""
-    name: str = ""
-    raw: dict = field(default_factory=dict)  # documents as served, for `query`
+    """What every datasource produces.  (A plain class: dataclasses would
+    pull `inspect` into every boot's start-up.)"""
+
+    def __init__(self, source, instance_id, hostname="", public_keys=None, user_data=b"",
+                 vendor_data=None, admin_pass="", random_seed="", dns_nameservers=None,
+                 dns_search=None, files=None, availability_zone="", name="", raw=None):
+        self.source = source
+        self.instance_id = instance_id
+        self.hostname = hostname
+        self.public_keys = list(public_keys or [])
+        self.user_data = user_data
+        self.vendor_data = vendor_data
+        self.admin_pass = admin_pass
+        self.random_seed = random_seed
+        self.dns_nameservers = list(dns_nameservers or [])
+        self.dns_search = list(dns_search or [])
+        self.files = list(files or [])  # InjectedFile
+        self.availability_zone = availability_zone
+        self.name = name
+        self.raw = raw or {}  # documents as served, for `query`
+
+    def __repr__(self):
+        return f"Metadata(source={self.source!r}, instance_id={self.instance_id!r})"
 
     def to_dict(self):
         """Complete form for the root-only store."""

@@ -9,7 +9,6 @@ The directory is root-only (0700).  Instance ids become directory names, so
 anything but a plain id is hashed first.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,8 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 def safe_id(instance_id):
     if _SAFE_ID.fullmatch(instance_id) and instance_id not in (".", ".."):
         return instance_id
+    import hashlib  # only for odd ids; it loads OpenSSL, ~15 ms at boot
+
     return "id-" + hashlib.sha256(instance_id.encode("utf-8", "replace")).hexdigest()[:32]
 
 
