@@ -211,15 +211,15 @@ def _run(system, argv, what):
 
 
 def find_lv(system, dev):
-    """(vg_name, lv_name, lv_size in bytes) of the LV at BlockDevice ``dev``."""
+    """(vg_name, lv_name) of the LV at BlockDevice ``dev`` (matched by major:minor)."""
     major, minor = dev.devno
-    out = _run(system, ["lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
-                        "-o", "vg_name,lv_name,lv_size,lv_kernel_major,lv_kernel_minor"],
+    out = _run(system, ["lvs", "--reportformat", "json",
+                        "-o", "vg_name,lv_name,lv_kernel_major,lv_kernel_minor"],
                "listing logical volumes")
     for row in parse_report(out, "lv"):
         if (row.get("lv_kernel_major"), row.get("lv_kernel_minor")) == (str(major),
                                                                           str(minor)):
-            return row["vg_name"], row["lv_name"], int(row["lv_size"])
+            return row["vg_name"], row["lv_name"]
     raise LvmError(f"lvs lists no logical volume for {dev.path} ({major}:{minor})")
 
 
@@ -308,9 +308,13 @@ def _new_pv(system, vg, action):
         raise LvmError(f"parted could not make a partition on {disk} from sector "
                        f"{action.start}: {detail[-1] if detail else 'no detail'}")
     # parted exits 1 when it wrote the table but could not tell the kernel
-    # about partitions in use; the new one is added below either way.
-    _run(system, ["parted", "-s", disk, "set", str(new.number), "lvm", "on"],
-         f"flagging partition {new.number} of {disk} for LVM")
+    # about partitions in use; the new one is added below either way.  The
+    # lvm flag is a label for people and tools, LVM itself does not need it.
+    res = system.run(["parted", "-s", disk, "set", str(new.number), "lvm", "on"],
+                     env=dict(os.environ, **_ENV), timeout=120)
+    if "lvm" not in (read_layout(system, disk).partition(new.number) or new).flags:
+        log.warning("could not flag partition %d of %s for LVM (%s); going on without",
+                    new.number, disk, (res.stderr or res.stdout).strip()[-200:] or "no detail")
     node = _partition_node(system, disk, new.number)
     _run(system, ["pvcreate", node], f"making {node} a physical volume")
     _run(system, ["vgextend", vg, node], f"adding {node} to volume group {vg}")
@@ -365,6 +369,6 @@ def grow_lv(system, dev, grow_partition, changes):
 
     The filesystem on the LV is left to the caller.
     """
-    vg, lv, _size_before = find_lv(system, dev)
+    vg, lv = find_lv(system, dev)
     grow_vg(system, vg, grow_partition, changes)
     changes += extend_lv(system, vg, lv)

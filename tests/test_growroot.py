@@ -7,6 +7,7 @@ refused): this machine's own disks are never touched.
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -435,3 +436,62 @@ def test_vg_grows_through_a_new_partition(tmp_path, lvm_env):
         again = []
         lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), again)
         assert again == []
+
+
+# -- #cloud-config switches, through a real config drive tree ------------------------
+
+def configdrive_with(tmp_path, user_data):
+    cd = tmp_path / "configdrive"
+    shutil.copytree(f"{EXAMPLES}/configdrive", cd)
+    (cd / "openstack/latest/user_data").write_text(user_data)
+    return cd
+
+
+@needs_root
+@pytest.mark.root
+def test_cloud_config_names_the_devices_or_turns_growth_off(tmp_path, root, run_agent):
+    with LoopDisk(tmp_path, 330, "gpt", ["size=320MiB"]) as disk:
+        disk.mkfs("xfs", disk.part(1))
+        mp = disk.mount(disk.part(1), tmp_path / "data")
+        _, size = disk.part_extent(1)
+        disk.enlarge(GROW_MIB)
+        off = configdrive_with(tmp_path / "off", "#cloud-config\ngrowpart:\n  mode: off\n")
+        conf = write_conf(tmp_path, mp)
+        conf.write_text(conf.read_text().replace(f"{EXAMPLES}/configdrive", str(off)))
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "skipped" and "mode: off" in step["reason"]
+        assert disk.part_extent(1)[1] == size
+        # [growroot] devices = / (refused under --root); #cloud-config names the disk
+        on = configdrive_with(tmp_path / "on", f"#cloud-config\ngrowpart:\n  mode: auto\n"
+                                               f"  devices: [{json.dumps(mp)}]\n")
+        conf = write_conf(tmp_path, "/")
+        conf.write_text(conf.read_text().replace(f"{EXAMPLES}/configdrive", str(on)))
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "changed", step
+        assert_fills_disk(disk, 1, size)
+
+
+@needs_root
+@pytest.mark.root
+def test_under_root_a_disk_holding_this_machines_root_is_refused(tmp_path):
+    # a bind mount of a directory on this machine's own root filesystem: its
+    # device is the host's root disk. Only the read-only guard runs here.
+    if os.stat(tmp_path).st_dev != os.stat("/").st_dev:
+        pytest.skip("the test's scratch directory is not on this machine's / filesystem")
+    src, mp = tmp_path / "src", tmp_path / "bind"
+    src.mkdir()
+    mp.mkdir()
+    sh("mount", "--bind", src, mp)
+    try:
+        mount = blockdev.find_mount(str(mp))
+        host = blockdev.device_of_mount(System("/"), blockdev.find_mount("/"))
+        if host is None:
+            pytest.skip("this machine's / is on no block device (overlay, tmpfs)")
+        dev = blockdev.device_of_mount(System("/"), mount)
+        assert dev is not None and dev.devno == host.devno
+        with pytest.raises(Skip, match="shares a disk with this machine's own root"):
+            growroot._refuse_host_root_disk(System(str(tmp_path)), dev)
+    finally:
+        sh("umount", mp, check=False)
