@@ -1,0 +1,82 @@
+"""Fixtures for the QEMU boots: the .deb, the images, throwaway keys.
+
+Everything is built once per session; the debootstrapped base tree is cached
+across runs by tests/e2e/build-image.
+"""
+
+import os
+import shutil
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+TOOLS = {
+    "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
+    "debootstrap": "debootstrap", "genisoimage": "genisoimage", "mkfs.ext4": "e2fsprogs",
+    "sfdisk": "fdisk", "lvm": "lvm2", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="e2e boots need root (network namespaces, chroot, "
+                                       "loop devices): run as root")
+        for item in items:
+            if "/e2e/" in str(item.fspath):
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(tmp_path_factory):
+    missing = sorted({pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)})
+    if missing:
+        pytest.fail("missing tools for the e2e boots; install: apt-get install "
+                    + " ".join(missing) + " (tests/run does this from tests/apt-packages)")
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def keys(e2e_dir):
+    """Throwaway key pairs: the user's key pair, a second user's, and a root
+    key baked into the image only to collect the journal when a boot fails."""
+    d = e2e_dir / "keys"
+    d.mkdir(exist_ok=True)
+    return {name: harness.make_keypair(d, name) for name in ("user", "extra", "debug")}
+
+
+@pytest.fixture(scope="session")
+def deb():
+    path = harness.build_deb()
+    print(f"[e2e] package: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def plain_image(e2e_dir, deb, keys):
+    return harness.build_image(e2e_dir / "image-plain", deb, "plain",
+                               root_key=keys["debug"] + ".pub")
+
+
+@pytest.fixture(scope="session")
+def lvm_image(e2e_dir, deb, keys):
+    return harness.build_image(e2e_dir / "image-lvm", deb, "lvm",
+                               root_key=keys["debug"] + ".pub")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed check on a guest shows where its console log is, and its tail."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, harness.Guest) and value.ns is not None:
+            if "console log of" not in str(rep.longrepr):
+                value.collect_journal()
+                rep.sections.append((f"console of {value.name}", value.console_tail()))

@@ -1,0 +1,348 @@
+"""Boot real Debian images with the agent's .deb in QEMU, and talk to them.
+
+Reusable outside pytest (the benchmark uses it)::
+
+    from harness import build_image, Guest, make_keypair
+    img = build_image(workdir)                      # plain root; layout="lvm" for LVM
+    key = make_keypair(workdir)
+    with Guest(img, workdir / "vm", metadata_tree=tree, instance_uuid=u) as g:
+        g.wait_ssh()
+        print(g.time_to_ssh, g.ssh("hostname").stdout)
+        g.reboot()
+
+Every guest runs inside its own network namespace: 169.254.169.254 lives on
+that namespace's loopback (the project's metadata server listens there), QEMU's
+user networking makes the guest's requests to that address reach it, and SSH
+reaches the guest through a host forward on 127.0.0.1 inside the namespace.
+Nothing leaves the namespace.  QEMU runs with TCG: nested KVM hangs here.
+"""
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+REPO = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)
+
+from netns import Netns  # noqa: E402
+
+BUILD_IMAGE = os.path.join(HERE, "build-image")
+BUILD_DEB = os.path.join(REPO, "packaging", "build-deb")
+LOG_ROOT = os.environ.get("GUESTAGENT_E2E_LOGS", "/var/tmp/guestagent-e2e-logs")
+SSH_PORT = 2222
+USER = "debian"
+FP_BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
+FP_END = "-----END SSH HOST KEY FINGERPRINTS-----"
+
+
+class Image:
+    """A bootable raw disk plus the kernel, initrd and command line to boot it."""
+
+    def __init__(self, out):
+        self.dir = str(out)
+        self.disk = os.path.join(self.dir, "disk.raw")
+        self.kernel = os.path.join(self.dir, "vmlinuz")
+        self.initrd = os.path.join(self.dir, "initrd.img")
+        with open(os.path.join(self.dir, "cmdline")) as f:
+            self.cmdline = f.read().strip()
+        self.size = os.path.getsize(self.disk)
+
+
+def build_deb():
+    """Build the package with packaging/build-deb; returns the .deb's path."""
+    if not os.path.exists(BUILD_DEB):
+        raise RuntimeError(f"{BUILD_DEB} does not exist: cannot build the .deb to boot")
+    res = subprocess.run([BUILD_DEB], cwd=REPO, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"packaging/build-deb failed ({res.returncode}):\n"
+                           f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
+    path = lines[-1] if lines else ""
+    if not path.endswith(".deb") or not os.path.exists(os.path.join(REPO, path)):
+        raise RuntimeError(f"packaging/build-deb did not print a .deb path last: {path!r}")
+    return os.path.join(REPO, path)
+
+
+def build_base():
+    """The cached debootstrapped tree (built on first use; several minutes)."""
+    res = subprocess.run([BUILD_IMAGE, "base"], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"build-image base failed:\n{res.stderr[-4000:]}")
+    return res.stdout.strip().splitlines()[-1]
+
+
+def build_image(out, deb="-", layout="plain", root_key=None):
+    """A disk in ``out`` from the cached base tree with ``deb`` installed."""
+    env = dict(os.environ)
+    if root_key:
+        env["GUESTAGENT_E2E_ROOT_KEY"] = str(root_key)
+    res = subprocess.run([BUILD_IMAGE, "disk", str(deb), str(out), layout],
+                         capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"build-image disk ({layout}) failed:\n{res.stderr[-4000:]}")
+    return Image(out)
+
+
+def make_keypair(directory, name="id_ed25519"):
+    """A throwaway ed25519 key pair; returns the private key's path."""
+    path = os.path.join(str(directory), name)
+    if not os.path.exists(path):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                        f"guestagent-e2e-{name}", "-f", path], check=True)
+    return path
+
+
+def public_key(private_path):
+    with open(private_path + ".pub") as f:
+        return f.read().strip()
+
+
+def config_drive_iso(tree, iso):
+    """An ISO 9660 config drive (label config-2) of a config-drive-shaped tree."""
+    subprocess.run(["genisoimage", "-quiet", "-o", str(iso), "-V", "config-2", "-r", "-J",
+                    str(tree)], check=True)
+    return str(iso)
+
+
+def gzip_bytes(data):
+    return gzip.compress(data, mtime=0)
+
+
+class GuestError(AssertionError):
+    pass
+
+
+class Guest:
+    """One QEMU guest in its own namespace; a context manager.
+
+    ``metadata_tree``: serve it as the metadata service at 169.254.169.254.
+    ``config_drive``: attach this ISO as a read-only virtio disk.
+    ``disk_size``: the overlay's virtual size (the flavor's root disk).
+    """
+
+    def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
+                 metadata_tree=None, config_drive=None, disk_size="3G",
+                 instance_uuid=None, memory=1024, smp=2, extra_append=""):
+        self.image = image
+        self.workdir = str(workdir)
+        self.name = name
+        self.key = key
+        self.root_key = root_key
+        self.metadata_tree = metadata_tree
+        self.config_drive = config_drive
+        self.disk_size = disk_size
+        self.uuid = instance_uuid or str(uuid.uuid4())
+        self.memory = memory
+        self.smp = smp
+        self.extra_append = extra_append
+        os.makedirs(self.workdir, exist_ok=True)
+        self.console = os.path.join(self.workdir, "console.log")
+        self.overlay = os.path.join(self.workdir, "disk.qcow2")
+        self.metadata_log = os.path.join(self.workdir, "metadata-requests.log")
+        self.ns = None
+        self.qemu = None
+        self.started = None
+        self.time_to_ssh = None
+        self.boots = []  # seconds to SSH, per boot
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self):
+        for p in (self.console, self.overlay, self.metadata_log):
+            if os.path.exists(p):
+                os.unlink(p)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", self.image.disk,
+                        "-F", "raw", self.overlay, self.disk_size], check=True)
+        self.ns = Netns()
+        if self.metadata_tree is not None:
+            self.ns.start_server(self.metadata_tree, "--log", self.metadata_log)
+        append = f"{self.image.cmdline} {self.extra_append}".strip()
+        argv = [
+            "qemu-system-x86_64", "-name", self.name, "-nodefaults", "-no-user-config",
+            "-accel", "tcg", "-cpu", "max", "-smp", str(self.smp), "-m", str(self.memory),
+            "-display", "none", "-vga", "none", "-monitor", "none",
+            "-serial", f"file:{self.console}",
+            "-kernel", self.image.kernel, "-initrd", self.image.initrd, "-append", append,
+            "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",
+            "-device", "virtio-net-pci,netdev=n0",
+            "-device", "virtio-rng-pci",
+            "-smbios", f"type=1,manufacturer=OpenStack Foundation,"
+                       f"product=OpenStack Nova,uuid={self.uuid}",
+        ]
+        if self.config_drive:
+            argv += ["-drive", f"file={self.config_drive},if=virtio,format=raw,readonly=on"]
+        self.qemu_log = open(os.path.join(self.workdir, "qemu.log"), "w")
+        self.started = time.monotonic()
+        self.qemu = self.ns.popen(argv, stdout=self.qemu_log, stderr=subprocess.STDOUT)
+        return self
+
+    def close(self):
+        if self.qemu is not None and self.qemu.poll() is None:
+            self.qemu.kill()
+            self.qemu.wait()
+        if self.ns is not None:
+            self.ns.close()
+            self.ns = None
+        self.keep_logs()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def keep_logs(self):
+        """Copy the console log where a developer finds it; returns its path."""
+        dest = os.path.join(LOG_ROOT, self.name)
+        os.makedirs(dest, exist_ok=True)
+        for name in ("console.log", "metadata-requests.log", "qemu.log", "journal.txt"):
+            src = os.path.join(self.workdir, name)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(dest, name))
+        return os.path.join(dest, "console.log")
+
+    # -- reading the guest -----------------------------------------------------
+    def console_text(self):
+        try:
+            with open(self.console, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def console_tail(self, n=60):
+        path = self.keep_logs()
+        lines = self.console_text().replace("\r", "").splitlines()
+        return (f"console log of {self.name}: {path} (last {n} lines)\n"
+                + "\n".join(lines[-n:]))
+
+    def fail(self, msg):
+        raise GuestError(f"{msg}\n{self.console_tail()}")
+
+    def metadata_requests(self):
+        try:
+            with open(self.metadata_log) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    # -- ssh -----------------------------------------------------------------
+    def _ssh_argv(self, user, key, connect_timeout=10):
+        return self.ns.prefix() + [
+            "ssh", "-p", str(SSH_PORT), "-i", key,
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={connect_timeout}",
+            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=6",
+            f"{user}@127.0.0.1"]
+
+    def ssh(self, cmd, user=USER, key=None, check=True, timeout=180, input=None):
+        """Run ``cmd`` (a shell string) in the guest; returns CompletedProcess."""
+        key = key or self.key
+        res = subprocess.run(self._ssh_argv(user, key) + ["--", cmd], capture_output=True,
+                             text=True, timeout=timeout, input=input)
+        if check and res.returncode != 0:
+            self.fail(f"ssh {user}@guest {cmd!r} exited {res.returncode}:\n"
+                      f"stdout: {res.stdout[-2000:]}\nstderr: {res.stderr[-2000:]}")
+        return res
+
+    def wait_ssh(self, user=USER, key=None, timeout=None):
+        """Wait for an SSH login to work; records and returns the time it took."""
+        timeout = timeout or float(os.environ.get("GUESTAGENT_E2E_BOOT_TIMEOUT", "420"))
+        key = key or self.key
+        t0 = self.started
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.qemu.poll() is not None:
+                self.fail(f"QEMU exited ({self.qemu.returncode}) before SSH came up")
+            try:
+                res = subprocess.run(self._ssh_argv(user, key, 5) + ["--", "true"],
+                                     capture_output=True, text=True, timeout=30)
+                if res.returncode == 0:
+                    self.time_to_ssh = time.monotonic() - t0
+                    self.boots.append(self.time_to_ssh)
+                    print(f"[e2e] {self.name}: boot {len(self.boots)} to SSH login as {user} "
+                          f"in {self.time_to_ssh:.1f} s", flush=True)
+                    return self.time_to_ssh
+                last = res.stderr.strip()
+            except subprocess.TimeoutExpired:
+                last = "ssh timed out"
+            time.sleep(2)
+        self.collect_journal()
+        self.fail(f"no SSH login as {user} within {timeout:.0f} s (last ssh error: {last})")
+
+    def collect_journal(self):
+        """Diagnostics: the agent's journal over a root login, when one was baked in."""
+        if not self.root_key or self.ns is None:
+            return
+        try:
+            res = subprocess.run(
+                self._ssh_argv("root", self.root_key, 5)
+                + ["--", "journalctl -b --no-pager -o short-monotonic | tail -400; "
+                         "systemctl --failed --no-pager"],
+                capture_output=True, text=True, timeout=60)
+            with open(os.path.join(self.workdir, "journal.txt"), "w") as f:
+                f.write(res.stdout + res.stderr)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+
+    def boot_id(self):
+        return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+    def reboot(self, timeout=None):
+        """Reboot the guest (same instance, same disk) and wait for SSH again."""
+        before = self.boot_id()
+        self.ssh("sudo systemctl reboot", check=False, timeout=30)
+        self.started = time.monotonic()
+        # Wait until the old sshd is gone, so wait_ssh sees the new boot.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            res = subprocess.run(self._ssh_argv(USER, self.key, 5)
+                                 + ["--", "cat /proc/sys/kernel/random/boot_id"],
+                                 capture_output=True, text=True, timeout=30)
+            if res.returncode != 0 or res.stdout.strip() != before:
+                break
+            time.sleep(1)
+        self.wait_ssh(timeout=timeout)
+        if self.boot_id() == before:
+            self.fail("the guest did not reboot")
+
+    # -- what the guest shows --------------------------------------------------
+    def keyscan(self):
+        """The host public keys sshd offers, as {type: base64 blob}."""
+        res = subprocess.run(self.ns.prefix() + ["ssh-keyscan", "-p", str(SSH_PORT),
+                                                 "-T", "20", "127.0.0.1"],
+                             capture_output=True, text=True, timeout=60)
+        keys = {}
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and not line.startswith("#"):
+                keys[parts[1]] = parts[2]
+        return keys
+
+    def console_fingerprint_blocks(self):
+        """Every fingerprint block printed on the console, each a list of lines."""
+        blocks, cur = [], None
+        for line in self.console_text().replace("\r", "").splitlines():
+            if FP_BEGIN in line:
+                cur = []
+            elif FP_END in line and cur is not None:
+                blocks.append(cur)
+                cur = None
+            elif cur is not None:
+                cur.append(line)
+        return blocks
+
+
+def fingerprint(keytype, blob):
+    """SHA256 fingerprint of a public key, as ssh-keygen -l prints it."""
+    res = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+                         input=f"{keytype} {blob}\n", capture_output=True, text=True,
+                         check=True)
+    return res.stdout.split()[1]

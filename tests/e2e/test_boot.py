@@ -1,0 +1,344 @@
+"""Boot a real Debian bookworm image with the agent's .deb in QEMU and log in.
+
+Scenarios (each a class; its guest boots once for all its checks):
+  a + e  config drive ISO, no metadata service; gzip #cloud-config user-data
+  b + e  metadata service only; MIME multipart user-data with a shell script
+  c      LVM root: the agent grows PV, LV and filesystem
+  d      a reboot of the instances from a and b: keys, hostname, host keys stay,
+         per-instance steps do not run again
+
+Every check logs in over SSH as the distro's default user (debian) with the
+key the metadata handed out.  A failure shows the guest's console log path
+(under /var/tmp/guestagent-e2e-logs/<scenario>/) and its last lines.
+"""
+
+import email.mime.multipart
+import email.mime.text
+import json
+import re
+import uuid
+
+import harness
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+GiB = 1024 ** 3
+DISK = "3G"
+DISK_BYTES = 3 * GiB
+
+
+# -- instance data --------------------------------------------------------------
+def write_instance(tree, instance_uuid, hostname, keys, user_data=None, dns=()):
+    base = tree / "openstack" / "latest"
+    base.mkdir(parents=True)
+    meta = {
+        "uuid": instance_uuid, "name": hostname.split(".")[0], "hostname": hostname,
+        "availability_zone": "nova", "launch_index": 0, "project_id": "e2e",
+        "public_keys": {"e2e": keys[0] + "\n"},
+        "keys": [{"name": "e2e", "type": "ssh", "data": keys[0] + "\n"}],
+        "meta": {"scenario": hostname},
+    }
+    (base / "meta_data.json").write_text(json.dumps(meta, indent=1))
+    net = {"links": [], "networks": [{"id": "network0", "type": "ipv4_dhcp"}],
+           "services": [{"type": "dns", "address": a} for a in dns]}
+    (base / "network_data.json").write_text(json.dumps(net, indent=1))
+    (base / "vendor_data.json").write_text("{}")
+    if user_data is not None:
+        (base / "user_data").write_bytes(user_data)
+    return tree
+
+
+CLOUD_CONFIG = """\
+#cloud-config
+hostname: cd-guest
+users:
+  - default
+  - name: extra
+    shell: /bin/bash
+    sudo: "ALL=(ALL) NOPASSWD:ALL"
+    ssh_authorized_keys:
+      - {extra_key}
+write_files:
+  - path: /etc/e2e/written.conf
+    content: |
+      written by cloud-config
+    permissions: "0640"
+runcmd:
+  - [sh, -c, "echo runcmd-one > /var/tmp/e2e-runcmd"]
+  - echo runcmd-two >> /var/tmp/e2e-runcmd
+manage_resolv_conf: true
+resolv_conf:
+  nameservers: [192.0.2.10, 192.0.2.11]
+  searchdomains: [e2e.example]
+"""
+
+SCRIPT = """\
+#!/bin/sh
+# Counts its own runs: user scripts run once per instance.
+n=$(cat /var/lib/e2e-script-count 2>/dev/null || echo 0)
+echo $((n + 1)) > /var/lib/e2e-script-count
+id -u > /var/lib/e2e-script-uid
+"""
+
+
+def multipart(script):
+    msg = email.mime.multipart.MIMEMultipart()
+    msg.attach(email.mime.text.MIMEText(script, "x-shellscript"))
+    return msg.as_bytes()
+
+
+# -- checks shared by the scenarios ----------------------------------------------
+def status(guest):
+    res = guest.ssh("sudo -n guestagent status --json")
+    return json.loads(res.stdout)
+
+
+def all_steps(st):
+    return [s for run in st.get("runs", []) for s in run.get("steps", [])]
+
+
+def check_status_ok(guest):
+    st = status(guest)
+    runs = st.get("runs", [])
+    assert runs, f"guestagent recorded no run in this boot: {st}"
+    failed = [s for s in all_steps(st) if s.get("result") == "failed"]
+    assert not failed, f"failed steps: {failed}"
+    bad = [(r.get("stage"), r.get("exit_code"), r.get("message")) for r in runs
+           if r.get("exit_code") != 0]
+    assert not bad, f"runs with a non-zero exit: {bad}"
+    stages = {r.get("stage") for r in runs}
+    assert {"final"} <= stages and stages & {"local", "network"}, \
+        f"the boot units did not all run: stages {sorted(stages)}"
+    guest.ssh("sudo -n guestagent status")
+    return st
+
+
+def check_no_failed_units(guest):
+    res = guest.ssh("systemctl --failed --no-legend --plain")
+    assert res.stdout.strip() == "", f"failed units:\n{res.stdout}"
+
+
+def check_root_grown(guest, dev="/dev/vda"):
+    disk = int(guest.ssh(f"lsblk -bdno SIZE {dev}").stdout)
+    assert disk == DISK_BYTES, f"{dev} is {disk} bytes, expected the overlay's {DISK_BYTES}"
+    fs = int(guest.ssh("findmnt -bno SIZE /").stdout)
+    # The image's filesystem was 1.5 GiB; grown, it spans the 3 GiB disk less
+    # the partition offset and ext4's own metadata.
+    assert fs > 0.9 * DISK_BYTES, \
+        f"root filesystem is {fs} bytes on a {disk}-byte disk: not grown (image was 1.5 GiB)"
+    return fs
+
+
+def check_host_keys(guest):
+    """The fingerprints on the console match the keys sshd shows a client."""
+    blocks = guest.console_fingerprint_blocks()
+    assert blocks, "no host key fingerprint block on the console"
+    printed = set(re.findall(r"SHA256:[A-Za-z0-9+/=]+", "\n".join(blocks[-1])))
+    offered = guest.keyscan()
+    assert offered, "ssh-keyscan got no host keys"
+    seen = {harness.fingerprint(t, b) for t, b in offered.items()}
+    assert seen <= printed, \
+        f"sshd offers keys {sorted(seen)} but the console printed {sorted(printed)}"
+    return offered
+
+
+def check_sudo(guest):
+    guest.ssh("sudo -n true")
+
+
+def authorized_keys(guest, user="debian"):
+    return guest.ssh(f"cat ~{user}/.ssh/authorized_keys").stdout
+
+
+def per_instance_results(st):
+    return {s["name"]: s["result"] for s in all_steps(st)
+            if s.get("frequency") == "per-instance"}
+
+
+# -- scenario a (+ e, + d): config drive, no metadata service ----------------------
+@pytest.fixture(scope="class")
+def cd_guest(plain_image, keys, e2e_dir):
+    d = e2e_dir / "configdrive"
+    u = str(uuid.uuid4())
+    user = harness.public_key(keys["user"])
+    cc = CLOUD_CONFIG.format(extra_key=harness.public_key(keys["extra"]))
+    tree = write_instance(d / "drive", u, "meta-name.novalocal", [user],
+                          user_data=harness.gzip_bytes(cc.encode()))
+    iso = harness.config_drive_iso(tree, d / "config-2.iso")
+    with harness.Guest(plain_image, d / "vm", "configdrive", key=keys["user"],
+                       root_key=keys["debug"], config_drive=iso, disk_size=DISK,
+                       instance_uuid=u) as g:
+        g.wait_ssh()
+        yield g
+
+
+class TestConfigDrive:
+    def test_metadata_came_from_the_config_drive(self, cd_guest):
+        st = status(cd_guest)
+        sources = {r.get("source") for r in st["runs"] if r.get("source")}
+        assert sources and all(s.startswith("configdrive") for s in sources), sources
+
+    def test_hostname_from_cloud_config(self, cd_guest):
+        assert cd_guest.ssh("hostname").stdout.strip() == "cd-guest"
+        assert cd_guest.ssh("cat /etc/hostname").stdout.strip().split(".")[0] == "cd-guest"
+        assert "cd-guest" in cd_guest.ssh("cat /etc/hosts").stdout
+
+    def test_resolv_conf_from_cloud_config(self, cd_guest):
+        text = cd_guest.ssh("cat /etc/resolv.conf").stdout
+        assert re.search(r"^nameserver\s+192\.0\.2\.10$", text, re.M), text
+        assert re.search(r"^nameserver\s+192\.0\.2\.11$", text, re.M), text
+        assert re.search(r"^search\s+.*e2e\.example", text, re.M), text
+
+    def test_extra_user_logs_in_with_its_key_and_sudo(self, cd_guest, keys):
+        res = cd_guest.ssh("id -un; sudo -n id -u", key=keys["extra"], user="extra")
+        assert res.stdout.split() == ["extra", "0"]
+
+    def test_write_files_with_mode(self, cd_guest):
+        res = cd_guest.ssh("sudo -n stat -c %a /etc/e2e/written.conf; "
+                           "sudo -n cat /etc/e2e/written.conf")
+        mode, content = res.stdout.split("\n", 1)
+        assert mode == "640"
+        assert content == "written by cloud-config\n"
+
+    def test_runcmd_ran_in_order(self, cd_guest):
+        assert cd_guest.ssh("cat /var/tmp/e2e-runcmd").stdout == "runcmd-one\nruncmd-two\n"
+
+    def test_root_grown_to_disk(self, cd_guest):
+        check_root_grown(cd_guest)
+
+    def test_passwordless_sudo(self, cd_guest):
+        check_sudo(cd_guest)
+
+    def test_host_key_fingerprints_on_console(self, cd_guest):
+        check_host_keys(cd_guest)
+
+    def test_status_all_ok(self, cd_guest):
+        check_status_ok(cd_guest)
+
+    def test_no_failed_units(self, cd_guest):
+        check_no_failed_units(cd_guest)
+
+    def test_reboot_keeps_the_instance(self, cd_guest):
+        """(d) Same instance after a reboot: nothing per-instance runs again."""
+        keys_before = authorized_keys(cd_guest)
+        host_keys_before = cd_guest.keyscan()
+        cd_guest.ssh("echo tampered | sudo -n tee /var/tmp/e2e-runcmd >/dev/null")
+        cd_guest.reboot()
+        assert cd_guest.ssh("hostname").stdout.strip() == "cd-guest"
+        assert authorized_keys(cd_guest) == keys_before
+        assert cd_guest.keyscan() == host_keys_before, "host keys changed on a reboot"
+        st = check_status_ok(cd_guest)
+        assert not any(r.get("new_instance") for r in st["runs"]), st["runs"]
+        per_instance = per_instance_results(st)
+        assert per_instance, "no per-instance step recorded in the reboot's status"
+        again = {k: v for k, v in per_instance.items() if v != "done-before"}
+        assert not again, f"per-instance steps ran again on a reboot: {again}"
+        assert cd_guest.ssh("cat /var/tmp/e2e-runcmd").stdout == "tampered\n", \
+            "runcmd ran again on a reboot"
+        check_no_failed_units(cd_guest)
+
+
+# -- scenario b (+ e, + d): metadata service only -------------------------------
+@pytest.fixture(scope="class")
+def md_guest(plain_image, keys, e2e_dir):
+    d = e2e_dir / "metadata"
+    u = str(uuid.uuid4())
+    tree = write_instance(d / "tree", u, "md-guest.novalocal", [harness.public_key(keys["user"])],
+                          user_data=multipart(SCRIPT), dns=["192.0.2.53"])
+    with harness.Guest(plain_image, d / "vm", "metadata", key=keys["user"],
+                       root_key=keys["debug"], metadata_tree=tree, disk_size=DISK,
+                       instance_uuid=u) as g:
+        g.wait_ssh()
+        yield g
+
+
+class TestMetadataService:
+    def test_metadata_came_from_the_service(self, md_guest):
+        st = status(md_guest)
+        sources = {r.get("source") for r in st["runs"] if r.get("source")}
+        assert sources and all("openstack" in s for s in sources), sources
+        gets = [r for r in md_guest.metadata_requests() if r.startswith("GET /openstack")]
+        assert 0 < len(gets) <= 5, f"metadata requests on a first boot: {gets}"
+
+    def test_hostname_from_metadata(self, md_guest):
+        assert md_guest.ssh("hostname").stdout.strip() == "md-guest"
+        assert "md-guest" in md_guest.ssh("cat /etc/hosts").stdout
+
+    def test_resolv_conf_from_network_data(self, md_guest):
+        text = md_guest.ssh("cat /etc/resolv.conf").stdout
+        assert re.search(r"^nameserver\s+192\.0\.2\.53$", text, re.M), text
+
+    def test_multipart_script_ran_once_as_root(self, md_guest):
+        res = md_guest.ssh("sudo -n cat /var/lib/e2e-script-count /var/lib/e2e-script-uid")
+        assert res.stdout.split() == ["1", "0"]
+
+    def test_root_grown_to_disk(self, md_guest):
+        check_root_grown(md_guest)
+
+    def test_passwordless_sudo(self, md_guest):
+        check_sudo(md_guest)
+
+    def test_host_key_fingerprints_on_console(self, md_guest):
+        check_host_keys(md_guest)
+
+    def test_status_all_ok(self, md_guest):
+        check_status_ok(md_guest)
+
+    def test_no_failed_units(self, md_guest):
+        check_no_failed_units(md_guest)
+
+    def test_reboot_runs_the_script_once(self, md_guest):
+        """(d) After a reboot of the same instance the script's counter is still 1."""
+        host_keys_before = md_guest.keyscan()
+        md_guest.reboot()
+        assert md_guest.ssh("hostname").stdout.strip() == "md-guest"
+        assert md_guest.ssh("sudo -n cat /var/lib/e2e-script-count").stdout.strip() == "1"
+        assert md_guest.keyscan() == host_keys_before, "host keys changed on a reboot"
+        st = check_status_ok(md_guest)
+        again = {k: v for k, v in per_instance_results(st).items() if v != "done-before"}
+        assert not again, f"per-instance steps ran again on a reboot: {again}"
+        check_no_failed_units(md_guest)
+
+
+# -- scenario c: LVM root --------------------------------------------------------
+@pytest.fixture(scope="class")
+def lvm_guest(lvm_image, keys, e2e_dir):
+    d = e2e_dir / "lvm"
+    u = str(uuid.uuid4())
+    tree = write_instance(d / "drive", u, "lvm-guest.novalocal",
+                          [harness.public_key(keys["user"])])
+    iso = harness.config_drive_iso(tree, d / "config-2.iso")
+    with harness.Guest(lvm_image, d / "vm", "lvm", key=keys["user"], root_key=keys["debug"],
+                       config_drive=iso, disk_size=DISK, instance_uuid=u) as g:
+        g.wait_ssh()
+        yield g
+
+
+class TestLvmRoot:
+    def test_root_is_on_lvm(self, lvm_guest):
+        src = lvm_guest.ssh("findmnt -no SOURCE /").stdout.strip()
+        assert src == "/dev/mapper/vg0-root", src
+
+    def test_pv_lv_and_filesystem_grown(self, lvm_guest):
+        pv = int(lvm_guest.ssh("sudo -n pvs --noheadings --units b --nosuffix -o pv_size")
+                 .stdout.split()[0])
+        lv = int(lvm_guest.ssh("sudo -n lvs --noheadings --units b --nosuffix -o lv_size "
+                               "vg0/root").stdout.split()[0])
+        free = int(lvm_guest.ssh("sudo -n vgs --noheadings --units b --nosuffix -o vg_free vg0")
+                   .stdout.split()[0])
+        assert pv > 0.95 * DISK_BYTES, f"PV is {pv} bytes on a {DISK_BYTES}-byte disk"
+        assert lv > 0.95 * DISK_BYTES and free < 8 * 1024 ** 2, \
+            f"LV is {lv} bytes with {free} bytes free in the VG"
+        check_root_grown(lvm_guest)
+
+    def test_hostname_and_sudo(self, lvm_guest):
+        assert lvm_guest.ssh("hostname").stdout.strip() == "lvm-guest"
+        check_sudo(lvm_guest)
+
+    def test_status_all_ok(self, lvm_guest):
+        check_status_ok(lvm_guest)
+
+    def test_no_failed_units(self, lvm_guest):
+        check_no_failed_units(lvm_guest)
+
