@@ -162,7 +162,7 @@ def test_read_only_tmpfs_and_unmounted_are_skipped_with_a_reason(tmp_path, root,
         assert res.returncode == 0, res.stderr
         assert step["result"] == "skipped"
         assert f"{ro}: mounted read-only" in step["reason"]
-        assert f"{tmpfs}: a tmpfs filesystem, nothing to grow" in step["reason"]
+        assert f"{tmpfs}: tmpfs filesystem, nothing to grow" in step["reason"]
         assert f"{tmp_path}/nowhere: not a mount point" in step["reason"]
         assert disk.part_extent(1)[1] == 120 * MiB // 512
 

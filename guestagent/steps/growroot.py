@@ -128,9 +128,9 @@ def grow_mountpoint(system, mountpoint, changes):
         raise Skip("not a mount point")
     fstype = mount.fstype
     if fstype in NOT_ON_A_DISK or fstype.startswith("fuse."):
-        raise Skip(f"a {fstype} filesystem, nothing to grow")
+        raise Skip(f"{fstype} filesystem, nothing to grow")
     if fstype not in GROWERS:
-        raise Skip(f"a {fstype} filesystem (growroot grows ext2/3/4, xfs and btrfs)")
+        raise Skip(f"{fstype} filesystem (growroot grows ext2/3/4, xfs and btrfs)")
     if mount.read_only:
         raise Skip(f"mounted read-only ({fstype} on {mount.source})")
     dev = blockdev.device_of_mount(system, mount)
