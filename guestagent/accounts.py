@@ -31,11 +31,11 @@ class AccountError(RuntimeError):
 
 
 def valid_name(name):
-    return isinstance(name, str) and bool(NAME_RE.match(name))
+    return isinstance(name, str) and bool(NAME_RE.fullmatch(name))
 
 
 def valid_shell(shell):
-    return isinstance(shell, str) and bool(_SHELL_RE.match(shell)) and ".." not in shell
+    return isinstance(shell, str) and bool(_SHELL_RE.fullmatch(shell)) and ".." not in shell
 
 
 def users(system):

@@ -131,3 +131,9 @@ def test_ids_and_content_paths_with_a_trailing_newline_are_not_plain():
     assert safe_id("abc") == "abc"
     assert safe_id("abc\n") != "abc\n" and "\n" not in safe_id("abc\n")
     assert configdrive._CONTENT_PATH.fullmatch("content/0000\n") is None
+
+
+def test_user_names_and_shells_with_a_trailing_newline_are_refused():
+    from guestagent import accounts
+    assert accounts.valid_name("debian") and not accounts.valid_name("debian\n")
+    assert accounts.valid_shell("/bin/sh") and not accounts.valid_shell("/bin/sh\n")

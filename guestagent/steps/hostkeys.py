@@ -201,6 +201,6 @@ def _comment(ctx):
     candidates.append(ctx.system.read_text("/etc/hostname", default="").strip())
     for c in candidates:
         short = c.split(".", 1)[0]
-        if _LABEL_RE.match(short):
+        if _LABEL_RE.fullmatch(short):
             return "root@" + short
     return "root@localhost"
