@@ -95,7 +95,7 @@ def run_all(ctx, scripts, step):
             else:
                 log.info("%s: running %s", step, label)
                 outcome = _run_one(ctx, label, path, content, timeout, logfd, step)
-            if not outcome.ok:  # at once: the step's summary comes after the last script
+            if not outcome.ok and len(scripts) > 1:  # now: the summary waits for the last
                 log.warning("%s: %s", step, outcome)
             outcomes.append(outcome)
     finally:
