@@ -360,9 +360,10 @@ def test_plan_on_parted_output_of_real_images(tmp_path, table):
 
 
 # -- LVM: the volume-group half, for real on loop devices ------------------------------
-# The kernel here has no device-mapper, so no LV can be activated: lvextend and
-# the filesystem on an LV are exercised by the QEMU end-to-end test. Making,
-# resizing and extending PVs and VGs needs no device-mapper, and runs here.
+# The kernel here has no device-mapper, so no LV can be activated: finding the
+# root LV by major:minor and growing a filesystem on an LV are exercised by the
+# QEMU end-to-end test. Making, resizing and extending PVs, VGs and (inactive)
+# LVs is metadata only, and runs here.
 
 @pytest.fixture
 def lvm_env(tmp_path, monkeypatch):
@@ -373,7 +374,9 @@ def lvm_env(tmp_path, monkeypatch):
         'devices { filter = [ "a|^/dev/loop|", "r|.*|" ] obtain_device_list_from_udev = 0\n'
         '  use_devicesfile = 0 }\n'
         "backup { backup = 0 archive = 0 }\n"
-        "activation { udev_sync = 0 udev_rules = 0 }\n")
+        "activation { udev_sync = 0 udev_rules = 0 }\n"
+        # metadata only: this kernel has no device-mapper to activate LVs with
+        "global { activation = 0 }\n")
     monkeypatch.setenv("LVM_SYSTEM_DIR", str(conf_dir))
     monkeypatch.setenv("LVM_SUPPRESS_FD_WARNINGS", "1")
     made = []
@@ -395,16 +398,21 @@ def test_vg_grows_through_growpart_and_pvresize(tmp_path, lvm_env):
         sh("pvcreate", "-q", disk.part(2))
         sh("vgcreate", "-q", vg, disk.part(2))
         lvm_env.append(vg)
-        before = lvm.vg_free_extents(system, vg)
+        sh("lvcreate", "-q", "-an", "-Zn", "-y", "-l", "100%FREE", "-n", "root", vg)
+        assert lvm.vg_free_extents(system, vg) == 0
         disk.enlarge(100)
         changes = []
         lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), changes)
         assert changes[0].startswith(f"grew partition 2 of {disk.dev}")
         assert changes[1].startswith(f"resized physical volume {disk.part(2)}")
-        assert lvm.vg_free_extents(system, vg) > before + 20
+        assert lvm.vg_free_extents(system, vg) > 20
+        # lvextend on the (inactive, metadata-only) LV: all the new extents
+        assert lvm.extend_lv(system, vg, "root") == [
+            f"extended logical volume {vg}/root from 28.0 MiB to 136.0 MiB"]  # 139 MiB PV
+        assert lvm.vg_free_extents(system, vg) == 0
         again = []
         lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), again)
-        assert again == []
+        assert again == [] and lvm.extend_lv(system, vg, "root") == []
 
 
 @needs_root
