@@ -34,8 +34,9 @@ changes anything or waits for anything unless asked with --once.
 
 def _common(p, config=True):
     p.add_argument("--root", metavar="DIR", default="/",
-                   help="work on the tree under DIR instead of / (no live hostname, "
-                        "users or devices are touched)")
+                   help="work on the tree under DIR instead of /: no live hostname, "
+                        "users or devices are touched (user-data scripts, runcmd and "
+                        "bootcmd still run, on this host, as root, in DIR)")
     if config:
         p.add_argument("--config", metavar="FILE",
                        help="config file (default: ROOT/etc/guestagent/guestagent.conf "
