@@ -39,3 +39,42 @@ def run_agent():
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")
+
+
+# -- guard: the suite must never change this machine's own system ----------
+
+_HOST_FILES = ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hostname", "/etc/hosts",
+               "/etc/resolv.conf", "/etc/sudoers", "/etc/fstab",
+               "/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_rsa_key.pub",
+               "/etc/ssh/sshd_config"]
+_HOST_DIRS = ["/etc/sudoers.d", "/usr/lib/systemd/system", "/etc/systemd/system",
+              "/etc/udev/rules.d", "/etc/lvm/backup", "/etc/lvm/archive", "/etc/guestagent",
+              "/var/lib/guestagent", "/home", "/root/.ssh", "/usr/bin", "/usr/sbin"]
+
+
+def _host_snapshot():
+    import hashlib
+    import socket
+    snap = {"hostname": socket.gethostname()}
+    for f in _HOST_FILES:
+        try:
+            with open(f, "rb") as fh:
+                snap[f] = hashlib.sha256(fh.read()).hexdigest()
+        except OSError as e:
+            snap[f] = type(e).__name__
+    for d in _HOST_DIRS:
+        try:
+            snap[d] = sorted(os.listdir(d))
+        except OSError as e:
+            snap[d] = type(e).__name__
+    return snap
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_untouched():
+    """Fail the run if any test changed this machine's users, names or units."""
+    before = _host_snapshot()
+    yield
+    after = _host_snapshot()
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, f"the test run changed this machine's own files: {changed}"

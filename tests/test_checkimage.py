@@ -69,8 +69,29 @@ NM_CONTROLLED=no
 """
 
 
+def inside(root, path):
+    """Host path of ``path`` in the fixture tree, resolving its symlinks inside it.
+
+    Fixture trees may hold absolute links (lib -> /usr/lib); plain open()
+    would follow those onto this machine's own /usr/lib.
+    """
+    root = str(root)
+    parts = [p for p in path.split("/") if p]
+    cur = root
+    for i, part in enumerate(parts):
+        nxt = os.path.join(cur, part)
+        if os.path.islink(nxt):
+            target = os.readlink(nxt)
+            base = root if target.startswith("/") else cur
+            return inside(root, os.path.relpath(os.path.normpath(
+                os.path.join(base, target.lstrip("/"), *parts[i + 1:])), root))
+        cur = nxt
+    assert os.path.realpath(cur).startswith(os.path.realpath(root)), path
+    return cur
+
+
 def write(root, path, text="", mode=0o644):
-    p = os.path.join(str(root), path.lstrip("/"))
+    p = inside(root, path)
     os.makedirs(os.path.dirname(p), exist_ok=True)
     with open(p, "w") as f:
         f.write(text)
@@ -79,7 +100,7 @@ def write(root, path, text="", mode=0o644):
 
 
 def link(root, path, target):
-    p = os.path.join(str(root), path.lstrip("/"))
+    p = inside(root, os.path.dirname(path)) + "/" + os.path.basename(path)
     os.makedirs(os.path.dirname(p), exist_ok=True)
     os.symlink(target, p)
 
