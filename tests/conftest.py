@@ -46,10 +46,12 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespace
 _HOST_FILES = ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hostname", "/etc/hosts",
                "/etc/resolv.conf", "/etc/sudoers", "/etc/fstab",
                "/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_rsa_key.pub",
-               "/etc/ssh/sshd_config"]
-_HOST_DIRS = ["/etc/sudoers.d", "/usr/lib/systemd/system", "/etc/systemd/system",
-              "/etc/udev/rules.d", "/etc/lvm/backup", "/etc/lvm/archive", "/etc/guestagent",
-              "/var/lib/guestagent", "/home", "/root/.ssh", "/usr/bin", "/usr/sbin"]
+               "/etc/ssh/sshd_config", "/usr/lib/systemd/system/ssh.service"]
+# (not /usr/bin or the unit dirs as a whole: the packaging tests may apt-get
+# their build tools in the middle of a run)
+_HOST_DIRS = ["/etc/sudoers.d", "/etc/udev/rules.d", "/etc/lvm/backup", "/etc/lvm/archive",
+              "/etc/guestagent", "/var/lib/guestagent", "/home", "/root/.ssh"]
+_UNIT_DIRS = ["/usr/lib/systemd/system", "/etc/systemd/system"]
 
 
 def _host_snapshot():
@@ -65,6 +67,11 @@ def _host_snapshot():
     for d in _HOST_DIRS:
         try:
             snap[d] = sorted(os.listdir(d))
+        except OSError as e:
+            snap[d] = type(e).__name__
+    for d in _UNIT_DIRS:
+        try:
+            snap[d] = sorted(n for n in os.listdir(d) if n.startswith("guestagent"))
         except OSError as e:
             snap[d] = type(e).__name__
     return snap
