@@ -21,11 +21,14 @@ filesystem, installs SSH keys, sets the hostname and resolv.conf, and runs the
 user-data scripts.
 
 commands:
-  guestagent --once [options]     one full run in the foreground (the boot units call this)
-  guestagent query [KEY] [--json] the metadata stored by the last run, secrets redacted
-  guestagent status [--json]      the last run, step by step
+  guestagent --once [options]
+      one full run in the foreground (the boot units call this)
+  guestagent query [KEY] [--json]
+      the metadata stored by the last run, secrets redacted
+  guestagent status [--json]
+      this boot's runs, step by step
   guestagent check-image [--root DIR] [--json] [--fix]
-                                  check an image against the OpenStack image requirements
+      check an image against the OpenStack image requirements
 
 Plain `guestagent` with no command prints this help and exits 0: it never
 changes anything or waits for anything unless asked with --once.
@@ -91,19 +94,31 @@ def _check_image_parser():
     return p
 
 
+def _check_root(args):
+    import os
+    if not os.path.isdir(args.root):
+        print(f"guestagent: --root {args.root}: not a directory", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv and argv[0] == "query":
-            return _query(_query_parser().parse_args(argv[1:]))
-        if argv and argv[0] == "status":
-            return _status(_status_parser().parse_args(argv[1:]))
-        if argv and argv[0] == "check-image":
-            from .checkimage import main as check_main
-            return check_main(_check_image_parser().parse_args(argv[1:]))
+        commands = {"query": (_query_parser, _query), "status": (_status_parser, _status),
+                    "check-image": (_check_image_parser, _check_image)}
+        if argv and argv[0] in commands:
+            make_parser, command = commands[argv[0]]
+            args = make_parser().parse_args(argv[1:])
+            return command(args) if _check_root(args) else 2
         return _once(main_parser(), argv)
     except KeyboardInterrupt:
         return 130
+
+
+def _check_image(args):
+    from .checkimage import main as check_main
+    return check_main(args)
 
 
 def _once(parser, argv):
@@ -111,6 +126,8 @@ def _once(parser, argv):
     if not args.once:
         parser.print_help()
         return 0
+    if not _check_root(args):
+        return 2
     from . import log as logsetup
     from .config import ConfigError, load
     from .runner import EXIT_USAGE, run

@@ -100,3 +100,10 @@ def test_query_key_paths_and_missing_key(root, run_agent):
     res = run_agent("query", "nope", "--root", root)
     assert res.returncode == 2 and "no such key" in res.stderr
     assert "not-a-real-password" not in run_agent("query", "--json", "--root", root).stdout
+
+
+def test_a_missing_root_is_a_usage_error(tmp_path, run_agent):
+    for args in (["--once"], ["status"], ["query"], ["check-image"]):
+        res = run_agent(*args, "--root", tmp_path / "nope")
+        assert res.returncode == 2, args
+        assert "not a directory" in res.stderr and "Traceback" not in res.stderr
