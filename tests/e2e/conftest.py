@@ -80,3 +80,16 @@ def pytest_runtest_makereport(item, call):
             if "console log of" not in str(rep.longrepr):
                 value.collect_journal()
                 rep.sections.append((f"console of {value.name}", value.console_tail()))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if harness.TIMINGS:
+        terminalreporter.section("e2e boot timings (TCG)")
+        for line in harness.TIMINGS:
+            terminalreporter.write_line(line)
+        try:
+            os.makedirs(harness.LOG_ROOT, exist_ok=True)
+            with open(os.path.join(harness.LOG_ROOT, "timings.txt"), "w") as f:
+                f.write("\n".join(harness.TIMINGS) + "\n")
+        except OSError:
+            pass

@@ -39,6 +39,8 @@ SSH_PORT = 2222
 USER = "debian"
 FP_BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
 FP_END = "-----END SSH HOST KEY FINGERPRINTS-----"
+# One line per boot measured in this process, for the end-of-run summary.
+TIMINGS = []
 
 
 class Image:
@@ -314,17 +316,53 @@ class Guest:
             self.fail("the guest did not reboot")
 
     # -- what the guest shows --------------------------------------------------
-    def keyscan(self):
-        """The host public keys sshd offers, as {type: base64 blob}."""
-        res = subprocess.run(self.ns.prefix() + ["ssh-keyscan", "-p", str(SSH_PORT),
-                                                 "-T", "20", "127.0.0.1"],
-                             capture_output=True, text=True, timeout=60)
-        keys = {}
-        for line in res.stdout.splitlines():
+    def unit_times(self):
+        """``systemd-analyze blame`` of this boot, as {unit: seconds}."""
+        out = self.ssh("sudo -n systemd-analyze blame --no-pager", check=False).stdout
+        times = {}
+        for line in out.splitlines():
             parts = line.split()
-            if len(parts) >= 3 and not line.startswith("#"):
-                keys[parts[1]] = parts[2]
+            if len(parts) < 2:
+                continue
+            secs, unit = 0.0, parts[-1]
+            for tok in parts[:-1]:
+                secs += _seconds(tok)
+            times[unit] = round(secs, 3)
+        return times
+
+    def report_boot(self):
+        """Print time to SSH and the agent's unit times (for the test log)."""
+        agent = {u: t for u, t in self.unit_times().items() if u.startswith("guestagent")}
+        units = ", ".join(f"{u} {t:.1f} s" for u, t in sorted(agent.items()))
+        line = (f"{self.name} boot {len(self.boots)}: time to SSH {self.time_to_ssh:.1f} s; "
+                f"agent units: {units or 'none ran'}")
+        TIMINGS.append(line)
+        print(f"[e2e] {line}", flush=True)
+
+    def keyscan(self, types=("ed25519", "ecdsa", "rsa")):
+        """The host public keys sshd offers a client, as {type: base64 blob}.
+
+        One type per scan, retried: under TCG a scan of all types at once
+        sometimes loses one to its timeout."""
+        keys = {}
+        for t in types:
+            for _ in range(4):
+                res = subprocess.run(self.ns.prefix() + ["ssh-keyscan", "-p", str(SSH_PORT),
+                                                         "-T", "30", "-t", t, "127.0.0.1"],
+                                     capture_output=True, text=True, timeout=120)
+                found = [ln.split() for ln in res.stdout.splitlines()
+                         if ln and not ln.startswith("#")]
+                found = [f for f in found if len(f) >= 3]
+                if found:
+                    keys.update({f[1]: f[2] for f in found})
+                    break
+                time.sleep(1)
         return keys
+
+    def host_public_keys(self):
+        """The guest's host public key files, as {type: base64 blob}."""
+        out = self.ssh("cat /etc/ssh/ssh_host_*_key.pub").stdout
+        return {p[0]: p[1] for p in (ln.split() for ln in out.splitlines()) if len(p) >= 2}
 
     def console_fingerprint_blocks(self):
         """Every fingerprint block printed on the console, each a list of lines."""
@@ -338,6 +376,17 @@ class Guest:
             elif cur is not None:
                 cur.append(line)
         return blocks
+
+
+def _seconds(tok):
+    """'1min 2.5s', '850ms' pieces (systemd-analyze) to seconds."""
+    for suffix, mult in (("min", 60.0), ("ms", 0.001), ("us", 0.000001), ("s", 1.0)):
+        if tok.endswith(suffix):
+            try:
+                return float(tok[: -len(suffix)]) * mult
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def fingerprint(keytype, blob):

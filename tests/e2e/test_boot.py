@@ -115,7 +115,8 @@ def check_status_ok(guest):
 
 
 def check_no_failed_units(guest):
-    res = guest.ssh("systemctl --failed --no-legend --plain")
+    # As root: without D-Bus in the image, only root reaches systemd (private socket).
+    res = guest.ssh("sudo -n systemctl --failed --no-legend --plain")
     assert res.stdout.strip() == "", f"failed units:\n{res.stdout}"
 
 
@@ -135,11 +136,17 @@ def check_host_keys(guest):
     blocks = guest.console_fingerprint_blocks()
     assert blocks, "no host key fingerprint block on the console"
     printed = set(re.findall(r"SHA256:[A-Za-z0-9+/=]+", "\n".join(blocks[-1])))
+    files = guest.host_public_keys()
     offered = guest.keyscan()
     assert offered, "ssh-keyscan got no host keys"
+    assert all(files.get(t) == b for t, b in offered.items()), \
+        f"sshd offers keys that are not its key files: {offered} vs {files}"
     seen = {harness.fingerprint(t, b) for t, b in offered.items()}
     assert seen <= printed, \
         f"sshd offers keys {sorted(seen)} but the console printed {sorted(printed)}"
+    on_disk = {harness.fingerprint(t, b) for t, b in files.items()}
+    assert on_disk == printed, \
+        f"host key files {sorted(on_disk)} but the console printed {sorted(printed)}"
     return offered
 
 
@@ -156,6 +163,19 @@ def per_instance_results(st):
             if s.get("frequency") == "per-instance"}
 
 
+def check_per_instance_not_rerun(first, again):
+    """After a reboot: what did its job on the first boot is done-before, and no
+    per-instance step does anything again (a step that found nothing to do on
+    the first boot may look again and skip again)."""
+    did = {k for k, v in per_instance_results(first).items() if v in ("changed", "ok")}
+    now = per_instance_results(again)
+    assert did, f"no per-instance step ran on the first boot: {per_instance_results(first)}"
+    not_done_before = {k: now.get(k) for k in did if now.get(k) != "done-before"}
+    assert not not_done_before, f"per-instance steps not done-before on a reboot: {now}"
+    ran = {k: v for k, v in now.items() if v not in ("done-before", "skipped")}
+    assert not ran, f"per-instance steps ran again on a reboot: {ran}"
+
+
 # -- scenario a (+ e, + d): config drive, no metadata service ----------------------
 @pytest.fixture(scope="class")
 def cd_guest(plain_image, keys, e2e_dir):
@@ -170,6 +190,7 @@ def cd_guest(plain_image, keys, e2e_dir):
                        root_key=keys["debug"], config_drive=iso, disk_size=DISK,
                        instance_uuid=u) as g:
         g.wait_ssh()
+        g.report_boot()
         yield g
 
 
@@ -222,18 +243,18 @@ class TestConfigDrive:
     def test_reboot_keeps_the_instance(self, cd_guest):
         """(d) Same instance after a reboot: nothing per-instance runs again."""
         keys_before = authorized_keys(cd_guest)
-        host_keys_before = cd_guest.keyscan()
+        first = status(cd_guest)
+        host_keys_before = cd_guest.host_public_keys()
         cd_guest.ssh("echo tampered | sudo -n tee /var/tmp/e2e-runcmd >/dev/null")
         cd_guest.reboot()
+        cd_guest.report_boot()
         assert cd_guest.ssh("hostname").stdout.strip() == "cd-guest"
         assert authorized_keys(cd_guest) == keys_before
-        assert cd_guest.keyscan() == host_keys_before, "host keys changed on a reboot"
+        assert cd_guest.host_public_keys() == host_keys_before, "host keys changed on a reboot"
+        check_host_keys(cd_guest)
         st = check_status_ok(cd_guest)
         assert not any(r.get("new_instance") for r in st["runs"]), st["runs"]
-        per_instance = per_instance_results(st)
-        assert per_instance, "no per-instance step recorded in the reboot's status"
-        again = {k: v for k, v in per_instance.items() if v != "done-before"}
-        assert not again, f"per-instance steps ran again on a reboot: {again}"
+        check_per_instance_not_rerun(first, st)
         assert cd_guest.ssh("cat /var/tmp/e2e-runcmd").stdout == "tampered\n", \
             "runcmd ran again on a reboot"
         check_no_failed_units(cd_guest)
@@ -250,6 +271,7 @@ def md_guest(plain_image, keys, e2e_dir):
                        root_key=keys["debug"], metadata_tree=tree, disk_size=DISK,
                        instance_uuid=u) as g:
         g.wait_ssh()
+        g.report_boot()
         yield g
 
 
@@ -290,14 +312,17 @@ class TestMetadataService:
 
     def test_reboot_runs_the_script_once(self, md_guest):
         """(d) After a reboot of the same instance the script's counter is still 1."""
-        host_keys_before = md_guest.keyscan()
+        host_keys_before = md_guest.host_public_keys()
+        first = status(md_guest)
         md_guest.reboot()
+        md_guest.report_boot()
         assert md_guest.ssh("hostname").stdout.strip() == "md-guest"
         assert md_guest.ssh("sudo -n cat /var/lib/e2e-script-count").stdout.strip() == "1"
-        assert md_guest.keyscan() == host_keys_before, "host keys changed on a reboot"
+        assert md_guest.host_public_keys() == host_keys_before, "host keys changed on a reboot"
+        check_host_keys(md_guest)
         st = check_status_ok(md_guest)
-        again = {k: v for k, v in per_instance_results(st).items() if v != "done-before"}
-        assert not again, f"per-instance steps ran again on a reboot: {again}"
+        assert not any(r.get("new_instance") for r in st["runs"]), st["runs"]
+        check_per_instance_not_rerun(first, st)
         check_no_failed_units(md_guest)
 
 
@@ -312,6 +337,7 @@ def lvm_guest(lvm_image, keys, e2e_dir):
     with harness.Guest(lvm_image, d / "vm", "lvm", key=keys["user"], root_key=keys["debug"],
                        config_drive=iso, disk_size=DISK, instance_uuid=u) as g:
         g.wait_ssh()
+        g.report_boot()
         yield g
 
 
