@@ -56,16 +56,21 @@ def deb():
     return path
 
 
+def _image(e2e_dir, deb, keys, layout):
+    out = e2e_dir / f"image-{layout}"
+    image = harness.build_image(out, deb, layout, root_key=keys["debug"] + ".pub")
+    yield image
+    shutil.rmtree(out, ignore_errors=True)  # 1.5 GiB each; the base tree stays cached
+
+
 @pytest.fixture(scope="session")
 def plain_image(e2e_dir, deb, keys):
-    return harness.build_image(e2e_dir / "image-plain", deb, "plain",
-                               root_key=keys["debug"] + ".pub")
+    yield from _image(e2e_dir, deb, keys, "plain")
 
 
 @pytest.fixture(scope="session")
 def lvm_image(e2e_dir, deb, keys):
-    return harness.build_image(e2e_dir / "image-lvm", deb, "lvm",
-                               root_key=keys["debug"] + ".pub")
+    yield from _image(e2e_dir, deb, keys, "lvm")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -192,6 +192,8 @@ class Guest:
             self.ns.close()
             self.ns = None
         self.keep_logs()
+        if os.path.exists(self.overlay):
+            os.unlink(self.overlay)  # what the guest wrote: hundreds of MiB, logs are kept
 
     def __enter__(self):
         return self.start()
