@@ -2,13 +2,15 @@
 
 Reusable outside pytest (the benchmark uses it)::
 
-    from harness import build_image, Guest, make_keypair
-    img = build_image(workdir)                      # plain root; layout="lvm" for LVM
-    key = make_keypair(workdir)
-    with Guest(img, workdir / "vm", metadata_tree=tree, instance_uuid=u) as g:
-        g.wait_ssh()
-        print(g.time_to_ssh, g.ssh("hostname").stdout)
+    from harness import boot, build_deb, build_image, make_keypair
+    img = build_image(workdir / "img", build_deb())  # layout="lvm" for an LVM root
+    key = make_keypair(workdir)                      # its .pub goes into the metadata
+    with boot(img, workdir / "vm", "name", key=key, metadata_tree=tree) as g:
+        print(g.time_to_ssh, g.unit_times(), g.ssh("hostname").stdout)
         g.reboot()
+
+An image without the agent (deb "-") has no default user: bake a root key in
+with ``build_image(..., root_key=pub)`` and ``boot(..., key=priv, user="root")``.
 
 Every guest runs inside its own network namespace: 169.254.169.254 lives on
 that namespace's loopback (the project's metadata server listens there), QEMU's
@@ -17,6 +19,7 @@ reaches the guest through a host forward on 127.0.0.1 inside the namespace.
 Nothing leaves the namespace.  QEMU runs with TCG: nested KVM hangs here.
 """
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -114,6 +117,14 @@ def config_drive_iso(tree, iso):
 
 def gzip_bytes(data):
     return gzip.compress(data, mtime=0)
+
+
+@contextlib.contextmanager
+def boot(image, workdir, name="guest", user=USER, **kw):
+    """A started Guest that already accepted an SSH login as ``user``."""
+    with Guest(image, workdir, name, **kw) as g:
+        g.wait_ssh(user=user)
+        yield g
 
 
 class GuestError(AssertionError):

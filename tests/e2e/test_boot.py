@@ -332,7 +332,7 @@ def lvm_guest(lvm_image, keys, e2e_dir):
     d = e2e_dir / "lvm"
     u = str(uuid.uuid4())
     tree = write_instance(d / "drive", u, "lvm-guest.novalocal",
-                          [harness.public_key(keys["user"])])
+                          [harness.public_key(keys["user"])], dns=["192.0.2.54"])
     iso = harness.config_drive_iso(tree, d / "config-2.iso")
     with harness.Guest(lvm_image, d / "vm", "lvm", key=keys["user"], root_key=keys["debug"],
                        config_drive=iso, disk_size=DISK, instance_uuid=u) as g:
@@ -358,9 +358,14 @@ class TestLvmRoot:
             f"LV is {lv} bytes with {free} bytes free in the VG"
         check_root_grown(lvm_guest)
 
-    def test_hostname_and_sudo(self, lvm_guest):
+    def test_hostname_resolv_conf_and_sudo(self, lvm_guest):
         assert lvm_guest.ssh("hostname").stdout.strip() == "lvm-guest"
+        text = lvm_guest.ssh("cat /etc/resolv.conf").stdout
+        assert re.search(r"^nameserver\s+192\.0\.2\.54$", text, re.M), text
         check_sudo(lvm_guest)
+
+    def test_host_key_fingerprints_on_console(self, lvm_guest):
+        check_host_keys(lvm_guest)
 
     def test_status_all_ok(self, lvm_guest):
         check_status_ok(lvm_guest)
