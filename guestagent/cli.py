@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__
@@ -95,14 +96,18 @@ def _check_image_parser():
 
 
 def _check_root(args):
-    import os
     if not os.path.isdir(args.root):
         print(f"guestagent: --root {args.root}: not a directory", file=sys.stderr)
         return False
     return True
 
 
+_exit_fast = False
+
+
 def main(argv=None):
+    global _exit_fast
+    _exit_fast = argv is None  # the real command, not a caller in Python
     argv = sys.argv[1:] if argv is None else argv
     try:
         commands = {"query": (_query_parser, _query), "status": (_status_parser, _status),
@@ -153,7 +158,15 @@ def _once(parser, argv):
     import logging
     logging.getLogger("guestagent").debug("guestagent %s, root %s, config %s",
                                           __version__, system.root, ", ".join(config.files))
-    return run(system, config, stage=args.stage, only=only)
+    code = run(system, config, stage=args.stage, only=only)
+    if _exit_fast:
+        # Everything is on disk (each write was fsynced); tearing down the
+        # interpreter and the HTTP library would add ~20 ms to the boot.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _query(args):

@@ -88,7 +88,9 @@ class System:
                 kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
                 raise UnsafePathError(errno.ELOOP, f"refusing to write: {kind}",
                                       "/" + _relative(path))
-            tmp = f".{name}.guestagent-{os.getpid()}"
+            # A fixed name: a run killed half-way leaves at most one stale
+            # temp file, and the next write of the same file clears it.
+            tmp = f".{name}.guestagent-new"
             try:
                 os.unlink(tmp, dir_fd=dfd)
             except FileNotFoundError:
