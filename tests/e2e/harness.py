@@ -169,6 +169,8 @@ class Guest:
         for p in (self.console, self.overlay, self.metadata_log):
             if os.path.exists(p):
                 os.unlink(p)
+        # A previous run's logs must not pass for this one's.
+        shutil.rmtree(os.path.join(LOG_ROOT, self.name), ignore_errors=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", self.image.disk,
                         "-F", "raw", self.overlay, self.disk_size], check=True)
         self.ns = Netns()
