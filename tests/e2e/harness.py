@@ -141,7 +141,7 @@ class Guest:
 
     def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
                  metadata_tree=None, config_drive=None, disk_size="3G",
-                 instance_uuid=None, memory=1024, smp=2, extra_append=""):
+                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append=""):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -153,6 +153,7 @@ class Guest:
         self.uuid = instance_uuid or str(uuid.uuid4())
         self.memory = memory
         self.smp = smp
+        self.cpu = cpu
         self.extra_append = extra_append
         os.makedirs(self.workdir, exist_ok=True)
         self.console = os.path.join(self.workdir, "console.log")
@@ -179,7 +180,7 @@ class Guest:
         append = f"{self.image.cmdline} {self.extra_append}".strip()
         argv = [
             "qemu-system-x86_64", "-name", self.name, "-nodefaults", "-no-user-config",
-            "-accel", "tcg", "-cpu", "max", "-smp", str(self.smp), "-m", str(self.memory),
+            "-accel", "tcg", "-cpu", self.cpu, "-smp", str(self.smp), "-m", str(self.memory),
             "-display", "none", "-vga", "none", "-monitor", "none",
             "-serial", f"file:{self.console}",
             "-kernel", self.image.kernel, "-initrd", self.image.initrd, "-append", append,
