@@ -215,26 +215,32 @@ class System:
         return target
 
     def _open_file(self, path, flags):
-        rel = _relative(path)
-        parent, name = os.path.split(rel)
-        dfd = self.open_dir(parent, trusted_uids=_ANY_UID)
-        try:
-            for _ in range(_MAX_LINKS):
-                try:
-                    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-                except OSError as e:
-                    if e.errno != errno.ELOOP:
-                        raise
-                    target = os.readlink(name, dir_fd=dfd)
-                    # resolve the link inside the root, never on the host
-                    base = "/" + parent if not target.startswith("/") else ""
-                    newpath = os.path.normpath(os.path.join(base or "/", target))
-                    parent, name = os.path.split(_relative(newpath))
-                    os.close(dfd)
-                    dfd = self.open_dir(parent, trusted_uids=_ANY_UID)
-            raise UnsafePathError(errno.ELOOP, "too many links", path)
-        finally:
-            os.close(dfd)
+        """Open for reading; symlinks resolve inside the root (sysfs has many)."""
+        if self.live:
+            return os.open("/" + _relative(path), flags | os.O_CLOEXEC)
+        return os.open(self._resolve(path), flags | os.O_CLOEXEC)
+
+    def _resolve(self, path):
+        """Host path of ``path`` with every symlink resolved as if chrooted."""
+        todo = [p for p in _relative(path).split("/") if p]
+        done = []
+        for _ in range(_MAX_LINKS * 16):
+            if not todo:
+                return os.path.join(self.root, *done)
+            part = todo.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            host = os.path.join(self.root, *done, part)
+            if os.path.islink(host):
+                target = os.readlink(host)
+                if target.startswith("/"):
+                    done = []
+                todo[:0] = [p for p in target.split("/") if p and p != "."]
+            else:
+                done.append(part)
+        raise UnsafePathError(errno.ELOOP, "too many links", path)
 
     # -- commands ------------------------------------------------------
     def which(self, name):

@@ -78,9 +78,11 @@ def test_later_boot_confirmed_by_dmi_uuid_needs_no_datasource(tmp_path, root, ru
     res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
     iid = json.loads(run_agent("query", "--json", "--root", root, "--config",
                                DEMO_CONF).stdout)["instance_id"]
-    dmi = root / "sys/class/dmi/id"
+    dmi = root / "sys/devices/virtual/dmi/id"  # laid out as sysfs is: through a link
     dmi.mkdir(parents=True)
     (dmi / "product_uuid").write_text(iid.upper() + "\n")
+    (root / "sys/class/dmi").mkdir(parents=True)
+    (root / "sys/class/dmi/id").symlink_to("../../devices/virtual/dmi/id")
     conf = tmp_path / "net.conf"  # only network sources, and nothing listens
     conf.write_text("[main]\ndatasources = openstack\ndeadline = 0\n"
                     "metadata_url = http://127.0.0.1:9\n")

@@ -53,3 +53,23 @@ def test_read_follows_links_inside_the_root_only(tmp_path):
     (tmp_path / "real").write_text("inside")
     (tmp_path / "etc/os-release").symlink_to("/real")
     assert System(str(tmp_path)).read_text("/etc/os-release") == "inside"
+
+
+def test_reads_follow_sysfs_style_links_with_dotdot_inside_the_root(tmp_path):
+    """/sys/class/dmi/id -> ../../devices/virtual/dmi/id, as on a real system."""
+    real = tmp_path / "sys/devices/virtual/dmi/id"
+    real.mkdir(parents=True)
+    (real / "product_uuid").write_text("ABC\n")
+    (tmp_path / "sys/class/dmi").mkdir(parents=True)
+    (tmp_path / "sys/class/dmi/id").symlink_to("../../devices/virtual/dmi/id")
+    assert System(str(tmp_path)).read_text("/sys/class/dmi/id/product_uuid") == "ABC\n"
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/escape").symlink_to("../../../../../../etc/passwd")
+    with pytest.raises(FileNotFoundError):
+        System(str(tmp_path)).read_text("/etc/escape")  # clamps at the root
+
+
+def test_live_reads_see_the_real_sysfs_links():
+    assert System("/").read_text("/proc/self/stat")
+    if os.path.exists("/sys/class/dmi/id/sys_vendor"):
+        assert System("/").read_text("/sys/class/dmi/id/sys_vendor") is not None
