@@ -197,6 +197,10 @@ def _run_step(ctx, name):
         res["result"] = "skipped"
         res["reason"] = str(e)
         log.info("%s: skipped: %s", name, e)
+        # nothing to do for this instance is an answer too: a reboot shows
+        # the step as done-before instead of deciding it again
+        if res.get("frequency") == steps.PER_INSTANCE and ctx.metadata is not None:
+            ctx.state.mark_done(ctx.metadata.instance_id, name)
     except Exception as e:  # a failed step never stops the boot or the next step
         res["result"] = "failed"
         res["error"] = str(e) or type(e).__name__

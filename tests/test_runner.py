@@ -42,9 +42,10 @@ def test_new_instance_then_same_instance(root, run_agent):
     assert "same instance" in res.stderr
     status = json.loads(run_agent("status", "--json", "--root", root).stdout)
     assert status["last"]["new_instance"] is False
-    for s in status["last"]["steps"]:
-        if s.get("frequency") == "per-instance":
-            assert s["result"] in ("done-before", "skipped"), s
+    per_instance = [s for s in status["last"]["steps"] if s.get("frequency") == "per-instance"]
+    assert per_instance
+    for s in per_instance:  # skipped ones too: "nothing to do" was decided once
+        assert s["result"] == "done-before", s
 
 
 def test_state_is_root_only_and_metadata_0600(root, run_agent):
@@ -109,3 +110,17 @@ def test_a_missing_root_is_a_usage_error(tmp_path, run_agent):
         res = run_agent(*args, "--root", tmp_path / "nope")
         assert res.returncode == 2, args
         assert "not a directory" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_host_keys_are_named_after_the_hostname_that_won(tmp_path, root, run_agent):
+    """#cloud-config hostname beats the metadata's, and the keys' comment follows."""
+    import shutil
+    drive = tmp_path / "drive"
+    shutil.copytree(f"{EXAMPLES}/configdrive", drive)
+    (drive / "openstack/latest/user_data").write_text("#cloud-config\nhostname: cchost\n")
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\n[configdrive]\npath = {drive}\n")
+    res = run_agent("--once", "--root", root, "--config", conf)
+    assert res.returncode == 0, res.stderr
+    block = res.stdout.split("-----BEGIN SSH HOST KEY FINGERPRINTS-----")[1]
+    assert "root@cchost " in block and "root@demo " not in block

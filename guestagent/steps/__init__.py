@@ -17,14 +17,13 @@ and raises `Skip` to say why it did nothing.
 PER_BOOT = "per-boot"
 PER_INSTANCE = "per-instance"
 
-# Intended order: bootcmd, growroot, users, hostkeys, hostname, resolv_conf,
-# admin_pass, injected_files, write_files | scripts (user-data, runcmd).
+# hostname comes before hostkeys so the keys' comment names the final host.
 CONFIG_STEPS = [
     "bootcmd",
     "growroot",
+    "hostname",
     "users",
     "hostkeys",
-    "hostname",
     "resolv_conf",
     "admin_pass",
     "injected_files",

@@ -195,10 +195,12 @@ def _print_fingerprints(system, types):
 
 def _comment(ctx):
     """root@SHORTNAME, the way ssh-keygen names keys made on the host itself."""
-    candidates = []
+    # the hostname step ran first, so /etc/hostname holds the name that won
+    # (#cloud-config over metadata); the metadata's name is the fallback
+    current = ctx.system.read_text("/etc/hostname", default="").strip()
+    candidates = [current] if current not in ("", "localhost") else []
     if ctx.metadata and ctx.metadata.hostname:
         candidates.append(ctx.metadata.hostname)
-    candidates.append(ctx.system.read_text("/etc/hostname", default="").strip())
     for c in candidates:
         short = c.split(".", 1)[0]
         if _LABEL_RE.fullmatch(short):
