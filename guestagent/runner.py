@@ -11,6 +11,7 @@ import fcntl
 import importlib
 import logging
 import os
+import threading
 import time
 
 from . import datasources, steps
@@ -36,6 +37,7 @@ class Context:
         self.new_instance = new_instance
         self.stage = stage
         self._userdata = None
+        self._lock = threading.Lock()
 
     @property
     def default_user(self):
@@ -44,10 +46,11 @@ class Context:
     @property
     def userdata(self):
         """The decoded user-data (parts, scripts, #cloud-config), decoded once."""
-        if self._userdata is None:
-            from .userdata import decode
-            raw = self.metadata.user_data if self.metadata else b""
-            self._userdata = decode(raw, self.config.getint("userdata", "max_bytes"))
+        with self._lock:  # a background step may ask at the same time
+            if self._userdata is None:
+                from .userdata import decode
+                raw = self.metadata.user_data if self.metadata else b""
+                self._userdata = decode(raw, self.config.getint("userdata", "max_bytes"))
         return self._userdata
 
     @property
@@ -149,11 +152,15 @@ def _run_locked(system, config, state, stage, only):
     if only:
         names = [n for n in names if n in only]
     ctx = Context(system, config, state, md, new_instance, stage)
-    failed = False
     for name in names:
-        result = _run_step(ctx, name)
-        record["steps"].append(result)
-        failed |= result["result"] == "failed"
+        if name in steps.BACKGROUND_STEPS and len(names) > 1:
+            # growroot waits on growpart and resize2fs; the other steps need
+            # nothing from it, so it runs beside them instead of before them
+            record["steps"].append(_Background(ctx, name))
+        else:
+            record["steps"].append(_run_step(ctx, name))
+    record["steps"] = [r.join() if isinstance(r, _Background) else r for r in record["steps"]]
+    failed = any(r["result"] == "failed" for r in record["steps"])
     if md is not None and stage in ("local", "network", "all"):
         record["configured"] = True
     if failed and code == EXIT_OK:
@@ -168,6 +175,21 @@ def _run_locked(system, config, state, stage, only):
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
     return code
+
+
+class _Background:
+    def __init__(self, ctx, name):
+        self.result = None
+        self.thread = threading.Thread(target=self._run, args=(ctx, name),
+                                       name=f"step-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, ctx, name):
+        self.result = _run_step(ctx, name)
+
+    def join(self):
+        self.thread.join()
+        return self.result
 
 
 def _run_step(ctx, name):

@@ -34,6 +34,9 @@ FINAL_STEPS = [
     "runcmd",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
+# Run in a thread beside the steps after them (joined before the stage ends):
+# they only wait on their own commands and no other step reads what they do.
+BACKGROUND_STEPS = {"growroot"}
 
 
 class Skip(Exception):

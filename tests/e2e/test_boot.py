@@ -314,9 +314,16 @@ class TestMetadataService:
         """(d) After a reboot of the same instance the script's counter is still 1."""
         host_keys_before = md_guest.host_public_keys()
         first = status(md_guest)
+        asked_before = len(md_guest.metadata_requests())
         md_guest.reboot()
         md_guest.report_boot()
         assert md_guest.ssh("hostname").stdout.strip() == "md-guest"
+        # the DMI system UUID (Nova's instance UUID) confirms the instance locally
+        asked_again = md_guest.metadata_requests()[asked_before:]
+        assert not asked_again, f"a reboot asked the metadata service again: {asked_again}"
+        st = status(md_guest)
+        assert any(r.get("stage") == "local" and r.get("configured") for r in st["runs"]), \
+            f"the local stage did not confirm the instance: {st['runs']}"
         assert md_guest.ssh("sudo -n cat /var/lib/e2e-script-count").stdout.strip() == "1"
         assert md_guest.host_public_keys() == host_keys_before, "host keys changed on a reboot"
         check_host_keys(md_guest)
