@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
 STAGES = ("local", "network", "final", "all")
 LOCK_WAIT = 300
+LOCAL_DONE = "/run/guestagent/local-configured"
 
 
 class Context:
@@ -163,6 +164,14 @@ def _run_locked(system, config, state, stage, only):
     failed = any(r["result"] == "failed" for r in record["steps"])
     if md is not None and stage in ("local", "network", "all"):
         record["configured"] = True
+    if md is not None and stage == "local":
+        # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
+        # drive or DMI-confirmed boot its Python never starts (/run is
+        # emptied every boot)
+        try:
+            system.write_file(LOCAL_DONE, md.instance_id + "\n", mode=0o644)
+        except OSError as e:
+            log.warning("cannot write %s: %s", LOCAL_DONE, e)
     if failed and code == EXIT_OK:
         code = EXIT_STEP_FAILED
     record["exit_code"] = code

@@ -124,3 +124,23 @@ def test_host_keys_are_named_after_the_hostname_that_won(tmp_path, root, run_age
     assert res.returncode == 0, res.stderr
     block = res.stdout.split("-----BEGIN SSH HOST KEY FINGERPRINTS-----")[1]
     assert "root@cchost " in block and "root@demo " not in block
+
+
+def test_local_stage_leaves_the_flag_the_network_unit_checks(root, run_agent):
+    from conftest import REPO
+    unit = open(f"{REPO}/units/guestagent.service").read()
+    assert "ConditionPathExists=!/run/guestagent/local-configured" in unit
+    res = run_agent("--once", "--stage", "local", "--root", root, "--config", DEMO_CONF)
+    assert res.returncode == 0, res.stderr
+    flag = root / "run/guestagent/local-configured"
+    assert flag.read_text().strip() == "83679162-1378-4288-a2d4-70e13ec132aa"
+
+
+def test_local_stage_without_a_local_source_leaves_no_flag(tmp_path, root, run_agent):
+    conf = tmp_path / "net.conf"
+    conf.write_text("[main]\ndatasources = configdrive, openstack\n"
+                    "[configdrive]\npath = /nonexistent\n")
+    res = run_agent("--once", "--stage", "local", "--root", root, "--config", conf)
+    assert res.returncode == 0, res.stderr
+    assert "the network stage will look" in res.stderr
+    assert not (root / "run/guestagent/local-configured").exists()
