@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""Compare guestagent with cloud-init on a real first boot in QEMU.
+
+    sudo bench/compare-boot [--rounds 3] [--json bench/results/boot-compare.json]
+
+Three images from the end-to-end tests' cached Debian bookworm tree
+(tests/e2e/build-image), each booted with the e2e config drive (ISO label
+config-2, gzipped #cloud-config) on a fresh overlay, so every boot is a new
+instance's first boot:
+
+  guestagent  the .deb from packaging/build-deb, exactly the e2e image
+  cloud-init  Debian's cloud-init package instead, datasource_list limited to
+              [ConfigDrive, None] (what a fair image builder sets)
+  floor       neither: user debian and its key planted at image build
+
+Rounds interleave guestagent, cloud-init, floor, guestagent, ... because TCG
+boots on a shared 2-core machine are noisy.  Per boot: time to SSH (QEMU start
+to the first SSH login as debian with the key, as tests/e2e/harness.py
+measures it) and, once the boot has finished, the agent's units from
+`systemd-analyze blame`.  A benchmark, not a test: it reports and exits 0
+unless a boot fails (or --strict and a target is missed).
+"""
+
+import argparse
+import datetime
+import hashlib
+import inspect
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+E2E = os.path.join(REPO, "tests", "e2e")
+sys.path.insert(0, E2E)
+
+import harness  # noqa: E402
+import test_boot  # noqa: E402  (the e2e config drive: write_instance, CLOUD_CONFIG)
+
+CACHE = os.environ.get("GUESTAGENT_E2E_CACHE", "/var/cache/guestagent-e2e")
+DISK = "3G"
+KINDS = ("guestagent", "cloud-init", "floor")
+UNITS = {
+    "guestagent": ("guestagent-local.service", "guestagent.service",
+                   "guestagent-final.service"),
+    "cloud-init": ("cloud-init-local.service", "cloud-init.service",
+                   "cloud-config.service", "cloud-final.service"),
+    "floor": (),
+}
+FLOOR_SLACK_S = 10.0   # target: guestagent within 10 s of the floor
+UNIT_RATIO_MAX = 0.1   # target: guestagent's units at most a tenth of cloud-init's
+
+# What a fair image builder does: probe only the datasource this cloud has.
+CLOUD_INIT_CFG = "datasource_list: [ConfigDrive, None]\n"
+FLOOR_SUDOERS = "debian ALL=(ALL) NOPASSWD:ALL\n"
+
+
+def log(msg):
+    print(f"[compare-boot] {msg}", flush=True)
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, check=True, **kw)
+
+
+# -- images ----------------------------------------------------------------------
+def derived_cache(name, recipe):
+    """A cache dir laid out like build-image's ($CACHE/base-KEY/tree + done), so
+    `build-image disk` run with GUESTAGENT_E2E_CACHE pointing at it makes the
+    disk from our tree with exactly the e2e disk layout."""
+    key = subprocess.run([harness.BUILD_IMAGE, "key"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    digest = hashlib.sha256((key + "\n" + recipe).encode()).hexdigest()[:12]
+    cache = os.path.join(CACHE, f"bench-{name}-{digest}")
+    return cache, os.path.join(cache, f"base-{key}")
+
+
+class Chroot:
+    """/proc, /sys, /dev/pts and the host's resolver inside a tree, undone on exit
+    even when interrupted (SIGTERM is turned into an exception in main)."""
+
+    def __init__(self, tree):
+        self.tree = tree
+        self.mounts = []
+
+    def __enter__(self):
+        self.saved_resolv = None
+        try:
+            return self._enter()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _enter(self):
+        for fstype, src, dst in (("proc", "proc", "proc"), ("sysfs", "sys", "sys"),
+                                 ("devpts", "devpts", "dev/pts")):
+            path = os.path.join(self.tree, dst)
+            os.makedirs(path, exist_ok=True)
+            sh(["mount", "-t", fstype, src, path])
+            self.mounts.append(path)
+        resolv = os.path.join(self.tree, "etc/resolv.conf")
+        self.saved_resolv = open(resolv, "rb").read() if os.path.exists(resolv) else None
+        shutil.copy("/etc/resolv.conf", resolv)
+        policy = os.path.join(self.tree, "usr/sbin/policy-rc.d")
+        with open(policy, "w") as f:
+            f.write("#!/bin/sh\nexit 101\n")  # no daemons start in the chroot
+        os.chmod(policy, 0o755)
+        return self
+
+    def run(self, *argv, **kw):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
+               "LC_ALL": "C"}
+        return sh(["chroot", self.tree] + list(argv), env=env, **kw)
+
+    def __exit__(self, *exc):
+        for path in reversed(self.mounts):
+            subprocess.run(["umount", "-l", path])
+        policy = os.path.join(self.tree, "usr/sbin/policy-rc.d")
+        if os.path.exists(policy):
+            os.unlink(policy)
+        resolv = os.path.join(self.tree, "etc/resolv.conf")
+        if self.saved_resolv is not None:
+            with open(resolv, "wb") as f:
+                f.write(self.saved_resolv)
+
+
+def install_cloud_init(tree, logf):
+    with Chroot(tree) as c:
+        c.run("apt-get", "update", stdout=logf, stderr=subprocess.STDOUT)
+        # Recommends too (cloud-guest-utils, eatmydata, sudo): the package as Debian
+        # ships it in its own cloud images.
+        c.run("apt-get", "install", "-y", "cloud-init", stdout=logf, stderr=subprocess.STDOUT)
+        c.run("apt-get", "clean")
+        # A Debian cloud image ships with its locale generated; without it cloud-init's
+        # locale module runs locale-gen at boot and fails (minbase has no en_US.UTF-8),
+        # failing cloud-config.service and adding seconds a real image would not spend.
+        c.run("sed", "-i", "s/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/", "/etc/locale.gen")
+        c.run("locale-gen", stdout=logf, stderr=subprocess.STDOUT)
+        c.run("update-locale", "LANG=en_US.UTF-8")
+    shutil.rmtree(os.path.join(tree, "var/lib/apt/lists"), ignore_errors=True)
+    os.makedirs(os.path.join(tree, "var/lib/apt/lists/partial"), exist_ok=True)
+    with open(os.path.join(tree, "etc/cloud/cloud.cfg.d/99-bench-datasource.cfg"), "w") as f:
+        f.write(CLOUD_INIT_CFG)
+
+
+def plant_floor_user(tree, pubkey, logf):
+    with Chroot(tree) as c:
+        c.run("useradd", "-m", "-s", "/bin/bash", "debian", stdout=logf,
+              stderr=subprocess.STDOUT)
+    home = os.path.join(tree, "home/debian")
+    ssh_dir = os.path.join(home, ".ssh")
+    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(ssh_dir, "authorized_keys"), "w") as f:
+        f.write(pubkey + "\n")
+    os.chmod(os.path.join(ssh_dir, "authorized_keys"), 0o600)
+    st = os.stat(home)
+    for p in (ssh_dir, os.path.join(ssh_dir, "authorized_keys")):
+        os.chown(p, st.st_uid, st.st_gid)
+    with open(os.path.join(tree, "etc/sudoers.d/90-debian"), "w") as f:
+        f.write(FLOOR_SUDOERS)
+    os.chmod(os.path.join(tree, "etc/sudoers.d/90-debian"), 0o440)
+
+
+def derived_tree(name, recipe, customize):
+    """The e2e base tree plus ``customize(tree, logf)``, cached by base key + recipe;
+    returns the GUESTAGENT_E2E_CACHE value that makes build-image use it."""
+    cache, base = derived_cache(name, recipe)
+    if os.path.exists(os.path.join(base, "done")):
+        return cache
+    src = harness.build_base()
+    shutil.rmtree(cache, ignore_errors=True)
+    tmp = base + ".tmp"
+    os.makedirs(tmp)
+    tree = os.path.join(tmp, "tree")
+    log(f"{name}: copying the base tree and customising it (cached afterwards)")
+    sh(["cp", "-a", src, tree])
+    logpath = os.path.join(tmp, "build.log")
+    try:
+        with open(logpath, "w") as logf:
+            customize(tree, logf)
+    except subprocess.CalledProcessError:
+        with open(logpath) as f:
+            sys.stderr.write(f.read()[-4000:])
+        raise
+    open(os.path.join(tmp, "done"), "w").close()
+    os.rename(tmp, base)
+    # Older derived trees (another base key or recipe) are dead weight.
+    for old in os.listdir(CACHE):
+        full = os.path.join(CACHE, old)
+        if old.startswith(f"bench-{name}-") and full != cache:
+            shutil.rmtree(full, ignore_errors=True)
+    return cache
+
+
+def build_images(work, deb, keys):
+    debug_pub = keys["debug"] + ".pub"
+    images = {}
+    log("image guestagent: the e2e image (build-image disk with the .deb)")
+    images["guestagent"] = harness.build_image(os.path.join(work, "img-guestagent"), deb,
+                                               root_key=debug_pub)
+    # Cached by what builds them: the functions' source (like build-image's key).
+    ci_cache = derived_tree("cloud-init", inspect.getsource(Chroot)
+                            + inspect.getsource(install_cloud_init) + CLOUD_INIT_CFG,
+                            install_cloud_init)
+    pub = harness.public_key(keys["user"])
+    floor_cache = derived_tree("floor", inspect.getsource(plant_floor_user) + pub
+                               + FLOOR_SUDOERS, lambda t, f: plant_floor_user(t, pub, f))
+    for kind, cache in (("cloud-init", ci_cache), ("floor", floor_cache)):
+        log(f"image {kind}: build-image disk from {cache}")
+        saved = os.environ.get("GUESTAGENT_E2E_CACHE")
+        os.environ["GUESTAGENT_E2E_CACHE"] = cache
+        try:
+            images[kind] = harness.build_image(os.path.join(work, f"img-{kind}"), "-",
+                                               root_key=debug_pub)
+        finally:
+            if saved is None:
+                os.environ.pop("GUESTAGENT_E2E_CACHE")
+            else:
+                os.environ["GUESTAGENT_E2E_CACHE"] = saved
+    return images
+
+
+def config_drive(work, keys):
+    """The e2e test's config drive: scenario a's metadata and gzipped #cloud-config."""
+    d = os.path.join(work, "drive")
+    shutil.rmtree(d, ignore_errors=True)
+    import pathlib
+    u = str(uuid.uuid4())
+    cc = test_boot.CLOUD_CONFIG.format(extra_key=harness.public_key(keys["extra"]))
+    tree = test_boot.write_instance(pathlib.Path(d), u, "meta-name.novalocal",
+                                    [harness.public_key(keys["user"])],
+                                    user_data=harness.gzip_bytes(cc.encode()))
+    return harness.config_drive_iso(tree, os.path.join(work, "config-2.iso")), u
+
+
+# -- one boot ----------------------------------------------------------------------
+# Read in one login once the boot finished: did the agent do the config drive's work?
+PROBE = ("sudo -n systemctl is-system-running --wait >/dev/null 2>&1; "
+         "echo state=$(sudo -n systemctl is-system-running); "
+         "echo hostname=$(hostname); "
+         "echo runcmd=$(cat /var/tmp/e2e-runcmd 2>/dev/null | tr '\\n' ,); "
+         "echo extra=$(id -u extra 2>/dev/null); "
+         "echo analyze=$(sudo -n systemd-analyze time --no-pager 2>/dev/null | head -1); "
+         "echo failed=$(sudo -n systemctl --failed --no-legend --plain | awk '{print $1}' "
+         "| tr '\\n' ,); "
+         # Where the agents' time went, by their own accounts (not part of the measure).
+         "echo detail=$(sudo -n journalctl -b -o cat -t guestagent 2>/dev/null "
+         "| grep -E 'stage finished in|generated new host keys|growroot: grew partition' "
+         "| tr '\\n' ';'); "
+         "command -v cloud-init >/dev/null && echo detail=$(sudo -n cloud-init analyze blame "
+         "2>/dev/null | grep -E '^ +[0-9]' | head -6 | tr -s ' \\n' ' ')")
+
+
+def boot_once(kind, image, work, keys, iso, instance_uuid, n):
+    g = harness.Guest(image, os.path.join(work, f"vm-{kind}"), f"bench-{kind}",
+                      key=keys["user"], root_key=keys["debug"], config_drive=iso,
+                      disk_size=DISK, instance_uuid=instance_uuid)
+    load = round(os.getloadavg()[0], 2)  # other work on the host skews TCG boots
+    with g:
+        tts = g.wait_ssh()
+        probe = {}
+        for line in g.ssh(PROBE, check=False, timeout=600).stdout.splitlines():
+            k, _, v = line.partition("=")
+            probe[k] = v.strip().rstrip(",")
+        blame = g.unit_times()
+    units = {u: blame.get(u) for u in UNITS[kind]}
+    missing = [u for u, t in units.items() if t is None]
+    sample = {
+        "round": n, "time_to_ssh_s": round(tts, 2), "host_loadavg_1min_at_start": load,
+        "unit_time_s": round(sum(t for t in units.values() if t), 3) if UNITS[kind] else 0.0,
+        "units_s": units, "missing_units": missing,
+        "state": probe.get("state"), "hostname": probe.get("hostname"),
+        "runcmd": probe.get("runcmd"), "extra_user_uid": probe.get("extra"),
+        "systemd_analyze_time": probe.get("analyze"), "failed_units": probe.get("failed"),
+        "agent_detail": probe.get("detail"),
+    }
+    log(f"round {n} {kind}: time to SSH {tts:.1f} s, units {sample['unit_time_s']:.1f} s "
+        f"({', '.join(f'{u} {t}' for u, t in units.items()) or 'none'}); "
+        f"state {sample['state']}, hostname {sample['hostname']}, runcmd "
+        f"{sample['runcmd'] or '-'}")
+    return sample
+
+
+# -- report ----------------------------------------------------------------------
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return round(statistics.median(xs), 2) if xs else None
+
+
+def summarise(samples):
+    s = {}
+    for kind in KINDS:
+        ks = samples[kind]
+        s[kind] = {"boots": len(ks),
+                   "time_to_ssh_median_s": med([x["time_to_ssh_s"] for x in ks]),
+                   "time_to_ssh_min_s": min((x["time_to_ssh_s"] for x in ks), default=None),
+                   "time_to_ssh_max_s": max((x["time_to_ssh_s"] for x in ks), default=None),
+                   "unit_time_median_s": med([x["unit_time_s"] for x in ks])}
+    ga, ci, fl = (s[k] for k in KINDS)
+    over_floor = round(ga["time_to_ssh_median_s"] - fl["time_to_ssh_median_s"], 2)
+    ci_over_floor = round(ci["time_to_ssh_median_s"] - fl["time_to_ssh_median_s"], 2)
+    ratio = (round(ga["unit_time_median_s"] / ci["unit_time_median_s"], 3)
+             if ci["unit_time_median_s"] else None)
+    # Per-round differences too: a round's three boots share the machine's mood.
+    per_round = [round(a["time_to_ssh_s"] - f["time_to_ssh_s"], 2)
+                 for a, f in zip(samples["guestagent"], samples["floor"])]
+    s["comparison"] = {
+        "guestagent_time_to_ssh_minus_floor_s": over_floor,
+        "guestagent_minus_floor_per_round_s": per_round,
+        "cloud_init_time_to_ssh_minus_floor_s": ci_over_floor,
+        "guestagent_over_cloud_init_time_to_ssh": round(
+            ga["time_to_ssh_median_s"] / ci["time_to_ssh_median_s"], 3),
+        "guestagent_over_cloud_init_unit_time": ratio,
+        "target_minus_floor_max_s": FLOOR_SLACK_S,
+        "target_unit_ratio_max": UNIT_RATIO_MAX,
+        "meets_floor_target": over_floor <= FLOOR_SLACK_S,
+        "meets_unit_ratio_target": ratio is not None and ratio <= UNIT_RATIO_MAX,
+    }
+    return s
+
+
+def print_table(samples, summary):
+    print()
+    print(f"{'image':<11} {'boots':>5} {'time to SSH (median, min-max)':>32} "
+          f"{'agent units (median)':>21}")
+    for kind in KINDS:
+        k = summary[kind]
+        print(f"{kind:<11} {k['boots']:>5} {k['time_to_ssh_median_s']:>12.1f} s "
+              f"({k['time_to_ssh_min_s']:.1f}-{k['time_to_ssh_max_s']:.1f} s) "
+              f"{k['unit_time_median_s']:>19.1f} s")
+    c = summary["comparison"]
+    print()
+    print(f"guestagent time to SSH - floor: {c['guestagent_time_to_ssh_minus_floor_s']:+.1f} s "
+          f"(target <= {FLOOR_SLACK_S:.0f} s: "
+          f"{'met' if c['meets_floor_target'] else 'MISSED'}); per round "
+          f"{', '.join(f'{x:+.1f}' for x in c['guestagent_minus_floor_per_round_s'])}")
+    print(f"cloud-init time to SSH - floor: {c['cloud_init_time_to_ssh_minus_floor_s']:+.1f} s")
+    r = c["guestagent_over_cloud_init_unit_time"]
+    print(f"guestagent units / cloud-init units: {r if r is None else f'{r:.3f}'} "
+          f"(target <= {UNIT_RATIO_MAX}: {'met' if c['meets_unit_ratio_target'] else 'MISSED'})")
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                          text=True).stdout.splitlines()
+    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+            "qemu": qemu[0] if qemu else "", "accel": "tcg",
+            "loadavg_at_start": os.getloadavg()}
+
+
+def git_commit():
+    res = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
+                         text=True)
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "guestagent",
+                            "units", "packaging"], capture_output=True, text=True).stdout
+    return res.stdout.strip() + ("-dirty" if dirty.strip() else "")
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "boot-compare.json"))
+    ap.add_argument("--workdir", default=None, help="scratch dir (default: under /var/tmp)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("compare-boot needs root (chroot, network namespaces, build-image)")
+    signal.signal(signal.SIGTERM, _terminate)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    host = machine()
+    work = args.workdir or tempfile.mkdtemp(prefix="guestagent-compare-boot-", dir="/var/tmp")
+    os.makedirs(work, exist_ok=True)
+    try:
+        keydir = os.path.join(CACHE, "bench-keys")  # the floor tree bakes the user key in
+        os.makedirs(keydir, exist_ok=True)
+        keys = {n: harness.make_keypair(keydir, n) for n in ("user", "extra", "debug")}
+        log("building the .deb")
+        deb = harness.build_deb()
+        images = build_images(work, deb, keys)
+        iso, instance_uuid = config_drive(work, keys)
+        samples = {k: [] for k in KINDS}
+        for n in range(1, args.rounds + 1):
+            for kind in KINDS:
+                samples[kind].append(boot_once(kind, images[kind], work, keys, iso,
+                                               instance_uuid, n))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    summary = summarise(samples)
+    print_table(samples, summary)
+    result = {
+        "benchmark": "compare-boot",
+        "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": round((datetime.datetime.now(datetime.timezone.utc)
+                             - started).total_seconds()),
+        "git_commit": git_commit(),
+        "machine": host,
+        "qemu_guest": {"smp": 2, "memory_mib": 1024, "cpu": "max", "disk": DISK},
+        "rounds": args.rounds,
+        "units": {k: list(v) for k, v in UNITS.items()},
+        "cloud_init_cfg": CLOUD_INIT_CFG,
+        "summary": summary,
+        "samples": samples,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    log(f"wrote {args.json}")
+    c = summary["comparison"]
+    if args.strict and not (c["meets_floor_target"] and c["meets_unit_ratio_target"]):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
