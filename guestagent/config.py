@@ -37,6 +37,7 @@ DEFAULTS = {
     "ssh": {
         "regenerate_host_keys": "yes",
         "host_key_types": "",  # empty: the types sshd_config names, else rsa, ecdsa, ed25519
+        "rsa_in_background": "yes",
     },
     "hostname": {
         "enabled": "yes",
@@ -179,7 +180,8 @@ def _validate(cfg):
     cfg.getint("userdata", "max_bytes")
     cfg.getfloat("userdata", "script_timeout")
     for section, key in (("growroot", "enabled"), ("users", "sudo"),
-                         ("ssh", "regenerate_host_keys"), ("hostname", "enabled"),
+                         ("ssh", "regenerate_host_keys"), ("ssh", "rsa_in_background"),
+                         ("hostname", "enabled"),
                          ("hostname", "manage_hosts"), ("resolv_conf", "enabled"),
                          ("userdata", "enabled")):
         cfg.getbool(section, key)

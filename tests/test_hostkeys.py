@@ -147,3 +147,34 @@ def test_per_instance_with_the_real_agent(root, tmp_path, run_agent):
     assert key.read_bytes() != first
     assert _block(res.stdout) == [_fingerprint(f"{key}.pub"),
                                   _fingerprint(root / "etc/ssh/ssh_host_rsa_key.pub")]
+
+
+def test_rsa_made_in_the_background_then_the_whole_block_is_printed(root, tmp_path):
+    """The detached maker: key files in place, one complete block, 0600 key."""
+    import shutil
+    import subprocess
+
+    from guestagent.system import System
+    ssh = root / "etc/ssh"
+    keygen = shutil.which("ssh-keygen")
+    for t in ("ecdsa", "ed25519"):
+        subprocess.run([keygen, "-q", "-N", "", "-t", t, "-f", str(ssh / f"ssh_host_{t}_key")],
+                       check=True)
+    out = tmp_path / "console"
+    with open(out, "w") as f:
+        p = hostkeys.generate_later(System(str(root)), keygen, ["rsa"], "root@bg",
+                                    ["ecdsa", "ed25519", "rsa"], reload=False, stdout=f)
+        assert p.wait(120) == 0
+    text = out.read_text()
+    blocks = text.split(hostkeys.BEGIN)
+    assert len(blocks) == 2 and hostkeys.END in blocks[1]
+    lines = [ln for ln in blocks[1].split(hostkeys.END)[0].splitlines() if ln.strip()]
+    assert lines == [_fingerprint(ssh / f"ssh_host_{t}_key.pub")
+                     for t in ("ecdsa", "ed25519", "rsa")]
+    assert (ssh / "ssh_host_rsa_key").stat().st_mode & 0o777 == 0o600
+    assert not list(ssh.glob(".ssh_host_*"))
+
+
+def test_background_rsa_only_on_a_live_system(root):
+    ctx = _ctx(root)
+    assert hostkeys._background_types(ctx, ["rsa", "ecdsa", "ed25519"]) == []

@@ -51,16 +51,26 @@ def run(ctx):
     os.close(system.open_dir(SSH_DIR))
     accounts.command_path(system, SSH_DIR)
     removed = _remove_old_keys(system)
+    later = _background_types(ctx, types)
+    now = [t for t in types if t not in later]
     t0 = time.monotonic()
-    made, failed = _generate(system, keygen, types, _comment(ctx))
+    made, failed = _generate(system, keygen, now, _comment(ctx))
+    if later and not made:  # sshd would have no key at all: make it now after all
+        made, failed = _generate(system, keygen, later, _comment(ctx))
+        later = []
     took = time.monotonic() - t0
     _fix_group(system, made)
-    _print_fingerprints(system, made)
     changes = []
     if removed:
         changes.append(f"removed the image's {len(removed)} host key files")
     if made:
         changes.append(f"generated new host keys ({', '.join(made)}) in {took:.2f} s")
+    if later and made:
+        generate_later(system, keygen, later, _comment(ctx), made + later)
+        changes.append(f"the {', '.join(later)} key is being made in the background; the "
+                       f"fingerprint block follows on the console when it is done")
+    else:
+        _print_fingerprints(system, made)
     if failed:
         raise RuntimeError("; ".join(failed) + (" (the other types were generated)"
                                                  if made else ""))
@@ -150,6 +160,55 @@ def _generate(system, keygen, types, comment):
             last = detail.splitlines()[-1][:200] if detail else f"exit {code}"
             problems.append(f"ssh-keygen could not make the {t} host key: {last}")
     return made, problems
+
+
+def _background_types(ctx, types):
+    """RSA 3072 takes seconds on a slow CPU, and sshd serves the other keys
+    meanwhile: on a live Debian-family boot it is made after the step returns.
+    (Fedora's sshd-keygen@rsa.service would race it, so not there.)"""
+    from ..distro import family
+    if (not ctx.system.live or "rsa" not in types or len(types) < 2
+            or not ctx.config.getbool("ssh", "rsa_in_background")
+            or family(ctx.system) == "rhel"):
+        return []
+    return ["rsa"]
+
+
+# Runs detached: make the key under a temporary name, move it into place,
+# print the whole fingerprint block in one write, and let a running sshd
+# load the new key.
+_LATER = r"""
+keygen=$1 dir=$2 comment=$3 reload=$4 later=$5; shift 5
+for t in $later; do
+    new="$dir/.ssh_host_${t}_key.guestagent-new"
+    rm -f "$new" "$new.pub"
+    "$keygen" -q -N "" -t "$t" -C "$comment" -f "$new" </dev/null || exit 1
+    chmod 600 "$new"
+    mv -f "$new.pub" "$dir/ssh_host_${t}_key.pub"
+    mv -f "$new" "$dir/ssh_host_${t}_key"
+done
+block=$(
+    echo "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
+    for t in "$@"; do "$keygen" -l -f "$dir/ssh_host_${t}_key.pub"; done
+    echo "-----END SSH HOST KEY FINGERPRINTS-----"
+)
+printf '%s
+' "$block"
+if [ "$reload" = yes ]; then
+    systemctl try-reload-or-restart ssh.service sshd.service >/dev/null 2>&1 || true
+fi
+"""
+
+
+def generate_later(system, keygen, later, comment, all_types, reload=True, stdout=None):
+    """Start the detached key maker; returns its Popen (tests wait on it)."""
+    import subprocess
+    log.info("making the %s host key in the background; sshd starts with the others",
+             ", ".join(later))
+    return subprocess.Popen(
+        ["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
+         "yes" if reload else "no", " ".join(later)] + list(all_types),
+        stdin=subprocess.DEVNULL, stdout=stdout, start_new_session=True, close_fds=True)
 
 
 def _fix_group(system, types):
