@@ -218,29 +218,43 @@ class System:
         """Open for reading; symlinks resolve inside the root (sysfs has many)."""
         if self.live:
             return os.open("/" + _relative(path), flags | os.O_CLOEXEC)
-        return os.open(self._resolve(path), flags | os.O_CLOEXEC)
+        host = self.resolve(path)
+        if host is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file inside the root", path)
+        return os.open(host, flags | os.O_CLOEXEC)
 
-    def _resolve(self, path):
-        """Host path of ``path`` with every symlink resolved as if chrooted."""
+    def resolve(self, path, follow_last=True):
+        """Host path of ``path`` with every symlink resolved as if chrooted.
+
+        None when a component is missing (or, with ``follow_last``, when the
+        final link dangles).  For reading and inspecting only: writes go
+        through `write_file`, which trusts no link it did not check.
+        """
         todo = [p for p in _relative(path).split("/") if p]
         done = []
-        for _ in range(_MAX_LINKS * 16):
-            if not todo:
-                return os.path.join(self.root, *done)
+        links = 0
+        while todo:
             part = todo.pop(0)
             if part == "..":
                 if done:
                     done.pop()
                 continue
             host = os.path.join(self.root, *done, part)
-            if os.path.islink(host):
+            try:
+                st = os.lstat(host)
+            except OSError:
+                return None
+            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+                links += 1
+                if links > _MAX_LINKS:
+                    return None
                 target = os.readlink(host)
                 if target.startswith("/"):
                     done = []
                 todo[:0] = [p for p in target.split("/") if p and p != "."]
-            else:
-                done.append(part)
-        raise UnsafePathError(errno.ELOOP, "too many links", path)
+                continue
+            done.append(part)
+        return os.path.join(self.root, *done)
 
     # -- commands ------------------------------------------------------
     def which(self, name):

@@ -8,7 +8,6 @@ growpart or sshd.
 """
 
 import os
-import stat
 
 from .. import distro
 
@@ -48,31 +47,7 @@ class Image:
         ``dev/null``, which an image tree may well lack: use `link_target`
         to ask where a link points.
         """
-        todo = [p for p in path.split("/") if p and p != "."]
-        done = []
-        links = 0
-        while todo:
-            part = todo.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            host = os.path.join(self.root, *done, part)
-            try:
-                st = os.lstat(host)
-            except OSError:
-                return None
-            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
-                links += 1
-                if links > _MAX_LINKS:
-                    return None
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    done = []
-                todo[:0] = [p for p in target.split("/") if p and p != "."]
-                continue
-            done.append(part)
-        return os.path.join(self.root, *done)
+        return self.system.resolve(path, follow_last)
 
     def lexists(self, path):
         """The entry exists (a dangling symlink counts)."""
