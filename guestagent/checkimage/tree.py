@@ -11,7 +11,6 @@ import os
 
 from .. import distro
 
-_MAX_LINKS = 40
 _BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
 
 # what to install, per family, for a missing program
