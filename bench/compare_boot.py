@@ -416,6 +416,7 @@ def main():
     signal.signal(signal.SIGTERM, _terminate)
     started = datetime.datetime.now(datetime.timezone.utc)
     host = machine()
+    commit = git_commit()  # what the .deb is built from, not what HEAD is by the end
     work = args.workdir or tempfile.mkdtemp(prefix="guestagent-compare-boot-", dir="/var/tmp")
     os.makedirs(work, exist_ok=True)
     try:
@@ -441,7 +442,7 @@ def main():
         "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round((datetime.datetime.now(datetime.timezone.utc)
                              - started).total_seconds()),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": host,
         "qemu_guest": {"smp": 2, "memory_mib": 1024, "cpu": "max", "disk": DISK},
         "rounds": args.rounds,
