@@ -115,6 +115,22 @@ def report(outcomes, what):
     return changes
 
 
+def run_commands(ctx, key):
+    """bootcmd / runcmd: the #cloud-config list ``key`` as one sh script.
+
+    Returns the change lines; raises ScriptsFailed when it exited non-zero.
+    """
+    from ..steps import Skip
+    if not ctx.config.getbool("userdata", "enabled"):
+        raise Skip("user-data is turned off ([userdata] enabled = no)")
+    commands = ctx.cloud_config.get(key)
+    if not commands:
+        raise Skip(f"no {key} in #cloud-config")
+    script = shell_script(commands, key)
+    label = f"{key} ({len(commands)} command{'s' if len(commands) != 1 else ''})"
+    return report(run_all(ctx, [(label, key, script)], key), key)
+
+
 def _open_log(system):
     dfd = system.open_dir(os.path.dirname(LOG_FILE), create=True)
     try:
