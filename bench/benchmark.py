@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Boot-time benchmark: the agent's cost against references timed in the same run.
 
-    sudo .venv/bin/python bench/benchmark.py [--rounds N] [--json FILE]
+    sudo bench/benchmark [--rounds N] [--json FILE]
 
 This machine is shared and noisy, so every budget is a ratio against
 references timed alternately with the agent, in the same run:
