@@ -25,6 +25,7 @@ EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
 STAGES = ("local", "network", "final", "all")
 LOCK_WAIT = 300
 LOCAL_DONE = "/run/guestagent/local-configured"
+FINAL_PENDING = "/run/guestagent/final-pending"
 
 
 class Context:
@@ -164,6 +165,8 @@ def _run_locked(system, config, state, stage, only):
     failed = any(r["result"] == "failed" for r in record["steps"])
     if md is not None and stage in ("local", "network", "all"):
         record["configured"] = True
+    if md is not None and stage in ("local", "network"):
+        _flag_final(ctx, state)
     if md is not None and stage == "local":
         # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
         # drive or DMI-confirmed boot its Python never starts (/run is
@@ -184,6 +187,34 @@ def _run_locked(system, config, state, stage, only):
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
     return code
+
+
+def _flag_final(ctx, state):
+    """Leave FINAL_PENDING when a final step has work left for this instance.
+
+    guestagent-final.service has ConditionPathExists= on it: a reboot, or a
+    first boot without scripts or runcmd, starts no Python for that stage.
+    """
+    iid = ctx.metadata.instance_id
+    pending = []
+    for name in steps.FINAL_STEPS:
+        if state.done(iid, name):
+            continue
+        try:
+            mod = importlib.import_module(f"guestagent.steps.{name}")
+            if getattr(mod, "pending", lambda c: True)(ctx):
+                pending.append(name)
+        except Exception as e:  # when in doubt, let the final stage decide
+            log.debug("%s: cannot tell whether it has work: %s", name, e)
+            pending.append(name)
+    try:
+        if pending:
+            ctx.system.write_file(FINAL_PENDING, " ".join(pending) + "\n", mode=0o644)
+            log.debug("final stage has work: %s", ", ".join(pending))
+        else:
+            ctx.system.remove(FINAL_PENDING)
+    except OSError as e:
+        log.warning("cannot write %s: %s", FINAL_PENDING, e)
 
 
 class _Background:

@@ -144,3 +144,34 @@ def test_local_stage_without_a_local_source_leaves_no_flag(tmp_path, root, run_a
     assert res.returncode == 0, res.stderr
     assert "the network stage will look" in res.stderr
     assert not (root / "run/guestagent/local-configured").exists()
+
+
+def test_final_pending_flag_only_while_scripts_or_runcmd_wait(tmp_path, root, run_agent):
+    import shutil
+
+    from conftest import REPO
+    unit = open(f"{REPO}/units/guestagent-final.service").read()
+    assert "ConditionPathExists=/run/guestagent/final-pending" in unit
+    drive = tmp_path / "drive"
+    shutil.copytree(f"{EXAMPLES}/configdrive", drive)  # its user_data is a #! script
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\n[configdrive]\npath = {drive}\n")
+    flag = root / "run/guestagent/final-pending"
+    run_agent("--once", "--stage", "local", "--root", root, "--config", conf, check=True)
+    assert flag.read_text().split() == ["scripts"]
+    run_agent("--once", "--stage", "final", "--root", root, "--config", conf, check=True)
+    shutil.rmtree(root / "run")  # a reboot empties /run
+    run_agent("--once", "--stage", "local", "--root", root, "--config", conf, check=True)
+    assert not flag.exists(), "a reboot of the same instance has no final work"
+    # a new instance without scripts or runcmd: no final work either
+    (drive / "openstack/latest/user_data").write_text("#cloud-config\nhostname: x\n")
+    meta = (drive / "openstack/latest/meta_data.json").read_text()
+    old_id = "83679162-1378-4288-a2d4-70e13ec132aa"
+    (drive / "openstack/latest/meta_data.json").write_text(meta.replace(old_id, "new-1"))
+    shutil.rmtree(root / "run")
+    run_agent("--once", "--stage", "local", "--root", root, "--config", conf, check=True)
+    assert not flag.exists()
+    (drive / "openstack/latest/user_data").write_text("#cloud-config\nruncmd: ['echo hi']\n")
+    (drive / "openstack/latest/meta_data.json").write_text(meta.replace(old_id, "new-2"))
+    run_agent("--once", "--stage", "local", "--root", root, "--config", conf, check=True)
+    assert flag.read_text().split() == ["runcmd"]

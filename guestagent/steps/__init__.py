@@ -11,7 +11,9 @@ it runs.  A step module defines::
     NEEDS_METADATA = True          # False: runs even with no datasource
     def run(ctx) -> list[str]      # what it changed, in operator's words
 
-and raises `Skip` to say why it did nothing.
+and raises `Skip` to say why it did nothing.  A final step may also define
+``pending(ctx) -> bool`` (is there anything to run?), which the config stage
+asks so the final unit does not start on a boot with nothing to do.
 """
 
 PER_BOOT = "per-boot"

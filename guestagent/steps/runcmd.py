@@ -10,6 +10,11 @@ from . import PER_INSTANCE
 FREQUENCY = PER_INSTANCE
 
 
+def pending(ctx):
+    """Anything to run?  (See scripts.pending.)"""
+    return ctx.config.getbool("userdata", "enabled") and bool(ctx.cloud_config.get("runcmd"))
+
+
 def run(ctx):
     from ..userdata import execute
     try:

@@ -12,6 +12,13 @@ from . import PER_INSTANCE, Skip
 FREQUENCY = PER_INSTANCE
 
 
+def pending(ctx):
+    """Is there anything for this step to run?  (Asked by the config stage, so
+    the final unit need not even start on a boot without scripts.)"""
+    return (ctx.config.getbool("userdata", "enabled") and bool(ctx.metadata.user_data)
+            and bool(ctx.userdata.scripts))
+
+
 def run(ctx):
     if not ctx.config.getbool("userdata", "enabled"):
         raise Skip("user-data is turned off ([userdata] enabled = no)")
