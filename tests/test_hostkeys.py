@@ -163,7 +163,7 @@ def test_rsa_made_in_the_background_then_the_whole_block_is_printed(root, tmp_pa
     out = tmp_path / "console"
     with open(out, "w") as f:
         p = hostkeys.generate_later(System(str(root)), keygen, ["rsa"], "root@bg",
-                                    ["ecdsa", "ed25519", "rsa"], reload=False, stdout=f)
+                                    ["ecdsa", "ed25519", "rsa"], stdout=f)
         assert p.wait(120) == 0
     text = out.read_text()
     blocks = text.split(hostkeys.BEGIN)

@@ -174,11 +174,13 @@ def _background_types(ctx, types):
     return ["rsa"]
 
 
-# Runs detached: make the key under a temporary name, move it into place,
-# print the whole fingerprint block in one write, and let a running sshd
-# load the new key.
+# Runs detached: make the key under a temporary name, move it into place and
+# print the whole fingerprint block in one write.  A running sshd is not
+# reloaded: SIGHUP re-executes it and a login arriving at that moment is
+# refused; it serves the RSA key from its next start, and meanwhile offers
+# ed25519 and ecdsa, which every client of the last decade speaks.
 _LATER = r"""
-keygen=$1 dir=$2 comment=$3 reload=$4 later=$5; shift 5
+keygen=$1 dir=$2 comment=$3 later=$4; shift 4
 for t in $later; do
     new="$dir/.ssh_host_${t}_key.guestagent-new"
     rm -f "$new" "$new.pub"
@@ -192,22 +194,18 @@ block=$(
     for t in "$@"; do "$keygen" -l -f "$dir/ssh_host_${t}_key.pub"; done
     echo "-----END SSH HOST KEY FINGERPRINTS-----"
 )
-printf '%s
-' "$block"
-if [ "$reload" = yes ]; then
-    systemctl try-reload-or-restart ssh.service sshd.service >/dev/null 2>&1 || true
-fi
+printf '%s\n' "$block"
 """
 
 
-def generate_later(system, keygen, later, comment, all_types, reload=True, stdout=None):
+def generate_later(system, keygen, later, comment, all_types, stdout=None):
     """Start the detached key maker; returns its Popen (tests wait on it)."""
     import subprocess
     log.info("making the %s host key in the background; sshd starts with the others",
              ", ".join(later))
     return subprocess.Popen(
         ["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
-         "yes" if reload else "no", " ".join(later)] + list(all_types),
+         " ".join(later)] + list(all_types),
         stdin=subprocess.DEVNULL, stdout=stdout, start_new_session=True, close_fds=True)
 
 
