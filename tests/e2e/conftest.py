@@ -28,6 +28,7 @@ def pytest_addoption(parser):
                      help="boot every scenario of test_matrix.py, not only those CI boots")
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only what will run
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="e2e boots need root (network namespaces, chroot, "
