@@ -57,13 +57,12 @@ def pytest_collection_modifyitems(config, items):
     # background from now on (debootstrap is mostly download): the image
     # fixtures wait for theirs through build-image's per-variant lock.  Left
     # running if the session ends first: the trees are cached for the next.
-    bases = {test_matrix.base_variant(n) for n in map(_scenario, items) if n}
-    if any("test_boot.py" in str(item.fspath) for item in items):
-        bases.add("bookworm-systemd")
+    bases = test_matrix.base_variants(
+        {_scenario(i) for i in items if _scenario(i)},
+        with_test_boot=any("test_boot.py" in str(i.fspath) for i in items))
     if bases and not config.option.collectonly:
-        BASES.append(subprocess.Popen(
-            [harness.BUILD_IMAGE, "bases"] + sorted(bases, key=_bookworm_first),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        BASES.append(subprocess.Popen([harness.BUILD_IMAGE, "bases"] + bases,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 NOT_BOOTED = []
@@ -75,10 +74,6 @@ def _scenario(item):
     if callspec is None or "test_matrix.py" not in str(item.fspath):
         return None
     return callspec.params.get("guest")
-
-
-def _bookworm_first(variant):
-    return (variant != "bookworm-systemd", variant)
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,21 @@ def base_variant(name):
     return f"{image.get('suite', 'bookworm')}-{image.get('init', 'systemd')}"
 
 
+def base_variants(names, with_test_boot=True):
+    """The base trees these scenarios (and test_boot.py's) need, test_boot's first."""
+    bases = {base_variant(n) for n in names}
+    if with_test_boot:
+        bases.add("bookworm-systemd")
+    return sorted(bases, key=lambda v: (v != "bookworm-systemd", v))
+
+
+if __name__ == "__main__":
+    # tests/run starts building these while the fast tests run
+    import sys
+    every = "--matrix" in sys.argv
+    print(" ".join(base_variants(n for n, s in MATRIX.items() if every or s["ci"])))
+
+
 @pytest.fixture(scope="class", params=sorted(MATRIX))
 def guest(request, variant_image, keys, e2e_dir):
     name = request.param
@@ -152,18 +167,27 @@ class TestMatrix:
             gets = [r for r in guest.metadata_requests() if r.startswith("GET /openstack")]
             assert 0 < len(gets) <= 5, f"metadata requests on a first boot: {gets}"
 
-    def test_sysv_script_started_the_agent_before_sshd(self, guest):
+    def test_the_init_system_started_the_agent(self, guest):
+        """systemd: the package's three units are enabled and the SysV script
+        stood aside.  sysvinit (no systemd at all): the package's SysV script
+        started the agent, before sshd, and the user scripts after it."""
+        started_by_script = "Starting guestagent: first-boot setup" in guest.console_text()
+        st = status(guest)
+        stages = {r.get("stage") for r in st["runs"]}
         if guest.image.systemd:
-            pytest.skip("systemd image: its units start the agent (test_boot.py's checks)")
-        assert guest.ssh("test ! -d /run/systemd/system && echo no-systemd").stdout.strip() \
+            res = guest.ssh("sudo -n systemctl is-enabled guestagent-local.service "
+                            "guestagent.service guestagent-final.service", check=False)
+            assert res.stdout.split() == ["enabled"] * 3, res.stdout
+            assert not started_by_script, "the SysV script ran under systemd"
+            return
+        assert guest.ssh("test ! -e /run/systemd/system && echo no-systemd").stdout.strip() \
             == "no-systemd"
         links = guest.ssh("ls /etc/rc2.d").stdout.split()
         agent = [ln for ln in links if ln.startswith("S") and ln.endswith("guestagent")]
         ssh = [ln for ln in links if ln.startswith("S") and ln.endswith("ssh")]
         assert agent and ssh and agent[0] < ssh[0], f"rc2.d: {links}"
-        assert "Starting guestagent: first-boot setup" in guest.console_text()
-        st = status(guest)
-        assert {r.get("stage") for r in st["runs"]} >= {"network", "final"}, st["runs"]
+        assert started_by_script, "the console shows no start by /etc/init.d/guestagent"
+        assert stages >= {"network", "final"}, st["runs"]
 
     def test_hostname_and_etc_hosts(self, guest):
         check_hostname(guest)
