@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 
 from guestagent.steps import ALL_STEPS  # noqa: E402
 
-from netns import Netns  # noqa: E402
+from support.netns import Netns  # noqa: E402
 
 EXAMPLE_ROOT = os.path.join(REPO, "examples", "root")
 TREE = os.path.join(REPO, "examples", "configdrive")

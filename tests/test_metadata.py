@@ -9,7 +9,7 @@ from guestagent.metadata import (
     keys_from_openstack,
 )
 
-from conftest import REPO
+from support import REPO
 
 SAMPLES = os.path.join(os.path.dirname(REPO), "shared", "samples", "nova")
 

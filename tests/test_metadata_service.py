@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from conftest import EXAMPLES, needs_root
-from netns import Netns
+from support import EXAMPLES
+from support.marks import needs_root
+from support.netns import Netns
 
 pytestmark = [needs_root, pytest.mark.root]
 TREE = os.path.join(EXAMPLES, "configdrive")
