@@ -8,7 +8,7 @@ references timed alternately with the agent, in the same run:
   P = `python -c pass`            (interpreter start-up)
   R = `python -c "import requests"`
 Everything runs inside a network namespace the benchmark makes, with the
-project's metadata server (tests/metadata_server.py) at 169.254.169.254 on
+project's metadata server (tests/support/metadata_server.py) at 169.254.169.254 on
 its loopback, against scratch roots under /tmp (never this machine's /etc).
 Medians over --rounds.  Not a test: it reports, and exits 0 unless --strict.
 """

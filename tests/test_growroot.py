@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from guestagent import blockdev, lvm
 from guestagent.steps import Skip, growroot
+from guestagent.steps.growroot import blockdev, lvm
 from guestagent.system import System
 
 from support import EXAMPLES

@@ -1,13 +1,12 @@
 import json
 import os
 
-from guestagent.metadata import (
-    REDACTED,
-    Metadata,
+from guestagent.datasources.openstack_documents import (
     dns_from_network_data,
     from_openstack_documents,
     keys_from_openstack,
 )
+from guestagent.metadata import REDACTED, Metadata
 
 from support import REPO
 

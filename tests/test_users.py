@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guestagent import authorized_keys as ak
+from guestagent import accounts
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip, users
+from guestagent.steps.users import authorized_keys as ak
 
 from support.marks import needs_root
 from support.step_context import StepContext
@@ -324,7 +325,7 @@ def test_users_without_default_skip_the_default_user_and_keys_go_to_the_first(ro
     assert _keys_file(root, "alice").read_text() == ED3 + "\n" + ED1 + "\n" + ED2 + "\n"
     assert not _keys_file(root, "bob").exists()
     assert "the instance's keys go to alice" in caplog.text
-    assert users.key_owner(_ctx(root, cloud_config=cc)) == "alice"
+    assert accounts.key_owner(_ctx(root, cloud_config=cc)) == "alice"
 
 
 def test_cloud_config_entry_for_the_default_user_overrides_the_config(root):

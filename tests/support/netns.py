@@ -41,7 +41,7 @@ class Netns:
         return p
 
     def start_server(self, tree, *extra, log=None, wait=True):
-        """Start tests/metadata_server.py in the namespace; wait until it listens."""
+        """Start tests/support/metadata_server.py in the namespace; wait until it listens."""
         ready = os.path.join("/tmp", f"{self.name}-{len(self.procs)}.ready")
         argv = [sys.executable, SERVER, "--tree", str(tree), "--ready-file", ready]
         if log:
