@@ -174,10 +174,15 @@ def analyse(args, results, log_path, t_start):
     bins = [0] * (int(end / bin_s) + 1)
     for t in arrivals:
         bins[int(max(t, 0) / bin_s)] += 1
-    # waves: after the first second (everyone's first request), how far the
-    # busiest half-second stands above the average of the busy period
-    later = bins[int(1.0 / bin_s):]
-    busy = [b for b in later if b] or [0]
+    # waves: a synchronized retry wave is a half-second far busier than the
+    # ones around it; after the start (everyone's first request, 2 s), the
+    # largest ratio of a bin to the mean of its four neighbours
+    peaks = []
+    for k in range(int(2.0 / bin_s), len(bins) - 2):
+        around = statistics.mean(bins[k - 2:k] + bins[k + 1:k + 3])
+        if around >= 5:
+            peaks.append((bins[k] / around, k * bin_s))
+    peak = max(peaks) if peaks else (None, None)
     summary = {
         "agents": args.agents,
         "done": len(done),
@@ -197,8 +202,8 @@ def analyse(args, results, log_path, t_start):
         "agents_over_5_requests_never_refused": len(over5_unrefused),
         "histogram_bin_s": bin_s,
         "histogram": bins,
-        "busiest_half_second_after_1s_vs_mean": round(max(busy) / statistics.mean(busy), 2)
-        if statistics.mean(busy) else None,
+        "wave_peak_vs_neighbours": round(peak[0], 2) if peak[0] is not None else None,
+        "wave_peak_at_s": peak[1],
     }
     return summary, agents
 
@@ -223,8 +228,9 @@ def report(args, summary, agents):
            f"timeouts {s['timeouts_total']}",
            f"agents over 5 requests: {s['agents_over_5_requests']} "
            f"(never refused or timed out: {s['agents_over_5_requests_never_refused']})",
-           f"busiest half-second after the first second: "
-           f"{s['busiest_half_second_after_1s_vs_mean']} x the mean of the busy period",
+           f"retry waves: the busiest half-second after the first 2 s has "
+           f"{s['wave_peak_vs_neighbours']} x the mean of the four around it "
+           f"(at {s['wave_peak_at_s']} s; a synchronized wave would stand well above 2)",
            "", "requests arriving per 0.5 s (one # = 5 requests):"]
     for k, b in enumerate(s["histogram"]):
         out.append(f"{k * s['histogram_bin_s']:6.1f} s {b:4d} {'#' * round(b / 5)}")
