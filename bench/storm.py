@@ -180,7 +180,7 @@ def analyse(args, results, log_path, t_start):
     peaks = []
     for k in range(int(2.0 / bin_s), len(bins) - 2):
         around = statistics.mean(bins[k - 2:k] + bins[k + 1:k + 3])
-        if around >= 5:
+        if around >= 10:  # fewer, and Poisson noise alone makes ratios of 2
             peaks.append((bins[k] / around, k * bin_s))
     peak = max(peaks) if peaks else (None, None)
     summary = {
@@ -302,7 +302,6 @@ def main():
         server.wait(10)
         summary, agents = analyse(args, results, log_path, t_start[0])
         text = report(args, summary, agents)
-        print(text)
         result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "commit": _commit(), "args": vars(args),
                   "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
@@ -312,6 +311,7 @@ def main():
             json.dump(result, f, indent=1, sort_keys=True)
         with open(os.path.splitext(args.json)[0] + ".txt", "w") as f:
             f.write(text + "\n")
+        print(text)
         print(f"\nwrote {args.json}", file=sys.stderr)
     finally:
         if server is not None and server.poll() is None:
