@@ -15,7 +15,6 @@ key the metadata handed out.  A failure shows the guest's console log path
 import re
 import uuid
 
-import harness
 import pytest
 from checks import (  # noqa: F401 (the scenarios share these)
     CLOUD_CONFIG,
@@ -37,6 +36,8 @@ from checks import (  # noqa: F401 (the scenarios share these)
     status,
     write_instance,
 )
+
+import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 

@@ -25,7 +25,6 @@ Which scenarios a plain run boots is in MATRIX ("ci"); ``tests/e2e/run
 import re
 import uuid
 
-import harness
 import pytest
 from checks import (
     CLOUD_CONFIG,
@@ -43,6 +42,8 @@ from checks import (
     status,
     write_instance,
 )
+
+import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
