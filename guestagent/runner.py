@@ -235,12 +235,13 @@ class _Background:
 def _run_step(ctx, name):
     t0 = time.monotonic()
     res = {"name": name, "result": "ok", "changes": [], "duration": 0.0}
+    iid = ctx.metadata.instance_id if ctx.metadata else None
+    done = False  # decided for this instance: a reboot shows it as done-before
     try:
         mod = importlib.import_module(f"guestagent.steps.{name}")
         res["frequency"] = mod.FREQUENCY
         if ctx.metadata is None and getattr(mod, "NEEDS_METADATA", True):
             raise steps.Skip("no metadata")
-        iid = ctx.metadata.instance_id if ctx.metadata else None
         if mod.FREQUENCY == steps.PER_INSTANCE:
             if iid is None:
                 raise steps.Skip("no instance id")
@@ -253,23 +254,29 @@ def _run_step(ctx, name):
         res["result"] = "changed" if changes else "ok"
         for c in changes:
             log.info("%s: %s", name, c)
-        if mod.FREQUENCY == steps.PER_INSTANCE:
-            ctx.state.mark_done(iid, name)
+        done = True
     except steps.Skip as e:
         res["result"] = "skipped"
         res["reason"] = str(e)
         log.info("%s: skipped: %s", name, e)
         # nothing to do for this instance is an answer too: a reboot shows
         # the step as done-before instead of deciding it again
-        if res.get("frequency") == steps.PER_INSTANCE and ctx.metadata is not None:
-            ctx.state.mark_done(ctx.metadata.instance_id, name)
+        done = True
     except Exception as e:  # a failed step never stops the boot or the next step
         res["result"] = "failed"
         res["error"] = str(e) or type(e).__name__
         log.error("%s failed: %s", name, res["error"])
         log.debug("%s traceback", name, exc_info=True)
-    finally:
-        res["duration"] = round(time.monotonic() - t0, 3)
+        # it ran (scripts, appended files): a reboot must not run it again
+        done = isinstance(e, steps.FailedButDone)
+    if done and res.get("frequency") == steps.PER_INSTANCE and iid is not None:
+        try:
+            ctx.state.mark_done(iid, name)
+        except OSError as e:
+            res["result"] = "failed"
+            res["error"] = f"cannot record it as done for this instance: {e}"
+            log.error("%s failed: %s", name, res["error"])
+    res["duration"] = round(time.monotonic() - t0, 3)
     return res
 
 
