@@ -21,6 +21,17 @@ import logging
 
 from .. import accounts, authorized_keys, sudoers
 from ..system import UnsafePathError
+from ..userdata.checks import (
+    INVALID,
+    Bad,
+    Note,
+    boolean,
+    comma_list,
+    describe,
+    fields,
+    str_list,
+    string,
+)
 from . import PER_INSTANCE, Skip
 
 FREQUENCY = PER_INSTANCE
@@ -224,3 +235,56 @@ def _reason(e):
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     return str(e)
+
+
+# -- #cloud-config `users`, checked before anything acts on it ------------------------
+
+def _sudo(value):
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise Bad("a sudoers rule, a list of rules, or false")
+
+
+def _user_name(value):
+    if not isinstance(value, str) or not value.strip():
+        raise Bad("a user name")
+    return value.strip()
+
+
+USER_FIELDS = {"name": _user_name, "sudo": _sudo, "shell": string, "groups": comma_list,
+               "lock_passwd": boolean, "ssh_authorized_keys": str_list}
+
+
+def check_users(value, key, notes):
+    """#cloud-config users: "default", names, or entries of USER_FIELDS.
+
+    Field names are read with '-' as '_' (``ssh-authorized-keys``), as
+    cloud-init does for user entries.
+    """
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise Bad("a list of users")
+    out = []
+    for n, item in enumerate(value, 1):
+        if item == "default":
+            out.append("default")
+        elif isinstance(item, str) and item.strip():
+            out.append({"name": item.strip()})
+        elif isinstance(item, dict):
+            where = f"#cloud-config users entry {n}"
+            if isinstance(item.get("name"), str):
+                where += f" ({item['name'][:32]!r})"
+            try:
+                out.append(fields(item, USER_FIELDS, where, notes, required=("name",),
+                                  dashes=True))
+            except Bad:
+                notes.append(Note(f"{where} has no user name; skipped", INVALID))
+        else:
+            notes.append(Note(f"#cloud-config users entry {n} is {describe(item)}, not "
+                              "\"default\" or a user mapping; skipped", INVALID))
+    return out
