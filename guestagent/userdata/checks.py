@@ -12,7 +12,7 @@ A validator never raises anything but `Bad`, never logs and never looks at
 the system: `guestagent check-userdata` runs the same validators on a file,
 with no side effects, so the check and the boot cannot disagree.  Notes name
 keys and fields, never values (user-data is a secret), except where a value
-is the problem and is shown escaped (`hostnames.shown`).
+is the problem and is shown escaped (`log.shown`).
 """
 
 # What a note says about the user's request.

@@ -26,9 +26,9 @@ import configparser
 import logging
 import os
 
-from ..dns_settings import from_context
-from ..userdata.checks import INVALID, Bad, Note, fields, str_list, string
-from . import PER_BOOT, Skip
+from ...userdata.checks import INVALID, Bad, Note, fields, str_list, string
+from .. import PER_BOOT, Skip
+from .settings import from_context
 
 log = logging.getLogger(__name__)
 

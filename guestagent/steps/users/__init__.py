@@ -19,20 +19,11 @@ reboot; a new instance (a clone) gets its own keys merged in.
 
 import logging
 
-from .. import accounts, authorized_keys, sudoers
-from ..system import UnsafePathError
-from ..userdata.checks import (
-    INVALID,
-    Bad,
-    Note,
-    boolean,
-    comma_list,
-    describe,
-    fields,
-    str_list,
-    string,
-)
-from . import PER_INSTANCE, Skip
+from ... import accounts
+from ...system import UnsafePathError
+from .. import PER_INSTANCE, Skip
+from . import authorized_keys, sudoers
+from .checks import check_users  # noqa: F401 -- the #cloud-config table names it here
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -112,21 +103,6 @@ def plan(ctx):
             log.warning("#cloud-config users lists nobody: the instance's %d key(s) are "
                         "not installed anywhere", len(default.keys))
     return specs
-
-
-def key_owner(ctx):
-    """The account that gets the metadata's credentials (keys, admin_pass), or None.
-
-    The same rule as `plan`, without its warnings (the users step gives them).
-    """
-    entries = (ctx.cloud_config or {}).get("users", ["default"])
-    if not isinstance(entries, list) or "default" in entries:
-        return ctx.default_user
-    for entry in entries:
-        name = entry.get("name") if isinstance(entry, dict) else entry
-        if accounts.valid_name(name):
-            return name
-    return None
 
 
 def _from_entry(entry, i):
@@ -236,55 +212,3 @@ def _reason(e):
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     return str(e)
 
-
-# -- #cloud-config `users`, checked before anything acts on it ------------------------
-
-def _sudo(value):
-    if value is None or value is False:
-        return False
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise Bad("a sudoers rule, a list of rules, or false")
-
-
-def _user_name(value):
-    if not isinstance(value, str) or not value.strip():
-        raise Bad("a user name")
-    return value.strip()
-
-
-USER_FIELDS = {"name": _user_name, "sudo": _sudo, "shell": string, "groups": comma_list,
-               "lock_passwd": boolean, "ssh_authorized_keys": str_list}
-
-
-def check_users(value, key, notes):
-    """#cloud-config users: "default", names, or entries of USER_FIELDS.
-
-    Field names are read with '-' as '_' (``ssh-authorized-keys``), as
-    cloud-init does for user entries.
-    """
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list):
-        raise Bad("a list of users")
-    out = []
-    for n, item in enumerate(value, 1):
-        if item == "default":
-            out.append("default")
-        elif isinstance(item, str) and item.strip():
-            out.append({"name": item.strip()})
-        elif isinstance(item, dict):
-            where = f"#cloud-config users entry {n}"
-            if isinstance(item.get("name"), str):
-                where += f" ({item['name'][:32]!r})"
-            try:
-                out.append(fields(item, USER_FIELDS, where, notes, required=("name",),
-                                  dashes=True))
-            except Bad:
-                notes.append(Note(f"{where} has no user name; skipped", INVALID))
-        else:
-            notes.append(Note(f"#cloud-config users entry {n} is {describe(item)}, not "
-                              "\"default\" or a user mapping; skipped", INVALID))
-    return out
