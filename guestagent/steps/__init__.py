@@ -23,6 +23,7 @@ PER_INSTANCE = "per-instance"
 CONFIG_STEPS = [
     "bootcmd",
     "growroot",
+    "network",
     "hostname",
     "users",
     "hostkeys",

@@ -1,0 +1,115 @@
+"""The network from network_data.json, in the image's own network stack.
+
+Once per instance: the document's links are matched to this machine's NICs
+by MAC address (`interfaces`), the stack the image uses is found (`stack`),
+its renderer writes that stack's native files, and the image's own files
+for the same NICs are moved aside (`image_files`, `apply`).  On a
+config-drive boot this runs in the local stage, before network-pre.target,
+so the stack brings the NICs up as described.  Later (the metadata service
+was reached, so the network is up) the files are written all the same and
+what the document adds is also configured live (`live`), without taking
+away anything that works now.
+
+Never less reachable than without the agent: a NIC the document does not
+describe is not touched; an ``ipv4_dhcp`` network stays DHCP; a NIC whose
+configuration the agent cannot take over in full is left as it is, with a
+warning saying why.  ``[network] enabled = no`` or ``guestagent.network=off``
+on the kernel command line turn the step off.
+"""
+
+import importlib
+import logging
+
+from ... import netconfig as nc
+from .. import PER_INSTANCE, Skip
+from . import apply as applying
+from . import image_files
+from .interfaces import resolve
+from .stack import detect
+
+log = logging.getLogger(__name__)
+
+FREQUENCY = PER_INSTANCE
+CMDLINE_OFF = ("guestagent.network=off", "guestagent.network=disabled")
+
+_MODULES = {"ifupdown": "render_ifupdown", "networkd": "render_networkd",
+            "networkmanager": "render_networkmanager", "ifcfg": "render_ifcfg",
+            "netplan": "render_netplan"}
+
+
+def run(ctx):
+    system = ctx.system
+    if not ctx.config.getbool("network", "enabled"):
+        raise Skip("[network] enabled = no")
+    cmdline = system.read_text("/proc/cmdline", default="").split()
+    off = [w for w in cmdline if w in CMDLINE_OFF]
+    if off:
+        raise Skip(f"{off[0]} is on the kernel command line")
+    config = ctx.metadata.network
+    if config is None or not config.links:
+        raise Skip("the metadata describes no network (no network_data.json links)")
+    ifaces = resolve(config, system)
+    if not ifaces:
+        raise Skip("no link in network_data.json matches an interface here")
+    renderer, why = detect(system, ctx.config.get("network", "renderer").strip())
+    if renderer is None:
+        log.warning("not configuring the network: %s", why)
+        raise Skip(why)
+    log.info("network stack: %s (%s)", renderer, why)
+    plan, ifaces = build_plan(system, renderer, ifaces)
+    if not ifaces:
+        raise Skip("every described interface stays as the image configures it")
+    changes = applying.apply(system, plan)
+    if system.live and ctx.stage != "local":
+        from . import live
+        changes += live.configure(ifaces)
+    return changes
+
+
+def build_plan(system, renderer, ifaces):
+    """(Plan, the interfaces it configures) for ``renderer``."""
+    mod = importlib.import_module(f"{__name__}.{_MODULES[renderer]}")
+    aside = []
+    if renderer == "netplan":
+        left, aside = image_files.netplan(system, ifaces, mod.PATH, "/etc/netplan")
+        ifaces = without(ifaces, left)
+    plan = mod.render(ifaces)
+    for path in aside:
+        plan.replace(path)
+    names = [it.name for it in ifaces]
+    if renderer == "ifupdown":
+        image_files.ifupdown(system, names, plan, mod.PATH)
+        dirs = ["/etc/network/interfaces.d"]
+    elif renderer == "ifcfg":
+        image_files.ifcfg(system, ifaces, plan, mod.DIR)
+        dirs = [mod.DIR]
+    elif renderer == "networkmanager":
+        image_files.networkmanager(system, ifaces, plan, mod.DIR)
+        dirs = [mod.DIR]
+    elif renderer == "netplan":
+        dirs = ["/etc/netplan"]
+    else:
+        dirs = [mod.DIR]
+    for path in image_files.stale(system, dirs, plan):
+        plan.replace(path)
+    return plan, ifaces
+
+
+def without(ifaces, names):
+    """``ifaces`` minus ``names`` and whatever stands on them (bonds, VLANs)."""
+    if not names:
+        return ifaces
+    drop = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for it in ifaces:
+            if it.name in drop:
+                continue
+            if (it.kind == nc.BOND and drop & set(it.members)) or \
+                    (it.kind == nc.VLAN and it.parent in drop) or it.master in drop:
+                drop.add(it.name)
+                changed = True
+    for it in ifaces:
+        it.vlans = [v for v in it.vlans if v not in drop]
+    return [it for it in ifaces if it.name not in drop]
