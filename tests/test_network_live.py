@@ -15,6 +15,7 @@ import textwrap
 import uuid
 
 import pytest
+
 from conftest import REPO, needs_root
 
 pytestmark = needs_root
