@@ -281,8 +281,9 @@ def dns_services(services, what):
         try:
             addr = str(ipaddress.ip_address(s.get("address")))
         except ValueError:
-            log.warning("ignoring DNS server %s in %s: not an IP address",
-                        shown(s.get("address")), what)
+            # the resolv_conf step warns about the same entry when it reads it
+            log.debug("ignoring DNS server %s in %s: not an IP address",
+                      shown(s.get("address")), what)
             continue
         if addr not in servers:
             servers.append(addr)
@@ -291,7 +292,7 @@ def dns_services(services, what):
             try:
                 name = check_name(d, fix_underscores=False)
             except BadName as e:
-                log.warning("ignoring DNS search domain %s in %s: %s", shown(d), what, e)
+                log.debug("ignoring DNS search domain %s in %s: %s", shown(d), what, e)
                 continue
             if name not in search:
                 search.append(name)
