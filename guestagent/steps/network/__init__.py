@@ -30,6 +30,7 @@ from .stack import detect
 log = logging.getLogger(__name__)
 
 FREQUENCY = PER_INSTANCE
+NIC_WAIT = 5.0
 CMDLINE_OFF = ("guestagent.network=off", "guestagent.network=disabled")
 
 _MODULES = {"ifupdown": "render_ifupdown", "networkd": "render_networkd",
@@ -48,7 +49,9 @@ def run(ctx):
     config = ctx.metadata.network
     if config is None or not config.links:
         raise Skip("the metadata describes no network (no network_data.json links)")
-    ifaces = resolve(config, system)
+    # early in boot a NIC's driver may still be loading (udev is only asked
+    # to start before the local stage)
+    ifaces = resolve(config, system, wait=NIC_WAIT if system.live else 0)
     if not ifaces:
         raise Skip("no link in network_data.json matches an interface here")
     renderer, why = detect(system, ctx.config.get("network", "renderer").strip())

@@ -8,6 +8,7 @@ is missing is warned about and dropped, with what stands on it.
 
 import logging
 import os
+import time
 
 from ... import netconfig as nc
 from ...hostnames import shown
@@ -116,9 +117,21 @@ def _read(path):
         return ""
 
 
-def resolve(config, system):
-    """[Iface] in an order a stack can bring them up: NICs, bonds, VLANs."""
+def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):
+    """[Iface] in an order a stack can bring them up: NICs, bonds, VLANs.
+
+    ``wait``: seconds to give NICs still missing (early in boot, udev may
+    not have loaded their driver yet); 0 looks once.
+    """
+    wanted = {x.mac for x in config.links if x.kind == nc.PHY}
+    deadline = clock() + wait
     nics = kernel_nics(system)
+    while not wanted <= set(nics) and clock() < deadline:
+        sleep(0.1)
+        nics = kernel_nics(system)
+    missing = wanted - set(nics)
+    if missing and wait:
+        log.info("waited %.0f s for the NICs with MAC %s", wait, ", ".join(sorted(missing)))
     names = {}
     for link in config.links:
         if link.kind != nc.PHY:
