@@ -282,3 +282,25 @@ def test_query_shows_the_model_and_status_says_what_was_written(tmp_path, run_ag
     assert net["result"] == "changed"
     assert any(c.startswith("wrote /etc/systemd/network/10-guestagent-eth0.network")
                for c in net["changes"])
+
+
+@pytest.mark.parametrize("renderer, path", [
+    ("ifupdown", "etc/network/interfaces.d/50-guestagent"),
+    ("netplan", "etc/netplan/90-guestagent.yaml"),
+    ("networkd", "etc/systemd/network/10-guestagent-eth0.network"),
+])
+def test_a_new_instance_without_a_network_drops_the_earlier_static_address(
+        tmp_path, renderer, path):
+    root = tmp_path / "root"
+    make_nics(root, {"eth0": "fa:16:3e:11:22:33"})
+    (root / "etc/network").mkdir(parents=True)
+    (root / "etc/network/interfaces").write_text(
+        "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n")
+    conf = f"[network]\nrenderer = {renderer}\n"
+    step.run(ctx_for(root, nova_doc("static-v4-v6"), conf_text=conf, iid="i-1"))
+    assert "192.0.2.10" in (root / path).read_text()
+    interfaces = (root / "etc/network/interfaces").read_text()
+    changes = step.run(ctx_for(root, {}, conf_text=conf, iid="i-2"))
+    assert not (root / path).exists()
+    assert changes == [f"moved /{path} aside to {ASIDE_DIR}/{path}"]
+    assert (root / "etc/network/interfaces").read_text() == interfaces

@@ -25,6 +25,7 @@ from .. import PER_INSTANCE, Skip
 from . import apply as applying
 from . import image_files
 from .interfaces import resolve
+from .plan import Plan
 from .stack import detect
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,18 @@ def run(ctx):
     off = [w for w in cmdline if w in CMDLINE_OFF]
     if off:
         raise Skip(f"{off[0]} is on the kernel command line")
+    renderer, why = detect(system, ctx.config.get("network", "renderer").strip())
     config = ctx.metadata.network
     if config is None or not config.links:
-        raise Skip("the metadata describes no network (no network_data.json links)")
+        return _nothing_to_render(system, renderer,
+                                  "the metadata describes no network "
+                                  "(no network_data.json links)")
     # early in boot a NIC's driver may still be loading (udev is only asked
     # to start before the local stage)
     ifaces = resolve(config, system, wait=NIC_WAIT if system.live else 0)
     if not ifaces:
-        raise Skip("no link in network_data.json matches an interface here")
-    renderer, why = detect(system, ctx.config.get("network", "renderer").strip())
+        return _nothing_to_render(system, renderer,
+                                  "no link in network_data.json matches an interface here")
     if renderer is None:
         log.warning("not configuring the network: %s", why)
         raise Skip(why)
@@ -69,6 +73,21 @@ def run(ctx):
     return changes
 
 
+def _nothing_to_render(system, renderer, why):
+    """A new instance with nothing to render still must not keep an earlier
+    instance's addresses: the agent's own files from then are moved aside."""
+    if renderer is None:
+        raise Skip(why)
+    plan = Plan(renderer)
+    for path in image_files.stale(system, _own_dirs(renderer), plan):
+        plan.replace(path)
+    changes = applying.apply(system, plan)
+    if not changes:
+        raise Skip(why)
+    log.info("%s; the earlier instance's network files are moved aside", why)
+    return changes
+
+
 def build_plan(system, renderer, ifaces):
     """(Plan, the interfaces it configures) for ``renderer``."""
     mod = importlib.import_module(f"{__name__}.{_MODULES[renderer]}")
@@ -79,23 +98,24 @@ def build_plan(system, renderer, ifaces):
     plan = mod.render(ifaces)
     for path in aside:
         plan.replace(path)
-    names = [it.name for it in ifaces]
     if renderer == "ifupdown":
-        image_files.ifupdown(system, names, plan, mod.PATH)
-        dirs = ["/etc/network/interfaces.d"]
+        image_files.ifupdown(system, [it.name for it in ifaces], plan, mod.PATH)
     elif renderer == "ifcfg":
         image_files.ifcfg(system, ifaces, plan, mod.DIR)
-        dirs = [mod.DIR]
     elif renderer == "networkmanager":
         image_files.networkmanager(system, ifaces, plan, mod.DIR)
-        dirs = [mod.DIR]
-    elif renderer == "netplan":
-        dirs = ["/etc/netplan"]
-    else:
-        dirs = [mod.DIR]
-    for path in image_files.stale(system, dirs, plan):
+    for path in image_files.stale(system, _own_dirs(renderer), plan):
         plan.replace(path)
     return plan, ifaces
+
+
+def _own_dirs(renderer):
+    """Where the agent's files for ``renderer`` live (to find an earlier instance's)."""
+    return {"ifupdown": ["/etc/network/interfaces.d"],
+            "ifcfg": ["/etc/sysconfig/network-scripts"],
+            "networkmanager": ["/etc/NetworkManager/system-connections"],
+            "netplan": ["/etc/netplan"],
+            "networkd": ["/etc/systemd/network"]}[renderer]
 
 
 def without(ifaces, names):
