@@ -12,12 +12,13 @@ import subprocess
 import time
 
 import pytest
-from step_context import agent_conf
 
 from guestagent.datasources import linklocal
 
-from conftest import EXAMPLES, needs_root
-from netns import Netns
+from support import EXAMPLES
+from support.marks import needs_root
+from support.netns import Netns
+from support.step_context import agent_conf
 
 pytestmark = needs_root
 

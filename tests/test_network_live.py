@@ -16,7 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import REPO, needs_root
+from support import REPO
+from support.marks import needs_root
 
 pytestmark = needs_root
 

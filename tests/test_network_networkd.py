@@ -17,11 +17,11 @@ import subprocess
 import uuid
 
 import pytest
-from test_network_render import nics_for, nova_doc, render
 
 from guestagent.datasources.network_data import parse
 
-from conftest import needs_root
+from support.marks import needs_root
+from support.network import nics_for, nova_doc, render
 
 NETWORKD = "/lib/systemd/systemd-networkd"
 pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(NETWORKD),

@@ -12,7 +12,6 @@ GUESTAGENT_REGEN_GOLDEN=1 rewrites the golden files (then review the diff).
 """
 
 import configparser
-import json
 import os
 import shutil
 import subprocess
@@ -21,43 +20,13 @@ import pytest
 
 from guestagent import netconfig as nc
 from guestagent.datasources.network_data import parse
-from guestagent.steps.network import build_plan
-from guestagent.steps.network.interfaces import resolve
-from guestagent.system import System
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-NOVA = os.path.join(HERE, "fixtures", "nova")
-GOLDEN = os.path.join(HERE, "fixtures", "network-golden")
+from support import TESTS
+from support.network import nova_doc, render
+
+GOLDEN = os.path.join(TESTS, "fixtures", "network-golden")
 FIXTURES = ["dhcp", "static-v4-v6", "two-nics-vlan", "ironic-bond", "slaac"]
 RENDERERS = ["ifupdown", "networkd", "networkmanager", "ifcfg", "netplan"]
-
-
-def nova_doc(name):
-    with open(os.path.join(NOVA, f"{name}.json")) as f:
-        return json.load(f)
-
-
-def make_nics(root, macs):
-    """NICs in the root's /sys/class/net: {name: mac}."""
-    for name, mac in macs.items():
-        d = os.path.join(str(root), "sys", "class", "net", name)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "address"), "w") as f:
-            f.write(mac + "\n")
-
-
-def nics_for(config):
-    return {f"eth{i}": link.mac for i, link in
-            enumerate(x for x in config.links if x.kind == nc.PHY)}
-
-
-def render(tmp_path, renderer, fixture):
-    root = tmp_path / f"{renderer}-{fixture}"
-    config = parse(nova_doc(fixture))
-    make_nics(root, nics_for(config))
-    system = System(str(root))
-    plan, _ifaces = build_plan(system, renderer, resolve(config, system))
-    return plan
 
 
 def as_text(plan):

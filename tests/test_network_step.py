@@ -6,8 +6,6 @@ import logging
 import os
 
 import pytest
-from step_context import StepContext, agent_conf, config_drive
-from test_network_render import make_nics, nova_doc
 
 from guestagent import netconfig as nc
 from guestagent.datasources.network_data import parse
@@ -15,6 +13,9 @@ from guestagent.metadata import Metadata
 from guestagent.steps import Skip
 from guestagent.steps import network as step
 from guestagent.steps.network.apply import ASIDE_DIR
+
+from support.network import make_nics, nova_doc
+from support.step_context import StepContext, agent_conf, config_drive
 
 IMAGE_DHCP = "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n"
 WANTS = "etc/systemd/system/multi-user.target.wants"

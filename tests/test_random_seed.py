@@ -3,11 +3,12 @@ import logging
 import os
 
 import pytest
-from step_context import StepContext
 
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip
 from guestagent.steps import random_seed as step
+
+from support.step_context import StepContext
 
 SEED = os.urandom(512)
 

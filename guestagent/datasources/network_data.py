@@ -22,7 +22,8 @@ import logging
 import re
 
 from .. import netconfig as nc
-from ..hostnames import BadName, check_name, shown
+from ..dns_names import BadName, check_name
+from ..log import shown
 
 log = logging.getLogger(__name__)
 

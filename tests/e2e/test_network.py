@@ -16,8 +16,9 @@ import json
 import os
 import uuid
 
-import harness
 import pytest
+
+import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 

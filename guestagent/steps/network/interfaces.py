@@ -11,7 +11,7 @@ import os
 import time
 
 from ... import netconfig as nc
-from ...hostnames import shown
+from ...log import shown
 
 log = logging.getLogger(__name__)
 
