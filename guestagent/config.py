@@ -48,6 +48,10 @@ DEFAULTS = {
     "resolv_conf": {
         "enabled": "yes",
     },
+    "network": {
+        "enabled": "yes",
+        "renderer": "auto",  # auto: the stack the image uses
+    },
     "files": {
         "mode": "0644",
     },
@@ -185,8 +189,14 @@ def _validate(cfg):
                          ("ssh", "regenerate_host_keys"), ("ssh", "rsa_in_background"),
                          ("hostname", "enabled"),
                          ("hostname", "manage_hosts"), ("resolv_conf", "enabled"),
+                         ("network", "enabled"),
                          ("userdata", "enabled")):
         cfg.getbool(section, key)
+    renderers = ("auto", "ifupdown", "networkd", "networkmanager", "ifcfg", "netplan")
+    renderer = cfg.get("network", "renderer").strip()
+    if renderer not in renderers:
+        raise ConfigError(f"[network] renderer = {renderer!r}: expected one of "
+                          f"{', '.join(renderers)}")
     for ds in cfg.getlist("main", "datasources"):
         if ds not in DATASOURCES:
             raise ConfigError(f"[main] datasources: unknown datasource {ds!r} "

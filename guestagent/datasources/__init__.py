@@ -39,12 +39,14 @@ class SearchContext:
         """The shared HTTP client (imports requests on first use)."""
         if self._client is None:
             from .http import MetadataClient
+            from .linklocal import ipv6_urls
             url = self.config.get("main", "metadata_url").strip()
             self._client = MetadataClient(
                 url, self.deadline_at,
                 timeout=self.config.getfloat("main", "request_timeout"),
                 max_bytes=self.config.getint("main", "max_response_bytes"),
-                on_first_failure=lambda why: _explain_wait(url, why, self.deadline_at))
+                on_first_failure=lambda why: _explain_wait(url, why, self.deadline_at),
+                alternates=ipv6_urls(url))
         return self._client
 
     @property

@@ -25,10 +25,13 @@ asks so the final unit does not start on a boot with nothing to do.
 PER_BOOT = "per-boot"
 PER_INSTANCE = "per-instance"
 
+# random_seed comes first, so the host keys are made from a pool that has it;
 # hostname comes before hostkeys so the keys' comment names the final host.
 CONFIG_STEPS = [
+    "random_seed",
     "bootcmd",
     "growroot",
+    "network",
     "hostname",
     "users",
     "hostkeys",
