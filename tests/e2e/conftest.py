@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(config, items):
     # running if the session ends first: the trees are cached for the next.
     bases = test_matrix.base_variants(
         {_scenario(i) for i in items if _scenario(i)},
-        with_test_boot=any("test_boot.py" in str(i.fspath) for i in items))
+        with_test_boot=any("test_matrix.py" not in str(i.fspath) for i in items))
     if bases and not config.option.collectonly:
         BASES.append(subprocess.Popen([harness.BUILD_IMAGE, "bases"] + bases,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

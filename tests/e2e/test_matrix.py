@@ -68,7 +68,8 @@ def base_variant(name):
 
 
 def base_variants(names, with_test_boot=True):
-    """The base trees these scenarios (and test_boot.py's) need, test_boot's first."""
+    """The base trees these scenarios need, and (``with_test_boot``) the
+    default one every other boot file uses, that one first."""
     bases = {base_variant(n) for n in names}
     if with_test_boot:
         bases.add("bookworm-systemd")
