@@ -277,11 +277,18 @@ class _lock:
     """One agent at a time: a second run waits (and says so), then goes on."""
 
     def __init__(self, system):
-        self.path = system.path(STATE_DIR + "/lock")
+        self.system = system
+        self.path = STATE_DIR + "/lock"
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                          0o600)
+        # opened inside the state directory through the System seam: a
+        # symlinked /var/lib/guestagent in an image tree stays in the tree
+        dfd = self.system.open_dir(STATE_DIR)
+        try:
+            self.fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                              | os.O_NONBLOCK, 0o600, dir_fd=dfd)
+        finally:
+            os.close(dfd)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
