@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, REPO
+from support import EXAMPLES, REPO
 
 AGENT = [sys.executable, "-m", "guestagent"]
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -418,7 +418,7 @@ def test_write_files_through_image_links_stay_inside_the_root(tmp_path, root, en
     {"content": "no path"},
 ])
 def test_one_bad_write_files_entry_is_refused_alone(tmp_path, root, bad):
-    from step_context import StepContext
+    from support.step_context import StepContext
 
     from guestagent.runner import _run_step
     entries = [{"path": "/etc/app.log", "content": "line\n", "append": True},

@@ -14,9 +14,10 @@ import re
 import stat
 import tempfile
 
-from ..hostnames import shown
-from ..metadata import InjectedFile, from_openstack_documents
+from ..log import shown
+from ..metadata import InjectedFile
 from . import NotFound
+from .openstack_documents import from_openstack_documents
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 import posixpath
 import zlib
 
-from ..hostnames import shown
+from ..log import shown
 from . import PER_INSTANCE, Skip
 
 log = logging.getLogger(__name__)
