@@ -418,9 +418,9 @@ def test_write_files_through_image_links_stay_inside_the_root(tmp_path, root, en
     {"content": "no path"},
 ])
 def test_one_bad_write_files_entry_is_refused_alone(tmp_path, root, bad):
-    from support.step_context import StepContext
-
     from guestagent.runner import _run_step
+
+    from support.step_context import StepContext
     entries = [{"path": "/etc/app.log", "content": "line\n", "append": True},
                bad,
                {"path": "/etc/good", "content": "good\n"}]
