@@ -12,8 +12,6 @@ log = logging.getLogger(__name__)
 
 MAX_INSTANCE_ID = 255  # Nova's are 36-character UUIDs, EC2's i-0123456789abcdef0
 
-# Fields that never reach a log, `query` output or a world-readable file.
-SECRET_FIELDS = ("user_data", "vendor_data", "admin_pass", "random_seed")
 REDACTED = "<redacted>"
 
 
