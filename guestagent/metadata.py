@@ -36,7 +36,8 @@ class Metadata:
 
     def __init__(self, source, instance_id, hostname="", public_keys=None, user_data=b"",
                  vendor_data=None, admin_pass="", random_seed="", dns_nameservers=None,
-                 dns_search=None, files=None, availability_zone="", name="", raw=None):
+                 dns_search=None, files=None, availability_zone="", name="", raw=None,
+                 network=None):
         self.source = source
         self.instance_id = clean_instance_id(instance_id)
         self.hostname = hostname
@@ -51,6 +52,7 @@ class Metadata:
         self.availability_zone = availability_zone
         self.name = name
         self.raw = raw or {}  # documents as served, for `query`
+        self.network = network  # netconfig.NetworkConfig, or None when not described
 
     def __repr__(self):
         return f"Metadata(source={self.source!r}, instance_id={self.instance_id!r})"
@@ -79,6 +81,7 @@ class Metadata:
             "availability_zone": self.availability_zone,
             "name": self.name,
             "files": [{"path": f.path, "size": len(f.content)} for f in self.files],
+            "network": self.network.to_dict() if self.network is not None else None,
             "user_data": REDACTED if self.user_data else None,
             "vendor_data": REDACTED if self.vendor_data not in (None, "", {}) else None,
             "admin_pass": REDACTED if self.admin_pass else None,
@@ -133,6 +136,12 @@ class Metadata:
         if not isinstance(raw, dict):
             raise ValueError("raw is not an object")
         md.raw = raw
+        network = d.get("network")
+        if network:
+            if not isinstance(network, dict):
+                raise ValueError("network is not an object")
+            from .netconfig import NetworkConfig
+            md.network = NetworkConfig.from_dict(network)
         return md
 
     def secrets(self):

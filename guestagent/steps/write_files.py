@@ -19,7 +19,7 @@ import zlib
 
 from ..log import shown
 from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +45,21 @@ def run(ctx):
         raise RuntimeError(f"write_files is a {type(entries).__name__}, not a list; "
                            f"nothing written")
     changes, problems = [], []
-    try:
-        ordered = ([e for e in entries if not (isinstance(e, dict) and e.get("defer"))]
-                   + [e for e in entries if isinstance(e, dict) and e.get("defer")])
-        for i, entry in enumerate(ordered):
-            # one bad entry is refused by name; the others are still written
-            try:
-                changes.append(_write(ctx.system, entry, accounts, max_bytes))
-            except Exception as e:
-                problem = f"{_name(entry, i)}: {_reason(e)}"
-                log.warning("write_files: not written: %s", problem)
-                problems.append(problem)
-    finally:
-        if problems or len(changes) < len(entries):
-            for c in changes:
-                log.info("write_files: %s", c)
-            # once per instance even so: an `append: true` entry that was
-            # written must not append again on the next boot
-            ctx.state.mark_done(ctx.metadata.instance_id, "write_files")
+    ordered = ([e for e in entries if not (isinstance(e, dict) and e.get("defer"))]
+               + [e for e in entries if isinstance(e, dict) and e.get("defer")])
+    for i, entry in enumerate(ordered):
+        # one bad entry is refused by name; the others are still written
+        try:
+            changes.append(_write(ctx.system, entry, accounts, max_bytes))
+        except Exception as e:
+            problem = f"{_name(entry, i)}: {_reason(e)}"
+            log.warning("write_files: not written: %s", problem)
+            problems.append(problem)
     if problems:
-        raise RuntimeError(f"{len(problems)} of {len(entries)} files not written: "
+        for c in changes:
+            log.info("write_files: %s", c)
+        # once per instance even so: an `append: true` entry must not append again
+        raise FailedButDone(f"{len(problems)} of {len(entries)} files not written: "
                            + "; ".join(problems))
     return changes
 
