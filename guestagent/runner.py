@@ -43,6 +43,13 @@ class Context:
 
     @property
     def default_user(self):
+        """The default account: #cloud-config `user` or `system_info.default_user`
+        name it (cloud-init's way to rename it), else [main] default_user, else
+        the distro's."""
+        cc = self.cloud_config or {}
+        for given in (cc.get("user"), (cc.get("system_info") or {}).get("default_user")):
+            if isinstance(given, dict) and given.get("name"):
+                return given["name"]
         return default_user(self.system, self.config.get("main", "default_user").strip())
 
     @property

@@ -186,4 +186,4 @@ def test_share_fully_handled_rendered(rendered, capsys):
 def test_every_note_has_a_kind(published):
     for ud in published.values():
         for w in ud.warnings:
-            assert kind_of(w) in ("invalid", "unsupported", "ignored")
+            assert kind_of(w) in ("invalid", "unsupported", "ignored", "notice")

@@ -30,6 +30,7 @@ CONFIG_STEPS = [
     "hostkeys",
     "resolv_conf",
     "admin_pass",
+    "passwords",
     "injected_files",
     "write_files",
 ]

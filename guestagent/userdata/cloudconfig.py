@@ -66,7 +66,16 @@ _NOT_USER_DATA = ("belongs to the datasource's metadata, not #cloud-config; clou
 KEYS = {
     # key                    what acts on it
     "users":                 Acts("users", "check_users"),
+    "user":                  Acts("users", "check_user"),
+    "system_info":           Acts("users", "check_system_info"),
+    "groups":                Acts("users", "check_groups"),
     "ssh_authorized_keys":   Acts("users", checks.str_list),
+    "ssh_import_id":         Acts("users", "check_import_ids"),
+    "disable_root":          Acts("users", "check_disable_root"),
+    "disable_root_opts":     Acts("users", "check_disable_root_opts"),
+    "password":              Acts("passwords", "check_password"),
+    "chpasswd":              Acts("passwords", "check_chpasswd"),
+    "ssh_pwauth":            Acts("passwords", "check_ssh_pwauth"),
     "hostname":              Acts("hostname", checks.string),
     "fqdn":                  Acts("hostname", checks.string),
     "preserve_hostname":     Acts("hostname", checks.boolean),
