@@ -261,7 +261,7 @@ def test_ssh_pwauth_unchanged_leaves_sshd_alone(root):
 
 def test_hash_detection_and_problems():
     assert shadow.is_hash(HASH)
-    assert shadow.is_hash("$y$j9T$PaHDJT8JdSn3Pgi3ODgbl/$QLhzCFCDVbtU9H.5btqodYu1KczA5HJfRvwxgPH2KE2")
+    assert shadow.is_hash("$y$j9T$PaHDJT8JdSn3Pgi3ODgbl/$QLhzCFCDVbtU9H.5btqodYu1KczA5HJfRvw")
     assert not shadow.is_hash("$6$onlysalt")
     assert not shadow.is_hash("password1")
     assert shadow.problem("a\nb") and shadow.problem("") and shadow.problem("x" * 2000)
