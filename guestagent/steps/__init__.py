@@ -37,6 +37,7 @@ CONFIG_STEPS = [
 FINAL_STEPS = [
     "scripts",
     "runcmd",
+    "final_message",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # Run in a thread beside the steps after them (joined before the stage ends):

@@ -121,7 +121,7 @@ def fields(item, spec, where, notes, required=(), ignored=None, dashes=False):
         if field in item:
             notes.append(Note(f"{where}: {field!r} {why}", IGNORED))
     for field, check in spec.items():
-        if field not in item:
+        if item.get(field) is None:  # "field:" with nothing after it asks for nothing
             continue
         value = item[field]
         try:
