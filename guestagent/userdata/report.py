@@ -77,7 +77,7 @@ def text(ud, size, name):
 def _why(k, steps):
     if k.verdict in (DO, PARTLY):
         if k.step is None:
-            return "how the parts merge"
+            return k.what or "how the parts merge"
         when = steps.get(k.step, "")
         return f"step {k.step}{when}" + (f" ({k.why})" if k.why else "")
     return k.why
