@@ -122,3 +122,31 @@ def test_output_file_gets_a_copy_of_the_scripts_output(tmp_path, root, run_agent
 def test_output_forms(value, ok):
     cc, warnings = cloud_config(f"output: {value}\n")
     assert ("output" in cc) == ok, warnings
+
+
+# -- ssh_genkeytypes, ssh_deletekeys ---------------------------------------------------
+
+def _hostkeys(root):
+    return sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key"))
+
+
+def test_ssh_genkeytypes_and_deletekeys(root):
+    import subprocess
+
+    from guestagent.steps import Skip, hostkeys
+    ssh = root / "etc/ssh"
+    ssh.mkdir(parents=True, exist_ok=True)
+    for f in ssh.glob("ssh_host_*"):
+        f.unlink()
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f",
+                    ssh / "ssh_host_rsa_key"], check=True)
+    image_rsa = (ssh / "ssh_host_rsa_key.pub").read_text()
+    hostkeys.run(ctx(root, "ssh_deletekeys: false\nssh_genkeytypes: [rsa, ed25519]\n"))
+    assert _hostkeys(root) == ["ssh_host_ed25519_key", "ssh_host_rsa_key"]
+    assert (ssh / "ssh_host_rsa_key.pub").read_text() == image_rsa  # kept
+    with pytest.raises(Skip, match="ssh_deletekeys: false kept"):
+        hostkeys.run(ctx(root, "ssh_deletekeys: false\nssh_genkeytypes: [rsa]\n"))
+    hostkeys.run(ctx(root, "ssh_genkeytypes: [ed25519]\n"))
+    assert _hostkeys(root) == ["ssh_host_ed25519_key"]  # deleted, as cloud-init's default
+    _, warnings = cloud_config("ssh_genkeytypes: [rsa, dsa2]\n")
+    assert any("a list of key types" in w for w in warnings)

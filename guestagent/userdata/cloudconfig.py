@@ -91,6 +91,8 @@ KEYS = {
                                   after="resolv_conf_needs_manage"),
     "growpart":              Acts("growroot", "check_growpart"),
     "resize_rootfs":         Acts("growroot", "check_resize_rootfs"),
+    "ssh_genkeytypes":       Acts("hostkeys", "check_genkeytypes"),
+    "ssh_deletekeys":        Acts("hostkeys", checks.boolean),
     "final_message":         Acts("final_message", "check_final_message"),
     "output":                Acts("scripts", "check_output"),
     "vendor_data":           Acts(None, check_vendor_data, what="whether vendor data applies"),
@@ -106,6 +108,11 @@ KEYS = {
     "instance-id":           Ignored("the instance id " + _NOT_USER_DATA),
     "local-hostname":        Ignored("the host name " + _NOT_USER_DATA
                                      + " (use hostname: in #cloud-config)"),
+    # known, not done, and why
+    "byobu_by_default":      Unsupported("byobu is an interactive terminal setting: install "
+                                         "byobu and run byobu-enable from runcmd"),
+    "ssh_keys":              Unsupported("host keys handed in through user-data are not "
+                                         "installed: each instance gets its own"),
 }
 
 # The top-level keys cloud-init acts on (its schema-cloud-config-v1.json, plus the
