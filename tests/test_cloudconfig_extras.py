@@ -150,3 +150,17 @@ def test_ssh_genkeytypes_and_deletekeys(root):
     assert _hostkeys(root) == ["ssh_host_ed25519_key"]  # deleted, as cloud-init's default
     _, warnings = cloud_config("ssh_genkeytypes: [rsa, dsa2]\n")
     assert any("a list of key types" in w for w in warnings)
+
+
+def test_growpart_ignore_growroot_disabled(root):
+    from guestagent.steps import Skip, growroot
+    (root / "etc/growroot-disabled").write_text("")
+    cc, _ = cloud_config("growpart: {mode: auto}\n")
+    with pytest.raises(Skip, match="/etc/growroot-disabled exists"):
+        growroot.run(StepContext(root, cloud_config=cc,
+                                 conf_text="[growroot]\ndevices = /nonexistent-mount\n"))
+    cc, _ = cloud_config("growpart: {mode: auto, ignore_growroot_disabled: true}\n")
+    with pytest.raises(Skip) as skipped:
+        growroot.run(StepContext(root, cloud_config=cc,
+                                 conf_text="[growroot]\ndevices = /nonexistent-mount\n"))
+    assert "growroot-disabled" not in str(skipped.value)

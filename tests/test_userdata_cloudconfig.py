@@ -177,13 +177,13 @@ def test_commands_drop_bad_entries():
 
 def test_resolv_conf_and_growpart_fields():
     config, warnings = cc("resolv_conf: {nameservers: 5, domain: a.org, sortlist: [x]}\n"
-                          "growpart: {mode: 7, devices: [/], ignore_growroot_disabled: true}")
+                          "growpart: {mode: 7, devices: [/], ignore_growroot_disable: true}")
     assert config == {"resolv_conf": {"domain": "a.org"}, "growpart": {"devices": ["/"]}}
     text = "\n".join(warnings)
     assert "'nameservers' should be a list of strings" in text
     assert "resolv_conf: fields guestagent does not support, ignored: sortlist" in text
     assert "'mode' should be a mode string" in text
-    assert "ignore_growroot_disabled" in text
+    assert "fields guestagent does not support, ignored: ignore_growroot_disable" in text
 
 
 # -- unknown keys, documents that are not mappings, bad YAML ---------------------
