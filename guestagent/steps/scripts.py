@@ -10,7 +10,7 @@ next boot: scripts run once per instance, as in cloud-init.
 import re
 
 from ..userdata.checks import UNSUPPORTED, Bad, Note
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 FREQUENCY = PER_INSTANCE
 
@@ -40,10 +40,9 @@ def run(ctx):
     outcomes = execute.run_all(ctx, jobs, "scripts")
     try:
         return execute.report(outcomes, "user-data scripts")
-    except execute.ScriptsFailed:
+    except execute.ScriptsFailed as e:
         # once per instance even when a script failed: never rerun it at every boot
-        ctx.state.mark_done(ctx.metadata.instance_id, "scripts")
-        raise
+        raise FailedButDone(str(e)) from None
 
 
 # -- #cloud-config `output`, checked before anything acts on it ----------------------
