@@ -34,7 +34,7 @@ import sys
 
 from ... import accounts, shadow, sshd_settings
 from ... import log as logsetup
-from .. import PER_INSTANCE, Skip
+from .. import PER_INSTANCE, FailedButDone, Skip
 from .checks import check_chpasswd, check_password, check_ssh_pwauth  # noqa: F401
 
 FREQUENCY = PER_INSTANCE
@@ -119,8 +119,9 @@ def _set(ctx, entries, expire):
     if missing:
         for c in changes:
             log.info("passwords: %s", c)
-        raise RuntimeError(f"no such user(s): {', '.join(missing)}: their password was not "
-                           "set (create them with #cloud-config users)")
+        # done for this instance even so: a reboot must not set (and print) them again
+        raise FailedButDone(f"no such user(s): {', '.join(missing)}: their password was not "
+                            "set (create them with #cloud-config users)")
     return changes
 
 
