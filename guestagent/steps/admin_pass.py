@@ -9,7 +9,6 @@ password is never in an argv, a log line or the status.
 """
 
 import logging
-import os
 import stat
 import time
 
@@ -68,7 +67,7 @@ def _set_in_shadow(system, user, hashed):
         text = system.read_text(SHADOW)
     except FileNotFoundError:
         raise RuntimeError(f"no {SHADOW} in this image; admin_pass was not set") from None
-    st = os.stat(system.path(SHADOW), follow_symlinks=False)
+    st = system.lstat(SHADOW)
     if not stat.S_ISREG(st.st_mode):
         raise RuntimeError(f"{SHADOW} is not a regular file; admin_pass was not set")
     today = str(int(time.time() // 86400))

@@ -9,7 +9,7 @@ key on first connection.  Per instance: a reboot keeps the keys.
 """
 
 import errno
-import glob
+import fnmatch
 import logging
 import os
 import re
@@ -106,10 +106,8 @@ def key_types(ctx):
 
 def _sshd_config_lines(system):
     files = [SSH_DIR + "/sshd_config"]
-    dropins = system.path(SSH_DIR + "/sshd_config.d")
-    if os.path.isdir(dropins):
-        files += sorted(SSH_DIR + "/sshd_config.d/" + f for f in os.listdir(dropins)
-                        if f.endswith(".conf"))
+    files += [SSH_DIR + "/sshd_config.d/" + f for f in system.listdir(SSH_DIR + "/sshd_config.d")
+              if f.endswith(".conf")]
     for f in files:
         for line in system.read_text(f, default="").splitlines():
             yield f, line
@@ -117,8 +115,8 @@ def _sshd_config_lines(system):
 
 def _existing_keys(system):
     found = []
-    for pub in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*_key.pub"))):
-        m = _KEYFILE_RE.match(os.path.basename(pub)[:-4])
+    for pub in fnmatch.filter(system.listdir(SSH_DIR), "ssh_host_*_key.pub"):
+        m = _KEYFILE_RE.match(pub[:-4])
         if m:
             found.append(m.group(1))
     return found
@@ -126,8 +124,8 @@ def _existing_keys(system):
 
 def _remove_old_keys(system):
     removed = []
-    for p in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*key*"))):
-        rel = SSH_DIR + "/" + os.path.basename(p)
+    for name in fnmatch.filter(system.listdir(SSH_DIR), "ssh_host_*key*"):
+        rel = SSH_DIR + "/" + name
         if system.remove(rel):
             removed.append(rel)
     return removed
@@ -200,13 +198,10 @@ printf '%s\n' "$block"
 
 def generate_later(system, keygen, later, comment, all_types, stdout=None):
     """Start the detached key maker; returns its Popen (tests wait on it)."""
-    import subprocess
     log.info("making the %s host key in the background; sshd starts with the others",
              ", ".join(later))
-    return subprocess.Popen(
-        ["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
-         " ".join(later)] + list(all_types),
-        stdin=subprocess.DEVNULL, stdout=stdout, start_new_session=True, close_fds=True)
+    return system.start(["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
+                         " ".join(later)] + list(all_types), stdout=stdout)
 
 
 def _fix_group(system, types):
