@@ -13,7 +13,6 @@ Nothing here logs a password or a hash, or puts one in an argv.
 """
 
 import logging
-import os
 import re
 import stat
 import time
@@ -147,7 +146,7 @@ def _read_shadow(system):
         text = system.read_text(SHADOW)
     except FileNotFoundError:
         raise PasswordError(f"no {SHADOW} in this image") from None
-    st = os.stat(system.path(SHADOW), follow_symlinks=False)
+    st = system.lstat(SHADOW)
     if not stat.S_ISREG(st.st_mode):
         raise PasswordError(f"{SHADOW} is not a regular file")
     return text, st

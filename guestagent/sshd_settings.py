@@ -101,11 +101,8 @@ def _write_dropin(system, keyword, value):
 
 
 def _earlier_dropins_setting(system, keyword):
-    d = system.path(DROPIN_DIR)
-    if not os.path.isdir(d):
-        return None
     mine = os.path.basename(DROPIN)
-    for name in sorted(os.listdir(d)):
+    for name in system.listdir(DROPIN_DIR):
         if not name.endswith(".conf") or name >= mine:
             continue
         for line in system.read_text(f"{DROPIN_DIR}/{name}", default="").splitlines():
@@ -117,7 +114,7 @@ def _earlier_dropins_setting(system, keyword):
 
 def _write_keeping_mode(system, path, text):
     try:
-        st = os.stat(system.path(path), follow_symlinks=False)
+        st = system.lstat(path)
         mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
     except FileNotFoundError:
         mode, uid, gid = 0o644, None, None

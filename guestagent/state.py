@@ -11,7 +11,6 @@ anything but a plain id is hashed first.
 """
 
 import json
-import os
 import re
 
 from .metadata import Metadata
@@ -37,7 +36,7 @@ class State:
 
     def ensure(self):
         self.system.makedirs(STATE_DIR, mode=0o700)
-        os.chmod(self.system.path(STATE_DIR), 0o700)
+        self.system.chmod_dir(STATE_DIR, 0o700)
 
     # -- instance ------------------------------------------------------
     def previous_instance_id(self):

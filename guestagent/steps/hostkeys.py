@@ -9,7 +9,7 @@ key on first connection.  Per instance: a reboot keeps the keys.
 """
 
 import errno
-import glob
+import fnmatch
 import logging
 import os
 import re
@@ -120,10 +120,8 @@ def key_types(ctx):
 
 def _sshd_config_lines(system):
     files = [SSH_DIR + "/sshd_config"]
-    dropins = system.path(SSH_DIR + "/sshd_config.d")
-    if os.path.isdir(dropins):
-        files += sorted(SSH_DIR + "/sshd_config.d/" + f for f in os.listdir(dropins)
-                        if f.endswith(".conf"))
+    files += [SSH_DIR + "/sshd_config.d/" + f for f in system.listdir(SSH_DIR + "/sshd_config.d")
+              if f.endswith(".conf")]
     for f in files:
         for line in system.read_text(f, default="").splitlines():
             yield f, line
@@ -131,8 +129,8 @@ def _sshd_config_lines(system):
 
 def _existing_keys(system):
     found = []
-    for pub in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*_key.pub"))):
-        m = _KEYFILE_RE.match(os.path.basename(pub)[:-4])
+    for pub in fnmatch.filter(system.listdir(SSH_DIR), "ssh_host_*_key.pub"):
+        m = _KEYFILE_RE.match(pub[:-4])
         if m:
             found.append(m.group(1))
     return found
@@ -140,8 +138,8 @@ def _existing_keys(system):
 
 def _remove_old_keys(system):
     removed = []
-    for p in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*key*"))):
-        rel = SSH_DIR + "/" + os.path.basename(p)
+    for name in fnmatch.filter(system.listdir(SSH_DIR), "ssh_host_*key*"):
+        rel = SSH_DIR + "/" + name
         if system.remove(rel):
             removed.append(rel)
     return removed
@@ -214,13 +212,10 @@ printf '%s\n' "$block"
 
 def generate_later(system, keygen, later, comment, all_types, stdout=None):
     """Start the detached key maker; returns its Popen (tests wait on it)."""
-    import subprocess
     log.info("making the %s host key in the background; sshd starts with the others",
              ", ".join(later))
-    return subprocess.Popen(
-        ["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
-         " ".join(later)] + list(all_types),
-        stdin=subprocess.DEVNULL, stdout=stdout, start_new_session=True, close_fds=True)
+    return system.start(["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
+                         " ".join(later)] + list(all_types), stdout=stdout)
 
 
 def _fix_group(system, types):

@@ -13,7 +13,6 @@ is refused rather than followed.
 import base64
 import binascii
 import logging
-import os
 import posixpath
 import re
 import zlib
@@ -120,11 +119,11 @@ def _mode(permissions):
 
 
 def _current_mode(system, path):
-    return os.lstat(system.path(path)).st_mode & 0o7777
+    return system.lstat(path).st_mode & 0o7777
 
 
 def _chown(system, path, uid, gid):
-    os.chown(system.path(path), uid, gid, follow_symlinks=False)
+    system.lchown(path, uid, gid)
 
 
 def _reason(e):

@@ -74,11 +74,8 @@ def run_all(ctx, scripts, step):
     One failure never stops the next script.
     """
     directory = scripts_dir(ctx)
-    dfd = ctx.system.open_dir(directory, create=True, mode=0o700)
-    try:
-        os.fchmod(dfd, 0o700)
-    finally:
-        os.close(dfd)
+    ctx.system.makedirs(directory, mode=0o700)
+    ctx.system.chmod_dir(directory, 0o700)
     timeout = ctx.config.getfloat("userdata", "script_timeout") or None
     logfd = _open_log(ctx.system)
     also = (ctx.cloud_config.get("output") or {}).get("file")
@@ -165,9 +162,8 @@ def _run_one(ctx, label, path, content, timeout, logfd, step):
     start = os.fstat(logfd).st_size
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen([ctx.system.path(path)], stdin=subprocess.DEVNULL,
-                                stdout=logfd, stderr=logfd, cwd=ctx.system.root,
-                                env=_env(ctx), start_new_session=True)
+        proc = ctx.system.start([ctx.system.path(path)], stdout=logfd, stderr=logfd,
+                                cwd=ctx.system.root, env=_env(ctx))
     except (OSError, ValueError, subprocess.SubprocessError) as e:
         outcome = Outcome(label, problem=f"could not be started: {_why_not(e, content)}")
         os.write(logfd, f"=== {outcome}\n".encode())
