@@ -133,7 +133,8 @@ def read_tree(top, limit, source="configdrive"):
     drive = _Drive(top)
     base = _version_dir(drive, top)
     docs = {}
-    for name in ("meta_data.json", "network_data.json", "vendor_data.json"):
+    for name in ("meta_data.json", "network_data.json", "vendor_data.json",
+                 "vendor_data2.json"):
         try:
             data = drive.read(f"{base}/{name}", MAX_DOCUMENT)
             if data is not None:
@@ -153,7 +154,8 @@ def read_tree(top, limit, source="configdrive"):
         user_data = b""
     files = _injected_files(drive, meta, limit)
     return from_openstack_documents(source, meta, docs.get("network_data.json"),
-                                    docs.get("vendor_data.json"), user_data, files)
+                                    docs.get("vendor_data.json"), user_data, files,
+                                    vendor_data2=docs.get("vendor_data2.json"))
 
 
 class _Drive:
