@@ -197,6 +197,20 @@ class TestMatrix:
     def test_dns_after_the_boot_settled(self, guest):
         check_dns(guest)
 
+    def test_dns_after_the_dhcp_client_acted_again(self, guest):
+        """The DHCP client that owns the network acts again (SysV: ifupdown's
+        dhclient releases and takes the lease anew, rewriting resolv.conf
+        through dhclient-script; systemd: systemd-networkd restarts and asks
+        again): the metadata's nameservers are still there."""
+        if guest.image.systemd:
+            renew = "sudo -n systemctl restart systemd-networkd"
+        else:
+            renew = "sudo -n sh -c 'dhclient -r eth0; dhclient -1 eth0'"
+        guest.ssh(renew + " >/dev/null 2>&1", check=False, timeout=120)
+        guest.wait_ssh(timeout=120, boot=False)
+        guest.settle()
+        check_dns(guest)
+
     def test_user_data(self, guest, keys):
         check_user_data(guest, keys)
 
