@@ -3,6 +3,10 @@
 Lines are plain sentences an operator can read in `nova console-log`.  A
 filter scrubs every secret value the metadata carried, as a second line of
 defence: the code never formats secrets into messages in the first place.
+
+The file gets the agent's own debug lines always; the libraries' (urllib3's
+connection lines, pyroute2's netlink dumps) only with --verbose: they are
+for someone debugging, not for the record of every boot.
 """
 
 import logging
@@ -10,6 +14,8 @@ import sys
 
 _secrets = set()
 REDACTED = "<redacted>"
+OWN_LOGGER = "guestagent"
+_verbose = False
 
 
 class _Scrub(logging.Filter):
@@ -23,6 +29,15 @@ class _Scrub(logging.Filter):
         return True
 
 
+class _OwnDetailOnly(logging.Filter):
+    """Below WARNING, only the agent's own records (unless --verbose)."""
+
+    def filter(self, record):
+        if _verbose or record.levelno >= logging.WARNING:
+            return True
+        return record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
+
+
 def add_secrets(values):
     for v in values:
         if v and len(v) >= 4:
@@ -30,12 +45,15 @@ def add_secrets(values):
 
 
 def setup(verbose=False, quiet=False):
+    global _verbose
+    _verbose = verbose
     root = logging.getLogger()
     root.handlers[:] = []
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
     console.setFormatter(logging.Formatter("guestagent: %(message)s"))
+    console.addFilter(_OwnDetailOnly())
     console.addFilter(_Scrub())
     root.addHandler(console)
 
@@ -51,5 +69,6 @@ def add_file(system, path):
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_OwnDetailOnly())
     handler.addFilter(_Scrub())
     logging.getLogger().addHandler(handler)

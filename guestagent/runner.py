@@ -114,6 +114,11 @@ def _run_locked(system, config, state, stage, only):
         if md is None:
             log.error("no stored metadata: the config stage has not found a datasource")
             code = EXIT_NO_DATASOURCE
+    elif only and not any(_needs_metadata(n) for n in only):
+        # `--only growroot`: nothing asked for reads the metadata, so looking
+        # for it would only wait for the deadline and call its absence an error
+        log.info("%s need no metadata: not looking for a datasource", ", ".join(only))
+        record["message"] = "no datasource needed for " + ", ".join(only)
     else:
         names = config.getlist("main", "datasources")
         if stage == "local":
@@ -187,6 +192,10 @@ def _run_locked(system, config, state, stage, only):
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
     return code
+
+
+def _needs_metadata(name):
+    return getattr(importlib.import_module(f"guestagent.steps.{name}"), "NEEDS_METADATA", True)
 
 
 def _flag_final(ctx, state):
