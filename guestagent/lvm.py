@@ -8,7 +8,12 @@ the root LV's volume group:
 2. the PV is a whole disk that grew: ``pvresize``;
 3. otherwise, if a disk that already holds the VG has unallocated space
    elsewhere: ``parted mkpart`` a new partition there, flag it ``lvm``, tell
-   the kernel (``partx``/``partprobe``), ``pvcreate``, ``vgextend``.
+   the kernel (``partx``/``partprobe``), ``pvcreate``, ``vgextend``.  On GPT
+   the backup header is first moved to the disk's new end (``sfdisk
+   --relocate gpt-bak-std``, else ``sgdisk -e``): until then the new space
+   lies outside the table's usable range.  On msdos the new partition is a
+   primary one while a slot is free, else a logical one inside the extended
+   partition (grown first when it ends where the free space starts).
 
 Then, when the VG has free extents, ``lvextend -l +100%FREE`` the root LV.
 The filesystem is grown by the caller, like any other.
@@ -57,12 +62,23 @@ class Segment:
         return f"<Segment {self.number or 'free'} {self.start}-{self.end}>"
 
 
+MSDOS_EXTENDED_TYPES = {"5", "f", "85"}  # sfdisk's type ids for an extended partition
+MSDOS_MAX_SECTOR = 2**32 - 1  # an msdos entry cannot reach past this
+
+
 class DiskLayout:
-    """``parted -m DISK unit s print free``, parsed."""
+    """``parted -m DISK unit s print free``, parsed.
+
+    ``extended``: on msdos, the number of the extended partition, or None.
+    parted's machine output does not say which one it is: `parse_parted`
+    takes the primary that holds the logical partitions, and `read_layout`
+    asks sfdisk, which also knows an empty one.
+    """
 
     def __init__(self, path, sectors, sector_size, table, segments):
         self.path, self.sectors, self.sector_size = path, sectors, sector_size
         self.table, self.segments = table, segments
+        self.extended = None
 
     def partition(self, number):
         for s in self.segments:
@@ -107,7 +123,28 @@ def parse_parted(text):
             layout.segments.append(Segment(None, start, end))
         else:
             layout.segments.append(Segment(int(f[0]), start, end, f[4], f[-1]))
+    if layout.table == "msdos":
+        logical = [p for p in layout.partitions if p.number > 4]
+        for p in layout.partitions:
+            if p.number <= 4 and logical and all(p.start < q.start and q.end <= p.end
+                                                 for q in logical):
+                layout.extended = p.number
     return layout
+
+
+def msdos_extended(sfdisk_json):
+    """The number of the extended partition in ``sfdisk --json`` output, or None."""
+    table = json.loads(sfdisk_json).get("partitiontable", {})
+    for p in table.get("partitions", []):
+        if str(p.get("type", "")).lower() in MSDOS_EXTENDED_TYPES:
+            digits = ""
+            for ch in reversed(p.get("node", "")):
+                if not ch.isdigit():
+                    break
+                digits = ch + digits
+            if digits:
+                return int(digits)
+    return None
 
 
 def parse_report(text, kind):
@@ -121,11 +158,18 @@ def parse_report(text, kind):
 # -- deciding ---------------------------------------------------------------------
 
 class Action:
-    """One thing to do: growpart+pvresize, pvresize, or mkpart+pvcreate+vgextend."""
+    """One thing to do: growpart+pvresize, pvresize, or mkpart+pvcreate+vgextend.
 
-    def __init__(self, kind, pv=None, disk=None, number=None, start=None, end=None):
+    For mkpart: ``part_type`` is parted's primary or logical, and
+    ``extended_end``, when set, is where the extended partition (``number``)
+    must end first so the logical one fits inside it.
+    """
+
+    def __init__(self, kind, pv=None, disk=None, number=None, start=None, end=None,
+                 part_type=None, extended_end=None):
         self.kind, self.pv, self.disk, self.number = kind, pv, disk, number
         self.start, self.end = start, end
+        self.part_type, self.extended_end = part_type, extended_end
 
     def __eq__(self, other):
         return isinstance(other, Action) and vars(self) == vars(other)
@@ -141,7 +185,9 @@ def plan(pvs, pv_partitions, layouts, min_new=MIN_NEW_PARTITION):
     ``pvs``: rows of ``pvs -o pv_name,pv_size,dev_size --units b``;
     ``pv_partitions``: pv_name -> (disk path, partition number), or None for a
     whole-disk PV; ``layouts``: disk path -> DiskLayout.
-    Returns (actions, notes): notes say why nothing applies, for the log.
+    Returns (actions, notes): notes name unallocated space on the VG's disks
+    that no partition can be made in, and why (a quiet "nothing to do" has
+    no note).
     """
     actions, notes = [], []
     for pv in pvs:
@@ -166,27 +212,82 @@ def plan(pvs, pv_partitions, layouts, min_new=MIN_NEW_PARTITION):
         layout = layouts.get(disk)
         if layout is None:
             continue
-        if layout.table not in ("gpt", "msdos"):
-            notes.append(f"{disk} has a {layout.table!r} partition table")
-            continue
-        numbers = [s.number for s in layout.partitions]
-        if layout.table == "msdos" and (len(numbers) >= 4 or any(n > 4 for n in numbers)):
-            notes.append(f"{disk} (msdos) has no free primary partition slot")
-            continue
-        best = None
-        for s in layout.segments:
-            if s.number is not None:
-                continue
-            start = -(-s.start // ALIGN_SECTORS) * ALIGN_SECTORS
-            size = (s.end - start + 1) * layout.sector_size
-            if size >= min_new and (best is None or size > best[2]):
-                best = (start, s.end, size)
-        if best is None:
-            notes.append(f"no unallocated space of {min_new // 2**20} MiB or more on {disk}")
-            continue
-        actions.append(Action("mkpart", disk=disk, start=best[0], end=best[1]))
-        break
+        action, note = _new_partition(disk, layout, min_new)
+        if action is not None:
+            actions.append(action)
+            break
+        if note:
+            notes.append(note)
     return actions, notes
+
+
+def _align_up(sector):
+    return -(-sector // ALIGN_SECTORS) * ALIGN_SECTORS
+
+
+def _new_partition(disk, layout, min_new):
+    """(Action, None) for the largest partition that fits, or (None, why not)."""
+    free = _free_runs(layout)
+    roomy = [s for s in free if s.sectors * layout.sector_size >= min_new]
+    if not roomy:
+        return None, None  # nothing worth taking: the usual later boot
+    space = _size(max(s.sectors for s in roomy) * layout.sector_size)
+    if layout.table not in ("gpt", "msdos"):
+        return None, (f"{disk} has {space} unallocated, but a {layout.table!r} partition "
+                      "table, where growroot makes no partitions")
+    candidates = []  # (size, takes no resize, Action)
+    for s in free:
+        slots = _msdos_slots(layout, s) if layout.table == "msdos" \
+            else [("primary", _align_up(s.start), s.end, None)]
+        for kind, start, end, extended_end in slots:
+            size = (end - start + 1) * layout.sector_size
+            if size >= min_new:
+                candidates.append((size, extended_end is None, Action(
+                    "mkpart", disk=disk, start=start, end=end, part_type=kind,
+                    number=layout.extended if extended_end else None,
+                    extended_end=extended_end)))
+    if not candidates:
+        return None, (f"{disk} has {space} unallocated, but no partition can be added: "
+                      "all four primary msdos slots are taken and no extended partition "
+                      "reaches that space (repartition by hand)")
+    return max(candidates, key=lambda c: c[:2])[2], None
+
+
+def _free_runs(layout):
+    """The free segments, neighbours joined (parted splits them at an extended
+    partition's end, but a grown extended partition can take both)."""
+    runs = []
+    for s in layout.segments:
+        if s.number is not None:
+            continue
+        if runs and runs[-1].end + 1 == s.start:
+            runs[-1] = Segment(None, runs[-1].start, s.end)
+        else:
+            runs.append(s)
+    return runs
+
+
+def _msdos_slots(layout, free):
+    """[(part_type, start, end, extended_end)]: the partitions msdos allows in ``free``.
+
+    A logical partition needs a sector before it for its own table (the EBR),
+    so it starts on the boundary after the free space's first sector.
+    ``extended_end`` is set when the extended partition must grow to hold it.
+    """
+    ext = layout.partition(layout.extended) if layout.extended else None
+    end = min(free.end, MSDOS_MAX_SECTOR)
+    slots = []
+    if ext is not None and ext.start < free.start <= ext.end + 1:
+        if free.end <= ext.end:
+            return [("logical", _align_up(free.start + 1), end, None)]
+        if not any(ext.end < p.start <= free.end for p in layout.partitions):
+            slots.append(("logical", _align_up(free.start + 1), end, end))
+    if len([p for p in layout.partitions if p.number <= 4]) < 4:
+        first = free.start
+        if ext is not None and ext.start <= first <= ext.end:
+            first = ext.end + 1  # a primary partition cannot lie inside the extended one
+        slots.append(("primary", _align_up(first), end, None))
+    return slots
 
 
 def _unused_extents(pv):
@@ -246,7 +347,15 @@ def vg_free_extents(system, vg):
 def read_layout(system, disk):
     out = _run(system, ["parted", "-m", "-s", disk, "unit", "s", "print", "free"],
                f"reading the partition table of {disk}")
-    return parse_parted(out)
+    layout = parse_parted(out)
+    if layout.table == "msdos" and system.which("sfdisk"):
+        res = system.run(["sfdisk", "--json", disk], env=dict(os.environ, **_ENV), timeout=60)
+        try:
+            layout.extended = msdos_extended(res.stdout) if res.returncode == 0 \
+                else layout.extended
+        except ValueError as e:
+            log.debug("sfdisk --json %s: %s", disk, e)
+    return layout
 
 
 def locate_pvs(pvs):
@@ -264,6 +373,8 @@ def locate_pvs(pvs):
 def grow_vg(system, vg, grow_partition, changes):
     """Give VG ``vg`` the free space on its disks, adding to ``changes``.
 
+    Returns the notes on unallocated space that no partition can be made in.
+
     ``grow_partition(disk_path, number)`` grows one partition with growpart
     and returns its changes (the step's own, so both paths behave alike).
     """
@@ -276,9 +387,9 @@ def grow_vg(system, vg, grow_partition, changes):
         layouts[disk] = read_layout(system, disk)
     actions, notes = plan(pvs, where, layouts)
     for note in notes:
-        log.info("volume group %s: %s", vg, note)
+        log.warning("volume group %s: %s", vg, note)
     if not actions:
-        return
+        return notes
     # measured around all the actions: some LVM versions see a grown device
     # before pvresize runs
     before = {pv["pv_name"]: int(pv["pv_size"]) for pv in pvs}
@@ -294,11 +405,52 @@ def grow_vg(system, vg, grow_partition, changes):
         if old is not None and int(pv["pv_size"]) > old:
             changes.append(f"resized physical volume {pv['pv_name']} from {_size(old)} "
                            f"to {_size(int(pv['pv_size']))}")
+    return notes
+
+
+def relocate_gpt_backup(system, disk):
+    """Move the backup GPT header to the disk's (new) end.
+
+    A disk that grew keeps its backup header, and so the end of the usable
+    range, where the image put it; parted in script mode will not make a
+    partition past it.  growpart does the same before it grows a partition.
+    """
+    env = dict(os.environ, **_ENV)
+    if system.which("sfdisk"):
+        # nothing about the partitions changes, so nothing to tell the kernel
+        argv = ["sfdisk", "--no-reread", "--no-tell-kernel", "--relocate", "gpt-bak-std", disk]
+    elif system.which("sgdisk"):
+        argv = ["sgdisk", "--move-second-header", disk]
+    else:
+        raise LvmError(f"{disk} grew, but neither sfdisk (fdisk, util-linux) nor sgdisk "
+                       "(gdisk) is installed to move its backup GPT header to the new end, "
+                       "so no partition can be made in the new space")
+    res = system.run(argv, env=env, timeout=120)
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        raise LvmError(f"moving the backup GPT header of {disk} to its end: {' '.join(argv)} "
+                       f"failed (exit {res.returncode})"
+                       + (f": {detail[-1][:300]}" if detail else ""))
+
+
+def _grow_extended(system, disk, number, end):
+    res = system.run(["parted", "-s", disk, "unit", "s", "resizepart", str(number), f"{end}s"],
+                     env=dict(os.environ, **_ENV), timeout=120)
+    ext = read_layout(system, disk).partition(number)
+    if ext is None or ext.end != end:
+        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        raise LvmError(f"parted could not grow extended partition {number} of {disk} to "
+                       f"sector {end}: {detail[-1] if detail else 'no detail'}")
 
 
 def _new_pv(system, vg, action):
     disk = action.disk
-    res = system.run(["parted", "-s", disk, "unit", "s", "mkpart", "primary",
+    layout = read_layout(system, disk)
+    if layout.table == "gpt":
+        relocate_gpt_backup(system, disk)
+    if action.extended_end is not None:
+        _grow_extended(system, disk, action.number, action.extended_end)
+    res = system.run(["parted", "-s", disk, "unit", "s", "mkpart", action.part_type or "primary",
                       f"{action.start}s", f"{action.end}s"],
                      env=dict(os.environ, **_ENV), timeout=120)
     layout = read_layout(system, disk)
@@ -367,8 +519,10 @@ def _lv_size(system, vg, lv):
 def grow_lv(system, dev, grow_partition, changes):
     """The whole LVM path for the LV at BlockDevice ``dev``, adding to ``changes``.
 
-    The filesystem on the LV is left to the caller.
+    The filesystem on the LV is left to the caller.  Returns the notes on
+    space that could not be used (see `plan`).
     """
     vg, lv = find_lv(system, dev)
-    grow_vg(system, vg, grow_partition, changes)
+    notes = grow_vg(system, vg, grow_partition, changes)
     changes += extend_lv(system, vg, lv)
+    return notes

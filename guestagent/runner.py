@@ -114,20 +114,22 @@ def _run_locked(system, config, state, stage, only):
         if md is None:
             log.error("no stored metadata: the config stage has not found a datasource")
             code = EXIT_NO_DATASOURCE
-    elif only and not any(_needs_metadata(n) for n in only):
-        # `--only growroot`: nothing asked for reads the metadata, so looking
-        # for it would only wait for the deadline and call its absence an error
-        log.info("%s need no metadata: not looking for a datasource", ", ".join(only))
-        record["message"] = "no datasource needed for " + ", ".join(only)
     else:
+        # `--only growroot`: nothing asked for needs the metadata, so only what
+        # costs no wait is looked at (its #cloud-config may turn growpart off)
+        # and finding nothing is no error
+        needless = bool(only) and not any(_needs_metadata(n) for n in only)
         names = config.getlist("main", "datasources")
-        if stage == "local":
+        if stage == "local" or needless:
             names = [n for n in names if n == "configdrive"]
         try:
             md = datasources.search(config, system, names, state=state,
-                                    deadline=None if stage != "local" else 0)
+                                    deadline=0 if stage == "local" or needless else None)
         except datasources.NoDatasource as e:
-            if stage == "local":
+            if needless:
+                log.info("no local datasource (%s); %s need no metadata, so the metadata "
+                         "service is not asked", e, ", ".join(only))
+            elif stage == "local":
                 log.info("no local datasource (%s); the network stage will look", e)
             else:
                 log.error("no datasource found: %s", e)

@@ -44,7 +44,7 @@ def test_only_steps_that_need_no_metadata_do_not_look_for_it(tmp_path, root, run
     res = run_agent("--once", "--only", "growroot", "--root", root, "--config", conf,
                     timeout=20)
     assert res.returncode == 0, res.stderr
-    assert "need no metadata" in res.stderr
+    assert "need no metadata, so the metadata service is not asked" in res.stderr
     last = json.loads(run_agent("status", "--json", "--root", root).stdout)["last"]
     assert [s["name"] for s in last["steps"]] == ["growroot"]
     assert last["exit_code"] == 0
