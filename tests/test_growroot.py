@@ -15,6 +15,7 @@ import pytest
 from loopdisk import LoopDisk, MiB, fs_bytes, has_cap_sys_resource, read_digest, sh, write_data
 
 from guestagent import blockdev, lvm
+from guestagent.partition_table import NewPartition, msdos_extended, parse_parted
 from guestagent.steps import Skip, growroot
 from guestagent.system import System
 
@@ -300,7 +301,7 @@ PVS_JSON = """  {
 
 
 def test_plan_grows_the_last_partition_pv():
-    layout = lvm.parse_parted(PARTED_GPT_PV_LAST)
+    layout = parse_parted(PARTED_GPT_PV_LAST)
     assert (layout.table, layout.sectors, layout.sector_size) == ("gpt", 512000, 512)
     pvs = lvm.parse_report(PVS_JSON % ("/dev/vda2", 19922944, 19922944), "pv")
     actions, _ = lvm.plan(pvs, {"/dev/vda2": ("/dev/vda", 2)}, {"/dev/vda": layout})
@@ -308,17 +309,17 @@ def test_plan_grows_the_last_partition_pv():
 
 
 def test_plan_makes_a_new_partition_when_the_pv_is_boxed_in():
-    layout = lvm.parse_parted(PARTED_DOS_PV_NOT_LAST)
+    layout = parse_parted(PARTED_DOS_PV_NOT_LAST)
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 104857600, 104857600), "pv")
     actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})
-    assert actions == [lvm.Action("mkpart", disk="/dev/sda", start=239616, end=614399,
-                                  part_type="primary")]
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda",
+                                  new=NewPartition(239616, 614399, "primary"))]
 
 
 def test_plan_resizes_a_whole_disk_pv_or_a_pv_whose_partition_grew():
     pvs = lvm.parse_report(PVS_JSON % ("/dev/vdb", 100 * MiB, 300 * MiB), "pv")
     assert lvm.plan(pvs, {"/dev/vdb": None}, {})[0] == [lvm.Action("pvresize", pv="/dev/vdb")]
-    layout = lvm.parse_parted(PARTED_DOS_PV_NOT_LAST)
+    layout = parse_parted(PARTED_DOS_PV_NOT_LAST)
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 50 * MiB, 100 * MiB), "pv")
     assert lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})[0] == [
         lvm.Action("pvresize", pv="/dev/sda1")]
@@ -329,14 +330,14 @@ def test_plan_does_nothing_without_room_and_says_why():
                                           "239616s:241663s:2048s:free")
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 104857600, 104857600), "pv")
     actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
-                              {"/dev/sda": lvm.parse_parted(full)})
+                              {"/dev/sda": parse_parted(full)})
     assert actions == [] and notes == []  # nothing worth taking: the quiet later boot
     four = PARTED_DOS_PV_NOT_LAST.replace(
         "1:239616s:614399s:374784s:free;",
         "3:239616s:241663s:2048s:::;\n4:241664s:243711s:2048s:::;\n"
         "1:243712s:614399s:370688s:free;")
     actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
-                              {"/dev/sda": lvm.parse_parted(four)})
+                              {"/dev/sda": parse_parted(four)})
     assert actions == [] and len(notes) == 1
     assert notes[0].startswith("/dev/sda has 181.0 MiB unallocated, but no partition can be "
                                "added: all four primary msdos slots are taken")
@@ -358,35 +359,35 @@ PARTED_DOS_EXTENDED = """BYT;
 
 
 def test_plan_on_msdos_takes_a_logical_partition_or_the_fourth_primary():
-    layout = lvm.parse_parted(PARTED_DOS_EXTENDED)
+    layout = parse_parted(PARTED_DOS_EXTENDED)
     assert layout.extended == 4
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 40 * MiB, 40 * MiB), "pv")
     actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})
     # the extended partition grows to the end; the logical one takes its free
     # tail and the new space, one sector left for its EBR
-    assert actions == [lvm.Action("mkpart", disk="/dev/sda", start=149504, end=409599,
-                                  part_type="logical", number=4, extended_end=409599)]
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda", new=NewPartition(
+        149504, 409599, "logical", extended=4, extended_end=409599))]
     # three primaries, no extended: the fourth primary
     three = "\n".join(ln for ln in PARTED_DOS_EXTENDED.splitlines()
                       if not ln.startswith(("4:", "5:", "1:147456s", "1:204800s")))
     three += "\n1:124928s:409599s:284672s:free;\n"
     actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
-                          {"/dev/sda": lvm.parse_parted(three)})
-    assert actions == [lvm.Action("mkpart", disk="/dev/sda", start=124928, end=409599,
-                                  part_type="primary")]
+                          {"/dev/sda": parse_parted(three)})
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda",
+                                  new=NewPartition(124928, 409599, "primary"))]
     # the extended partition already reaches the disk's end: a logical inside it
     inside = PARTED_DOS_EXTENDED.replace("4:124928s:204799s", "4:124928s:409599s").replace(
         "1:147456s:204799s:57344s:free;\n1:204800s:409599s:204800s:free;",
         "1:147456s:409599s:262144s:free;")
     actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
-                          {"/dev/sda": lvm.parse_parted(inside)})
-    assert actions == [lvm.Action("mkpart", disk="/dev/sda", start=149504, end=409599,
-                                  part_type="logical")]
+                          {"/dev/sda": parse_parted(inside)})
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda",
+                                  new=NewPartition(149504, 409599, "logical"))]
     # an empty extended partition is known only to sfdisk
-    assert lvm.msdos_extended('{"partitiontable": {"label": "dos", "partitions": ['
+    assert msdos_extended('{"partitiontable": {"label": "dos", "partitions": ['
                               '{"node": "/dev/sda1", "type": "83"},'
                               '{"node": "/dev/sda2", "type": "5"}]}}') == 2
-    assert lvm.msdos_extended('{"partitiontable": {"partitions": []}}') is None
+    assert msdos_extended('{"partitiontable": {"partitions": []}}') is None
 
 
 @needs_root
@@ -397,13 +398,13 @@ def test_plan_on_parted_output_of_real_images(tmp_path, table):
     sh("truncate", "-s", "150M", img)
     sh("sfdisk", "-q", img, input=f"label: {table}\nsize=60MiB\nsize=30MiB\n")
     sh("truncate", "-s", "+100M", img)
-    layout = lvm.parse_parted(sh("parted", "-m", "-s", img, "unit", "s", "print", "free"
+    layout = parse_parted(sh("parted", "-m", "-s", img, "unit", "s", "print", "free"
                                  ).stdout)
     pvs = [{"pv_name": "/dev/x1", "pv_size": str(60 * MiB), "dev_size": str(60 * MiB)}]
     actions, _ = lvm.plan(pvs, {"/dev/x1": (str(img), 1)}, {str(img): layout})
     assert len(actions) == 1 and actions[0].kind == "mkpart"
-    assert actions[0].start == 91 * 2048  # 1 MiB + 60 + 30 MiB, aligned
-    assert actions[0].end * 512 > 240 * MiB
+    assert actions[0].new.start == 91 * 2048  # 1 MiB + 60 + 30 MiB, aligned
+    assert actions[0].new.end * 512 > 240 * MiB
     pvs = [{"pv_name": "/dev/x2", "pv_size": str(30 * MiB), "dev_size": str(30 * MiB)}]
     actions, _ = lvm.plan(pvs, {"/dev/x2": (str(img), 2)}, {str(img): layout})
     assert [a.kind for a in actions] == ["growpart"]

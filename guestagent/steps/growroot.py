@@ -22,6 +22,7 @@ import os
 
 from .. import blockdev, lvm
 from ..blockdev import human_size
+from ..partition_table import PartitionError
 from ..system import CommandFailed
 from . import PER_BOOT, Skip
 
@@ -72,7 +73,7 @@ def run(ctx):
             grow_mountpoint(system, mountpoint, changes)
         except Skip as e:
             skipped.append(f"{mountpoint}: {e}")
-        except (GrowError, lvm.LvmError, CommandFailed) as e:
+        except (GrowError, PartitionError, CommandFailed) as e:
             errors.append(f"{mountpoint}: {e}")
     if errors:
         for c in changes:  # the runner records no changes for a failed step
