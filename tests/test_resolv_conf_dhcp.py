@@ -11,6 +11,7 @@ in, so the hooks the agent wrote are the ones dhclient-script sources.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -72,6 +73,13 @@ class DhcpNet:
         return self.dhclient(root)
 
     def close(self):
+        # dhclient -1 stays on as a daemon once it has a lease: end it (by its
+        # pid file), before the namespace it lives in goes
+        try:
+            pid = int((self.tmp / "dhclient.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            pass
         self.ns.close()
 
 
