@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 
-from conftest import EXAMPLES, REPO, agent_argv
+from support import EXAMPLES, REPO, agent_argv
 
 DEMO_CONF = f"{EXAMPLES}/demo.conf"
 

@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from conftest import EXAMPLES, needs_root
-from netns import Netns
+from support import EXAMPLES
+from support.marks import needs_root
+from support.netns import Netns
 
 pytestmark = [needs_root, pytest.mark.root,
               pytest.mark.skipif(not (shutil.which("dhclient") and shutil.which("dnsmasq")),

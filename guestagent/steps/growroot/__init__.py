@@ -20,11 +20,11 @@ table, but acts only on mount points named explicitly (host paths), never on
 import logging
 import os
 
-from .. import blockdev, lvm
-from ..blockdev import human_size
-from ..partition_table import PartitionError
-from ..system import CommandFailed
-from . import PER_BOOT, Skip
+from ...system import CommandFailed
+from .. import PER_BOOT, Skip
+from . import blockdev, lvm
+from .blockdev import human_size
+from .partition_table import PartitionError
 
 FREQUENCY = PER_BOOT
 NEEDS_METADATA = False

@@ -14,9 +14,9 @@ from an earlier instance is taken back out, so DHCP's servers return.
 
 import logging
 
-from .. import resolver
-from ..dns_settings import from_context
-from . import PER_BOOT, Skip
+from ... import resolver
+from .. import PER_BOOT, Skip
+from .settings import from_context
 
 log = logging.getLogger(__name__)
 
