@@ -90,6 +90,9 @@ def persist(system, dns):
         return configure_openresolv(system, dns)
     if owner == "file":
         clients = dhcp_clients(system)
+        if clients and not (dns.nameservers or dns.search):
+            raise WontLast(f"{' and '.join(clients)} rewrite(s) /etc/resolv.conf at every "
+                           "lease, and resolver options alone cannot be handed to it")
         if "dhclient" in clients and _dhclient_hook_path(system) is None:
             raise WontLast(f"dhclient rewrites /etc/resolv.conf at every lease, and its "
                            f"enter hook {DHCLIENT_HOOK_FILE} is someone else's (no "

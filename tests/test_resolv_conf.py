@@ -442,3 +442,12 @@ def test_a_later_instance_without_dns_takes_the_agents_configuration_out(root):
                                "removed /etc/systemd/resolved.conf.d/guestagent.conf"]
     with pytest.raises(Skip, match="no DNS servers"):
         step.run(StepContext(root, md()))
+
+
+def test_options_alone_would_not_outlast_a_dhcp_client(root):
+    with_dhclient(root)
+    before = (root / "etc/resolv.conf").read_text()
+    cc = {"manage_resolv_conf": True, "resolv_conf": {"options": {"rotate": True}}}
+    with pytest.raises(Skip, match="resolver options alone"):
+        step.run(StepContext(root, md(), cc))
+    assert (root / "etc/resolv.conf").read_text() == before
