@@ -34,7 +34,8 @@ class Metadata:
 
     def __init__(self, source, instance_id, hostname="", public_keys=None, user_data=b"",
                  vendor_data=None, admin_pass="", random_seed="", dns_nameservers=None,
-                 dns_search=None, files=None, availability_zone="", name="", raw=None):
+                 dns_search=None, files=None, availability_zone="", name="", raw=None,
+                 network=None):
         self.source = source
         self.instance_id = instance_id
         self.hostname = hostname
@@ -49,6 +50,7 @@ class Metadata:
         self.availability_zone = availability_zone
         self.name = name
         self.raw = raw or {}  # documents as served, for `query`
+        self.network = network  # netconfig.NetworkConfig, or None when not described
 
     def __repr__(self):
         return f"Metadata(source={self.source!r}, instance_id={self.instance_id!r})"
@@ -77,6 +79,7 @@ class Metadata:
             "availability_zone": self.availability_zone,
             "name": self.name,
             "files": [{"path": f.path, "size": len(f.content)} for f in self.files],
+            "network": self.network.to_dict() if self.network is not None else None,
             "user_data": REDACTED if self.user_data else None,
             "vendor_data": REDACTED if self.vendor_data not in (None, "", {}) else None,
             "admin_pass": REDACTED if self.admin_pass else None,
@@ -100,6 +103,9 @@ class Metadata:
         md.availability_zone = d.get("availability_zone") or ""
         md.name = d.get("name") or ""
         md.raw = d.get("raw") or {}
+        if d.get("network"):
+            from .netconfig import NetworkConfig
+            md.network = NetworkConfig.from_dict(d["network"])
         return md
 
     def secrets(self):

@@ -3,6 +3,7 @@
     instance-id                    the instance the last run configured
     instances/<id>/metadata.json   the normalised metadata (0600: secrets)
     instances/<id>/done/<step>     per-instance steps that have completed
+    instances/<id>/scripts/        user scripts, runcmd, bootcmd as run
     status.json                    this boot's runs, step by step (no secrets)
 
 The directory is root-only (0700).  Instance ids become directory names, so
@@ -66,6 +67,10 @@ class State:
             return Metadata.from_dict(json.loads(raw))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def instance_dir(self, instance_id):
+        """The instance's own directory (inside the root)."""
+        return self._p("instances", safe_id(instance_id))
 
     # -- per-instance markers ---------------------------------------------
     def done(self, instance_id, step):

@@ -117,6 +117,20 @@ class System:
         finally:
             os.close(dfd)
 
+    def write_existing(self, path, data):
+        """Write into a file or device that must already exist (/dev/urandom):
+        no create, no truncate, never through a symlink."""
+        parent, name = os.path.split(_relative(path))
+        dfd = self.open_dir(parent, create=False)
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
     def append_file(self, path, data, mode=0o644):
         """Append to a log-like file (not atomic; never through a symlink)."""
         if isinstance(data, str):

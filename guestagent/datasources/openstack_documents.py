@@ -6,6 +6,7 @@ service, which serve the same documents.
 import logging
 
 from ..metadata import Metadata, dedupe, text
+from .network_data import parse as parse_network_data
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +101,5 @@ def from_openstack_documents(source, meta, network_data=None, vendor_data=None,
         availability_zone=text(meta.get("availability_zone"), "availability_zone"),
         name=text(meta.get("name"), "name"),
         raw=raw,
+        network=parse_network_data(network_data),
     )

@@ -7,7 +7,7 @@ status` and the exit code show it.  A failed script is not retried at the
 next boot: scripts run once per instance, as in cloud-init.
 """
 
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 FREQUENCY = PER_INSTANCE
 
@@ -37,7 +37,6 @@ def run(ctx):
     outcomes = execute.run_all(ctx, jobs, "scripts")
     try:
         return execute.report(outcomes, "user-data scripts")
-    except execute.ScriptsFailed:
+    except execute.ScriptsFailed as e:
         # once per instance even when a script failed: never rerun it at every boot
-        ctx.state.mark_done(ctx.metadata.instance_id, "scripts")
-        raise
+        raise FailedButDone(str(e)) from None

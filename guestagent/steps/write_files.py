@@ -19,7 +19,7 @@ import re
 import zlib
 
 from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ def run(ctx):
         for c in changes:
             log.info("write_files: %s", c)
         # once per instance even so: an `append: true` entry must not append again
-        ctx.state.mark_done(ctx.metadata.instance_id, "write_files")
-        raise RuntimeError(f"{len(problems)} of {len(entries)} files not written: "
+        raise FailedButDone(f"{len(problems)} of {len(entries)} files not written: "
                            + "; ".join(problems))
     return changes
 

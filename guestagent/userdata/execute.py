@@ -21,8 +21,6 @@ import subprocess
 import sys
 import time
 
-from ..state import STATE_DIR, safe_id
-
 log = logging.getLogger(__name__)
 
 LOG_FILE = "/var/log/guestagent-user-data.log"
@@ -59,7 +57,7 @@ class ScriptsFailed(RuntimeError):
 
 
 def scripts_dir(ctx):
-    return f"{STATE_DIR}/instances/{safe_id(ctx.metadata.instance_id)}/scripts"
+    return ctx.state.instance_dir(ctx.metadata.instance_id) + "/scripts"
 
 
 def shell_script(commands, what):
@@ -115,17 +113,23 @@ def report(outcomes, what):
     return changes
 
 
+def nothing_to_run(ctx, key):
+    """Why the #cloud-config list ``key`` (bootcmd, runcmd) has nothing to run,
+    or '' when it has."""
+    if not ctx.config.getbool("userdata", "enabled"):
+        return "user-data is turned off ([userdata] enabled = no)"
+    if not ctx.cloud_config.get(key):
+        return f"no {key} in #cloud-config"
+    return ""
+
+
 def run_commands(ctx, key):
-    """bootcmd / runcmd: the #cloud-config list ``key`` as one sh script.
+    """bootcmd / runcmd: the #cloud-config list ``key`` as one sh script
+    (the step has asked `nothing_to_run` first).
 
     Returns the change lines; raises ScriptsFailed when it exited non-zero.
     """
-    from ..steps import Skip
-    if not ctx.config.getbool("userdata", "enabled"):
-        raise Skip("user-data is turned off ([userdata] enabled = no)")
-    commands = ctx.cloud_config.get(key)
-    if not commands:
-        raise Skip(f"no {key} in #cloud-config")
+    commands = ctx.cloud_config[key]
     script = shell_script(commands, key)
     label = f"{key} ({len(commands)} command{'s' if len(commands) != 1 else ''})"
     return report(run_all(ctx, [(label, key, script)], key), key)
