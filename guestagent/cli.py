@@ -251,15 +251,17 @@ def _query(args):
             else:
                 print(f"guestagent: no such key: {args.key}", file=sys.stderr)
                 return 2
+    # metadata strings are escaped before they reach a terminal: a value with
+    # escape sequences or line breaks must not redraw or forge lines
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     elif isinstance(data, list):
         for item in data:
-            print(item if isinstance(item, str) else json.dumps(item, sort_keys=True))
+            print(escape(item) if isinstance(item, str) else json.dumps(item, sort_keys=True))
     elif isinstance(data, dict):
         print(json.dumps(data, indent=2, sort_keys=True))
     elif data is not None:
-        print(data)
+        print(escape(data))
     return 0
 
 
@@ -275,16 +277,39 @@ def _status(args):
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
+    # every field is shown through _field: the file is ours, but what it
+    # quotes (instance ids, errors naming metadata values) came from outside
     for run in status.get("runs", []):
-        print(f"{run.get('started', '?')}  stage {run.get('stage')}: exit {run.get('exit_code')}"
-              f" in {run.get('duration', 0):.2f} s")
+        print(f"{_field(run, 'started', '?')}  stage {_field(run, 'stage')}: exit "
+              f"{_field(run, 'exit_code')} in {_seconds(run.get('duration'))} s")
         if run.get("instance_id"):
-            new = " (new instance)" if run.get("new_instance") else ""
-            print(f"  instance {run['instance_id']}{new} from {run.get('source')}")
+            new = " (new instance)" if run.get("new_instance") is True else ""
+            print(f"  instance {_field(run, 'instance_id')}{new} from {_field(run, 'source')}")
         if run.get("message"):
-            print(f"  {run['message']}")
-        for s in run.get("steps", []):
-            extra = s.get("error") or s.get("reason") or "; ".join(s.get("changes", []))
-            print(f"  {s['name']:<16} {s['result']:<12} {s.get('duration', 0):6.2f} s  {extra}")
+            print(f"  {_field(run, 'message')}")
+        steps = run.get("steps")
+        for s in steps if isinstance(steps, list) else []:
+            if not isinstance(s, dict):
+                continue
+            changes = s.get("changes")
+            extra = s.get("error") or s.get("reason") or (
+                "; ".join(str(c) for c in changes) if isinstance(changes, list) else "")
+            print(f"  {_field(s, 'name', '?'):<16} {_field(s, 'result', '?'):<12} "
+                  f"{_seconds(s.get('duration')):>6} s  {escape(str(extra))}")
     last = status.get("last") or {}
     return 0 if last.get("exit_code", 0) == 0 else 1
+
+
+def escape(text):
+    from .log import escape as log_escape
+    return log_escape(text)
+
+
+def _field(record, key, default=""):
+    value = record.get(key, default)
+    return escape(value if isinstance(value, str) else json.dumps(value))
+
+
+def _seconds(value):
+    return f"{value:.2f}" if isinstance(value, (int, float)) and not isinstance(
+        value, bool) else "?"
