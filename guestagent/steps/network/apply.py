@@ -6,7 +6,7 @@ network stack reads), and each move is named in the step's changes.
 """
 
 import logging
-import os
+import stat
 import time
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,12 @@ def aside_path(system, path):
 
 def move_aside(system, path):
     """Move ``path`` into ASIDE_DIR; returns where it went, or None if it was not there."""
-    host = system.path(path)
-    if not os.path.isfile(host) or os.path.islink(host):
+    try:
+        st = system.lstat(path)
+    except OSError:
         return None
-    st = os.stat(host)
+    if not stat.S_ISREG(st.st_mode):  # not there, a link, or not a file
+        return None
     dest = aside_path(system, path)
     system.write_file(dest, system.read_bytes(path), mode=st.st_mode & 0o7777,
                       dir_mode=0o700)

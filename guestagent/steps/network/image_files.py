@@ -39,7 +39,7 @@ _STANZA_START = re.compile(r"^(iface|mapping|auto|allow-\S+|source|source-direct
 
 def _listdir(system, d):
     try:
-        return sorted(os.listdir(system.path(d)))
+        return system.listdir(d)
     except OSError:
         return []
 

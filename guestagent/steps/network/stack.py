@@ -7,7 +7,6 @@ when its unit is enabled; initscripts' network-scripts; ifupdown.
 ``[network] renderer`` names one instead.
 """
 
-import os
 
 RENDERERS = ("ifupdown", "networkd", "networkmanager", "ifcfg", "netplan")
 
@@ -27,7 +26,7 @@ def _any(system, *paths):
 
 def _has_ifcfg(system):
     try:
-        names = os.listdir(system.path(_SCRIPTS))
+        names = system.listdir(_SCRIPTS)
     except OSError:
         return False
     return any(n.startswith("ifcfg-") and n != "ifcfg-lo" for n in names)
