@@ -39,15 +39,14 @@ changes anything or waits for anything unless asked with --once.
 """
 
 
-def _common(p, config=True):
+def _common(p):
     p.add_argument("--root", metavar="DIR", default="/",
                    help="work on the tree under DIR instead of /: no live hostname, "
                         "users or devices are touched (user-data scripts, runcmd and "
                         "bootcmd still run, on this host, as root, in DIR)")
-    if config:
-        p.add_argument("--config", metavar="FILE",
-                       help="config file (default: ROOT/etc/guestagent/guestagent.conf "
-                            "and its .conf.d/*.conf drop-ins)")
+    p.add_argument("--config", metavar="FILE",
+                   help="config file (default: ROOT/etc/guestagent/guestagent.conf "
+                        "and its .conf.d/*.conf drop-ins)")
 
 
 def main_parser():
@@ -84,7 +83,7 @@ def _status_parser():
     p = argparse.ArgumentParser(prog="guestagent status",
                                 description="Show the runs of the last boot, step by step.")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _common(p, config=False)
+    _common(p)
     return p
 
 
@@ -94,7 +93,7 @@ def _check_image_parser():
                                             "the OpenStack image requirements.")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--fix", action="store_true", help="apply the safe fixes, report each")
-    _common(p, config=False)
+    _common(p)
     return p
 
 
@@ -124,6 +123,18 @@ def _check_root(args):
 
 
 _exit_fast = False
+EXIT_BROKEN_PIPE = 141  # what a shell shows for a tool that SIGPIPE ended
+
+
+def _config_ok(args):
+    """Whether the config reads; if not, says what is wrong with it (exit 2)."""
+    from .config import ConfigError, load
+    try:
+        load(args.config, root=args.root)
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return False
+    return True
 
 
 def main(argv=None):
@@ -138,14 +149,28 @@ def main(argv=None):
             make_parser, command = commands[argv[0]]
             args = make_parser().parse_args(argv[1:])
             if not hasattr(args, "root"):
-                return command(args)
-            return command(args) if _check_root(args) else 2
-        return _once(main_parser(), argv)
+                code = command(args)
+            else:
+                code = command(args) if _check_root(args) else 2
+        else:
+            code = _once(main_parser(), argv)
+        sys.stdout.flush()  # here, so a closed pipe is seen while it can be handled
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`guestagent status | head -1`): end quietly, as
+        # other tools do, and keep the interpreter from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _check_image(args):
+    # the image's own config is one of the things checked, not a reason to
+    # stop; a file named on the command line must be readable
+    if args.config and not _config_ok(args):
+        return 2
     from .checkimage import main as check_main
     return check_main(args)
 
@@ -206,15 +231,11 @@ def _once(parser, argv):
 
 
 def _query(args):
-    from .config import ConfigError, load
     from .state import State
     from .system import System
-    system = System(args.root)
-    try:
-        load(args.config, root=system.root)
-    except ConfigError as e:
-        print(f"guestagent: config error: {e}", file=sys.stderr)
+    if not _config_ok(args):
         return 2
+    system = System(args.root)
     md = State(system).stored_metadata()
     if md is None:
         print("guestagent: no stored metadata: the agent has not found a datasource yet",
@@ -247,6 +268,8 @@ def _query(args):
 def _status(args):
     from .state import State
     from .system import System
+    if not _config_ok(args):
+        return 2
     status = State(System(args.root)).read_status()
     if not status:
         print("guestagent: no runs recorded yet", file=sys.stderr)

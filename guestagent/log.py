@@ -10,6 +10,10 @@ sequences, and one such value must not be able to print a line of its own,
 such as a forged host key fingerprint block, on the console, in the journal
 or in the log file.  Control characters, Unicode line separators and lone
 surrogates become backslash escapes; a message is always one line.
+
+The file gets the agent's own debug lines always; the libraries' (urllib3's
+connection lines, pyroute2's netlink dumps) only with --verbose: they are
+for someone debugging, not for the record of every boot.
 """
 
 import logging
@@ -19,6 +23,8 @@ import sys
 
 _secrets = set()
 REDACTED = "<redacted>"
+OWN_LOGGER = "guestagent"
+_verbose = False
 
 
 # C0 (tab aside), DEL, C1, the Unicode line and paragraph separators, the
@@ -63,6 +69,15 @@ class _Scrub(logging.Filter):
         return True
 
 
+class _OwnDetailOnly(logging.Filter):
+    """Below WARNING, only the agent's own records (unless --verbose)."""
+
+    def filter(self, record):
+        if _verbose or record.levelno >= logging.WARNING:
+            return True
+        return record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
+
+
 def shown(value, limit=64):
     """A safe, bounded rendering of an untrusted value for a log line."""
     if isinstance(value, str):
@@ -78,12 +93,15 @@ def add_secrets(values):
 
 
 def setup(verbose=False, quiet=False):
+    global _verbose
+    _verbose = verbose
     root = logging.getLogger()
     root.handlers[:] = []
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
     console.setFormatter(logging.Formatter("guestagent: %(message)s"))
+    console.addFilter(_OwnDetailOnly())
     console.addFilter(_Scrub())
     root.addHandler(console)
 
@@ -106,5 +124,6 @@ def add_file(system, path):
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_OwnDetailOnly())
     handler.addFilter(_Scrub())
     logging.getLogger().addHandler(handler)
