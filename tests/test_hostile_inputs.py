@@ -469,3 +469,28 @@ def test_a_fifo_where_the_agent_keeps_its_files_never_blocks_it(tmp_path, root, 
     assert "Traceback" not in res.stderr, res.stderr
     assert KEY_A in authorized(root), res.stderr
     assert "not a regular file" in res.stderr, res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
+@pytest.mark.root
+@pytest.mark.parametrize("mode,path", [
+    ("ec2", "2009-04-04/user-data"),
+    ("openstack", "openstack/latest/user_data"),
+    ("openstack", "openstack/latest/network_data.json"),
+    ("openstack", "openstack/latest/vendor_data.json"),
+])
+def test_an_oversized_optional_document_from_the_service_costs_only_itself(
+        tmp_path, root, mode, path):
+    from support.netns import Netns
+    conf = tmp_path / "net.conf"
+    conf.write_text(f"[main]\ndatasources = {'ec2' if mode == 'ec2' else 'openstack'}\n"
+                    f"deadline = 20\nmax_response_bytes = 1048576\ndefault_user = debian\n")
+    with Netns() as ns:
+        ns.start_server(os.path.join(EXAMPLES, "configdrive"), "--mode", mode,
+                        "--huge", path)
+        res = subprocess.run(ns.prefix() + AGENT + ["--once", "--root", str(root),
+                                                    "--config", str(conf)],
+                             env=ENV, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "1048576-byte limit" in res.stderr, res.stderr
+    assert "ssh-ed25519" in authorized(root), res.stderr
