@@ -152,6 +152,7 @@ def _check_image(args):
 
 def _check_userdata(args):
     from .config import ConfigError, load
+    from .steps import when_they_run
     from .userdata.report import EXIT_UNREADABLE, main
     try:
         max_bytes = load(args.config).getint("userdata", "max_bytes")
@@ -159,7 +160,7 @@ def _check_userdata(args):
         print(f"guestagent: config error: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
     path = "/dev/stdin" if args.file == "-" else args.file
-    return main(path, args.json, max_bytes)
+    return main(path, args.json, max_bytes, when_they_run())
 
 
 def _once(parser, argv):

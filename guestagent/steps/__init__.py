@@ -50,6 +50,21 @@ ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 BACKGROUND_STEPS = {"growroot"}
 
 
+def when_they_run():
+    """step -> ", once per instance, final stage" and the like (for reports)."""
+    import importlib
+
+    out = {}
+    for name in ALL_STEPS:
+        try:
+            freq = importlib.import_module(f"{__name__}.{name}").FREQUENCY
+        except Exception:  # a report, not a boot: say less rather than fail
+            freq = None
+        when = {PER_INSTANCE: ", once per instance"}.get(freq, ", every boot" if freq else "")
+        out[name] = when + (", final stage" if name in FINAL_STEPS else "")
+    return out
+
+
 class Skip(Exception):
     """The step had nothing to do, for the reason given."""
 
