@@ -13,7 +13,7 @@ import os
 import re
 from collections import namedtuple
 
-from .system import CommandMissing, UnsafePathError
+from .system import CommandFailed, CommandMissing, UnsafePathError
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,11 @@ def _run(system, argv, what):
     if system.which(argv[0]) is None:
         raise AccountError(f"cannot {what}: {argv[0]} is not installed")
     try:
-        res = system.run(argv, timeout=60)
+        return system.run(argv, timeout=60, check=True)
     except CommandMissing:
         raise AccountError(f"cannot {what}: {argv[0]} is not installed") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise AccountError(f"cannot {what}: {argv[0]} exited {res.returncode}"
-                           + (f": {detail[-1][:300]}" if detail else ""))
-    return res
+    except CommandFailed as e:
+        raise AccountError(f"cannot {what}: {e}") from None
 
 
 def _records(system, path, nfields):

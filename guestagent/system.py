@@ -367,14 +367,24 @@ class CommandMissing(RuntimeError):
 
 
 class CommandFailed(RuntimeError):
+    """`System.run(check=True)`: the command exited non-zero; the message names
+    it, its exit code and the last line it printed (``detail``)."""
+
     def __init__(self, argv, res):
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        self.detail = output_tail(res)
         msg = f"{' '.join(argv[:3])} failed (exit {res.returncode})"
-        if detail:
-            msg += ": " + detail[-1][:300]
+        if self.detail:
+            msg += ": " + self.detail
         super().__init__(msg)
         self.returncode = res.returncode
         self.result = res
+
+
+def output_tail(res, limit=300):
+    """The last line a command printed (stderr, else stdout), cut to ``limit``,
+    for a message about it; '' when it printed nothing."""
+    lines = (res.stderr or res.stdout or "").strip().splitlines()
+    return lines[-1].strip()[:limit] if lines else ""
 
 
 def _relative(path):

@@ -25,6 +25,7 @@ import logging
 import os
 import time
 
+from ...system import CommandFailed, output_tail
 from . import blockdev
 from .blockdev import human_size as _size
 
@@ -202,12 +203,10 @@ def _unused_extents(pv):
 # -- doing --------------------------------------------------------------------
 
 def _run(system, argv, what):
-    res = system.run(argv, env=dict(os.environ, **_ENV), timeout=300)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise LvmError(f"{what}: {' '.join(argv)} failed (exit {res.returncode})"
-                       + (f": {detail[-1][:300]}" if detail else ""))
-    return res.stdout
+    try:
+        return system.run(argv, env=dict(os.environ, **_ENV), timeout=300, check=True).stdout
+    except CommandFailed as e:
+        raise LvmError(f"{what}: {e}") from None
 
 
 def find_lv(system, dev):
@@ -304,9 +303,8 @@ def _new_pv(system, vg, action):
     layout = read_layout(system, disk)
     new = next((s for s in layout.partitions if s.start == action.start), None)
     if new is None:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
         raise LvmError(f"parted could not make a partition on {disk} from sector "
-                       f"{action.start}: {detail[-1] if detail else 'no detail'}")
+                       f"{action.start}: {output_tail(res) or 'no detail'}")
     # parted exits 1 when it wrote the table but could not tell the kernel
     # about partitions in use; the new one is added below either way.  The
     # lvm flag is a label for people and tools, LVM itself does not need it.
@@ -314,7 +312,7 @@ def _new_pv(system, vg, action):
                      env=dict(os.environ, **_ENV), timeout=120)
     if "lvm" not in (read_layout(system, disk).partition(new.number) or new).flags:
         log.warning("could not flag partition %d of %s for LVM (%s); going on without",
-                    new.number, disk, (res.stderr or res.stdout).strip()[-200:] or "no detail")
+                    new.number, disk, output_tail(res, 200) or "no detail")
     node = _partition_node(system, disk, new.number)
     _run(system, ["pvcreate", node], f"making {node} a physical volume")
     _run(system, ["vgextend", vg, node], f"adding {node} to volume group {vg}")

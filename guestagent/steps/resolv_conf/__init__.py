@@ -27,6 +27,7 @@ import logging
 import os
 import stat
 
+from ...system import output_tail
 from ...userdata.checks import INVALID, Bad, Note, fields, str_list, string
 from .. import PER_BOOT, Skip
 from .settings import from_context
@@ -241,7 +242,7 @@ def _reload(system, unit):
     if res.returncode != 0:
         log.warning("reloading %s failed (exit %d: %s); the new DNS settings apply when "
                     "it next starts", unit, res.returncode,
-                    (res.stderr or res.stdout).strip()[:200] or "no message")
+                    output_tail(res, 200) or "no message")
 
 
 def _summary(dns):
