@@ -59,6 +59,7 @@ DEFAULTS = {
         "enabled": "yes",
         "script_timeout": "0",
         "max_bytes": "16777216",
+        "vendor_data": "yes",
     },
 }
 

@@ -55,10 +55,18 @@ class Context:
         self.new_instance = new_instance
         self.stage = stage
         self._userdata = None
-        self._lock = threading.Lock()
+        self._cloud_config = None
+        self._lock = threading.RLock()
 
     @property
     def default_user(self):
+        """The default account: #cloud-config `user` or `system_info.default_user`
+        name it (cloud-init's way to rename it), else [main] default_user, else
+        the distro's."""
+        cc = self.cloud_config or {}
+        for given in (cc.get("user"), (cc.get("system_info") or {}).get("default_user")):
+            if isinstance(given, dict) and given.get("name"):
+                return given["name"]
         return default_user(self.system, self.config.get("main", "default_user").strip())
 
     @property
@@ -73,12 +81,24 @@ class Context:
 
     @property
     def cloud_config(self):
-        """The merged #cloud-config dict ({} when there is none)."""
-        if not self.config.getbool("userdata", "enabled"):
+        """The #cloud-config dict: the user's over the vendor's ({} when there is none)."""
+        if not self.config.getbool("userdata", "enabled") or self.metadata is None:
             return {}
-        if not (self.metadata and self.metadata.user_data):
-            return {}
-        return self.userdata.cloud_config
+        with self._lock:
+            if self._cloud_config is None:
+                cc = self.userdata.cloud_config if self.metadata.user_data else {}
+                if self.config.getbool("userdata", "vendor_data"):
+                    from .userdata import vendor
+                    if vendor.payloads(self.metadata):
+                        if vendor.wanted(cc):
+                            vd = vendor.decode_all(self.metadata,
+                                                   self.config.getint("userdata", "max_bytes"))
+                            cc = vendor.under(cc, vd.cloud_config)
+                        else:
+                            log.info("vendor data turned off by the user-data "
+                                     "(vendor_data: {enabled: false})")
+                self._cloud_config = cc
+        return self._cloud_config
 
 
 def disabled_reason(system):

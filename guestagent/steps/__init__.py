@@ -37,12 +37,14 @@ CONFIG_STEPS = [
     "hostkeys",
     "resolv_conf",
     "admin_pass",
+    "passwords",
     "injected_files",
     "write_files",
 ]
 FINAL_STEPS = [
     "scripts",
     "runcmd",
+    "final_message",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # Run in a thread beside the steps after them (joined before the stage ends):

@@ -19,6 +19,7 @@ import time
 
 from .. import accounts
 from ..system import CommandFailed, UnsafePathError
+from ..userdata.checks import Bad
 from . import PER_INSTANCE, Skip
 
 FREQUENCY = PER_INSTANCE
@@ -50,7 +51,16 @@ def run(ctx):
     # ssh-keygen gets host paths and would follow it
     os.close(system.open_dir(SSH_DIR))
     accounts.command_path(system, SSH_DIR)
-    removed = _remove_old_keys(system)
+    if (ctx.cloud_config or {}).get("ssh_deletekeys") is False:
+        # cloud-init's ssh_deletekeys: false keeps the image's keys; only missing types are made
+        kept = _existing_keys(system)
+        types = [t for t in types if t not in kept]
+        removed = []
+        if not types:
+            _print_fingerprints(system, kept)
+            raise Skip("#cloud-config ssh_deletekeys: false kept the image's host keys")
+    else:
+        removed = _remove_old_keys(system)
     later = _background_types(ctx, types)
     now = [t for t in types if t not in later]
     t0 = time.monotonic()
@@ -78,7 +88,11 @@ def run(ctx):
 
 
 def key_types(ctx):
-    """[ssh] host_key_types, else sshd_config's HostKey types, else the usual three."""
+    """#cloud-config ssh_genkeytypes, else [ssh] host_key_types, else sshd_config's
+    HostKey types, else the usual three."""
+    wanted = (ctx.cloud_config or {}).get("ssh_genkeytypes")
+    if wanted:
+        return list(wanted)
     configured = [t.lower() for t in ctx.config.getlist("ssh", "host_key_types")]
     if configured:
         types = []
@@ -260,3 +274,14 @@ def _comment(ctx):
         if _LABEL_RE.fullmatch(short):
             return "root@" + short
     return "root@localhost"
+
+
+# -- #cloud-config ssh_genkeytypes, ssh_deletekeys, checked before anything acts --------
+
+def check_genkeytypes(value, key, notes):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(
+            isinstance(t, str) and t.lower() in KNOWN_TYPES for t in value):
+        raise Bad("a list of key types: " + ", ".join(KNOWN_TYPES))
+    return list(dict.fromkeys(t.lower() for t in value))

@@ -78,9 +78,11 @@ def run_all(ctx, scripts, step):
     ctx.system.chmod_dir(directory, 0o700)
     timeout = ctx.config.getfloat("userdata", "script_timeout") or None
     logfd = _open_log(ctx.system)
+    also = (ctx.cloud_config.get("output") or {}).get("file")
     outcomes = []
     try:
         for label, filename, content in scripts:
+            begin = os.fstat(logfd).st_size
             path = f"{directory}/{filename}"
             try:
                 ctx.system.write_file(path, content, mode=0o700, dir_mode=0o700)
@@ -93,6 +95,8 @@ def run_all(ctx, scripts, step):
             if not outcome.ok and len(scripts) > 1:  # now: the summary waits for the last
                 log.warning("%s: %s", step, outcome)
             outcomes.append(outcome)
+            if also:
+                _copy_output(ctx.system, logfd, begin, also)
     finally:
         os.close(logfd)
     return outcomes
@@ -182,6 +186,21 @@ def _run_one(ctx, label, path, content, timeout, logfd, step):
     outcome = Outcome(label, proc.returncode, seconds, problem)
     os.write(logfd, f"=== {outcome}\n".encode())
     return outcome
+
+
+def _copy_output(system, logfd, begin, path):
+    """#cloud-config output: what this script wrote, appended to the user's file too."""
+    end = os.fstat(logfd).st_size
+    try:
+        while begin < end:
+            data = os.pread(logfd, min(end - begin, 1 << 20), begin)
+            if not data:
+                break
+            system.append_file(path, data, mode=0o600)
+            begin += len(data)
+    except OSError as e:
+        log.warning("cannot copy the output to %s (#cloud-config output): %s", path,
+                    e.strerror or e)
 
 
 def _kill_group(proc):

@@ -42,7 +42,8 @@ class Faults:
 def load_tree(tree):
     base = os.path.join(tree, "openstack", "latest")
     docs = {}
-    for name in ("meta_data.json", "network_data.json", "vendor_data.json", "user_data"):
+    for name in ("meta_data.json", "network_data.json", "vendor_data.json", "vendor_data2.json",
+                 "user_data"):
         p = os.path.join(base, name)
         if os.path.exists(p):
             with open(p, "rb") as f:
