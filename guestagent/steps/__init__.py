@@ -4,8 +4,8 @@ Like tiny-cloud's phases: two short ordered lists.  ``config`` steps run as
 soon as metadata is found and must be done before sshd accepts logins;
 ``final`` steps (user scripts) run late and never hold up a login.
 
-Each step lives in ``guestagent/steps/<name>.py`` and is imported only when
-it runs.  A step module defines::
+Each step lives in ``guestagent/steps/<name>.py`` (or ``<name>/__init__.py``
+with its helpers beside it) and is imported only when it runs.  A step module defines::
 
     FREQUENCY = PER_BOOT or PER_INSTANCE
     NEEDS_METADATA = True          # False: runs even with no datasource
@@ -30,10 +30,17 @@ CONFIG_STEPS = [
     "admin_pass",
     "injected_files",
     "write_files",
+    "timezone",
+    "mounts",
 ]
+# apt_configure and packages come before the user's scripts and runcmd, which
+# usually need the packages; power_state is last (it acts after the stage).
 FINAL_STEPS = [
+    "apt_configure",
+    "packages",
     "scripts",
     "runcmd",
+    "power_state",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # Run in a thread beside the steps after them (joined before the stage ends):

@@ -31,6 +31,9 @@ class _Bad(Exception):
     """The value is not of the expected type; the message says what was expected."""
 
 
+Bad = _Bad  # raised by the checks that live beside their steps (STEP_CHECKS)
+
+
 def load_all(docs, warnings):
     """Parse each (part index, YAML text) and merge them into one checked dict."""
     merged, unknown = {}, []
@@ -43,7 +46,7 @@ def load_all(docs, warnings):
             warnings.append(f"{where} is {_a(data)}, not a mapping of keys; ignored")
             continue
         for key, value in data.items():
-            check = _CHECKS.get(key) if isinstance(key, str) else None
+            check = _check_for(key) if isinstance(key, str) else None
             if check is None:
                 unknown.append(str(key)[:64])
                 continue
@@ -317,3 +320,39 @@ _CHECKS = {
     "growpart": _growpart,
     "resize_rootfs": _resize_rootfs,
 }
+
+# Keys whose check lives beside the step that acts on it, as
+# "module under guestagent.steps:function"; imported only when a document
+# uses the key, so start-up stays lean.  A check is called as
+# check(value, key, warnings) and raises Bad for a value of the wrong type.
+STEP_CHECKS = {
+    "packages": "packages.schema:packages",
+    "package_update": "packages.schema:boolean",
+    "package_upgrade": "packages.schema:boolean",
+    "package_reboot_if_required": "packages.schema:boolean",
+    "apt_update": "packages.schema:boolean",
+    "apt_upgrade": "packages.schema:boolean",
+    "apt_reboot_if_required": "packages.schema:boolean",
+    "apt": "apt_configure.schema:apt",
+    "apt_sources": "apt_configure.schema:apt_sources",
+    "apt_proxy": "apt_configure.schema:string",
+    "apt_http_proxy": "apt_configure.schema:string",
+    "apt_https_proxy": "apt_configure.schema:string",
+    "apt_ftp_proxy": "apt_configure.schema:string",
+    "apt_mirror": "apt_configure.schema:string",
+    "apt_preserve_sources_list": "apt_configure.schema:boolean",
+    "timezone": "timezone:check",
+    "mounts": "mounts.schema:mounts",
+    "mount_default_fields": "mounts.schema:default_fields",
+    "swap": "mounts.schema:swap",
+    "power_state": "power_state.schema:power_state",
+}
+
+
+def _check_for(key):
+    check = _CHECKS.get(key)
+    if check is None and key in STEP_CHECKS:
+        import importlib
+        module, _, function = STEP_CHECKS[key].partition(":")
+        check = getattr(importlib.import_module(f"guestagent.steps.{module}"), function)
+    return check
