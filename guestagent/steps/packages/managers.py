@@ -25,7 +25,8 @@ LOCK_POLL = 5.0
 _LOCKED = re.compile(
     r"Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock the "
     r"administration directory|is another process using it|Waiting for process with pid"
-    r"|System management is locked|Unable to lock database|Failed to obtain (the )?(transaction )?lock"
+    r"|System management is locked|Unable to lock database"
+    r"|Failed to obtain (the )?(transaction )?lock"
     r"|Another app is currently holding the yum lock", re.I)
 _PATHS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
 
