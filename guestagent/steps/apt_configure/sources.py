@@ -22,7 +22,9 @@ _DEFAULT_MIRRORS = {"debian": ("http://deb.debian.org/debian",
 
 def release(system):
     rel = os_release(system)
-    return rel.get("VERSION_CODENAME") or rel.get("UBUNTU_CODENAME") or ""
+    m = re.search(r"\(([a-z]+)\)", rel.get("VERSION", ""))  # VERSION="12 (bookworm)"
+    return rel.get("VERSION_CODENAME") or rel.get("UBUNTU_CODENAME") or (
+        m.group(1) if m else "")
 
 
 def current_mirrors(system):
