@@ -137,11 +137,16 @@ class Guest:
     ``metadata_tree``: serve it as the metadata service at 169.254.169.254.
     ``config_drive``: attach this ISO as a read-only virtio disk.
     ``disk_size``: the overlay's virtual size (the flavor's root disk).
+    ``extra_disks``: raw images attached after the root disk as further virtio
+    disks (/dev/vdb, ...; written to by the guest).
+    ``on_netns``: called with the guest's Netns before QEMU starts, to start
+    servers the guest reaches at 10.0.2.2 (the namespace's 127.0.0.1).
     """
 
     def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
                  metadata_tree=None, config_drive=None, disk_size="3G",
-                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append=""):
+                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
+                 extra_disks=(), on_netns=None):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -155,6 +160,8 @@ class Guest:
         self.smp = smp
         self.cpu = cpu
         self.extra_append = extra_append
+        self.extra_disks = list(extra_disks)
+        self.on_netns = on_netns
         os.makedirs(self.workdir, exist_ok=True)
         self.console = os.path.join(self.workdir, "console.log")
         self.overlay = os.path.join(self.workdir, "disk.qcow2")
@@ -177,6 +184,8 @@ class Guest:
         self.ns = Netns()
         if self.metadata_tree is not None:
             self.ns.start_server(self.metadata_tree, "--log", self.metadata_log)
+        if self.on_netns is not None:
+            self.on_netns(self.ns)
         append = f"{self.image.cmdline} {self.extra_append}".strip()
         argv = [
             "qemu-system-x86_64", "-name", self.name, "-nodefaults", "-no-user-config",
@@ -191,6 +200,8 @@ class Guest:
             "-smbios", f"type=1,manufacturer=OpenStack Foundation,"
                        f"product=OpenStack Nova,uuid={self.uuid}",
         ]
+        for disk in self.extra_disks:
+            argv += ["-drive", f"file={disk},if=virtio,format=raw,cache=unsafe"]
         if self.config_drive:
             argv += ["-drive", f"file={self.config_drive},if=virtio,format=raw,readonly=on"]
         self.qemu_log = open(os.path.join(self.workdir, "qemu.log"), "w")
