@@ -189,10 +189,11 @@ def test_resolv_conf_and_growpart_fields():
 # -- unknown keys, documents that are not mappings, bad YAML ---------------------
 
 def test_unknown_keys_are_named_in_one_warning():
-    config, warnings = cc("packages: [vim]\nhostname: h\napt: {}\n1: x\nchpasswd: {}\n")
+    config, warnings = cc("landscape: {}\nhostname: h\nrh_subscription: {}\n1: x\n"
+                          "byobu_by_default: x\n")
     assert config == {"hostname": "h"}
     assert warnings == ["#cloud-config keys guestagent does not support, ignored: "
-                        "1, apt, chpasswd, packages"]
+                        "1, byobu_by_default, landscape, rh_subscription"]
 
 
 @pytest.mark.parametrize("text, what", [("- a\n- b", "a list"), ("just text", "a string"),
@@ -226,7 +227,7 @@ def test_parts_merge_later_wins_and_lists_append():
                       "write_files: [{path: /a}]\nresolv_conf: {domain: a.org}\n", "plain"))
     m.attach(MIMEText("hostname: second\nruncmd: [two]\nbootcmd: [b2]\nusers: [bob]\n"
                       "ssh_authorized_keys: [k2]\nwrite_files: [{path: /b}]\n"
-                      "resolv_conf: {nameservers: [192.0.2.1]}\npackages: [x]\n",
+                      "resolv_conf: {nameservers: [192.0.2.1]}\nlandscape: {x: 1}\n",
                       "cloud-config"))
     m.attach(MIMEText("#cloud-config\nruncmd: 5\nweird: 1\n", "cloud-config"))
     ud = decode(m.as_bytes(), MAX)
@@ -241,4 +242,4 @@ def test_parts_merge_later_wins_and_lists_append():
     }
     assert len(ud.warnings) == 2
     assert "'runcmd': expected a list of commands" in ud.warnings[0]
-    assert ud.warnings[1].endswith("ignored: packages, weird")
+    assert ud.warnings[1].endswith("ignored: landscape, weird")
