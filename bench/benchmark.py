@@ -109,7 +109,6 @@ def run(args):
     cd_conf = b.conf("cd", f"[main]\ndatasources = configdrive\n[configdrive]\npath = {TREE}\n")
     dmi_conf = b.conf("dmi", "[main]\ndatasources = configdrive, openstack\ndeadline = 30\n"
                              "metadata_url = http://127.0.0.1:9\n")
-    late_log = os.path.join(work, "late.log")
     req_log = os.path.join(work, "requests.log")
     nods_deadline = 3.0
     nods_conf = b.conf("nods", f"[main]\ndatasources = openstack, ec2\n"
@@ -165,20 +164,20 @@ def run(args):
             server.kill()
             server.wait()
 
-            # a service that starts answering 3 s late
-            for _round in range(min(args.rounds, 3)):
-                if os.path.exists(late_log):
-                    os.unlink(late_log)
+            # a service that starts listening 3 s late: how long after it began
+            # accepting connections was the agent done?
+            for _round in range(min(args.rounds, 5)):
                 root = b.fresh_root("late")
-                ns.start_server(TREE, "--mode", "openstack", "--start-after", "3",
-                                log=late_log, wait=False)
+                server = ns.start_server(TREE, "--mode", "openstack", "--start-after", "3",
+                                         wait=False)
                 wall, rss, code, err = b.agent("--once", "--only", CONFIG_STEPS, "--root", root,
                                                "--config", md_conf)
                 done = time.time()
                 _check(code, err, "late service")
-                with open(late_log) as f:
-                    first = min(float(line.split()[3]) for line in f)
-                b.add("late_after_first_answer", done - first)
+                with open(server.ready_file) as f:
+                    listening_since = float(f.read())
+                os.unlink(server.ready_file)
+                b.add("late_after_listening", done - listening_since)
                 for p in ns.procs:
                     if p.poll() is None:
                         p.kill()
@@ -227,9 +226,9 @@ def report(b, deadline, notes):
          "<= 3 x P", med["dmi_later"] <= 3 * P),
         ("metadata requests, first boot", None, f"{max(b.samples['md_requests'])}", "<= 5",
          max(b.samples["md_requests"]) <= 5),
-        ("service 3 s late: done after its first answer", med["late_after_first_answer"],
-         f"{med['late_after_first_answer']:.3f} s", "<= 0.5 s",
-         med["late_after_first_answer"] <= 0.5),
+        ("service listening 3 s late: done after it did", med["late_after_listening"],
+         f"{med['late_after_listening']:.3f} s", "<= 0.5 s",
+         med["late_after_listening"] <= 0.5),
         ("peak RSS (largest run)", None, f"{max(b.samples['rss']):.1f} MB", "< 40 MB",
          max(b.samples["rss"]) < 40),
         (f"no datasource, deadline {deadline:.0f} s", med["no_datasource"],

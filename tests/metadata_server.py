@@ -183,7 +183,7 @@ def main(argv=None):
     p.add_argument("--huge", action="append", help="path served with a 64 MiB body")
     p.add_argument("--redirect", action="append", help="path answered with a redirect")
     p.add_argument("--log", help="append 'METHOD PATH STATUS UNIXTIME' per request here")
-    p.add_argument("--ready-file", help="touch this once listening")
+    p.add_argument("--ready-file", help="write the unix time it began listening here")
     args = p.parse_args(argv)
     docs = load_tree(args.tree)
     if args.start_after:
@@ -192,8 +192,9 @@ def main(argv=None):
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     srv = ThreadingHTTPServer((args.bind, args.port), handler)
-    if args.ready_file:
-        open(args.ready_file, "w").close()
+    if args.ready_file:  # listening since the line above: the time it began accepting
+        with open(args.ready_file, "w") as f:
+            f.write(f"{time.time():.6f}\n")
     print(f"metadata server on {args.bind}:{args.port} ({args.mode}, imdsv2 {args.imdsv2})",
           file=sys.stderr, flush=True)
     try:

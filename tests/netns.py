@@ -41,13 +41,18 @@ class Netns:
         return p
 
     def start_server(self, tree, *extra, log=None, wait=True):
-        """Start tests/metadata_server.py in the namespace; wait until it listens."""
+        """Start tests/metadata_server.py in the namespace; wait until it listens.
+
+        With wait=False, the returned process's ``ready_file`` gets the unix
+        time the server began accepting connections, once it does.
+        """
         ready = os.path.join("/tmp", f"{self.name}-{len(self.procs)}.ready")
         argv = [sys.executable, SERVER, "--tree", str(tree), "--ready-file", ready]
         if log:
             argv += ["--log", str(log)]
         argv += [str(a) for a in extra]
         p = self.popen(argv, stderr=subprocess.DEVNULL)
+        p.ready_file = ready
         if wait:
             deadline = time.monotonic() + 10
             while not os.path.exists(ready):

@@ -2,11 +2,15 @@
 
 import json
 import os
+import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import EXAMPLES, needs_root
+from guestagent.datasources import retry
+
+from conftest import EXAMPLES, REPO, agent_argv, needs_root
 from netns import Netns
 
 pytestmark = [needs_root, pytest.mark.root]
@@ -88,11 +92,39 @@ def test_service_that_starts_late(tmp_path, root, run_agent):
     with Netns() as ns:
         ns.start_server(TREE, "--mode", "openstack", "--start-after", "2", wait=False)
         t0 = time.monotonic()
-        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+        res = run_agent("--once", "--verbose", "--root", root, "--config", conf, netns=ns)
         took = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     assert took >= 2
     assert "retrying" in res.stderr
+    # a refused connection is retried quickly (not on the load backoff): for
+    # two seconds of refusals, many short waits, none over REFUSED_MAX
+    waits = [float(w) for w in re.findall(r"connection refused \(refused\); waited ([\d.]+) s",
+                                          res.stderr)]
+    assert len(waits) >= 5, res.stderr
+    assert max(waits) <= retry.REFUSED_MAX
+    assert _query(run_agent, root, conf)["instance_id"] == META["uuid"]
+
+
+def test_network_that_comes_up_late_is_noticed_by_the_kernel(tmp_path, root, run_agent):
+    """No route at first: the agent waits on netlink notices, not a timer."""
+    conf = _conf(tmp_path)
+    with Netns(with_address=False) as ns:
+        agent = subprocess.Popen(
+            ns.prefix() + agent_argv() + ["--once", "--verbose", "--root", str(root),
+                                          "--config", str(conf)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=REPO))
+        time.sleep(1.5)  # the agent starts and finds no route
+        ns.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
+        ns.run(["ip", "link", "set", "lo", "up"], check=True)
+        ns.start_server(TREE, "--mode", "openstack")
+        _, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    assert "no network yet" in err
+    assert "(no network); watching the kernel for network changes" in err
+    assert "the kernel reported a network change" in err
+    assert _query(run_agent, root, conf)["instance_id"] == META["uuid"]
 
 
 def test_no_service_gives_up_at_the_deadline_with_exit_3(tmp_path, root, run_agent):

@@ -1,22 +1,25 @@
 """HTTP to the metadata service: retries, one deadline, size cap, no redirects.
 
+How long to wait between tries is retry.py's business; this module says what
+failed (a refused connection, no network, or load).
+
 Only this module imports requests, and only the network datasources import
 this module, so a config-drive boot never pays for it.
 """
 
+import errno
 import logging
-import random
+import re
 import time
 
 import requests
 
 from . import Unreachable
+from .retry import LOAD, Backoff, NetworkWatch, kind_of_errno, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
-FIRST_DELAY = 0.1
-MAX_DELAY = 2.0
 
 
 class Refused(Exception):
@@ -41,7 +44,8 @@ class MetadataClient:
     """A session against one base URL, sharing one deadline across requests."""
 
     def __init__(self, base_url, deadline_at, timeout=3.0, max_bytes=4 << 20,
-                 on_first_failure=None, clock=time.monotonic, sleep=time.sleep):
+                 on_first_failure=None, clock=time.monotonic, sleep=time.sleep,
+                 network_watch=NetworkWatch):
         self.base = base_url.rstrip("/")
         self.deadline_at = deadline_at
         self.timeout = timeout
@@ -51,6 +55,7 @@ class MetadataClient:
         self._failed_once = False
         self._clock = clock
         self._sleep = sleep
+        self._network_watch = network_watch
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy must never see metadata
 
@@ -65,32 +70,33 @@ class MetadataClient:
         over the size cap.
         """
         url = f"{self.base}/{path.lstrip('/')}"
-        delay = FIRST_DELAY
+        backoff = Backoff(self._sleep, self._clock, self._network_watch)
         last = "no attempt"
-        while True:
-            remaining = self.deadline_at - self._clock()
-            if remaining <= 0:
-                raise Unreachable(f"{url}: gave up at the deadline ({last})")
-            try:
-                resp = self._once(method, url, headers, min(self.timeout, max(remaining, 0.05)))
-                if resp.status not in RETRY_STATUS:
-                    return resp
-                last = f"HTTP {resp.status}"
-                wait = _retry_after(resp.headers.get("Retry-After"))
-                if wait is not None:
-                    delay = min(max(delay, wait), MAX_DELAY)
-            except (requests.ConnectionError, requests.Timeout) as e:
-                last = _describe(e)
-            except _Truncated as e:
-                last = str(e)
-            log.debug("%s: %s, retrying", url, last)
-            if not self._failed_once:
-                self._failed_once = True
-                if self.on_first_failure:
-                    self.on_first_failure(last)
-            pause = min(delay * random.uniform(0.5, 1.0), max(self.deadline_at - self._clock(), 0))
-            self._sleep(pause)
-            delay = min(delay * 2, MAX_DELAY)
+        try:
+            while True:
+                remaining = self.deadline_at - self._clock()
+                if remaining <= 0:
+                    raise Unreachable(f"{url}: gave up at the deadline ({last})")
+                retry_after = None
+                try:
+                    resp = self._once(method, url, headers,
+                                      min(self.timeout, max(remaining, 0.05)))
+                    if resp.status not in RETRY_STATUS:
+                        return resp
+                    last, kind = f"HTTP {resp.status}", LOAD
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                except (requests.ConnectionError, requests.Timeout) as e:
+                    last, kind = _describe(e), failure_kind(e)
+                except _Truncated as e:
+                    last, kind = str(e), LOAD
+                if not self._failed_once:
+                    self._failed_once = True
+                    if self.on_first_failure:
+                        self.on_first_failure(last)
+                how = backoff.pause(kind, self.deadline_at, retry_after)
+                log.debug("%s: %s (%s); %s, retrying", url, last, kind, how)
+        finally:
+            backoff.close()
 
     def _once(self, method, url, headers, timeout):
         self.requests_made += 1
@@ -123,11 +129,36 @@ class _Truncated(Exception):
     pass
 
 
-def _retry_after(value):
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def failure_kind(e):
+    """REFUSED, NO_NETWORK or LOAD for a requests exception.
+
+    requests wraps the socket error two or three levels deep (urllib3's
+    MaxRetryError, NewConnectionError); the errno is found by walking the
+    chain, or read from the message where only the text survived.
+    """
+    if isinstance(e, requests.Timeout):
+        return LOAD
+    seen = set()
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, OSError) and isinstance(x.errno, int) and x.errno:
+            return kind_of_errno(x.errno)
+        if isinstance(x, BaseException):
+            todo += [x.__cause__, x.__context__, getattr(x, "reason", None)]
+            todo += [a for a in x.args if isinstance(a, BaseException)]
+    m = re.search(r"\[Errno (\d+)\]", str(e))
+    if m:
+        return kind_of_errno(int(m.group(1)))
+    text = str(e)
+    if "Connection refused" in text:
+        return kind_of_errno(errno.ECONNREFUSED)
+    if "Network is unreachable" in text or "No route to host" in text:
+        return kind_of_errno(errno.ENETUNREACH)
+    return LOAD
 
 
 def _describe(e):

@@ -8,6 +8,9 @@ import errno
 import logging
 
 log = logging.getLogger(__name__)
+# pyroute2 narrates its own netlink traffic at debug level; --verbose is for
+# what the agent found, not for that
+logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
 
 def describe(address):
