@@ -33,9 +33,14 @@ CONFIG_STEPS = [
     "timezone",
     "mounts",
 ]
-# apt_configure and packages come before the user's scripts and runcmd, which
+# locale, keyboard and ntp run late (locale-gen takes seconds, the clients
+# restart); repositories and packages come before the user's scripts and runcmd, which
 # usually need the packages; power_state is last (it acts after the stage).
 FINAL_STEPS = [
+    "locale",
+    "keyboard",
+    "ntp",
+    "yum_repos",
     "apt_configure",
     "packages",
     "scripts",

@@ -346,6 +346,12 @@ STEP_CHECKS = {
     "mount_default_fields": "mounts.schema:default_fields",
     "swap": "mounts.schema:swap",
     "power_state": "power_state.schema:power_state",
+    "yum_repos": "yum_repos:check",
+    "yum_repo_dir": "yum_repos:check_dir",
+    "locale": "locale:check",
+    "locale_configfile": "locale:check_file",
+    "ntp": "ntp:check",
+    "keyboard": "keyboard:check",
 }
 
 
