@@ -31,6 +31,7 @@ CONFIG_STEPS = [
     "injected_files",
     "write_files",
     "timezone",
+    "disk_setup",
     "mounts",
 ]
 # locale, keyboard and ntp run late (locale-gen takes seconds, the clients

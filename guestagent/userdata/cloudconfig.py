@@ -345,6 +345,8 @@ STEP_CHECKS = {
     "mounts": "mounts.schema:mounts",
     "mount_default_fields": "mounts.schema:default_fields",
     "swap": "mounts.schema:swap",
+    "disk_setup": "disk_setup:check_disks",
+    "fs_setup": "disk_setup:check_filesystems",
     "power_state": "power_state.schema:power_state",
     "yum_repos": "yum_repos:check",
     "yum_repo_dir": "yum_repos:check_dir",
