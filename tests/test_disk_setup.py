@@ -3,13 +3,14 @@
 import subprocess
 
 import pytest
-from conftest import needs_root
 from loopdisk import LoopDisk
 from step_context import StepContext
 
 from guestagent.steps import Skip
 from guestagent.steps import disk_setup as step
 from guestagent.userdata import decode
+
+from conftest import needs_root
 
 
 def blkid(dev, what):
