@@ -22,8 +22,6 @@ stage before the packages step.
 
 import logging
 import os
-import shutil
-import tempfile
 
 from .. import PER_INSTANCE, Skip
 from . import sources as src
@@ -198,6 +196,8 @@ def _fetch_key(system, keyid, keyserver, keyring):
         raise RuntimeError(f"key id {keyid[:60]!r} is not a hexadecimal key id")
     if not system.which("gpg"):
         raise RuntimeError(f"cannot fetch key {keyid} from {keyserver}: gpg is not installed")
+    import shutil
+    import tempfile
     home = tempfile.mkdtemp(prefix="guestagent-gpg-")
     try:
         base = ["gpg", "--batch", "--no-tty", "--quiet", "--homedir", home]

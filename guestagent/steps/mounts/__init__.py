@@ -75,7 +75,7 @@ def _marked(options):
 
 def _entries(system, user, defaults):
     """The user's entries plus the defaults they do not override, resolved."""
-    given = {e[0] for e in user}
+    given = user_specs = {e[0] for e in user}
     wanted = list(user) + [list(d) for d in DEFAULT_MOUNTS if d[0] not in given]
     removed = {e[0] for e in wanted if len(e) < 2 or e[1] is None}
     out = []
@@ -84,7 +84,8 @@ def _entries(system, user, defaults):
             continue
         spec = _device(system, entry[0])
         if spec is None:
-            log.info("mounts: %s is not attached here; no fstab entry for it", entry[0])
+            if entry[0] in user_specs:
+                log.info("mounts: %s is not attached here; no fstab entry for it", entry[0])
             continue
         fields = [spec] + [v if v is not None else defaults[i]
                            for i, v in enumerate(entry[1:], 1)]
@@ -188,10 +189,13 @@ def _free_bytes(path):
 
 
 def _activate(system, entries):
-    """Mount and swap on what was just added (never `mount -a`: only ours)."""
+    """Mount and swap on what was just added (never `mount -a`: only ours).
+
+    No `systemctl daemon-reload` (cloud-init's): mount(8) and swapon read
+    fstab themselves, systemd picks up what is mounted, and a reload in the
+    middle of the boot costs seconds before SSH; the next boot's fstab
+    generator has the new lines anyway."""
     done = []
-    if system.which("systemctl") and system.exists("/run/systemd/system"):
-        system.run(["systemctl", "daemon-reload"], timeout=120)
     active_swaps = system.read_text("/proc/swaps", default="")
     mounted = {ln.split()[1] for ln in system.read_text("/proc/mounts", default="")
                .splitlines() if len(ln.split()) > 1}

@@ -68,7 +68,7 @@ class Manager:
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         deadline = time.monotonic() + LOCK_WAIT
         while True:
-            log.info("packages: %s (%s)", what, " ".join(argv[-4:]))
+            log.info("packages: %s: %s", self.name, what)
             t0 = time.monotonic()
             res = system.run(argv, env=env)
             output = (res.stdout or "") + (res.stderr or "")
