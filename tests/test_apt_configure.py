@@ -1,12 +1,13 @@
 """apt: sources (with keys, signed-by, substitutions), mirrors, conf, proxy, old keys."""
 
 import pytest
-from step_context import StepContext
 
 from guestagent.steps import Skip
 from guestagent.steps import apt_configure as step
 from guestagent.steps.apt_configure import sources as src
 from guestagent.userdata import decode
+
+from support.step_context import StepContext
 
 KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
 

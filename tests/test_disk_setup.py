@@ -3,14 +3,14 @@
 import subprocess
 
 import pytest
-from loopdisk import LoopDisk
-from step_context import StepContext
 
 from guestagent.steps import Skip
 from guestagent.steps import disk_setup as step
 from guestagent.userdata import decode
 
-from conftest import needs_root
+from support.loopdisk import LoopDisk
+from support.marks import needs_root
+from support.step_context import StepContext
 
 
 def blkid(dev, what):

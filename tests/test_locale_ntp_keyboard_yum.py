@@ -1,10 +1,11 @@
 """locale, keyboard, ntp and yum_repos with cloud-init's documented examples."""
 
 import pytest
-from step_context import StepContext
 
 from guestagent.steps import Skip, keyboard, locale, ntp, yum_repos
 from guestagent.userdata import decode
+
+from support.step_context import StepContext
 
 
 def cc(text):
@@ -83,8 +84,9 @@ def test_other_distros_write_locale_conf(root):
 def test_locale_generated_for_real_in_this_machines_debian(tmp_path):
     import os
 
-    from overlay_root import OverlayRoot, available
     from test_packages import _drive
+
+    from support.overlay_root import OverlayRoot, available
     if not available() or not os.path.exists("/usr/sbin/locale-gen"):
         pytest.skip("needs root, overlayfs and the locales package")
     d = _drive(tmp_path, "#cloud-config\nlocale: ja_JP.utf8\n")

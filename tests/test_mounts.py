@@ -8,11 +8,12 @@ import os
 import shutil
 
 import pytest
-from step_context import StepContext
 
 from guestagent.steps import Skip
 from guestagent.steps import mounts as step
 from guestagent.userdata import decode
+
+from support.step_context import StepContext
 
 GiB = 1024 ** 3
 IMAGE_FSTAB = "/dev/vda1 / ext4 errors=remount-ro 0 1\n"

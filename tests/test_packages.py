@@ -11,14 +11,15 @@ import sys
 import textwrap
 
 import pytest
-from aptrepo import make_repo
-from overlay_root import OverlayRoot, available
-from step_context import StepContext
 
 from guestagent.steps import Skip
 from guestagent.steps import packages as step
 from guestagent.steps.packages import managers
 from guestagent.userdata import decode
+
+from support.aptrepo import make_repo
+from support.overlay_root import OverlayRoot, available
+from support.step_context import StepContext
 
 CLOUD_INIT_EXAMPLE = """\
 #cloud-config
@@ -150,11 +151,11 @@ needs_overlay = pytest.mark.skipif(not available(), reason="needs root, unshare,
 
 
 def _drive(tmp_path, user_data):
-    from userdata_helpers import Drive
+    from support.userdata_helpers import Drive
     d = Drive.__new__(Drive)  # only the config drive tree and the config file
     import shutil
 
-    from conftest import EXAMPLES
+    from support import EXAMPLES
     d.dir = tmp_path / "configdrive"
     shutil.copytree(os.path.join(EXAMPLES, "configdrive"), d.dir)
     d.conf = tmp_path / "guestagent.conf"

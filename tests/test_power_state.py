@@ -2,12 +2,13 @@
 the runner after the stage (never under --root), once per instance."""
 
 import pytest
-from step_context import StepContext
 
 from guestagent import power
 from guestagent.steps import Skip
 from guestagent.steps import power_state as step
 from guestagent.userdata import decode
+
+from support.step_context import StepContext
 
 # cloud-init's documented examples
 EXAMPLE_1 = b"""#cloud-config
@@ -92,7 +93,7 @@ def test_an_explicit_poweroff_wins_over_a_package_reboot(root):
 
 
 def test_once_per_instance_through_the_runner(tmp_path, run_agent, root):
-    from userdata_helpers import Drive
+    from support.userdata_helpers import Drive
     d = Drive(tmp_path, run_agent, root)
     d.user_data("#cloud-config\npower_state: {mode: reboot, message: bye}\n")
     res = d.run("--only", "power_state")

@@ -3,11 +3,12 @@
 import os
 
 import pytest
-from step_context import StepContext
 
 from guestagent.steps import Skip
 from guestagent.steps import timezone as step
 from guestagent.userdata import decode
+
+from support.step_context import StepContext
 
 HOST_ZONEINFO = "/usr/share/zoneinfo"
 

@@ -20,10 +20,11 @@ import sys
 import time
 import uuid
 
-import harness
 import pytest
-from aptrepo import make_repo
 from test_boot import check_no_failed_units, status, write_instance
+
+import harness
+from support.aptrepo import make_repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
