@@ -163,3 +163,14 @@ def test_substitute_and_signed_by_helpers():
     assert src.with_signed_by("deb http://x y z", "/k.asc") == "deb [signed-by=/k.asc] http://x y z"
     assert src.with_signed_by("deb [signed-by=/a] http://x y z", "/k") == \
         "deb [signed-by=/a] http://x y z"
+
+
+def test_old_mirror_search_keys(apt_root):
+    ud = decode(b"#cloud-config\napt_mirror_search:\n  - http://m1.example/debian\n"
+                b"  - http://m2.example/debian\napt_mirror_search_dns: false\n", 1 << 20)
+    assert ud.warnings == []
+    step.run(StepContext(apt_root, cloud_config=ud.cloud_config))
+    assert "deb http://m1.example/debian bookworm main" in \
+        (apt_root / "etc/apt/sources.list").read_text()
+    ud = decode(b"#cloud-config\napt_mirror_search_dns: true\n", 1 << 20)
+    assert any("not done" in w for w in ud.warnings)

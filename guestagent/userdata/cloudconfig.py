@@ -340,6 +340,8 @@ STEP_CHECKS = {
     "apt_https_proxy": "apt_configure.schema:string",
     "apt_ftp_proxy": "apt_configure.schema:string",
     "apt_mirror": "apt_configure.schema:string",
+    "apt_mirror_search": "apt_configure.schema:string_list",
+    "apt_mirror_search_dns": "apt_configure.schema:search_dns",
     "apt_preserve_sources_list": "apt_configure.schema:boolean",
     "timezone": "timezone:check",
     "mounts": "mounts.schema:mounts",

@@ -44,6 +44,8 @@ def settings(cc):
         cfg.setdefault("preserve_sources_list", cc["apt_preserve_sources_list"])
     if cc.get("apt_mirror"):
         cfg.setdefault("primary", [{"arches": ["default"], "uri": cc["apt_mirror"]}])
+    elif cc.get("apt_mirror_search"):  # the first one (cloud-init probes each in turn)
+        cfg.setdefault("primary", [{"arches": ["default"], "search": cc["apt_mirror_search"]}])
     for old, new in (("apt_proxy", "proxy"), ("apt_http_proxy", "http_proxy"),
                      ("apt_https_proxy", "https_proxy"), ("apt_ftp_proxy", "ftp_proxy")):
         if cc.get(old):

@@ -12,6 +12,8 @@
     apt_sources                  (old) list of {source, filename, key, keyid, keyserver}
     apt_proxy, apt_http_proxy, apt_https_proxy, apt_ftp_proxy   (old) strings
     apt_mirror                   (old) string: the primary mirror
+    apt_mirror_search            (old) list of mirror URLs: the first is used
+    apt_mirror_search_dns        (old) bool: true is warned about (no DNS lookup)
     apt_preserve_sources_list    (old) bool
 
 The old keys are folded into the `apt` form by the step.
@@ -130,6 +132,22 @@ def _source(item, where, warnings):
         else:
             warnings.append(f"{where}: {field} should be a string; ignored")
     return entry
+
+
+def string_list(value, key=None, warnings=None):
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Bad("a list of URLs")
+    return list(value)
+
+
+def search_dns(value, key, warnings):
+    value = boolean(value)
+    if value:
+        warnings.append("#cloud-config apt_mirror_search_dns: looking mirrors up in DNS is "
+                        "not done; the image's mirror stays")
+    return value
 
 
 def apt_sources(value, key, warnings):
