@@ -25,10 +25,16 @@ class Request:
 
     def argv(self, system):
         """The command that carries the request out on ``system``."""
-        if self.delay in ("now", "+0") and system.which("systemctl") \
-                and system.exists("/run/systemd/system"):
-            # queued, not waited for: the unit running us must be able to stop
-            return ["systemctl", "--no-block", self.mode]
+        if system.which("systemctl") and system.exists("/run/systemd/system"):
+            # queued, not waited for: the unit running us must be able to stop.
+            # systemctl and systemd-run reach systemd without D-Bus (as root);
+            # shutdown +N needs logind, which minimal images may not run.
+            if self.delay in ("now", "+0"):
+                return ["systemctl", "--no-block", self.mode]
+            if system.which("systemd-run"):
+                return ["systemd-run", "--quiet", "--unit=guestagent-power-state",
+                        f"--on-active={self.delay.lstrip('+')}min",
+                        "systemctl", "--no-block", self.mode]
         argv = ["shutdown", MODES[self.mode], self.delay]
         return argv + [self.message] if self.message else argv
 

@@ -61,8 +61,14 @@ def test_condition_command_decides(root, tmp_path):
     flag.touch()
     ctx = StepContext(root, cloud_config=cc(text))
     assert step.run(ctx) == ["reboot in 30 min once the final stage is done"]
+    # the scratch root has no /run/systemd/system: shutdown(8) schedules it
     assert ctx.power_requests[0].argv(ctx.system) == ["shutdown", "-r", "+30",
                                                       "Rebooting machine"]
+    (root / "run/systemd/system").mkdir(parents=True)
+    argv = ctx.power_requests[0].argv(ctx.system)
+    if ctx.system.which("systemd-run"):
+        assert argv == ["systemd-run", "--quiet", "--unit=guestagent-power-state",
+                        "--on-active=30min", "systemctl", "--no-block", "reboot"]
 
 
 def test_condition_false_and_timeout(root):
