@@ -239,3 +239,28 @@ def test_lock_message_is_recognised():
                                    "held by process 123 (apt-get)")
     assert managers._LOCKED.search("Error: Failed to obtain the transaction lock")
     assert not managers._LOCKED.search("E: Unable to locate package x")
+
+
+@pytest.mark.root
+@needs_overlay
+def test_snaps_without_snapd_are_a_warning_and_the_rest_installs(tmp_path):
+    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo hi')
+    d = _drive(tmp_path, textwrap.dedent("""\
+        #cloud-config
+        apt:
+          sources:
+            ga-local: {source: "deb [trusted=yes] file:/srv/ga-repo ./"}
+        packages:
+          - snap: [certbot]
+          - apt: [ga-hello]
+        """))
+    ov = OverlayRoot(tmp_path / "ov")
+    ov.bind(repo, "/srv/ga-repo")
+    res = ov.run(ov.agent("--once", "--root", ov.merged, "--config", d.conf, "--only",
+                          "apt_configure,packages") + "\n")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    if os.path.exists("/usr/bin/snap"):
+        pytest.skip("this machine has snapd")
+    assert "snaps certbot not installed: snapd is not in this image" in out
+    assert ov.changed("/usr/bin/ga-hello"), out

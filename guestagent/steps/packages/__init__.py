@@ -6,7 +6,7 @@ As in cloud-init: with apt, installing or upgrading refreshes the package
 lists first; the upgrade is a dist-upgrade; `[name, version]` pins a version
 (apt name=version, dnf/yum name-version); `{apt: [...], snap: [...]}` entries
 go to apt (only where the image uses apt) and to snap (only where snapd is
-installed; otherwise a warning names them).  It runs in the final stage,
+installed); otherwise a warning names them and the rest goes on.  It runs in the final stage,
 before user scripts and runcmd (which usually need the packages), so no SSH
 login waits for it.  A list refresh that reaches only some sources (apt-get
 update exits 0 then) is logged and the install goes on: a repository the
@@ -54,8 +54,8 @@ def run(ctx):
         if p["via"] == "snap":
             snaps.append((p["name"], p["version"]))
         elif p["via"] == "apt" and not isinstance(manager, managers.Apt):
-            problems.append(f"{p['name']} is listed under apt: but this image uses "
-                            f"{manager.name}; not installed")
+            log.warning("packages: %s is listed under apt: but this image uses %s; "
+                        "not installed", p["name"], manager.name)
         else:
             native.append(manager.spec(p["name"], p["version"]))
 
@@ -89,8 +89,8 @@ def run(ctx):
     if snaps:
         snap = managers.find_snap(ctx.system)
         if snap is None:
-            problems.append(f"snap packages {', '.join(n for n, _ in snaps)} not installed: "
-                            "snapd is not in this image")
+            log.warning("packages: snaps %s not installed: snapd is not in this image",
+                        ", ".join(n for n, _ in snaps))
         else:
             try:
                 snap.install(snaps)
