@@ -38,16 +38,16 @@ _SHORT = re.compile(r"^(sd|vd|xvd|hd|nvme)[a-z0-9]+$")
 _SFDISK_TYPES = {"82": "S", "83": "L", "8e": "V", "fd": "R"}
 
 
-def check_disks(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_disk_setup(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
         raise Bad("a mapping of devices to {table_type, layout, overwrite}")
     return {k: dict(v) for k, v in value.items()}
 
 
-def check_filesystems(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_fs_setup(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, list):
         raise Bad("a list of {label, filesystem, device, partition, overwrite}")
     out = []

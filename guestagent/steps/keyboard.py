@@ -17,8 +17,8 @@ CONF = "/etc/default/keyboard"
 _VALUE = re.compile(r"^[A-Za-z0-9_:,()+-]*$")
 
 
-def check(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_keyboard(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, dict) or not isinstance(value.get("layout"), str):
         raise Bad("a mapping with a layout")
     out = {"layout": value["layout"], "model": "pc105", "variant": "", "options": ""}

@@ -18,15 +18,15 @@ BUILTIN = ("C", "C.UTF-8", "C.utf8", "POSIX")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
 
 
-def check(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_locale(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, str) or not _NAME.match(value.strip()):
         raise Bad("a locale name like en_US.UTF-8")
     return value.strip()
 
 
-def check_file(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_locale_configfile(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
         raise Bad("an absolute file path")
     return value

@@ -39,8 +39,8 @@ CLIENTS = {
 _ALIASES = {"ntpd": "ntp", "ntpsec": "ntp", "ntpdate": "ntp", "timesyncd": "systemd-timesyncd"}
 
 
-def check(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_ntp(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -16,8 +16,8 @@ ZONEINFO = "/usr/share/zoneinfo"
 _NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 
 
-def check(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_timezone(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, str) or not value.strip():
         raise Bad("a time zone name like Europe/Berlin")
     return value.strip()

@@ -23,16 +23,16 @@ _ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _SOURCES = ("baseurl", "metalink", "mirrorlist")
 
 
-def check(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_yum_repos(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
         raise Bad("a mapping of repository ids to {baseurl, name, enabled, gpgcheck, ...}")
     return {k: dict(v) for k, v in value.items()}
 
 
-def check_dir(value, key=None, warnings=None):
-    from ..userdata.cloudconfig import Bad
+def check_yum_repo_dir(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
     if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
         raise Bad("an absolute directory path")
     return value

@@ -19,7 +19,7 @@
 The old keys are folded into the `apt` form by the step.
 """
 
-from ...userdata.cloudconfig import Bad
+from ...userdata.checks import Bad
 
 _SOURCE_FIELDS = ("source", "key", "keyid", "keyserver", "filename", "append")
 _MIRROR_FIELDS = ("arches", "uri", "search", "search_dns")

@@ -10,7 +10,7 @@
 
 import re
 
-from ...userdata.cloudconfig import Bad
+from ...userdata.checks import Bad
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(i?B)?\s*$", re.I)
 

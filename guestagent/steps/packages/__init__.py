@@ -20,6 +20,7 @@ import logging
 
 from ...power import Request
 from .. import PER_INSTANCE, Skip
+from .schema import packages as check_packages  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
 

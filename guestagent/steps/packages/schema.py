@@ -15,7 +15,7 @@ are dropped with a warning naming their position; the rest stay.
 
 import re
 
-from ...userdata.cloudconfig import Bad
+from ...userdata.checks import Bad
 
 _SNAP_OPTION = re.compile(r"^--[a-z][a-z-]*(=[A-Za-z0-9._/-]+)?$")
 

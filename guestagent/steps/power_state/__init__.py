@@ -21,6 +21,7 @@ import shlex
 
 from ...power import Request
 from .. import PER_INSTANCE, Skip
+from .schema import power_state as check_power_state  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
 

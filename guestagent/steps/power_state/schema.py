@@ -2,7 +2,7 @@
 
 import re
 
-from ...userdata.cloudconfig import Bad
+from ...userdata.checks import Bad
 
 MODES = ("reboot", "poweroff", "halt")
 _DELAY = re.compile(r"^\+?([0-9]+)$")
