@@ -84,6 +84,6 @@ class Skip(Exception):
     """The step had nothing to do, for the reason given."""
 
 
-class FailedButDone(Exception):
+class FailedButDone(RuntimeError):
     """The step failed, but is done for this instance: a reboot must not run it
     again (the runner records the failure and marks the step done)."""

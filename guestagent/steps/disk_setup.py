@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,7 @@ def run(ctx):
     if problems:
         for c in changes:
             log.info("disk_setup: %s", c)
-        ctx.state.mark_done(ctx.metadata.instance_id, "disk_setup")
-        raise RuntimeError("; ".join(problems))
+        raise FailedButDone("; ".join(problems))
     if not changes:
         raise Skip("every disk and filesystem asked for is there already")
     return changes

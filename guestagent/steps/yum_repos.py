@@ -13,7 +13,7 @@ own repositories are never overwritten).  Keys are the repository's own
 import logging
 import re
 
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ def run(ctx):
     if problems:
         for c in changes:
             log.info("yum_repos: %s", c)
-        ctx.state.mark_done(ctx.metadata.instance_id, "yum_repos")
-        raise RuntimeError("; ".join(problems))
+        raise FailedButDone("; ".join(problems))
     if not changes:
         raise Skip("every repository's .repo file exists already")
     return changes

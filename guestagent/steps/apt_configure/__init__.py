@@ -23,7 +23,7 @@ stage before the packages step.
 import logging
 import os
 
-from .. import PER_INSTANCE, Skip
+from .. import PER_INSTANCE, FailedButDone, Skip
 from . import sources as src
 from .schema import apt as check_apt  # noqa: F401 (the key table names these)
 from .schema import apt_sources as check_apt_sources  # noqa: F401
@@ -108,8 +108,7 @@ def run(ctx):
     if problems:
         for c in changes:
             log.info("apt_configure: %s", c)
-        ctx.state.mark_done(ctx.metadata.instance_id, "apt_configure")
-        raise RuntimeError("; ".join(problems))
+        raise FailedButDone("; ".join(problems))
     return changes
 
 

@@ -19,7 +19,7 @@ spot and runs runcmd on the next boot; here runcmd runs first).
 import logging
 
 from ...power import Request
-from .. import PER_INSTANCE, Skip
+from .. import PER_INSTANCE, FailedButDone, Skip
 from .schema import packages as check_packages  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,5 @@ def run(ctx):
         for c in changes:
             log.info("packages: %s", c)
         # once per instance even so: a reboot must not retry a failing install
-        ctx.state.mark_done(ctx.metadata.instance_id, "packages")
-        raise RuntimeError("; ".join(problems))
+        raise FailedButDone("; ".join(problems))
     return changes
