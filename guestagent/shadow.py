@@ -17,6 +17,7 @@ import re
 import stat
 import time
 
+from .passwd_hash import MAX_PASSWORD as MAX_PLAIN_BYTES
 from .passwd_hash import sha512_crypt
 from .system import CommandMissing
 
@@ -44,10 +45,16 @@ def problem(value, hashed=False):
         return "it is not a string"
     if not value:
         return "it is empty"
+    if not hashed and len(value.encode("utf-8", "surrogatepass")) > MAX_PLAIN_BYTES:
+        # libxcrypt's limit; and SHA-512 crypt's work grows with the square
+        # of the length, so a longer one is refused before any hashing
+        return f"it is longer than {MAX_PLAIN_BYTES} bytes"
     if len(value) > MAX_PASSWORD:
         return f"it is longer than {MAX_PASSWORD} characters"
     if any(c in value for c in "\n\r\0"):
         return "it contains a line break or a NUL character"
+    if any(0xD800 <= ord(c) < 0xE000 for c in value):
+        return "it contains invalid characters (lone UTF-16 surrogates)"
     if hashed and not is_hash(value):
         return "it is not a crypt(3) hash ($6$..., $y$..., $5$...)"
     return ""
