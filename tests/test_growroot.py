@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from guestagent import mounts
+from guestagent import mount_table as mounts
 from guestagent.steps import Skip, growroot
 from guestagent.steps.growroot import blockdev, lvm
 from guestagent.steps.growroot.partition_table import NewPartition, msdos_extended, parse_parted

@@ -133,7 +133,7 @@ class Image:
         """(source, fstype) of ``/`` in the live mount table, or None."""
         if not self.live:
             return None
-        from ..mounts import find_mount
+        from ..mount_table import find_mount
         try:
             mount = find_mount("/")
         except OSError:

@@ -21,7 +21,7 @@ import logging
 import os
 
 from ...filesystems import GROWERS, NOT_ON_A_DISK
-from ...mounts import find_mount
+from ...mount_table import find_mount
 from ...system import CommandFailed
 from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Skip
