@@ -216,6 +216,11 @@ def _status(args):
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
+    from .boot_guard import skipped_this_boot
+    system = System(args.root)
+    if skipped_this_boot(system) and status.get("boot_id") != State(system).boot_id():
+        print("this boot: the agent did not start (same instance, disks, host name, DNS "
+              "and config as when it last ran); its last runs:")
     for run in status.get("runs", []):
         print(f"{run.get('started', '?')}  stage {run.get('stage')}: exit {run.get('exit_code')}"
               f" in {run.get('duration', 0):.2f} s")

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from . import datasources, steps
+from . import boot_guard, datasources, steps
 from . import log as logsetup
 from .distro import default_user
 from .state import STATE_DIR, State
@@ -39,7 +39,8 @@ class Context:
         self.new_instance = new_instance
         self.stage = stage
         self._userdata = None
-        self._lock = threading.Lock()
+        self._cloud_config = None
+        self._lock = threading.RLock()
 
     @property
     def default_user(self):
@@ -57,12 +58,34 @@ class Context:
 
     @property
     def cloud_config(self):
-        """The merged #cloud-config dict ({} when there is none)."""
+        """The merged #cloud-config dict ({} when there is none).
+
+        Parsed once per instance: the result is stored beside the metadata,
+        so a later boot reads JSON and never imports YAML.
+        """
         if not self.config.getbool("userdata", "enabled"):
             return {}
         if not (self.metadata and self.metadata.user_data):
             return {}
-        return self.userdata.cloud_config
+        with self._lock:
+            if self._cloud_config is None:
+                self._cloud_config = self._stored_or_parsed_cloud_config()
+        return self._cloud_config
+
+    def _stored_or_parsed_cloud_config(self):
+        import zlib
+        raw = self.metadata.user_data
+        max_bytes = self.config.getint("userdata", "max_bytes")
+        key = f"{len(raw)}:{zlib.crc32(raw):08x}:{max_bytes}"
+        iid = self.metadata.instance_id
+        cc = self.state.stored_cloud_config(iid, key) if self.state else None
+        if cc is not None:
+            log.debug("#cloud-config: using the copy parsed on this instance's first boot")
+            return cc
+        cc = self.userdata.cloud_config
+        if self.state and iid:
+            self.state.store_cloud_config(iid, key, cc)
+        return cc
 
 
 def disabled_reason(system):
@@ -106,6 +129,9 @@ def _run_locked(system, config, state, stage, only):
     code = EXIT_OK
     md = None
     new_instance = False
+    configuring = stage != "final" and not (stage == "network" and configured_this_boot)
+    if configuring:
+        boot_guard.forget(system)
     if stage == "network" and configured_this_boot:
         log.info("already configured in this boot by the local stage; nothing to do")
         record["message"] = "already configured in this boot"
@@ -166,7 +192,14 @@ def _run_locked(system, config, state, stage, only):
     if md is not None and stage in ("local", "network", "all"):
         record["configured"] = True
     if md is not None and stage in ("local", "network"):
-        _flag_final(ctx, state)
+        final_pending = _flag_final(ctx, state)
+        if not failed and not only:
+            per_boot = [r["name"] for r in record["steps"]
+                        if r.get("frequency") == steps.PER_BOOT]
+            boot_guard.write(ctx, per_boot, final_pending)
+    if md is not None and stage == "final" and not failed and not only and all(
+            state.done(md.instance_id, n) for n in steps.FINAL_STEPS):
+        boot_guard.publish(system)
     if md is not None and stage == "local":
         # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
         # drive or DMI-confirmed boot its Python never starts (/run is
@@ -190,7 +223,8 @@ def _run_locked(system, config, state, stage, only):
 
 
 def _flag_final(ctx, state):
-    """Leave FINAL_PENDING when a final step has work left for this instance.
+    """Leave FINAL_PENDING when a final step has work left for this instance;
+    returns the steps with work left.
 
     guestagent-final.service has ConditionPathExists= on it: a reboot, or a
     first boot without scripts or runcmd, starts no Python for that stage.
@@ -215,6 +249,7 @@ def _flag_final(ctx, state):
             ctx.system.remove(FINAL_PENDING)
     except OSError as e:
         log.warning("cannot write %s: %s", FINAL_PENDING, e)
+    return pending
 
 
 class _Background:

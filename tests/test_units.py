@@ -79,6 +79,9 @@ def systemd_tree(tmp_path, agent=True):
         stub = root / "usr/bin/guestagent"
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
+        (root / "usr/lib/guestagent").mkdir(parents=True)
+        shutil.copy(os.path.join(UNITS, "guestagent-unchanged"),
+                    root / "usr/lib/guestagent/guestagent-unchanged")
     for name in UNIT_NAMES:
         shutil.copy(os.path.join(UNITS, name), unit_dir / name)
     return root
@@ -279,7 +282,7 @@ def test_init_script_lsb_header():
     assert os.access(INIT, os.X_OK)
 
 
-@pytest.mark.parametrize("path", [INIT, SNIPPET])
+@pytest.mark.parametrize("path", [INIT, SNIPPET, os.path.join(UNITS, "guestagent-unchanged")])
 def test_shell_is_posix(tmp_path, path):
     for shell in ("sh", "dash", "bash"):
         if shutil.which(shell):
@@ -381,3 +384,12 @@ def test_init_script_without_the_agent_exits_quietly():
         pytest.skip("an agent is installed on this machine")
     res = subprocess.run(["sh", INIT, "start"], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0 and res.stdout == ""
+
+
+def test_local_unit_skips_python_when_nothing_changed(units):
+    """The reboot shortcut is the local unit's ExecCondition (its logic: test_boot_guard)."""
+    u = units["guestagent-local.service"]
+    assert one(u, "Service", "ExecCondition") == "/usr/lib/guestagent/guestagent-unchanged"
+    assert os.access(os.path.join(UNITS, "guestagent-unchanged"), os.X_OK)
+    for name in ("guestagent.service", "guestagent-final.service"):
+        assert "ExecCondition" not in units[name]["Service"]

@@ -85,6 +85,17 @@ def run(ctx):
     return changes
 
 
+def unchanged_inputs(ctx):
+    """What decides the next boot's growroot (see boot_guard): the block
+    devices' sizes, so a disk grown while the instance was down is noticed."""
+    try:
+        names = sorted(os.listdir(ctx.system.path("/sys/class/block")))
+    except OSError:
+        return []
+    return [f"/sys/class/block/{n}/size" for n in names
+            if not n.startswith(("loop", "ram", "zram"))]
+
+
 def _cloud_config(ctx):
     try:
         cc = ctx.cloud_config

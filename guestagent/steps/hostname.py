@@ -71,6 +71,14 @@ def run(ctx):
     return changes
 
 
+def unchanged_inputs(ctx):
+    """What decides the next boot's hostname step (see boot_guard)."""
+    if not ctx.config.getbool("hostname", "enabled"):
+        return []
+    hosts = [HOSTS_FILE] if ctx.config.getbool("hostname", "manage_hosts") else []
+    return [HOSTNAME_FILE, LAST_WRITTEN] + hosts
+
+
 def wanted_name(ctx):
     """The HostName to use, or Skip saying why there is none."""
     cc = ctx.cloud_config or {}

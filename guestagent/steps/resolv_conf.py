@@ -62,6 +62,16 @@ def run(ctx):
     raise Skip(f"/etc/resolv.conf belongs to someone else: {why}")
 
 
+def unchanged_inputs(ctx):
+    """What decides the next boot's resolv_conf step (see boot_guard): the
+    file it manages for the owner it found."""
+    if not ctx.config.getbool("resolv_conf", "enabled"):
+        return []
+    owner, _ = resolv_conf_owner(ctx.system)
+    return {"systemd-resolved": [RESOLVED_DROPIN], "NetworkManager": [NM_CONF, NM_DROPIN],
+            "guestagent": [RESOLV_CONF]}.get(owner, [])
+
+
 def resolv_conf_owner(system):
     """(owner, why): owner is systemd-resolved, NetworkManager, guestagent or other."""
     host = system.path(RESOLV_CONF)
