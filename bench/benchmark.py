@@ -8,7 +8,7 @@ references timed alternately with the agent, in the same run:
   P = `python -c pass`            (interpreter start-up)
   R = `python -c "import requests"`
 Everything runs inside a network namespace the benchmark makes, with the
-project's metadata server (tests/metadata_server.py) at 169.254.169.254 on
+project's metadata server (tests/support/metadata_server.py) at 169.254.169.254 on
 its loopback, against scratch roots under /tmp (never this machine's /etc).
 Medians over --rounds.  Not a test: it reports, and exits 0 unless --strict.
 """
@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 
 from guestagent.steps import ALL_STEPS  # noqa: E402
 
-from netns import Netns  # noqa: E402
+from support.netns import Netns  # noqa: E402
 
 EXAMPLE_ROOT = os.path.join(REPO, "examples", "root")
 TREE = os.path.join(REPO, "examples", "configdrive")

@@ -41,8 +41,9 @@ REPO = os.path.dirname(HERE)
 E2E = os.path.join(REPO, "tests", "e2e")
 sys.path.insert(0, E2E)
 
-import harness  # noqa: E402
 import test_boot  # noqa: E402  (the e2e config drive: write_instance, CLOUD_CONFIG)
+
+import harness  # noqa: E402
 
 CACHE = os.environ.get("GUESTAGENT_E2E_CACHE", "/var/cache/guestagent-e2e")
 DISK = "3G"

@@ -34,6 +34,22 @@ def valid_name(name):
     return isinstance(name, str) and bool(NAME_RE.fullmatch(name))
 
 
+def key_owner(ctx):
+    """The account that gets the metadata's credentials (keys, admin_pass), or None.
+
+    The same rule as the users step's `plan`, without its warnings (that step
+    gives them); here so admin_pass can ask without importing a sibling step.
+    """
+    entries = (ctx.cloud_config or {}).get("users", ["default"])
+    if not isinstance(entries, list) or "default" in entries:
+        return ctx.default_user
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if valid_name(name):
+            return name
+    return None
+
+
 def valid_shell(shell):
     return isinstance(shell, str) and bool(_SHELL_RE.fullmatch(shell)) and ".." not in shell
 

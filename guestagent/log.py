@@ -23,6 +23,14 @@ class _Scrub(logging.Filter):
         return True
 
 
+def shown(value, limit=64):
+    """A safe, bounded rendering of an untrusted value for a log line."""
+    if isinstance(value, str):
+        return ascii(value[:limit]) + ("..." if len(value) > limit else "")
+    text = ascii(value)
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def add_secrets(values):
     for v in values:
         if v and len(v) >= 4:

@@ -1,19 +1,12 @@
+"""Fixtures for the whole suite (shared helpers live in tests/support/)."""
+
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-EXAMPLES = os.path.join(REPO, "examples")
-sys.path.insert(0, HERE)
-
-
-def agent_argv():
-    """The installed command, run the way the units run it."""
-    return [sys.executable, "-m", "guestagent"]
+from support import EXAMPLES, REPO, agent_argv
 
 
 @pytest.fixture
@@ -36,9 +29,6 @@ def run_agent():
             raise AssertionError(f"agent exited {res.returncode}:\n{res.stderr}")
         return res
     return run
-
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")
 
 
 # -- guard: the suite must never change this machine's own system ----------

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from step_context import StepContext, config_drive
 
 from guestagent.metadata import Metadata
 from guestagent.passwd_hash import sha512_crypt, verify
 from guestagent.steps import Skip, admin_pass
 
-from conftest import needs_root
+from support.marks import needs_root
+from support.step_context import StepContext, config_drive
 
 PASSWORD = "Tr0ub4dor&3-horse:staple\\x"
 
@@ -181,7 +181,7 @@ print(admin_pass.run(ctx))
 def test_live_path_with_chpasswd_in_a_private_mount_namespace(tmp_path):
     """The running-system path (useradd, visudo, chpasswd -e on /), on copies of
     /etc and /home bind-mounted in a mount namespace of the test's own."""
-    from conftest import REPO
+    from support import REPO
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     subprocess.run(["cp", "-a", "/etc", str(scratch / "etc")], check=True)

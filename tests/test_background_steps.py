@@ -8,7 +8,7 @@ from guestagent import config as config_mod
 from guestagent import runner, steps
 from guestagent.system import System
 
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 
 def _module(name, seconds, log, background_name=None):

@@ -6,7 +6,7 @@ import pytest
 from guestagent import config
 from guestagent.config import ConfigError, load
 
-from conftest import REPO
+from support import REPO
 
 
 def test_defaults_when_no_file(tmp_path):

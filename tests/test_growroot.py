@@ -12,13 +12,22 @@ import subprocess
 import time
 
 import pytest
-from loopdisk import LoopDisk, MiB, fs_bytes, has_cap_sys_resource, read_digest, sh, write_data
 
-from guestagent import blockdev, lvm
 from guestagent.steps import Skip, growroot
+from guestagent.steps.growroot import blockdev, lvm
 from guestagent.system import System
 
-from conftest import EXAMPLES, needs_root
+from support import EXAMPLES
+from support.loopdisk import (
+    LoopDisk,
+    MiB,
+    fs_bytes,
+    has_cap_sys_resource,
+    read_digest,
+    sh,
+    write_data,
+)
+from support.marks import needs_root
 
 GROW_MIB = 200
 

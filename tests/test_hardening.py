@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from conftest import EXAMPLES, REPO, needs_root
-from netns import Netns
+from support import EXAMPLES, REPO
+from support.marks import needs_root
+from support.netns import Netns
 
 pytestmark = [needs_root, pytest.mark.root]
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guestagent.datasources import configdrive
-from guestagent.metadata import from_openstack_documents
+from guestagent.datasources.openstack_documents import from_openstack_documents
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -6,12 +6,12 @@ import re
 import subprocess
 
 import pytest
-from step_context import StepContext, config_drive
 
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip, hostkeys
 
-from conftest import needs_root
+from support.marks import needs_root
+from support.step_context import StepContext, config_drive
 
 pytestmark = [needs_root, pytest.mark.root]
 FP_LINE = re.compile(r"^\d+ SHA256:[A-Za-z0-9+/]{43} root@\S+ \((RSA|ECDSA|ED25519|DSA)\)$")

@@ -9,15 +9,15 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from step_context import StepContext, agent_conf, config_drive, dns_services
 
-from guestagent.hostnames import BadName, check_hostname, check_name
+from guestagent.dns_names import BadName, check_hostname, check_name
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip
 from guestagent.steps import hostname as step
 
-import netns
-from conftest import REPO, needs_root
+from support import REPO, netns
+from support.marks import needs_root
+from support.step_context import StepContext, agent_conf, config_drive, dns_services
 
 DEBIAN_HOSTS = """127.0.0.1\tlocalhost
 127.0.1.1\tdebian
@@ -270,7 +270,7 @@ import json, socket, subprocess, sys
 sys.path.insert(0, {tests!r})
 from guestagent.metadata import Metadata
 from guestagent.steps import hostname
-from step_context import StepContext
+from support.step_context import StepContext
 ctx = StepContext({root!r}, Metadata("test", "i-1", hostname="live-test.novalocal"), live=True)
 changes = hostname.run(ctx)
 print(json.dumps({{"changes": changes, "kernel": socket.gethostname(),

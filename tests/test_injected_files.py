@@ -2,11 +2,12 @@ import json
 import os
 
 import pytest
-from step_context import StepContext, agent_conf, config_drive
 
 from guestagent.metadata import InjectedFile, Metadata
 from guestagent.steps import Skip
 from guestagent.steps import injected_files as step
+
+from support.step_context import StepContext, agent_conf, config_drive
 
 SECRET = b"content-that-must-never-be-logged-7f3a"
 

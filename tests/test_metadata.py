@@ -1,15 +1,14 @@
 import json
 import os
 
-from guestagent.metadata import (
-    REDACTED,
-    Metadata,
+from guestagent.datasources.openstack_documents import (
     dns_from_network_data,
     from_openstack_documents,
     keys_from_openstack,
 )
+from guestagent.metadata import REDACTED, Metadata
 
-from conftest import REPO
+from support import REPO
 
 SAMPLES = os.path.join(os.path.dirname(REPO), "shared", "samples", "nova")
 

@@ -10,8 +10,9 @@ import pytest
 
 from guestagent.datasources import retry
 
-from conftest import EXAMPLES, REPO, agent_argv, needs_root
-from netns import Netns
+from support import EXAMPLES, REPO, agent_argv
+from support.marks import needs_root
+from support.netns import Netns
 
 pytestmark = [needs_root, pytest.mark.root]
 TREE = os.path.join(EXAMPLES, "configdrive")

@@ -15,7 +15,8 @@ import pytest
 
 from guestagent import __version__
 
-from conftest import REPO, needs_root
+from support import REPO
+from support.marks import needs_root
 
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
 DEB_DEPENDS = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-yaml",

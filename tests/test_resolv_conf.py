@@ -4,13 +4,14 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from step_context import StepContext, agent_conf, config_drive, dns_services
 
-from guestagent import dns_settings
-from guestagent.dns_settings import DnsSettings
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip
 from guestagent.steps import resolv_conf as step
+from guestagent.steps.resolv_conf import settings as dns_settings
+from guestagent.steps.resolv_conf.settings import DnsSettings
+
+from support.step_context import StepContext, agent_conf, config_drive, dns_services
 
 PLAIN = """# Dynamic resolv.conf(5) file for glibc resolver
 # kept by the image

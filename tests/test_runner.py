@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 DEMO_CONF = f"{EXAMPLES}/demo.conf"
 
@@ -127,7 +127,7 @@ def test_host_keys_are_named_after_the_hostname_that_won(tmp_path, root, run_age
 
 
 def test_local_stage_leaves_the_flag_the_network_unit_checks(root, run_agent):
-    from conftest import REPO
+    from support import REPO
     unit = open(f"{REPO}/units/guestagent.service").read()
     assert "ConditionPathExists=!/run/guestagent/local-configured" in unit
     res = run_agent("--once", "--stage", "local", "--root", root, "--config", DEMO_CONF)
@@ -149,7 +149,7 @@ def test_local_stage_without_a_local_source_leaves_no_flag(tmp_path, root, run_a
 def test_final_pending_flag_only_while_scripts_or_runcmd_wait(tmp_path, root, run_agent):
     import shutil
 
-    from conftest import REPO
+    from support import REPO
     unit = open(f"{REPO}/units/guestagent-final.service").read()
     assert "ConditionPathExists=/run/guestagent/final-pending" in unit
     drive = tmp_path / "drive"

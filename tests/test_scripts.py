@@ -8,7 +8,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
-from userdata_helpers import Drive
+
+from support.userdata_helpers import Drive
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pytest
 from guestagent.cli import main_parser
 from guestagent.runner import STAGES
 
-from conftest import REPO, needs_root
+from support import REPO
+from support.marks import needs_root
 
 UNITS = os.path.join(REPO, "units")
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")

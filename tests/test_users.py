@@ -15,13 +15,14 @@ import subprocess
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from step_context import StepContext
 
-from guestagent import authorized_keys as ak
+from guestagent import accounts
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip, users
+from guestagent.steps.users import authorized_keys as ak
 
-from conftest import needs_root
+from support.marks import needs_root
+from support.step_context import StepContext
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -324,7 +325,7 @@ def test_users_without_default_skip_the_default_user_and_keys_go_to_the_first(ro
     assert _keys_file(root, "alice").read_text() == ED3 + "\n" + ED1 + "\n" + ED2 + "\n"
     assert not _keys_file(root, "bob").exists()
     assert "the instance's keys go to alice" in caplog.text
-    assert users.key_owner(_ctx(root, cloud_config=cc)) == "alice"
+    assert accounts.key_owner(_ctx(root, cloud_config=cc)) == "alice"
 
 
 def test_cloud_config_entry_for_the_default_user_overrides_the_config(root):
@@ -367,14 +368,14 @@ def test_cloud_config_from_real_user_data(root):
 
 def test_useradd_missing_fails_the_step_in_one_line_and_the_boot_goes_on(root, tmp_path,
                                                                           run_agent):
-    from step_context import config_drive
+    from support.step_context import config_drive
     drive = config_drive(tmp_path / "drive", {"public_keys": {"k": ED1}})
     conf = tmp_path / "a.conf"
     conf.write_text(f"[main]\ndatasources = configdrive\ndefault_user = debian\n"
                     f"[configdrive]\npath = {drive}\n")
     script = ("mount --bind /dev/null /usr/sbin/useradd && "
               "exec \"$@\"")
-    from conftest import REPO, agent_argv
+    from support import REPO, agent_argv
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
     argv += agent_argv() + ["--once", "--root", str(root), "--config", str(conf)]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=120,
@@ -390,7 +391,7 @@ def test_useradd_missing_fails_the_step_in_one_line_and_the_boot_goes_on(root, t
 
 
 def test_a_key_removed_on_purpose_stays_removed_on_reboot(root, tmp_path, run_agent):
-    from step_context import config_drive
+    from support.step_context import config_drive
     drive = config_drive(tmp_path / "drive", {"public_keys": {"a": ED1, "b": ED2}})
     conf = tmp_path / "a.conf"
     conf.write_text(f"[main]\ndatasources = configdrive\ndefault_user = debian\n"
@@ -405,7 +406,7 @@ def test_a_key_removed_on_purpose_stays_removed_on_reboot(root, tmp_path, run_ag
 
 
 def test_real_agent_against_the_metadata_server(root, tmp_path, run_agent):
-    from netns import Netns
+    from support.netns import Netns
     tree = tmp_path / "tree"
     latest = tree / "openstack/latest"
     latest.mkdir(parents=True)
@@ -454,7 +455,7 @@ def test_real_agent_against_the_metadata_server(root, tmp_path, run_agent):
 
 
 def test_real_agent_creates_the_user_from_the_metadata_service(root, tmp_path, run_agent):
-    from netns import Netns
+    from support.netns import Netns
     tree = tmp_path / "tree"
     (tree / "openstack/latest").mkdir(parents=True)
     meta = {"uuid": "cccccccc-1111-2222-3333-444444444444",

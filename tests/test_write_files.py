@@ -6,11 +6,12 @@ import os
 import stat
 
 import pytest
-from step_context import StepContext
-from userdata_helpers import Drive
 
 from guestagent.steps import Skip
 from guestagent.steps import write_files as step
+
+from support.step_context import StepContext
+from support.userdata_helpers import Drive
 
 
 def run_step(root, *entries):

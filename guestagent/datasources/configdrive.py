@@ -13,8 +13,9 @@ import os
 import re
 import tempfile
 
-from ..metadata import InjectedFile, from_openstack_documents
+from ..metadata import InjectedFile
 from . import NotFound
+from .openstack_documents import from_openstack_documents
 
 log = logging.getLogger(__name__)
 

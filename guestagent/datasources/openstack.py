@@ -8,8 +8,8 @@ vendor_data.json and user_data follow, and a 404 on any of them means
 import json
 import logging
 
-from ..metadata import from_openstack_documents
 from . import NotFound
+from .openstack_documents import from_openstack_documents
 
 log = logging.getLogger(__name__)
 

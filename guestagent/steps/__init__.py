@@ -4,8 +4,10 @@ Like tiny-cloud's phases: two short ordered lists.  ``config`` steps run as
 soon as metadata is found and must be done before sshd accepts logins;
 ``final`` steps (user scripts) run late and never hold up a login.
 
-Each step lives in ``guestagent/steps/<name>.py`` and is imported only when
-it runs.  A step module defines::
+Each step lives in ``guestagent/steps/<name>.py``, or in a package
+``guestagent/steps/<name>/`` whose ``__init__.py`` is the step and whose other
+modules are the helpers only that step uses; either way it is imported as
+``guestagent.steps.<name>`` only when it runs.  A step module defines::
 
     FREQUENCY = PER_BOOT or PER_INSTANCE
     NEEDS_METADATA = True          # False: runs even with no datasource

@@ -17,7 +17,6 @@ from .. import accounts
 from ..passwd_hash import sha512_crypt
 from ..system import CommandMissing
 from . import PER_INSTANCE, Skip
-from .users import key_owner
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ def run(ctx):
     password = ctx.metadata.admin_pass
     if not password:
         raise Skip("no admin_pass in the metadata")
-    user = key_owner(ctx)
+    user = accounts.key_owner(ctx)
     if user is None:
         raise Skip("#cloud-config users lists nobody to give admin_pass to")
     if not accounts.valid_name(user):

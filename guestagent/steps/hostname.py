@@ -3,7 +3,7 @@
 Where the name comes from, first found wins: #cloud-config ``fqdn``, then
 #cloud-config ``hostname``, then the metadata's host name.  ``preserve_hostname:
 true`` in #cloud-config leaves everything alone.  A name that fails the
-checks in `guestagent.hostnames` is refused with one warning, and the current
+checks in `guestagent.dns_names` is refused with one warning, and the current
 name stays.
 
 Runs every boot, but does not fight the administrator: on a reboot of the
@@ -23,7 +23,8 @@ import errno
 import logging
 import socket
 
-from ..hostnames import BadName, check_hostname, shown
+from ..dns_names import BadName, check_hostname
+from ..log import shown
 from ..state import STATE_DIR
 from . import PER_BOOT, Skip
 

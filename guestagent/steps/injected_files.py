@@ -12,7 +12,7 @@ made 0755.  The log names each path and size, never the content.
 import logging
 import posixpath
 
-from ..hostnames import shown
+from ..log import shown
 from ..system import UnsafePathError
 from . import PER_INSTANCE, Skip
 

@@ -6,14 +6,10 @@ across runs by tests/e2e/build-image.
 
 import os
 import shutil
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import harness  # noqa: E402
+import harness
 
 TOOLS = {
     "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",

@@ -33,7 +33,7 @@ TESTS = os.path.dirname(HERE)
 REPO = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
 
-from netns import Netns  # noqa: E402
+from support.netns import Netns  # noqa: E402
 
 BUILD_IMAGE = os.path.join(HERE, "build-image")
 BUILD_DEB = os.path.join(REPO, "packaging", "build-deb")

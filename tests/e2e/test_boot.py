@@ -18,8 +18,9 @@ import json
 import re
 import uuid
 
-import harness
 import pytest
+
+import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 

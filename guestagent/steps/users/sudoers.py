@@ -8,7 +8,7 @@ one line we checked ourselves, and the whole file is checked with
 
 import logging
 
-from .accounts import valid_name
+from ...accounts import valid_name
 
 log = logging.getLogger(__name__)
 

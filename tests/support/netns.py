@@ -41,7 +41,7 @@ class Netns:
         return p
 
     def start_server(self, tree, *extra, log=None, wait=True):
-        """Start tests/metadata_server.py in the namespace; wait until it listens.
+        """Start tests/support/metadata_server.py in the namespace; wait until it listens.
 
         With wait=False, the returned process's ``ready_file`` gets the unix
         time the server began accepting connections, once it does.

@@ -12,8 +12,9 @@ import ipaddress
 import logging
 import re
 
-from .hostnames import BadName, check_name, shown
-from .metadata import dedupe
+from ...dns_names import BadName, check_name
+from ...log import shown
+from ...metadata import dedupe
 
 log = logging.getLogger(__name__)
 

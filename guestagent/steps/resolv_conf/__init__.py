@@ -26,8 +26,8 @@ import configparser
 import logging
 import os
 
-from ..dns_settings import from_context
-from . import PER_BOOT, Skip
+from .. import PER_BOOT, Skip
+from .settings import from_context
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ reboot; a new instance (a clone) gets its own keys merged in.
 
 import logging
 
-from .. import accounts, authorized_keys, sudoers
-from ..system import UnsafePathError
-from . import PER_INSTANCE, Skip
+from ... import accounts
+from ...system import UnsafePathError
+from .. import PER_INSTANCE, Skip
+from . import authorized_keys, sudoers
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -101,21 +102,6 @@ def plan(ctx):
             log.warning("#cloud-config users lists nobody: the instance's %d key(s) are "
                         "not installed anywhere", len(default.keys))
     return specs
-
-
-def key_owner(ctx):
-    """The account that gets the metadata's credentials (keys, admin_pass), or None.
-
-    The same rule as `plan`, without its warnings (the users step gives them).
-    """
-    entries = (ctx.cloud_config or {}).get("users", ["default"])
-    if not isinstance(entries, list) or "default" in entries:
-        return ctx.default_user
-    for entry in entries:
-        name = entry.get("name") if isinstance(entry, dict) else entry
-        if accounts.valid_name(name):
-            return name
-    return None
 
 
 def _from_entry(entry, i):

@@ -1,4 +1,5 @@
-"""Host and domain names from untrusted metadata: checked, lightly fixed, or refused.
+"""DNS names from untrusted metadata (host names, search domains): checked,
+lightly fixed, or refused.
 
 RFC 1123: labels of letters, digits and '-', 1-63 characters, not starting
 or ending with '-'; at most 253 characters in all.  What can be fixed without
@@ -23,14 +24,6 @@ HostName = namedtuple("HostName", "fqdn short")
 
 class BadName(ValueError):
     """A name that cannot be used; the message says why, in plain words."""
-
-
-def shown(value, limit=64):
-    """A safe, bounded rendering of an untrusted value for a log line."""
-    if isinstance(value, str):
-        return ascii(value[:limit]) + ("..." if len(value) > limit else "")
-    text = ascii(value)
-    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def check_name(value, fix_underscores=True):

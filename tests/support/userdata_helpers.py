@@ -4,7 +4,7 @@ import json
 import os
 import shutil
 
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 
 class Drive:

@@ -17,7 +17,7 @@ import stat
 import struct
 from collections import namedtuple
 
-from .system import UnsafePathError
+from ...system import UnsafePathError
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ table, but acts only on mount points named explicitly (host paths), never on
 import logging
 import os
 
-from .. import blockdev, lvm
-from ..blockdev import human_size
-from ..system import CommandFailed
-from . import PER_BOOT, Skip
+from ...system import CommandFailed
+from .. import PER_BOOT, Skip
+from . import blockdev, lvm
+from .blockdev import human_size
 
 FREQUENCY = PER_BOOT
 NEEDS_METADATA = False
