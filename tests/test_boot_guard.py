@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, REPO
+from support import EXAMPLES, REPO
 
 GUARD = os.path.join(REPO, "units", "guestagent-unchanged")
 TREE = os.path.join(EXAMPLES, "configdrive")
