@@ -118,7 +118,7 @@ def test_deb_contains_command_units_config_and_man_page(deb):
                 "/etc/init.d/guestagent", "/usr/share/man/man1/guestagent.1.gz",
                 "/usr/lib/python3/dist-packages/guestagent/cli.py",
                 "/usr/share/doc/guestagent/rc.local.snippet",
-                "/usr/lib/guestagent/guestagent-unchanged"}
+                "/usr/libexec/guestagent/guestagent-unchanged"}
     expected |= {f"/lib/systemd/system/{u}" for u in UNIT_NAMES}
     assert expected <= names, expected - names
     assert sh("dpkg-deb", "-f", deb, "Version").strip() == __version__
@@ -203,7 +203,7 @@ def test_rpm_contains_command_units_config(rpm, tree):
     expected = {"/usr/bin/guestagent", "/etc/guestagent/guestagent.conf",
                 "/usr/share/man/man1/guestagent.1.gz",
                 "/usr/lib/systemd/system-preset/80-guestagent.preset",
-                "/usr/lib/guestagent/guestagent-unchanged"}
+                "/usr/libexec/guestagent/guestagent-unchanged"}
     expected |= {f"/usr/lib/systemd/system/{u}" for u in UNIT_NAMES}
     assert expected <= files, expected - files
     assert any(f.endswith("/site-packages/guestagent/cli.py") for f in files)

@@ -80,9 +80,9 @@ def systemd_tree(tmp_path, agent=True):
         stub = root / "usr/bin/guestagent"
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
-        (root / "usr/lib/guestagent").mkdir(parents=True)
+        (root / "usr/libexec/guestagent").mkdir(parents=True)
         shutil.copy(os.path.join(UNITS, "guestagent-unchanged"),
-                    root / "usr/lib/guestagent/guestagent-unchanged")
+                    root / "usr/libexec/guestagent/guestagent-unchanged")
     for name in UNIT_NAMES:
         shutil.copy(os.path.join(UNITS, name), unit_dir / name)
     return root
@@ -390,7 +390,7 @@ def test_init_script_without_the_agent_exits_quietly():
 def test_local_unit_skips_python_when_nothing_changed(units):
     """The reboot shortcut is the local unit's ExecCondition (its logic: test_boot_guard)."""
     u = units["guestagent-local.service"]
-    assert one(u, "Service", "ExecCondition") == "/usr/lib/guestagent/guestagent-unchanged"
+    assert one(u, "Service", "ExecCondition") == "/usr/libexec/guestagent/guestagent-unchanged"
     assert os.access(os.path.join(UNITS, "guestagent-unchanged"), os.X_OK)
     for name in ("guestagent.service", "guestagent-final.service"):
         assert "ExecCondition" not in units[name]["Service"]
