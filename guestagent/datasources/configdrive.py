@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 
 from ..metadata import InjectedFile
 from . import NotFound
@@ -88,6 +87,8 @@ def read_label(dev):
 
 
 def _read_device(system, dev, limit):
+    import tempfile  # only when a device is mounted (it brings shutil, random, bz2...)
+
     mnt = tempfile.mkdtemp(prefix="guestagent-configdrive-", dir="/run")
     try:
         res = system.run(["mount", "-o", "ro,nosuid,nodev,noexec", dev, mnt])

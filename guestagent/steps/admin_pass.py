@@ -14,7 +14,6 @@ import stat
 import time
 
 from .. import accounts
-from ..passwd_hash import sha512_crypt
 from ..system import CommandMissing
 from . import PER_INSTANCE, Skip
 
@@ -36,6 +35,8 @@ def run(ctx):
     if accounts.lookup(ctx.system, user) is None:
         raise RuntimeError(f"user {user} does not exist here, so admin_pass was not set "
                            "(see the users step)")
+    from ..passwd_hash import sha512_crypt  # hashlib loads OpenSSL: only with a password
+
     hashed = sha512_crypt(password)
     how = _set_live(ctx.system, user, hashed) if ctx.system.live else None
     if how is None:
