@@ -29,6 +29,9 @@ commands:
       this boot's runs, step by step
   guestagent check-image [--root DIR] [--json] [--fix]
       check an image against the OpenStack image requirements
+  guestagent check-userdata FILE [--json]
+      say, part by part and key by key, what the agent will do with a
+      user-data file (exit 0: all of it, 1: not all, 2: unreadable)
 
 Plain `guestagent` with no command prints this help and exits 0: it never
 changes anything or waits for anything unless asked with --once.
@@ -102,6 +105,26 @@ def _check_image_parser():
     return p
 
 
+def _check_userdata_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="guestagent check-userdata",
+        description="Decode a user-data file the way the agent will (gzip, MIME multipart, "
+                    "scripts, #cloud-config) and say, part by part and key by key, what it "
+                    "will do, and what it will ignore or cannot accept, and why. Nothing is "
+                    "run or changed.",
+        epilog="exit codes: 0 everything will be acted on (or is ignored by design), "
+               "1 something asked for will not happen or is invalid, 2 the file cannot be "
+               "read")
+    p.add_argument("file", metavar="FILE", help="the user-data file ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--config", metavar="FILE",
+                   help="config file for [userdata] max_bytes (default: "
+                        "/etc/guestagent/guestagent.conf where it exists)")
+    return p
+
+
 def _check_root(args):
     if not os.path.isdir(args.root):
         print(f"guestagent: --root {args.root}: not a directory", file=sys.stderr)
@@ -118,10 +141,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         commands = {"query": (_query_parser, _query), "status": (_status_parser, _status),
-                    "check-image": (_check_image_parser, _check_image)}
+                    "check-image": (_check_image_parser, _check_image),
+                    "check-userdata": (_check_userdata_parser, _check_userdata)}
         if argv and argv[0] in commands:
             make_parser, command = commands[argv[0]]
             args = make_parser().parse_args(argv[1:])
+            if not hasattr(args, "root"):
+                return command(args)
             return command(args) if _check_root(args) else 2
         unit = _unit_args(argv)
         if unit is not None:
@@ -151,6 +177,18 @@ def _unit_args(argv):
             argv[2] in ("local", "network", "final"):
         return _UnitArgs(argv[2])
     return None
+
+
+def _check_userdata(args):
+    from .config import ConfigError, load
+    from .userdata.report import EXIT_UNREADABLE, main
+    try:
+        max_bytes = load(args.config).getint("userdata", "max_bytes")
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    path = "/dev/stdin" if args.file == "-" else args.file
+    return main(path, args.json, max_bytes)
 
 
 def _once(parser, argv):

@@ -10,8 +10,6 @@ import logging
 
 log = logging.getLogger(__name__)
 
-# Fields that never reach a log, `query` output or a world-readable file.
-SECRET_FIELDS = ("user_data", "vendor_data", "admin_pass", "random_seed")
 REDACTED = "<redacted>"
 
 

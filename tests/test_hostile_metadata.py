@@ -22,7 +22,7 @@ FIELDS = ["uuid", "hostname", "public_keys", "keys", "admin_pass", "random_seed"
           "availability_zone", "name", "meta"]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(FIELDS), json_values), json_values, json_values)
 def test_any_json_types_normalise_or_fail_cleanly(meta, network, vendor):
     meta.setdefault("uuid", "0b5a2e2c-0000-4000-8000-000000000000")

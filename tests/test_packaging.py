@@ -19,9 +19,9 @@ from support import REPO
 from support.marks import needs_root
 
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
-DEB_DEPENDS = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-yaml",
+DEB_DEPENDS = ("python3-requests", "python3-pyroute2", "python3-yaml",
                "cloud-guest-utils", "e2fsprogs", "parted")
-RPM_REQUIRES = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-pyyaml",
+RPM_REQUIRES = ("python3-requests", "python3-pyroute2", "python3-pyyaml",
                 "cloud-utils-growpart", "e2fsprogs", "parted")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -127,6 +127,7 @@ def test_deb_contains_command_units_config_and_man_page(deb):
     for dep in DEB_DEPENDS:
         assert re.search(rf"(^|, ){re.escape(dep)}\b", depends), f"{dep} not in Depends"
     assert "python3 (>= 3.9)" in depends
+    assert "psutil" not in depends  # nothing imports it (pyproject does not list it)
     assert {"lvm2", "openssh-server", "xfsprogs"} <= set(
         sh("dpkg-deb", "-f", deb, "Recommends").replace(",", " ").split())
 
@@ -218,6 +219,7 @@ def test_rpm_requires_and_scriptlets(rpm):
     for dep in RPM_REQUIRES:
         assert dep in requires, f"{dep} not in Requires"
     assert "python3 >= 3.9" in requires
+    assert not [r for r in requires if "psutil" in r]
     recommends = sh("rpm", "-qp", "--recommends", rpm).split()
     assert {"lvm2", "openssh-server", "xfsprogs"} <= set(recommends)
     scripts = sh("rpm", "-qp", "--scripts", rpm)

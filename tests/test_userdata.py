@@ -201,6 +201,9 @@ def test_warnings_are_logged_without_user_data_contents(caplog):
 
 def _check_shape(ud):
     assert isinstance(ud.cloud_config, dict) and isinstance(ud.warnings, list)
+    # decode() catches everything as a last defence; an input that reaches it
+    # is a parser bug the shape alone would hide (empty result, no crash)
+    assert not [w for w in ud.warnings if "could not be decoded" in w], ud.warnings
     for s in ud.scripts:
         assert s.content.startswith(b"#!") and isinstance(s.name, str) and s.index >= 1
     assert set(ud.cloud_config) <= {

@@ -27,9 +27,10 @@ GOOD = [
     ("preserve_hostname: yes", {"preserve_hostname": True}),
     ("preserve_hostname: off", {"preserve_hostname": False}),
     ("manage_resolv_conf: on", {"manage_resolv_conf": True}),
-    ("resolv_conf:\n  nameservers: [192.0.2.1, 2001:db8::1]\n  searchdomains: [a.org]\n"
-     "  domain: a.org\n  options: {rotate: true, timeout: 1}",
-     {"resolv_conf": {"nameservers": ["192.0.2.1", "2001:db8::1"], "searchdomains": ["a.org"],
+    ("manage_resolv_conf: true\nresolv_conf:\n  nameservers: [192.0.2.1, 2001:db8::1]\n"
+     "  searchdomains: [a.org]\n  domain: a.org\n  options: {rotate: true, timeout: 1}",
+     {"manage_resolv_conf": True,
+      "resolv_conf": {"nameservers": ["192.0.2.1", "2001:db8::1"], "searchdomains": ["a.org"],
                       "domain": "a.org", "options": {"rotate": True, "timeout": 1}}}),
     ("growpart: {mode: auto, devices: [/, /var]}",
      {"growpart": {"mode": "auto", "devices": ["/", "/var"]}}),
@@ -223,7 +224,8 @@ def test_parts_merge_later_wins_and_lists_append():
     m = MIMEMultipart()
     m.attach(MIMEText("#cloud-config\nhostname: first\nruncmd: [one]\nbootcmd: [b1]\n"
                       "users: [default]\nssh_authorized_keys: [k1]\n"
-                      "write_files: [{path: /a}]\nresolv_conf: {domain: a.org}\n", "plain"))
+                      "write_files: [{path: /a}]\nresolv_conf: {domain: a.org}\n"
+                      "manage_resolv_conf: true\n", "plain"))
     m.attach(MIMEText("hostname: second\nruncmd: [two]\nbootcmd: [b2]\nusers: [bob]\n"
                       "ssh_authorized_keys: [k2]\nwrite_files: [{path: /b}]\n"
                       "resolv_conf: {nameservers: [192.0.2.1]}\npackages: [x]\n",
@@ -238,6 +240,7 @@ def test_parts_merge_later_wins_and_lists_append():
         "ssh_authorized_keys": ["k1", "k2"],
         "write_files": [{"path": "/a"}, {"path": "/b"}],
         "resolv_conf": {"nameservers": ["192.0.2.1"]},  # top-level keys: later wins whole
+        "manage_resolv_conf": True,
     }
     assert len(ud.warnings) == 2
     assert "'runcmd': expected a list of commands" in ud.warnings[0]

@@ -21,6 +21,7 @@ import logging
 import os
 
 from ...system import CommandFailed
+from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Skip
 from . import blockdev, lvm
 from .blockdev import human_size
@@ -281,3 +282,24 @@ def grow_filesystem(system, fstype, node, mountpoint, argv):
         return []
     return [f"grew the {fstype} filesystem on {mountpoint} ({node}) from "
             f"{human_size(before)} to {human_size(after)}"]
+
+
+# -- #cloud-config `growpart` and `resize_rootfs`, checked before anything acts ---------
+
+def check_resize_rootfs(value, key, notes):
+    if value == "noblock":
+        return True  # resizing is quick here; there is nothing to background
+    return boolean(value)
+
+
+def _growpart_mode(value):
+    if value is False or isinstance(value, str):
+        return value
+    raise Bad("a mode string (auto, growpart, off) or false")
+
+
+def check_growpart(value, key, notes):
+    if not isinstance(value, dict):
+        raise Bad("a mapping")
+    return fields(value, {"mode": _growpart_mode, "devices": str_list},
+                  "#cloud-config growpart", notes)

@@ -23,6 +23,7 @@ from ... import accounts
 from ...system import UnsafePathError
 from .. import PER_INSTANCE, Skip
 from . import authorized_keys, sudoers
+from .checks import check_users  # noqa: F401 -- the #cloud-config table names it here
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -210,3 +211,4 @@ def _reason(e):
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     return str(e)
+
