@@ -501,6 +501,8 @@ def main():
     ap.add_argument("--json", default=os.path.join(HERE, "results", "boot-compare.json"))
     ap.add_argument("--workdir", default=None, help="scratch dir (default: under /var/tmp)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--build-only", action="store_true",
+                    help="build (and cache) the images, boot nothing: no QEMU slot needed")
     ap.add_argument("--boots", default=",".join(BOOTS),
                     help=f"which boots to measure, comma-separated (default {','.join(BOOTS)})")
     ap.add_argument("--cloud-init-config", choices=("configdrive", "default"),
@@ -533,6 +535,9 @@ def main():
         log("building the .deb")
         deb = harness.build_deb()
         images = build_images(work, deb, keys)
+        if args.build_only:
+            log("images built (--build-only): nothing booted")
+            return 0
         iso, instance_uuid, md_tree = config_drive(work, keys)
         samples = {b: {k: [] for k in KINDS} for b in boots}
         for n in range(1, args.rounds + 1):
