@@ -93,8 +93,10 @@ def unchanged_inputs(ctx):
         names = sorted(os.listdir(ctx.system.path("/sys/class/block")))
     except OSError:
         return []
+    # not loop/ram devices, nor optical drives (a config drive on sr0 may be
+    # probed after the guard runs, and nothing grows on it)
     return [f"/sys/class/block/{n}/size" for n in names
-            if not n.startswith(("loop", "ram", "zram"))]
+            if not n.startswith(("loop", "ram", "zram", "sr", "fd"))]
 
 
 def _cloud_config(ctx):
