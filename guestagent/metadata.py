@@ -34,13 +34,15 @@ class Metadata:
 
     def __init__(self, source, instance_id, hostname="", public_keys=None, user_data=b"",
                  vendor_data=None, admin_pass="", random_seed="", dns_nameservers=None,
-                 dns_search=None, files=None, availability_zone="", name="", raw=None):
+                 dns_search=None, files=None, availability_zone="", name="", raw=None,
+                 network=None, vendor_data2=None):
         self.source = source
         self.instance_id = instance_id
         self.hostname = hostname
         self.public_keys = list(public_keys or [])
         self.user_data = user_data
-        self.vendor_data = vendor_data
+        self.vendor_data = vendor_data  # vendor_data.json as parsed
+        self.vendor_data2 = vendor_data2  # vendor_data2.json (Nova's dynamic vendor data)
         self.admin_pass = admin_pass
         self.random_seed = random_seed
         self.dns_nameservers = list(dns_nameservers or [])
@@ -49,6 +51,7 @@ class Metadata:
         self.availability_zone = availability_zone
         self.name = name
         self.raw = raw or {}  # documents as served, for `query`
+        self.network = network  # netconfig.NetworkConfig, or None when not described
 
     def __repr__(self):
         return f"Metadata(source={self.source!r}, instance_id={self.instance_id!r})"
@@ -58,6 +61,7 @@ class Metadata:
         d = self.public_dict()
         d["user_data"] = base64.b64encode(self.user_data).decode("ascii")
         d["vendor_data"] = self.vendor_data
+        d["vendor_data2"] = self.vendor_data2
         d["admin_pass"] = self.admin_pass
         d["random_seed"] = self.random_seed
         d["files"] = [{"path": f.path, "content": base64.b64encode(f.content).decode("ascii")}
@@ -77,8 +81,10 @@ class Metadata:
             "availability_zone": self.availability_zone,
             "name": self.name,
             "files": [{"path": f.path, "size": len(f.content)} for f in self.files],
+            "network": self.network.to_dict() if self.network is not None else None,
             "user_data": REDACTED if self.user_data else None,
             "vendor_data": REDACTED if self.vendor_data not in (None, "", {}) else None,
+            "vendor_data2": REDACTED if self.vendor_data2 not in (None, "", {}) else None,
             "admin_pass": REDACTED if self.admin_pass else None,
             "random_seed": REDACTED if self.random_seed else None,
             "raw": redact_documents(self.raw),
@@ -91,6 +97,7 @@ class Metadata:
         md.public_keys = list(d.get("public_keys") or [])
         md.user_data = base64.b64decode(d.get("user_data") or "")
         md.vendor_data = d.get("vendor_data")
+        md.vendor_data2 = d.get("vendor_data2")
         md.admin_pass = d.get("admin_pass") or ""
         md.random_seed = d.get("random_seed") or ""
         md.dns_nameservers = list(d.get("dns_nameservers") or [])
@@ -100,6 +107,9 @@ class Metadata:
         md.availability_zone = d.get("availability_zone") or ""
         md.name = d.get("name") or ""
         md.raw = d.get("raw") or {}
+        if d.get("network"):
+            from .netconfig import NetworkConfig
+            md.network = NetworkConfig.from_dict(d["network"])
         return md
 
     def secrets(self):
@@ -107,8 +117,11 @@ class Metadata:
         out = [self.admin_pass, self.random_seed]
         if self.user_data:
             out.append(self.user_data.decode("utf-8", "replace"))
-        if isinstance(self.vendor_data, str):
-            out.append(self.vendor_data)
+        for vd in (self.vendor_data, self.vendor_data2):
+            if isinstance(vd, str):
+                out.append(vd)
+            elif isinstance(vd, dict) and isinstance(vd.get("cloud-init"), str):
+                out.append(vd["cloud-init"])
         return [s for s in out if s and len(s) >= 4]
 
 

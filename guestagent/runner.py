@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import namedtuple
 
 from . import boot_guard, datasources, steps
 from . import log as logsetup
@@ -22,7 +23,22 @@ from .state import STATE_DIR, State
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
-STAGES = ("local", "network", "final", "all")
+
+# What each stage does, in one place:
+#   metadata  "local": the datasources that need no network (with the DMI
+#             check for a reboot); "any": every configured datasource;
+#             "stored": what the config stage stored in this boot
+#   steps     "config", "final" or "all": steps.CONFIG_STEPS, FINAL_STEPS, ALL_STEPS
+#   deadline  how long the datasource search may wait (None: [main] deadline)
+#   bare      the steps run even with no metadata (those that need none)
+#   once      nothing to do when an earlier stage configured this boot
+Stage = namedtuple("Stage", "metadata steps deadline bare once")
+STAGES = {
+    "local": Stage("local", "config", 0, bare=False, once=False),
+    "network": Stage("any", "config", None, bare=True, once=True),
+    "final": Stage("stored", "final", None, bare=False, once=False),
+    "all": Stage("any", "all", None, bare=True, once=False),
+}
 LOCK_WAIT = 300
 LOCAL_DONE = "/run/guestagent/local-configured"
 FINAL_PENDING = "/run/guestagent/final-pending"
@@ -44,6 +60,13 @@ class Context:
 
     @property
     def default_user(self):
+        """The default account: #cloud-config `user` or `system_info.default_user`
+        name it (cloud-init's way to rename it), else [main] default_user, else
+        the distro's."""
+        cc = self.cloud_config or {}
+        for given in (cc.get("user"), (cc.get("system_info") or {}).get("default_user")):
+            if isinstance(given, dict) and given.get("name"):
+                return given["name"]
         return default_user(self.system, self.config.get("main", "default_user").strip())
 
     @property
@@ -58,14 +81,12 @@ class Context:
 
     @property
     def cloud_config(self):
-        """The merged #cloud-config dict ({} when there is none).
+        """The #cloud-config dict: the user's over the vendor's ({} when there is none).
 
-        Parsed once per instance: the result is stored beside the metadata,
-        so a later boot reads JSON and never imports YAML.
+        Worked out once per instance: the result is stored beside the
+        metadata, so a later boot reads JSON and never imports YAML.
         """
-        if not self.config.getbool("userdata", "enabled"):
-            return {}
-        if not (self.metadata and self.metadata.user_data):
+        if not self.config.getbool("userdata", "enabled") or self.metadata is None:
             return {}
         with self._lock:
             if self._cloud_config is None:
@@ -74,17 +95,29 @@ class Context:
 
     def _stored_or_parsed_cloud_config(self):
         import zlib
-        raw = self.metadata.user_data
+        md = self.metadata
         max_bytes = self.config.getint("userdata", "max_bytes")
-        key = f"{len(raw)}:{zlib.crc32(raw):08x}:{max_bytes}"
-        iid = self.metadata.instance_id
-        cc = self.state.stored_cloud_config(iid, key) if self.state else None
+        with_vendor = self.config.getbool("userdata", "vendor_data")
+        payloads = []
+        if with_vendor:
+            from .userdata import vendor
+            payloads = vendor.payloads(md)
+        raw = b"\0".join([md.user_data or b""] + [p for _, p in payloads])
+        key = f"{len(raw)}:{zlib.crc32(raw):08x}:{max_bytes}:{int(with_vendor)}"
+        cc = self.state.stored_cloud_config(md.instance_id, key) if self.state else None
         if cc is not None:
-            log.debug("#cloud-config: using the copy parsed on this instance's first boot")
+            log.debug("#cloud-config: using the copy worked out on this instance's first boot")
             return cc
-        cc = self.userdata.cloud_config
-        if self.state and iid:
-            self.state.store_cloud_config(iid, key, cc)
+        cc = self.userdata.cloud_config if md.user_data else {}
+        if payloads:
+            if vendor.wanted(cc):
+                vd = vendor.decode_all(md, max_bytes)
+                cc = vendor.under(cc, vd.cloud_config)
+            else:
+                log.info("vendor data turned off by the user-data "
+                         "(vendor_data: {enabled: false})")
+        if self.state and md.instance_id:
+            self.state.store_cloud_config(md.instance_id, key, cc)
         return cc
 
 
@@ -126,29 +159,30 @@ def _run_locked(system, config, state, stage, only):
     configured_this_boot = bool(boot_id) and any(
         r.get("configured") for r in status.get("runs", []))
 
+    spec = STAGES[stage]
     code = EXIT_OK
     md = None
     new_instance = False
-    configuring = stage != "final" and not (stage == "network" and configured_this_boot)
-    if configuring:
-        boot_guard.forget(system)
-    if stage == "network" and configured_this_boot:
+    skip_stage = spec.once and configured_this_boot
+    if spec.metadata != "stored" and not skip_stage:
+        boot_guard.forget(system)  # this run configures: the old proof no longer holds
+    if skip_stage:
         log.info("already configured in this boot by the local stage; nothing to do")
         record["message"] = "already configured in this boot"
-    elif stage == "final":
+    elif spec.metadata == "stored":
         md = state.stored_metadata()
         if md is None:
             log.error("no stored metadata: the config stage has not found a datasource")
             code = EXIT_NO_DATASOURCE
     else:
         names = config.getlist("main", "datasources")
-        if stage == "local":
-            names = [n for n in names if n == "configdrive"]
+        if spec.metadata == "local":
+            names = [n for n in names if not datasources.needs_network(n)]
         try:
             md = datasources.search(config, system, names, state=state,
-                                    deadline=None if stage != "local" else 0)
+                                    deadline=spec.deadline)
         except datasources.NoDatasource as e:
-            if stage == "local":
+            if spec.metadata == "local":
                 log.info("no local datasource (%s); the network stage will look", e)
             else:
                 log.error("no datasource found: %s", e)
@@ -157,7 +191,7 @@ def _run_locked(system, config, state, stage, only):
     if md is not None:
         logsetup.add_secrets(md.secrets())
         record["source"], record["instance_id"] = md.source, md.instance_id
-        if stage != "final":
+        if spec.metadata != "stored":
             prev = state.previous_instance_id()
             new_instance = state.set_instance(md)
             if new_instance:
@@ -167,16 +201,11 @@ def _run_locked(system, config, state, stage, only):
                 log.info("same instance %s as before: only per-boot steps run", md.instance_id)
     record["new_instance"] = new_instance
 
-    if stage == "local" and md is None:
+    if skip_stage or (md is None and not spec.bare):
         names = []
-    elif stage == "network" and configured_this_boot:
-        names = []
-    elif stage == "final":
-        names = steps.FINAL_STEPS if md is not None else []
-    elif stage == "all":
-        names = steps.ALL_STEPS
     else:
-        names = steps.CONFIG_STEPS
+        names = {"config": steps.CONFIG_STEPS, "final": steps.FINAL_STEPS,
+                 "all": steps.ALL_STEPS}[spec.steps]
     if only:
         names = [n for n in names if n in only]
     ctx = Context(system, config, state, md, new_instance, stage)
@@ -189,18 +218,18 @@ def _run_locked(system, config, state, stage, only):
             record["steps"].append(_run_step(ctx, name))
     record["steps"] = [r.join() if isinstance(r, _Background) else r for r in record["steps"]]
     failed = any(r["result"] == "failed" for r in record["steps"])
-    if md is not None and stage in ("local", "network", "all"):
+    if md is not None and spec.metadata != "stored":
         record["configured"] = True
-    if md is not None and stage in ("local", "network"):
+    if md is not None and spec.steps == "config":
         final_pending = _flag_final(ctx, state)
         if not failed and not only:
             per_boot = [r["name"] for r in record["steps"]
                         if r.get("frequency") == steps.PER_BOOT]
             boot_guard.write(ctx, per_boot, final_pending)
-    if md is not None and stage == "final" and not failed and not only and all(
+    if md is not None and spec.steps == "final" and not failed and not only and all(
             state.done(md.instance_id, n) for n in steps.FINAL_STEPS):
         boot_guard.publish(system)
-    if md is not None and stage == "local":
+    if md is not None and spec.metadata == "local":
         # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
         # drive or DMI-confirmed boot its Python never starts (/run is
         # emptied every boot)
@@ -270,12 +299,13 @@ class _Background:
 def _run_step(ctx, name):
     t0 = time.monotonic()
     res = {"name": name, "result": "ok", "changes": [], "duration": 0.0}
+    iid = ctx.metadata.instance_id if ctx.metadata else None
+    done = False  # decided for this instance: a reboot shows it as done-before
     try:
         mod = importlib.import_module(f"guestagent.steps.{name}")
         res["frequency"] = mod.FREQUENCY
         if ctx.metadata is None and getattr(mod, "NEEDS_METADATA", True):
             raise steps.Skip("no metadata")
-        iid = ctx.metadata.instance_id if ctx.metadata else None
         if mod.FREQUENCY == steps.PER_INSTANCE:
             if iid is None:
                 raise steps.Skip("no instance id")
@@ -288,23 +318,29 @@ def _run_step(ctx, name):
         res["result"] = "changed" if changes else "ok"
         for c in changes:
             log.info("%s: %s", name, c)
-        if mod.FREQUENCY == steps.PER_INSTANCE:
-            ctx.state.mark_done(iid, name)
+        done = True
     except steps.Skip as e:
         res["result"] = "skipped"
         res["reason"] = str(e)
         log.info("%s: skipped: %s", name, e)
         # nothing to do for this instance is an answer too: a reboot shows
         # the step as done-before instead of deciding it again
-        if res.get("frequency") == steps.PER_INSTANCE and ctx.metadata is not None:
-            ctx.state.mark_done(ctx.metadata.instance_id, name)
+        done = True
     except Exception as e:  # a failed step never stops the boot or the next step
         res["result"] = "failed"
         res["error"] = str(e) or type(e).__name__
         log.error("%s failed: %s", name, res["error"])
         log.debug("%s traceback", name, exc_info=True)
-    finally:
-        res["duration"] = round(time.monotonic() - t0, 3)
+        # it ran (scripts, appended files): a reboot must not run it again
+        done = isinstance(e, steps.FailedButDone)
+    if done and res.get("frequency") == steps.PER_INSTANCE and iid is not None:
+        try:
+            ctx.state.mark_done(iid, name)
+        except OSError as e:
+            res["result"] = "failed"
+            res["error"] = f"cannot record it as done for this instance: {e}"
+            log.error("%s failed: %s", name, res["error"])
+    res["duration"] = round(time.monotonic() - t0, 3)
     return res
 
 

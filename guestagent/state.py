@@ -5,6 +5,7 @@
     instances/<id>/cloud-config.json  the parsed #cloud-config (0600), so a
                                    later boot never imports YAML
     instances/<id>/done/<step>     per-instance steps that have completed
+    instances/<id>/scripts/        user scripts, runcmd, bootcmd as run
     status.json                    this boot's runs, step by step (no secrets)
 
 The directory is root-only (0700).  Instance ids become directory names, so
@@ -12,7 +13,6 @@ anything but a plain id is hashed first.
 """
 
 import json
-import os
 import re
 
 from .metadata import Metadata
@@ -38,7 +38,7 @@ class State:
 
     def ensure(self):
         self.system.makedirs(STATE_DIR, mode=0o700)
-        os.chmod(self.system.path(STATE_DIR), 0o700)
+        self.system.chmod_dir(STATE_DIR, 0o700)
 
     # -- instance ------------------------------------------------------
     def previous_instance_id(self):
@@ -68,6 +68,10 @@ class State:
             return Metadata.from_dict(json.loads(raw))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def instance_dir(self, instance_id):
+        """The instance's own directory (inside the root)."""
+        return self._p("instances", safe_id(instance_id))
 
     # -- the parsed #cloud-config -------------------------------------------
     def stored_cloud_config(self, instance_id, key):

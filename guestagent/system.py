@@ -2,7 +2,8 @@
 
 Every file a step reads or writes goes through `System` paths relative to a
 root directory (``/`` on a real boot, a scratch tree under ``--root``), and
-every command goes through `System.run`.  Tests point the root elsewhere.
+every command goes through `System.run` (or `System.start`, for one that runs
+on without us waiting).  Tests point the root elsewhere.
 
 Writes walk the path one component at a time with ``O_NOFOLLOW`` and
 directory file descriptors, so a symlink planted by an unprivileged user
@@ -117,6 +118,20 @@ class System:
         finally:
             os.close(dfd)
 
+    def write_existing(self, path, data):
+        """Write into a file or device that must already exist (/dev/urandom):
+        no create, no truncate, never through a symlink."""
+        parent, name = os.path.split(_relative(path))
+        dfd = self.open_dir(parent, create=False)
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
     def append_file(self, path, data, mode=0o644):
         """Append to a log-like file (not atomic; never through a symlink)."""
         if isinstance(data, str):
@@ -150,6 +165,43 @@ class System:
 
     def makedirs(self, path, mode=0o755):
         os.close(self.open_dir(_relative(path), create=True, mode=mode))
+
+    def chmod_dir(self, path, mode):
+        """Set the mode of directory ``path`` (opened as `open_dir` does)."""
+        fd = self.open_dir(path)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def lchown(self, path, uid, gid):
+        """Change the owner of ``path`` itself (a symlink is never followed)."""
+        os.chown(self.path(path), uid, gid, follow_symlinks=False)
+
+    # -- inspecting ----------------------------------------------------
+    def lstat(self, path):
+        """os.lstat of ``path`` inside the root: the link itself, never its target."""
+        return os.lstat(self.path(path))
+
+    def readlink(self, path):
+        """The target of symlink ``path``, or None when it is not a link or not there."""
+        try:
+            return os.readlink(self.path(path))
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+
+    def listdir(self, path):
+        """The sorted names in directory ``path`` ([] when there is none);
+        symlinks on the way resolve inside the root."""
+        host = self.resolve(path)
+        if host is None:
+            return []
+        try:
+            return sorted(os.listdir(host))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
     def open_dir(self, path, create=False, mode=0o755, trusted_uids=(0,)):
         """Open a directory inside the root without following untrusted links."""
@@ -285,6 +337,19 @@ class System:
         if check and res.returncode != 0:
             raise CommandFailed(argv, res)
         return res
+
+    def start(self, argv, stdout=None, stderr=None, cwd=None, env=None):
+        """Start a command and return its Popen without waiting for it.
+
+        For commands watched while they run (user scripts) or left to run on
+        (the background host key): a session of its own, so the caller can
+        signal the whole group and our exit does not take it down; stdin is
+        /dev/null.  OSError from starting it reaches the caller, which can
+        say why (a script's bad #! line).
+        """
+        log.debug("starting: %s", " ".join(argv))
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                cwd=cwd, env=env, start_new_session=True, close_fds=True)
 
 
 class _AnyUid:

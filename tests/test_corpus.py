@@ -39,8 +39,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.normpath(os.path.join(REPO, "..", "shared", "corpus", "cloud-config"))
 MAX = 16 << 20
 TARGET = 0.95
-FLOOR_PUBLISHED = 12    # documents fully handled: ratchets, never lowered
-FLOOR_RENDERED = 13
+FLOOR_PUBLISHED = 28    # documents fully handled: ratchets, never lowered
+FLOOR_RENDERED = 33
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir(os.path.join(CORPUS, "userdata")),
@@ -186,4 +186,4 @@ def test_share_fully_handled_rendered(rendered, capsys):
 def test_every_note_has_a_kind(published):
     for ud in published.values():
         for w in ud.warnings:
-            assert kind_of(w) in ("invalid", "unsupported", "ignored")
+            assert kind_of(w) in ("invalid", "unsupported", "ignored", "notice")

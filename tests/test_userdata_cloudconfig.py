@@ -117,14 +117,13 @@ users:
         {"name": "carol", "sudo": ["ALL=(ALL) ALL", "ALL=(ALL) NOPASSWD: /bin/ls"],
          "groups": ["docker"]},
         {"name": "dave", "sudo": False},
-        {"name": "erin"},
+        {"name": "erin", "uid": 1234},
     ]
     text = "\n".join(warnings)
-    assert "users entry 6 ('erin'): fields guestagent does not support, ignored: passwd, uid" \
-        in text
+    assert "users entry 6 ('erin'): 'passwd' refused: the password hash is unusable" in text
     assert "'sudo' should be a sudoers rule" in text
     assert "'lock_passwd' should be true or false" in text
-    assert "'shell' should be a string" in text
+    assert "'shell' should be an absolute path to a shell" in text
     assert "users entry 7 has no user name; skipped" in text
     assert "users entry 8 is a list" in text and "users entry 9 is a number" in text
     assert "$6$secret" not in text  # field names, never values
@@ -178,22 +177,22 @@ def test_commands_drop_bad_entries():
 
 def test_resolv_conf_and_growpart_fields():
     config, warnings = cc("resolv_conf: {nameservers: 5, domain: a.org, sortlist: [x]}\n"
-                          "growpart: {mode: 7, devices: [/], ignore_growroot_disabled: true}")
+                          "growpart: {mode: 7, devices: [/], ignore_growroot_disable: true}")
     assert config == {"resolv_conf": {"domain": "a.org"}, "growpart": {"devices": ["/"]}}
     text = "\n".join(warnings)
     assert "'nameservers' should be a list of strings" in text
     assert "resolv_conf: fields guestagent does not support, ignored: sortlist" in text
     assert "'mode' should be a mode string" in text
-    assert "ignore_growroot_disabled" in text
+    assert "fields guestagent does not support, ignored: ignore_growroot_disable" in text
 
 
 # -- unknown keys, documents that are not mappings, bad YAML ---------------------
 
 def test_unknown_keys_are_named_in_one_warning():
-    config, warnings = cc("packages: [vim]\nhostname: h\napt: {}\n1: x\nchpasswd: {}\n")
+    config, warnings = cc("puppet: {}\nhostname: h\nchef: {}\n1: x\nlandscape: {}\n")
     assert config == {"hostname": "h"}
     assert warnings == ["#cloud-config keys guestagent does not support, ignored: "
-                        "1, apt, chpasswd, packages"]
+                        "1, chef, landscape, puppet"]
 
 
 @pytest.mark.parametrize("text, what", [("- a\n- b", "a list"), ("just text", "a string"),

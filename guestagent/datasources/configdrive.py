@@ -111,9 +111,11 @@ def read_tree(top, limit, source="configdrive"):
     meta = _json(base, "meta_data.json", required=True)
     network = _json(base, "network_data.json")
     vendor = _json(base, "vendor_data.json")
+    vendor2 = _json(base, "vendor_data2.json")
     user_data = _bytes(os.path.join(base, "user_data"), limit) or b""
     files = _injected_files(top, meta, limit)
-    return from_openstack_documents(source, meta, network, vendor, user_data, files)
+    return from_openstack_documents(source, meta, network, vendor, user_data, files,
+                                    vendor_data2=vendor2)
 
 
 def _version_dir(top):

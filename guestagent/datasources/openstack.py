@@ -1,8 +1,8 @@
-"""OpenStack metadata service: /openstack/latest/ documents, four requests.
+"""OpenStack metadata service: /openstack/latest/ documents, five requests.
 
 meta_data.json decides whether the service is there; network_data.json,
-vendor_data.json and user_data follow, and a 404 on any of them means
-"none".  No directory listing is ever crawled.
+vendor_data.json, vendor_data2.json and user_data follow, and a 404 on any
+of them means "none".  No directory listing is ever crawled.
 """
 
 import json
@@ -31,7 +31,7 @@ def fetch(ctx):
     if not isinstance(meta, dict):
         raise ValueError(f"meta_data.json from {client.base} is not a JSON object")
     docs = {}
-    for name in ("network_data.json", "vendor_data.json", "user_data"):
+    for name in ("network_data.json", "vendor_data.json", "vendor_data2.json", "user_data"):
         try:
             r = client.get(f"{BASE}/{name}")
         except Refused as e:
@@ -52,4 +52,5 @@ def fetch(ctx):
             log.warning("ignoring %s: not valid JSON (%s)", name, e)
     return from_openstack_documents(f"openstack ({client.base})", meta,
                                     parsed.get("network_data.json"),
-                                    parsed.get("vendor_data.json"), user_data)
+                                    parsed.get("vendor_data.json"), user_data,
+                                    vendor_data2=parsed.get("vendor_data2.json"))

@@ -5,7 +5,7 @@ stage, so it holds up the boot for as long as it takes ([userdata]
 script_timeout limits it).
 """
 
-from . import PER_BOOT
+from . import PER_BOOT, Skip
 
 FREQUENCY = PER_BOOT
 
@@ -19,4 +19,7 @@ def unchanged_inputs(ctx):
 
 def run(ctx):
     from ..userdata import execute
+    why = execute.nothing_to_run(ctx, "bootcmd")
+    if why:
+        raise Skip(why)
     return execute.run_commands(ctx, "bootcmd")

@@ -13,13 +13,12 @@ is refused rather than followed.
 import base64
 import binascii
 import logging
-import os
 import posixpath
 import re
 import zlib
 
 from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, FailedButDone, Skip
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,7 @@ def run(ctx):
         for c in changes:
             log.info("write_files: %s", c)
         # once per instance even so: an `append: true` entry must not append again
-        ctx.state.mark_done(ctx.metadata.instance_id, "write_files")
-        raise RuntimeError(f"{len(problems)} of {len(entries)} files not written: "
+        raise FailedButDone(f"{len(problems)} of {len(entries)} files not written: "
                            + "; ".join(problems))
     return changes
 
@@ -121,11 +119,11 @@ def _mode(permissions):
 
 
 def _current_mode(system, path):
-    return os.lstat(system.path(path)).st_mode & 0o7777
+    return system.lstat(path).st_mode & 0o7777
 
 
 def _chown(system, path, uid, gid):
-    os.chown(system.path(path), uid, gid, follow_symlinks=False)
+    system.lchown(path, uid, gid)
 
 
 def _reason(e):

@@ -16,7 +16,7 @@ Warnings name part types and keys, never contents (user-data is a secret).
 
 import logging
 
-from .checks import IGNORED, INVALID, Note, kind_of
+from .checks import IGNORED, INVALID, NOTICE, Note, kind_of
 from .parts import Script, split
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def decode(data, max_bytes, log_warnings=True):
         ud.warnings.append(Note(f"user-data could not be decoded ({type(e).__name__}); "
                                 "none of it is used", INVALID))
     for w in ud.warnings if log_warnings else ():
-        if kind_of(w) == IGNORED:
+        if kind_of(w) in (IGNORED, NOTICE):
             log.info("%s", w)
         else:
             log.warning("%s", w)

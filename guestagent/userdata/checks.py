@@ -19,6 +19,7 @@ is the problem and is shown escaped (`log.shown`).
 INVALID = "invalid"          # the value is wrong: it will not be acted on
 UNSUPPORTED = "unsupported"  # valid, but guestagent does not do it
 IGNORED = "ignored"          # ignored by design (cloud-init ignores it too); nothing lost
+NOTICE = "notice"            # acted on, with a condition worth knowing (needs network...)
 PROBLEMS = (INVALID, UNSUPPORTED)
 MAX_NAMED = 20
 
@@ -45,6 +46,10 @@ def kind_of(note):
 
 class Bad(Exception):
     """The value is not of the expected type; the message says what was expected."""
+
+
+class Refused(Bad):
+    """The value is of the right type but hostile or unusable; the message says why."""
 
 
 def describe(value):
@@ -116,11 +121,15 @@ def fields(item, spec, where, notes, required=(), ignored=None, dashes=False):
         if field in item:
             notes.append(Note(f"{where}: {field!r} {why}", IGNORED))
     for field, check in spec.items():
-        if field not in item:
+        if item.get(field) is None:  # "field:" with nothing after it asks for nothing
             continue
         value = item[field]
         try:
             out[field] = check(value)
+        except Refused as e:
+            if field in required:
+                raise
+            notes.append(Note(f"{where}: {field!r} refused: {e}; ignored", INVALID))
         except Bad as e:
             if field in required:
                 raise

@@ -23,6 +23,7 @@ import importlib
 from . import checks
 from .checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, Bad, Note, describe, named
 from .merging import BadMerge, merge_part, parse
+from .vendor import check_vendor_data
 
 MAX_DEPTH = 50
 
@@ -35,10 +36,11 @@ VERDICTS = (DO, PARTLY, IGNORED, UNSUPPORTED, INVALID)
 class Acts:
     """A step acts on the key; ``check`` validates it (a callable, or a name in the step)."""
 
-    def __init__(self, step, check, after=None):
-        self.step = step
+    def __init__(self, step, check, after=None, what=None):
+        self.step = step  # None: the user-data reading itself acts on it
         self.check = check
         self.after = after  # name in the step: (merged config, notes) -> None, cross-key checks
+        self.what = what or "how the parts merge"
 
     def validator(self):
         if callable(self.check):
@@ -66,10 +68,21 @@ _NOT_USER_DATA = ("belongs to the datasource's metadata, not #cloud-config; clou
 KEYS = {
     # key                    what acts on it
     "users":                 Acts("users", "check_users"),
+    "user":                  Acts("users", "check_user"),
+    "system_info":           Acts("users", "check_system_info"),
+    "groups":                Acts("users", "check_groups"),
     "ssh_authorized_keys":   Acts("users", checks.str_list),
-    "hostname":              Acts("hostname", checks.string),
-    "fqdn":                  Acts("hostname", checks.string),
+    "ssh_import_id":         Acts("users", "check_import_ids"),
+    "disable_root":          Acts("users", "check_disable_root"),
+    "disable_root_opts":     Acts("users", "check_disable_root_opts"),
+    "password":              Acts("passwords", "check_password"),
+    "chpasswd":              Acts("passwords", "check_chpasswd"),
+    "ssh_pwauth":            Acts("passwords", "check_ssh_pwauth"),
+    "hostname":              Acts("hostname", "check_name"),
+    "fqdn":                  Acts("hostname", "check_name"),
     "preserve_hostname":     Acts("hostname", checks.boolean),
+    "prefer_fqdn_over_hostname": Acts("hostname", checks.boolean),
+    "manage_etc_hosts":      Acts("hostname", "check_manage_etc_hosts"),
     "write_files":           Acts("write_files", "check_write_files"),
     "runcmd":                Acts("runcmd", checks.commands),
     "bootcmd":               Acts("bootcmd", checks.commands),
@@ -78,6 +91,11 @@ KEYS = {
                                   after="resolv_conf_needs_manage"),
     "growpart":              Acts("growroot", "check_growpart"),
     "resize_rootfs":         Acts("growroot", "check_resize_rootfs"),
+    "ssh_genkeytypes":       Acts("hostkeys", "check_genkeytypes"),
+    "ssh_deletekeys":        Acts("hostkeys", checks.boolean),
+    "final_message":         Acts("final_message", "check_final_message"),
+    "output":                Acts("scripts", "check_output"),
+    "vendor_data":           Acts(None, check_vendor_data, what="whether vendor data applies"),
     "merge_how":             Acts(None, "merge"),
     "merge_type":            Acts(None, "merge"),
     # ignored by design
@@ -90,6 +108,11 @@ KEYS = {
     "instance-id":           Ignored("the instance id " + _NOT_USER_DATA),
     "local-hostname":        Ignored("the host name " + _NOT_USER_DATA
                                      + " (use hostname: in #cloud-config)"),
+    # known, not done, and why
+    "byobu_by_default":      Unsupported("byobu is an interactive terminal setting: install "
+                                         "byobu and run byobu-enable from runcmd"),
+    "ssh_keys":              Unsupported("host keys handed in through user-data are not "
+                                         "installed: each instance gets its own"),
 }
 
 # The top-level keys cloud-init acts on (its schema-cloud-config-v1.json, plus the
@@ -119,13 +142,14 @@ apt_mirror_search apt_mirror_search_dns apt_preserve_sources_list add_apt_repo_m
 class KeyReport:
     """What happens to one top-level key of one part (for check-userdata)."""
 
-    def __init__(self, part, key, verdict, step=None, why="", notes=()):
+    def __init__(self, part, key, verdict, step=None, why="", notes=(), what=None):
         self.part = part
         self.key = key
         self.verdict = verdict
         self.step = step
         self.why = why
         self.notes = list(notes)
+        self.what = what  # for a key the reading itself acts on (merge_how, vendor_data)
 
     def as_dict(self):
         return {"part": self.part, "key": self.key, "verdict": self.verdict,
@@ -205,7 +229,8 @@ def _check_key(index, where, key, value, part, warnings):
     if isinstance(found, Unsupported):
         return KeyReport(index, name, UNSUPPORTED, why=found.why)
     if value is None:  # "runcmd:" with nothing under it: nothing asked, nothing lost
-        return KeyReport(index, name, DO, found.step, "empty: nothing to do")
+        return KeyReport(index, name, DO, found.step, "empty: nothing to do",
+                         what=found.what if found.step is None else None)
     notes = []
     try:
         if found.check == "merge":
@@ -226,7 +251,8 @@ def _check_key(index, where, key, value, part, warnings):
         warnings.append(n)
     part[key] = checked
     problems = [n for n in notes if checks.kind_of(n) in PROBLEMS]
-    return KeyReport(index, name, PARTLY if problems else DO, found.step, notes=notes)
+    return KeyReport(index, name, PARTLY if problems else DO, found.step, notes=notes,
+                     what=found.what if found.step is None else None)
 
 
 def _load_yaml(text, where, warnings, index=None):

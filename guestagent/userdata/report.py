@@ -11,13 +11,13 @@ invalid, dropped), 2 when the file cannot be read.
 
 import json
 
-from .checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, kind_of
+from .checks import IGNORED, INVALID, NOTICE, PROBLEMS, UNSUPPORTED, kind_of
 from .cloudconfig import DO, PARTLY
 
 EXIT_ALL_HANDLED, EXIT_NOT_ALL, EXIT_UNREADABLE = 0, 1, 2
 
 _WORDS = {DO: "will do", PARTLY: "partly", IGNORED: "ignored", UNSUPPORTED: "unsupported",
-          INVALID: "invalid"}
+          INVALID: "invalid", NOTICE: "note"}
 
 
 def problems(ud):
@@ -77,7 +77,7 @@ def text(ud, size, name):
 def _why(k, steps):
     if k.verdict in (DO, PARTLY):
         if k.step is None:
-            return "how the parts merge"
+            return k.what or "how the parts merge"
         when = steps.get(k.step, "")
         return f"step {k.step}{when}" + (f" ({k.why})" if k.why else "")
     return k.why

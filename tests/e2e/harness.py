@@ -39,6 +39,7 @@ BUILD_IMAGE = os.path.join(HERE, "build-image")
 BUILD_DEB = os.path.join(REPO, "packaging", "build-deb")
 LOG_ROOT = os.environ.get("GUESTAGENT_E2E_LOGS", "/var/tmp/guestagent-e2e-logs")
 SSH_PORT = 2222
+FIRST_MAC = "52:54:00:12:34:56"  # QEMU's own default for the first NIC, made explicit
 USER = "debian"
 FP_BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
 FP_END = "-----END SSH HOST KEY FINGERPRINTS-----"
@@ -141,7 +142,8 @@ class Guest:
 
     def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
                  metadata_tree=None, config_drive=None, disk_size="3G",
-                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append=""):
+                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
+                 ssh_to=None, extra_nics=()):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -155,6 +157,11 @@ class Guest:
         self.smp = smp
         self.cpu = cpu
         self.extra_append = extra_append
+        # ssh_to: the guest address SSH is forwarded to (default: whatever
+        # QEMU's DHCP handed out); extra_nics: (mac, net CIDR) of more NICs,
+        # each on its own isolated user network with nothing to reach
+        self.ssh_to = ssh_to or ""
+        self.extra_nics = list(extra_nics)
         os.makedirs(self.workdir, exist_ok=True)
         self.console = os.path.join(self.workdir, "console.log")
         self.overlay = os.path.join(self.workdir, "disk.qcow2")
@@ -185,12 +192,15 @@ class Guest:
             "-serial", f"file:{self.console}",
             "-kernel", self.image.kernel, "-initrd", self.image.initrd, "-append", append,
             "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",
-            "-device", "virtio-net-pci,netdev=n0",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-{self.ssh_to}:22",
+            "-device", f"virtio-net-pci,netdev=n0,mac={FIRST_MAC}",
             "-device", "virtio-rng-pci",
             "-smbios", f"type=1,manufacturer=OpenStack Foundation,"
                        f"product=OpenStack Nova,uuid={self.uuid}",
         ]
+        for i, (mac, net) in enumerate(self.extra_nics, 1):
+            argv += ["-netdev", f"user,id=n{i},net={net},restrict=on",
+                     "-device", f"virtio-net-pci,netdev=n{i},mac={mac}"]
         if self.config_drive:
             argv += ["-drive", f"file={self.config_drive},if=virtio,format=raw,readonly=on"]
         self.qemu_log = open(os.path.join(self.workdir, "qemu.log"), "w")

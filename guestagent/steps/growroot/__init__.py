@@ -56,10 +56,14 @@ def run(ctx):
     system = ctx.system
     if not ctx.config.getbool("growroot", "enabled"):
         raise Skip("turned off by [growroot] enabled = no")
+    cc = _cloud_config(ctx)
     if system.exists("/etc/growroot-disabled"):
-        raise Skip("/etc/growroot-disabled exists")
+        if (cc.get("growpart") or {}).get("ignore_growroot_disabled") is not True:
+            raise Skip("/etc/growroot-disabled exists")
+        log.info("growroot: /etc/growroot-disabled exists, but #cloud-config growpart says "
+                 "ignore_growroot_disabled: true")
     devices = ctx.config.getlist("growroot", "devices")
-    devices = _apply_cloud_config(_cloud_config(ctx), devices)
+    devices = _apply_cloud_config(cc, devices)
     if not system.live:
         if any(os.path.normpath(d) == "/" for d in devices):
             log.info("growroot: under --root, / is this machine's own root: left alone")
@@ -303,5 +307,6 @@ def _growpart_mode(value):
 def check_growpart(value, key, notes):
     if not isinstance(value, dict):
         raise Bad("a mapping")
-    return fields(value, {"mode": _growpart_mode, "devices": str_list},
+    return fields(value, {"mode": _growpart_mode, "devices": str_list,
+                          "ignore_growroot_disabled": boolean},
                   "#cloud-config growpart", notes)
