@@ -23,6 +23,7 @@ import logging
 import os
 
 from .state import STATE_DIR
+from .steps import PER_BOOT, PER_INSTANCE
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,25 @@ def forget(system):
             log.warning("cannot remove %s: %s", path, e)
 
 
-def write(ctx, per_boot_steps, final_pending):
-    """Write the list after a configuring stage; returns why not, or ''."""
-    import importlib
+def per_instance(names):
+    """The per-instance steps among ``names``."""
+    return [n for n in names if _step(n).FREQUENCY == PER_INSTANCE]
 
+
+def _step(name):
+    import importlib
+    return importlib.import_module(f"guestagent.steps.{name}")
+
+
+def write(ctx, step_names, final_pending):
+    """Write the list after a configuring stage; returns why not, or ''."""
     why = _identity_problem(ctx)
     paths = [DMI_UUID]
     if not why:
-        for name in per_boot_steps:
-            mod = importlib.import_module(f"guestagent.steps.{name}")
+        for name in step_names:
+            mod = _step(name)
+            if mod.FREQUENCY != PER_BOOT:
+                continue
             declare = getattr(mod, "unchanged_inputs", None)
             inputs = declare(ctx) if declare else None
             if inputs is None:

@@ -223,11 +223,9 @@ def _run_locked(system, config, state, stage, only):
     if md is not None and spec.steps == "config":
         final_pending = _flag_final(ctx, state)
         if not failed and not only:
-            per_boot = [r["name"] for r in record["steps"]
-                        if r.get("frequency") == steps.PER_BOOT]
-            boot_guard.write(ctx, per_boot, final_pending)
+            boot_guard.write(ctx, steps.ALL_STEPS, final_pending)
     if md is not None and spec.steps == "final" and not failed and not only and all(
-            state.done(md.instance_id, n) for n in steps.FINAL_STEPS):
+            state.done(md.instance_id, n) for n in boot_guard.per_instance(steps.FINAL_STEPS)):
         boot_guard.publish(system)
     if md is not None and spec.metadata == "local":
         # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config

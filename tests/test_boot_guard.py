@@ -169,5 +169,5 @@ def test_a_later_boot_reads_the_stored_cloud_config_and_never_imports_yaml(root,
                 if line.startswith("import time:")}
     assert "guestagent.runner" in imported  # -X importtime did report
     assert "yaml" not in imported
-    assert "using the copy parsed on this instance's first boot" in res.stderr
+    assert "using the copy worked out on this instance's first boot" in res.stderr
     assert (root / "etc/hostname").read_text() == "cc-name\n"
