@@ -38,15 +38,14 @@ changes anything or waits for anything unless asked with --once.
 """
 
 
-def _common(p, config=True):
+def _common(p):
     p.add_argument("--root", metavar="DIR", default="/",
                    help="work on the tree under DIR instead of /: no live hostname, "
                         "users or devices are touched (user-data scripts, runcmd and "
                         "bootcmd still run, on this host, as root, in DIR)")
-    if config:
-        p.add_argument("--config", metavar="FILE",
-                       help="config file (default: ROOT/etc/guestagent/guestagent.conf "
-                            "and its .conf.d/*.conf drop-ins)")
+    p.add_argument("--config", metavar="FILE",
+                   help="config file (default: ROOT/etc/guestagent/guestagent.conf "
+                        "and its .conf.d/*.conf drop-ins)")
 
 
 def main_parser():
@@ -89,7 +88,7 @@ def _status_parser():
     p = argparse.ArgumentParser(prog="guestagent status",
                                 description="Show the runs of the last boot, step by step.")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _common(p, config=False)
+    _common(p)
     return p
 
 
@@ -101,7 +100,7 @@ def _check_image_parser():
                                             "the OpenStack image requirements.")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--fix", action="store_true", help="apply the safe fixes, report each")
-    _common(p, config=False)
+    _common(p)
     return p
 
 
@@ -133,6 +132,18 @@ def _check_root(args):
 
 
 _exit_fast = False
+EXIT_BROKEN_PIPE = 141  # what a shell shows for a tool that SIGPIPE ended
+
+
+def _config_ok(args):
+    """Whether the config reads; if not, says what is wrong with it (exit 2)."""
+    from .config import ConfigError, load
+    try:
+        load(args.config, root=args.root)
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return False
+    return True
 
 
 def main(argv=None):
@@ -147,17 +158,29 @@ def main(argv=None):
             make_parser, command = commands[argv[0]]
             args = make_parser().parse_args(argv[1:])
             if not hasattr(args, "root"):
-                return command(args)
-            return command(args) if _check_root(args) else 2
-        unit = _unit_args(argv)
-        if unit is not None:
-            return _run_once(unit)
-        return _once(main_parser(), argv)
+                code = command(args)
+            else:
+                code = command(args) if _check_root(args) else 2
+        else:
+            unit = _unit_args(argv)
+            code = _run_once(unit) if unit is not None else _once(main_parser(), argv)
+        sys.stdout.flush()  # here, so a closed pipe is seen while it can be handled
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`guestagent status | head -1`): end quietly, as
+        # other tools do, and keep the interpreter from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _check_image(args):
+    # the image's own config is one of the things checked, not a reason to
+    # stop; a file named on the command line must be readable
+    if args.config and not _config_ok(args):
+        return 2
     from .checkimage import main as check_main
     return check_main(args)
 
@@ -239,15 +262,11 @@ def _run_once(args):
 
 
 def _query(args):
-    from .config import ConfigError, load
     from .state import State
     from .system import System
-    system = System(args.root)
-    try:
-        load(args.config, root=system.root)
-    except ConfigError as e:
-        print(f"guestagent: config error: {e}", file=sys.stderr)
+    if not _config_ok(args):
         return 2
+    system = System(args.root)
     md = State(system).stored_metadata()
     if md is None:
         print("guestagent: no stored metadata: the agent has not found a datasource yet",
@@ -263,21 +282,25 @@ def _query(args):
             else:
                 print(f"guestagent: no such key: {args.key}", file=sys.stderr)
                 return 2
+    # metadata strings are escaped before they reach a terminal: a value with
+    # escape sequences or line breaks must not redraw or forge lines
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     elif isinstance(data, list):
         for item in data:
-            print(item if isinstance(item, str) else json.dumps(item, sort_keys=True))
+            print(escape(item) if isinstance(item, str) else json.dumps(item, sort_keys=True))
     elif isinstance(data, dict):
         print(json.dumps(data, indent=2, sort_keys=True))
     elif data is not None:
-        print(data)
+        print(escape(data))
     return 0
 
 
 def _status(args):
     from .state import State
     from .system import System
+    if not _config_ok(args):
+        return 2
     status = State(System(args.root)).read_status()
     if not status:
         print("guestagent: no runs recorded yet", file=sys.stderr)
@@ -290,16 +313,39 @@ def _status(args):
     if skipped_this_boot(system) and status.get("boot_id") != State(system).boot_id():
         print("this boot: the agent did not start (same instance, disks, host name, DNS "
               "and config as when it last ran); its last runs:")
+    # every field is shown through _field: the file is ours, but what it
+    # quotes (instance ids, errors naming metadata values) came from outside
     for run in status.get("runs", []):
-        print(f"{run.get('started', '?')}  stage {run.get('stage')}: exit {run.get('exit_code')}"
-              f" in {run.get('duration', 0):.2f} s")
+        print(f"{_field(run, 'started', '?')}  stage {_field(run, 'stage')}: exit "
+              f"{_field(run, 'exit_code')} in {_seconds(run.get('duration'))} s")
         if run.get("instance_id"):
-            new = " (new instance)" if run.get("new_instance") else ""
-            print(f"  instance {run['instance_id']}{new} from {run.get('source')}")
+            new = " (new instance)" if run.get("new_instance") is True else ""
+            print(f"  instance {_field(run, 'instance_id')}{new} from {_field(run, 'source')}")
         if run.get("message"):
-            print(f"  {run['message']}")
-        for s in run.get("steps", []):
-            extra = s.get("error") or s.get("reason") or "; ".join(s.get("changes", []))
-            print(f"  {s['name']:<16} {s['result']:<12} {s.get('duration', 0):6.2f} s  {extra}")
+            print(f"  {_field(run, 'message')}")
+        steps = run.get("steps")
+        for s in steps if isinstance(steps, list) else []:
+            if not isinstance(s, dict):
+                continue
+            changes = s.get("changes")
+            extra = s.get("error") or s.get("reason") or (
+                "; ".join(str(c) for c in changes) if isinstance(changes, list) else "")
+            print(f"  {_field(s, 'name', '?'):<16} {_field(s, 'result', '?'):<12} "
+                  f"{_seconds(s.get('duration')):>6} s  {escape(str(extra))}")
     last = status.get("last") or {}
     return 0 if last.get("exit_code", 0) == 0 else 1
+
+
+def escape(text):
+    from .log import escape as log_escape
+    return log_escape(text)
+
+
+def _field(record, key, default=""):
+    value = record.get(key, default)
+    return escape(value if isinstance(value, str) else json.dumps(value))
+
+
+def _seconds(value):
+    return f"{value:.2f}" if isinstance(value, (int, float)) and not isinstance(
+        value, bool) else "?"

@@ -10,6 +10,8 @@ import logging
 
 log = logging.getLogger(__name__)
 
+MAX_INSTANCE_ID = 255  # Nova's are 36-character UUIDs, EC2's i-0123456789abcdef0
+
 REDACTED = "<redacted>"
 
 
@@ -37,7 +39,7 @@ class Metadata:
                  dns_search=None, files=None, availability_zone="", name="", raw=None,
                  network=None, vendor_data2=None):
         self.source = source
-        self.instance_id = instance_id
+        self.instance_id = clean_instance_id(instance_id)
         self.hostname = hostname
         self.public_keys = list(public_keys or [])
         self.user_data = user_data
@@ -92,24 +94,58 @@ class Metadata:
 
     @classmethod
     def from_dict(cls, d):
-        md = cls(source=str(d.get("source", "")), instance_id=str(d.get("instance_id", "")))
-        md.hostname = d.get("hostname") or ""
-        md.public_keys = list(d.get("public_keys") or [])
-        md.user_data = base64.b64decode(d.get("user_data") or "")
+        """The Metadata `to_dict` stored; ValueError when ``d`` is not that shape
+        (a damaged or hand-edited file must not crash `query` or a later stage)."""
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+
+        def string(key):
+            v = d.get(key)
+            if v is None:
+                return ""
+            if not isinstance(v, str):
+                raise ValueError(f"{key} is a {type(v).__name__}, not text")
+            return v
+
+        def strings(key):
+            v = d.get(key) or []
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"{key} is not a list of strings")
+            return list(v)
+
+        def b64(v, key):
+            if not isinstance(v, str):
+                raise ValueError(f"{key} is not base64 text")
+            return base64.b64decode(v, validate=True)
+
+        md = cls(source=string("source"), instance_id=string("instance_id"))
+        md.hostname = string("hostname")
+        md.public_keys = strings("public_keys")
+        md.user_data = b64(d.get("user_data") or "", "user_data")
         md.vendor_data = d.get("vendor_data")
         md.vendor_data2 = d.get("vendor_data2")
-        md.admin_pass = d.get("admin_pass") or ""
-        md.random_seed = d.get("random_seed") or ""
-        md.dns_nameservers = list(d.get("dns_nameservers") or [])
-        md.dns_search = list(d.get("dns_search") or [])
-        md.files = [InjectedFile(f["path"], base64.b64decode(f["content"]))
-                    for f in d.get("files") or []]
-        md.availability_zone = d.get("availability_zone") or ""
-        md.name = d.get("name") or ""
-        md.raw = d.get("raw") or {}
-        if d.get("network"):
+        md.admin_pass = string("admin_pass")
+        md.random_seed = string("random_seed")
+        md.dns_nameservers = strings("dns_nameservers")
+        md.dns_search = strings("dns_search")
+        files = d.get("files") or []
+        if not isinstance(files, list) or not all(
+                isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+            raise ValueError("files is not a list of {path, content}")
+        md.files = [InjectedFile(f["path"], b64(f.get("content"), "files.content"))
+                    for f in files]
+        md.availability_zone = string("availability_zone")
+        md.name = string("name")
+        raw = d.get("raw") or {}
+        if not isinstance(raw, dict):
+            raise ValueError("raw is not an object")
+        md.raw = raw
+        network = d.get("network")
+        if network:
+            if not isinstance(network, dict):
+                raise ValueError("network is not an object")
             from .netconfig import NetworkConfig
-            md.network = NetworkConfig.from_dict(d["network"])
+            md.network = NetworkConfig.from_dict(network)
         return md
 
     def secrets(self):
@@ -148,6 +184,23 @@ def _redact(obj):
 
 
 # -- value checks every datasource's parser uses -----------------------------
+
+def clean_instance_id(value):
+    """The instance id as it decides first boot: surrounding whitespace
+    dropped (a trailing newline must not make every boot a new instance),
+    lone surrogates replaced; ValueError when nothing usable is left."""
+    if not isinstance(value, str):
+        raise ValueError(f"the instance id is a {type(value).__name__}, not text")
+    iid = value.strip()
+    if any(0xD800 <= ord(c) < 0xE000 for c in iid):
+        iid = "".join("\ufffd" if 0xD800 <= ord(c) < 0xE000 else c for c in iid)
+    if not iid:
+        raise ValueError("the instance id is empty")
+    if len(iid) > MAX_INSTANCE_ID:
+        raise ValueError(f"the instance id is {len(iid)} characters long "
+                         f"(at most {MAX_INSTANCE_ID})")
+    return iid
+
 
 def text(value, what):
     """A string field, or '' with a warning when the document had another type."""

@@ -175,14 +175,22 @@ def _run_locked(system, config, state, stage, only):
             log.error("no stored metadata: the config stage has not found a datasource")
             code = EXIT_NO_DATASOURCE
     else:
+        # `--only growroot`: nothing asked for needs the metadata, so only what
+        # costs no wait is looked at (its #cloud-config may turn growpart off)
+        # and finding nothing is no error
+        needless = bool(only) and not any(_needs_metadata(n) for n in only)
         names = config.getlist("main", "datasources")
-        if spec.metadata == "local":
+        local_only = spec.metadata == "local" or needless
+        if local_only:
             names = [n for n in names if not datasources.needs_network(n)]
         try:
             md = datasources.search(config, system, names, state=state,
-                                    deadline=spec.deadline)
+                                    deadline=0 if local_only else spec.deadline)
         except datasources.NoDatasource as e:
-            if spec.metadata == "local":
+            if needless:
+                log.info("no local datasource (%s); %s need no metadata, so the metadata "
+                         "service is not asked", e, ", ".join(only))
+            elif spec.metadata == "local":
                 log.info("no local datasource (%s); the network stage will look", e)
             else:
                 log.error("no datasource found: %s", e)
@@ -247,6 +255,10 @@ def _run_locked(system, config, state, stage, only):
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
     return code
+
+
+def _needs_metadata(name):
+    return getattr(importlib.import_module(f"guestagent.steps.{name}"), "NEEDS_METADATA", True)
 
 
 def _flag_final(ctx, state):
@@ -346,11 +358,18 @@ class _lock:
     """One agent at a time: a second run waits (and says so), then goes on."""
 
     def __init__(self, system):
-        self.path = system.path(STATE_DIR + "/lock")
+        self.system = system
+        self.path = STATE_DIR + "/lock"
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                          0o600)
+        # opened inside the state directory through the System seam: a
+        # symlinked /var/lib/guestagent in an image tree stays in the tree
+        dfd = self.system.open_dir(STATE_DIR)
+        try:
+            self.fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                              | os.O_NONBLOCK, 0o600, dir_fd=dfd)
+        finally:
+            os.close(dfd)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

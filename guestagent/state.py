@@ -13,11 +13,16 @@ anything but a plain id is hashed first.
 """
 
 import json
+import logging
 import re
 
 from .metadata import Metadata
 
+log = logging.getLogger(__name__)
+
 STATE_DIR = "/var/lib/guestagent"
+# What the agent itself wrote is far smaller; a bigger file is not ours.
+MAX_STATE_FILE = 64 << 20
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -37,13 +42,16 @@ class State:
         return "/".join((STATE_DIR,) + parts)
 
     def ensure(self):
+        # through the System seam: a symlinked /var/lib/guestagent in an
+        # image tree resolves inside the root, never on the host
         self.system.makedirs(STATE_DIR, mode=0o700)
         self.system.chmod_dir(STATE_DIR, 0o700)
 
     # -- instance ------------------------------------------------------
     def previous_instance_id(self):
         try:
-            return self.system.read_text(self._p("instance-id")).strip()
+            return self.system.read_bytes(self._p("instance-id"), limit=4096).decode(
+                "utf-8", "replace").strip()
         except OSError:
             return ""
 
@@ -63,10 +71,16 @@ class State:
         iid = instance_id or self.previous_instance_id()
         if not iid:
             return None
+        path = self._p("instances", safe_id(iid), "metadata.json")
         try:
-            raw = self.system.read_bytes(self._p("instances", safe_id(iid), "metadata.json"))
+            raw = self.system.read_bytes(path, limit=MAX_STATE_FILE)
+        except OSError:
+            return None
+        try:
             return Metadata.from_dict(json.loads(raw))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            log.warning("ignoring the stored metadata %s: it is not what this agent "
+                        "writes (%s)", path, e)
             return None
 
     def instance_dir(self, instance_id):
@@ -107,10 +121,30 @@ class State:
 
     # -- status ----------------------------------------------------------
     def read_status(self):
+        """This boot's record, or None; a damaged file is ignored with a warning.
+
+        Runs that are not objects are dropped, so readers may trust the shape
+        {"boot_id": str, "runs": [dict...], "last": dict}."""
+        path = self._p("status.json")
         try:
-            return json.loads(self.system.read_bytes(self._p("status.json")))
-        except (OSError, ValueError):
+            raw = self.system.read_bytes(path, limit=MAX_STATE_FILE)
+        except OSError:
             return None
+        try:
+            status = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            log.warning("ignoring %s: not valid JSON (%s)", path, e)
+            return None
+        if not isinstance(status, dict):
+            log.warning("ignoring %s: not a JSON object", path)
+            return None
+        runs = status.get("runs")
+        status["runs"] = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+        if not isinstance(status.get("boot_id"), str):
+            status["boot_id"] = ""
+        if not isinstance(status.get("last"), dict):
+            status.pop("last", None)
+        return status
 
     def write_status(self, status):
         self.ensure()

@@ -39,18 +39,38 @@ class System:
     def path(self, path):
         """Host path of ``path`` (an absolute path inside the root).
 
-        Only for reading and for handing to commands: writes go through
+        Every symlink on the way to the last component is resolved as if
+        chrooted, so an image's absolute link (``/var/run -> /run``) leads
+        to ROOT/run, never to the host's /run; the last component is left
+        as named (it may be a link the caller means to inspect).  Only for
+        reading and for handing to commands: writes go through
         `write_file`, which does not trust symlinks.
         """
         rel = _relative(path)
-        return os.path.join(self.root, rel) if rel else self.root
+        if self.root == "/":
+            return "/" + rel
+        if not rel:
+            return self.root
+        host = self.resolve(path, follow_last=False, missing_ok=True)
+        if host is None:
+            raise UnsafePathError(errno.ELOOP, "too many levels of symbolic links", path)
+        return host
 
     def exists(self, path):
         return os.path.lexists(self.path(path))
 
     def read_bytes(self, path, limit=None):
-        """Read a file inside the root; symlinks are resolved inside the root."""
-        fd = self._open_file(path, os.O_RDONLY)
+        """Read a regular file inside the root; symlinks are resolved inside the root.
+
+        A FIFO, socket or device (planted where a file was expected) is
+        refused rather than read: it could block the boot or never end.
+        """
+        fd = self._open_file(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            _require_regular(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
         with os.fdopen(fd, "rb") as f:
             return f.read() if limit is None else f.read(limit)
 
@@ -132,22 +152,51 @@ class System:
         finally:
             os.close(fd)
 
-    def append_file(self, path, data, mode=0o644):
-        """Append to a log-like file (not atomic; never through a symlink)."""
+    def append_file(self, path, data, mode=0o644, uid=None, gid=None):
+        """Append to a regular file (not atomic; never through a symlink).
+
+        The owner and mode are set on the file descriptor that was written,
+        so a link swapped in afterwards cannot redirect them.
+        """
         if isinstance(data, str):
             data = data.encode("utf-8")
-        parent, name = os.path.split(_relative(path))
-        dfd = self.open_dir(parent, create=True)
+        fd = self.open_append(path, mode)
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, mode, dir_fd=dfd)
-        finally:
-            os.close(dfd)
-        try:
+            if uid is not None or gid is not None:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
             os.write(fd, data)
         finally:
             os.close(fd)
+
+    def open_append(self, path, mode=0o644):
+        """A descriptor open for appending to the regular file ``path`` (created
+        when missing), reached without following untrusted links."""
+        parent, name = os.path.split(_relative(path))
+        if not name:
+            raise UnsafePathError(errno.EINVAL, "not a file path", path)
+        dfd = self.open_dir(parent, create=True)
+        try:
+            # O_NONBLOCK: opening a FIFO for writing would wait for a reader
+            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePathError(errno.ELOOP, "refusing to write: a symlink",
+                                      "/" + _relative(path)) from None
+            if e.errno == errno.ENXIO:
+                raise UnsafePathError(errno.ENXIO, "refusing to write: not a regular file",
+                                      "/" + _relative(path)) from None
+            raise
+        finally:
+            os.close(dfd)
+        try:
+            _require_regular(fd, "/" + _relative(path), "write")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def remove(self, path):
         parent, name = os.path.split(_relative(path))
@@ -275,27 +324,36 @@ class System:
             raise FileNotFoundError(errno.ENOENT, "no such file inside the root", path)
         return os.open(host, flags | os.O_CLOEXEC)
 
-    def resolve(self, path, follow_last=True):
+    def resolve(self, path, follow_last=True, missing_ok=False):
         """Host path of ``path`` with every symlink resolved as if chrooted.
 
         None when a component is missing (or, with ``follow_last``, when the
-        final link dangles).  For reading and inspecting only: writes go
+        final link dangles); with ``missing_ok`` the missing rest is appended
+        as named instead.  For reading and inspecting only: writes go
         through `write_file`, which trusts no link it did not check.
         """
         todo = [p for p in _relative(path).split("/") if p]
         done = []
         links = 0
+        missing = False
         while todo:
             part = todo.pop(0)
             if part == "..":
                 if done:
                     done.pop()
                 continue
+            if missing:
+                done.append(part)
+                continue
             host = os.path.join(self.root, *done, part)
             try:
                 st = os.lstat(host)
             except OSError:
-                return None
+                if not missing_ok:
+                    return None
+                missing = True
+                done.append(part)
+                continue
             if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
                 links += 1
                 if links > _MAX_LINKS:
@@ -375,6 +433,12 @@ class CommandFailed(RuntimeError):
         super().__init__(msg)
         self.returncode = res.returncode
         self.result = res
+
+
+def _require_regular(fd, path, what="read"):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(errno.EINVAL, f"refusing to {what}: not a regular file", path)
 
 
 def _relative(path):

@@ -15,6 +15,7 @@ import pytest
 
 from guestagent.steps import Skip, growroot
 from guestagent.steps.growroot import blockdev, lvm
+from guestagent.steps.growroot.partition_table import NewPartition, msdos_extended, parse_parted
 from guestagent.system import System
 
 from support import EXAMPLES
@@ -309,7 +310,7 @@ PVS_JSON = """  {
 
 
 def test_plan_grows_the_last_partition_pv():
-    layout = lvm.parse_parted(PARTED_GPT_PV_LAST)
+    layout = parse_parted(PARTED_GPT_PV_LAST)
     assert (layout.table, layout.sectors, layout.sector_size) == ("gpt", 512000, 512)
     pvs = lvm.parse_report(PVS_JSON % ("/dev/vda2", 19922944, 19922944), "pv")
     actions, _ = lvm.plan(pvs, {"/dev/vda2": ("/dev/vda", 2)}, {"/dev/vda": layout})
@@ -317,16 +318,17 @@ def test_plan_grows_the_last_partition_pv():
 
 
 def test_plan_makes_a_new_partition_when_the_pv_is_boxed_in():
-    layout = lvm.parse_parted(PARTED_DOS_PV_NOT_LAST)
+    layout = parse_parted(PARTED_DOS_PV_NOT_LAST)
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 104857600, 104857600), "pv")
     actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})
-    assert actions == [lvm.Action("mkpart", disk="/dev/sda", start=239616, end=614399)]
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda",
+                                  new=NewPartition(239616, 614399, "primary"))]
 
 
 def test_plan_resizes_a_whole_disk_pv_or_a_pv_whose_partition_grew():
     pvs = lvm.parse_report(PVS_JSON % ("/dev/vdb", 100 * MiB, 300 * MiB), "pv")
     assert lvm.plan(pvs, {"/dev/vdb": None}, {})[0] == [lvm.Action("pvresize", pv="/dev/vdb")]
-    layout = lvm.parse_parted(PARTED_DOS_PV_NOT_LAST)
+    layout = parse_parted(PARTED_DOS_PV_NOT_LAST)
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 50 * MiB, 100 * MiB), "pv")
     assert lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})[0] == [
         lvm.Action("pvresize", pv="/dev/sda1")]
@@ -337,15 +339,64 @@ def test_plan_does_nothing_without_room_and_says_why():
                                           "239616s:241663s:2048s:free")
     pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 104857600, 104857600), "pv")
     actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
-                              {"/dev/sda": lvm.parse_parted(full)})
-    assert actions == [] and "no unallocated space" in notes[0]
+                              {"/dev/sda": parse_parted(full)})
+    assert actions == [] and notes == []  # nothing worth taking: the quiet later boot
     four = PARTED_DOS_PV_NOT_LAST.replace(
         "1:239616s:614399s:374784s:free;",
         "3:239616s:241663s:2048s:::;\n4:241664s:243711s:2048s:::;\n"
         "1:243712s:614399s:370688s:free;")
     actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
-                              {"/dev/sda": lvm.parse_parted(four)})
-    assert actions == [] and "no free primary partition slot" in notes[0]
+                              {"/dev/sda": parse_parted(four)})
+    assert actions == [] and len(notes) == 1
+    assert notes[0].startswith("/dev/sda has 181.0 MiB unallocated, but no partition can be "
+                               "added: all four primary msdos slots are taken")
+
+
+# msdos: partitions 1-3 primary, 4 extended to the old end holding logical 5 and
+# free space, then the disk's new space (parted -m, sfdisk-made, grown by 100 MiB)
+PARTED_DOS_EXTENDED = """BYT;
+/tmp/t.img:409600s:file:512:512:msdos::;
+1:63s:2047s:1985s:free;
+1:2048s:83967s:81920s:::;
+2:83968s:104447s:20480s:::swap;
+3:104448s:124927s:20480s:::;
+4:124928s:204799s:79872s:::;
+5:126976s:147455s:20480s:::;
+1:147456s:204799s:57344s:free;
+1:204800s:409599s:204800s:free;
+"""
+
+
+def test_plan_on_msdos_takes_a_logical_partition_or_the_fourth_primary():
+    layout = parse_parted(PARTED_DOS_EXTENDED)
+    assert layout.extended == 4
+    pvs = lvm.parse_report(PVS_JSON % ("/dev/sda1", 40 * MiB, 40 * MiB), "pv")
+    actions, notes = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)}, {"/dev/sda": layout})
+    # the extended partition grows to the end; the logical one takes its free
+    # tail and the new space, one sector left for its EBR
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda", new=NewPartition(
+        149504, 409599, "logical", extended=4, extended_end=409599))]
+    # three primaries, no extended: the fourth primary
+    three = "\n".join(ln for ln in PARTED_DOS_EXTENDED.splitlines()
+                      if not ln.startswith(("4:", "5:", "1:147456s", "1:204800s")))
+    three += "\n1:124928s:409599s:284672s:free;\n"
+    actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
+                          {"/dev/sda": parse_parted(three)})
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda",
+                                  new=NewPartition(124928, 409599, "primary"))]
+    # the extended partition already reaches the disk's end: a logical inside it
+    inside = PARTED_DOS_EXTENDED.replace("4:124928s:204799s", "4:124928s:409599s").replace(
+        "1:147456s:204799s:57344s:free;\n1:204800s:409599s:204800s:free;",
+        "1:147456s:409599s:262144s:free;")
+    actions, _ = lvm.plan(pvs, {"/dev/sda1": ("/dev/sda", 1)},
+                          {"/dev/sda": parse_parted(inside)})
+    assert actions == [lvm.Action("mkpart", disk="/dev/sda",
+                                  new=NewPartition(149504, 409599, "logical"))]
+    # an empty extended partition is known only to sfdisk
+    assert msdos_extended('{"partitiontable": {"label": "dos", "partitions": ['
+                              '{"node": "/dev/sda1", "type": "83"},'
+                              '{"node": "/dev/sda2", "type": "5"}]}}') == 2
+    assert msdos_extended('{"partitiontable": {"partitions": []}}') is None
 
 
 @needs_root
@@ -356,13 +407,13 @@ def test_plan_on_parted_output_of_real_images(tmp_path, table):
     sh("truncate", "-s", "150M", img)
     sh("sfdisk", "-q", img, input=f"label: {table}\nsize=60MiB\nsize=30MiB\n")
     sh("truncate", "-s", "+100M", img)
-    layout = lvm.parse_parted(sh("parted", "-m", "-s", img, "unit", "s", "print", "free"
+    layout = parse_parted(sh("parted", "-m", "-s", img, "unit", "s", "print", "free"
                                  ).stdout)
     pvs = [{"pv_name": "/dev/x1", "pv_size": str(60 * MiB), "dev_size": str(60 * MiB)}]
     actions, _ = lvm.plan(pvs, {"/dev/x1": (str(img), 1)}, {str(img): layout})
     assert len(actions) == 1 and actions[0].kind == "mkpart"
-    assert actions[0].start == 91 * 2048  # 1 MiB + 60 + 30 MiB, aligned
-    assert actions[0].end * 512 > 240 * MiB
+    assert actions[0].new.start == 91 * 2048  # 1 MiB + 60 + 30 MiB, aligned
+    assert actions[0].new.end * 512 > 240 * MiB
     pvs = [{"pv_name": "/dev/x2", "pv_size": str(30 * MiB), "dev_size": str(30 * MiB)}]
     actions, _ = lvm.plan(pvs, {"/dev/x2": (str(img), 2)}, {str(img): layout})
     assert [a.kind for a in actions] == ["growpart"]
@@ -426,33 +477,70 @@ def test_vg_grows_through_growpart_and_pvresize(tmp_path, lvm_env):
 
 @needs_root
 @pytest.mark.root
-def test_vg_grows_through_a_new_partition(tmp_path, lvm_env):
+@pytest.mark.parametrize("table,layout,new", [
+    # gpt: the backup header sits at the old end until it is moved
+    ("gpt", ["size=60MiB", "size=30MiB"], 3),
+    ("dos", ["size=60MiB", "size=30MiB"], 3),
+    ("dos", ["size=40MiB", "size=20MiB", "size=20MiB"], 4),  # the 4th primary
+    # all primaries taken, extended at the end: it grows, a logical goes in
+    ("dos", ["size=40MiB", "size=10MiB", "size=10MiB", "type=5", "size=10MiB"], 6),
+], ids=["gpt", "dos-3rd-primary", "dos-4th-primary", "dos-logical"])
+def test_vg_grows_through_a_new_partition(tmp_path, lvm_env, table, layout, new):
     system = System("/")
     vg = _vg_name(tmp_path)
-    with LoopDisk(tmp_path, 100, "dos", ["size=60MiB", "size=30MiB"]) as disk:
+    with LoopDisk(tmp_path, 100, table, layout) as disk:
         sh("pvcreate", "-q", disk.part(1))  # boxed in by partition 2
         sh("vgcreate", "-q", vg, disk.part(1))
         lvm_env.append(vg)
         before = lvm.vg_free_extents(system, vg)
         disk.enlarge(100)
         changes = []
+        node = disk.part(new)
         try:
-            lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), changes)
+            notes = lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n),
+                                changes)
         finally:
-            for n in (3,):
-                node = disk.part(n)
-                if os.path.exists(f"/sys/block/{disk.name}/{disk.name}p{n}"):
-                    disk.wait_partition(n)  # so teardown removes a node we had to make
-        assert len(changes) == 1 and changes[0].startswith(f"made partition 3 on {disk.dev}")
+            if os.path.exists(f"/sys/block/{disk.name}/{disk.name}p{new}"):
+                disk.wait_partition(new)  # so teardown removes a node we had to make
+        assert notes == []
+        assert len(changes) == 1, changes
+        assert changes[0].startswith(f"made partition {new} on {disk.dev}")
         assert changes[0].endswith(f"a physical volume of volume group {vg}")
         pvs = [r["pv_name"] for r in lvm.vg_pvs(system, vg)]
         assert sorted(pvs) == [disk.part(1), node]
         assert lvm.vg_free_extents(system, vg) > before + 20
-        flags = sh("parted", "-m", "-s", disk.dev, "print").stdout
-        assert ":lvm;" in flags.splitlines()[-1]
+        table_now = sh("parted", "-m", "-s", disk.dev, "unit", "s", "print").stdout
+        assert table_now.splitlines()[-1].startswith(f"{new}:") and ":lvm;" in table_now
+        end = int(table_now.splitlines()[-1].split(":")[2].rstrip("s"))
+        assert end >= disk.sectors() - 2048 - 34  # the new space is all taken
+        if table == "gpt":
+            dump = sh("sfdisk", "-d", disk.dev).stdout
+            assert f"last-lba: {disk.sectors() - 34}" in dump
         again = []
-        lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), again)
+        assert lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n),
+                           again) == []
         assert again == []
+
+
+@needs_root
+@pytest.mark.root
+def test_a_disk_where_no_partition_can_be_added_says_so(tmp_path, lvm_env):
+    system = System("/")
+    vg = _vg_name(tmp_path)
+    with LoopDisk(tmp_path, 100, "dos",
+                  ["size=40MiB", "size=10MiB", "size=10MiB", "size=10MiB"]) as disk:
+        sh("pvcreate", "-q", disk.part(1))
+        sh("vgcreate", "-q", vg, disk.part(1))
+        lvm_env.append(vg)
+        disk.enlarge(100)
+        image = open(disk.image, "rb").read(1024 * 1024)
+        changes = []
+        notes = lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n),
+                            changes)
+        assert changes == []
+        assert len(notes) == 1 and notes[0].startswith(f"{disk.dev} has 1")
+        assert "all four primary msdos slots are taken" in notes[0]
+        assert open(disk.image, "rb").read(1024 * 1024) == image  # the table is untouched
 
 
 # -- #cloud-config switches, through a real config drive tree ------------------------

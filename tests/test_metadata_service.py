@@ -200,3 +200,25 @@ def test_redirect_off_the_metadata_address_is_refused(tmp_path, root, run_agent)
         res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
     assert "refusing to follow a redirect" in res.stderr
     assert res.returncode == 3
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_debug_lines_stay_out_of_the_log_unless_verbose(tmp_path, root, run_agent,
+                                                                verbose):
+    """After a 500 the agent asks pyroute2 about the network and urllib3 retries:
+    their debug lines are for --verbose, the agent's own always go to the file."""
+    conf = _conf(tmp_path)
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack", "--fail-first", "1")
+        res = run_agent("--once", "--root", root, "--config", conf,
+                        *(["--verbose"] if verbose else []), netns=ns)
+    assert res.returncode == 0, res.stderr
+    text = (root / "var/log/guestagent.log").read_text()
+    names = {line.split()[3].rstrip(":") for line in text.splitlines()
+             if len(line.split()) > 3}
+    foreign = sorted(n for n in names if not n.startswith("guestagent"))
+    assert "DEBUG guestagent." in text  # the agent's own detail stays
+    if verbose:
+        assert any(n.startswith(("urllib3", "pyroute2")) for n in foreign), foreign
+    else:
+        assert foreign == [], foreign

@@ -25,6 +25,7 @@ from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Skip
 from . import blockdev, lvm
 from .blockdev import human_size
+from .partition_table import PartitionError
 
 FREQUENCY = PER_BOOT
 NEEDS_METADATA = False
@@ -77,7 +78,7 @@ def run(ctx):
             grow_mountpoint(system, mountpoint, changes)
         except Skip as e:
             skipped.append(f"{mountpoint}: {e}")
-        except (GrowError, lvm.LvmError, CommandFailed) as e:
+        except (GrowError, PartitionError, CommandFailed) as e:
             errors.append(f"{mountpoint}: {e}")
     if errors:
         for c in changes:  # the runner records no changes for a failed step
@@ -160,12 +161,14 @@ def grow_mountpoint(system, mountpoint, changes):
     if not system.which(tool):
         raise Skip(f"{tool} is not installed, so its {fstype} filesystem cannot grow")
     node = _node(dev, mount)
+    first_change, unusable = len(changes), []
     if dev.is_lvm:
         for t in ("lvs", "pvs", "vgs", "pvresize", "lvextend", "parted"):
             if not system.which(t):
                 raise Skip(f"on LVM volume {dev.dm_name}, but {t} is not installed (lvm2, "
                            "parted)")
-        lvm.grow_lv(system, dev, lambda disk, n: _growpart(system, disk, n), changes)
+        unusable = lvm.grow_lv(system, dev, lambda disk, n: _growpart(system, disk, n),
+                               changes)
     elif dev.dm_name:
         raise Skip(f"on device-mapper volume {dev.dm_name}, which is not LVM "
                    "(encrypted or multipath volumes are not grown)")
@@ -174,8 +177,11 @@ def grow_mountpoint(system, mountpoint, changes):
     # a filesystem on a whole disk: only the filesystem grows
     if fstype == "btrfs" and dev.size_bytes < BTRFS_MIN_RESIZE:
         log.debug("growroot: %s is under 256 MiB: btrfs will not resize it", node)
-        return
-    changes += grow_filesystem(system, fstype, node, mount.mountpoint, argv)
+    else:
+        changes += grow_filesystem(system, fstype, node, mount.mountpoint, argv)
+    if unusable and len(changes) == first_change:
+        # the disk has room the root cannot have: say so in status, not "ok"
+        raise Skip("; ".join(unusable))
 
 
 def _node(dev, mount):

@@ -7,8 +7,9 @@ the root LV's volume group:
    then ``pvresize``;
 2. the PV is a whole disk that grew: ``pvresize``;
 3. otherwise, if a disk that already holds the VG has unallocated space
-   elsewhere: ``parted mkpart`` a new partition there, flag it ``lvm``, tell
-   the kernel (``partx``/``partprobe``), ``pvcreate``, ``vgextend``.
+   elsewhere: a new partition there (`partition_table`: the backup GPT
+   header moved first; on msdos a primary or a logical partition), flagged
+   ``lvm``, known to the kernel, then ``pvcreate``, ``vgextend``.
 
 Then, when the VG has free extents, ``lvextend -l +100%FREE`` the root LV.
 The filesystem is grown by the caller, like any other.
@@ -23,92 +24,23 @@ captured from the real tools; `grow_lv` runs it against the live system.
 import json
 import logging
 import os
-import time
 
 from . import blockdev
 from .blockdev import human_size as _size
+from .partition_table import PartitionError, add_partition, new_partition, read_layout
 
 log = logging.getLogger(__name__)
 
-ALIGN_SECTORS = 2048             # new partitions start on a 1 MiB boundary
 MIN_GROWTH = 1024 * 1024         # growpart's own threshold: less is not worth it
 MIN_NEW_PARTITION = 16 * 1024 * 1024
 _ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1", "LC_ALL": "C"}
 
 
-class LvmError(RuntimeError):
+class LvmError(PartitionError):
     """An LVM or partitioning command failed (the message says which and why)."""
 
 
 # -- parsing what the tools print ------------------------------------------------
-
-class Segment:
-    """A partition (number set) or free space (number None), in sectors."""
-
-    def __init__(self, number, start, end, fstype="", flags=""):
-        self.number, self.start, self.end = number, start, end
-        self.fstype, self.flags = fstype, flags
-
-    @property
-    def sectors(self):
-        return self.end - self.start + 1
-
-    def __repr__(self):
-        return f"<Segment {self.number or 'free'} {self.start}-{self.end}>"
-
-
-class DiskLayout:
-    """``parted -m DISK unit s print free``, parsed."""
-
-    def __init__(self, path, sectors, sector_size, table, segments):
-        self.path, self.sectors, self.sector_size = path, sectors, sector_size
-        self.table, self.segments = table, segments
-
-    def partition(self, number):
-        for s in self.segments:
-            if s.number == number:
-                return s
-        return None
-
-    @property
-    def partitions(self):
-        return [s for s in self.segments if s.number is not None]
-
-    def free_after(self, number):
-        """The free segment that starts right after partition ``number``, or None."""
-        part = self.partition(number)
-        if part is None:
-            return None
-        for s in self.segments:
-            if s.number is None and s.start == part.end + 1:
-                return s
-        return None
-
-
-def _sectors(field):
-    return int(field.rstrip("s"))
-
-
-def parse_parted(text):
-    """Parse parted's machine-readable (``-m``) output in sectors."""
-    lines = [ln.strip().rstrip(";") for ln in text.splitlines() if ln.strip()]
-    if not lines or lines[0] != "BYT":
-        raise ValueError("not parted -m output in sectors (no 'BYT;' header)")
-    head = lines[1].split(":")
-    if len(head) < 6:
-        raise ValueError(f"unexpected parted disk line: {lines[1]!r}")
-    layout = DiskLayout(head[0], _sectors(head[1]), int(head[3]), head[5], [])
-    for ln in lines[2:]:
-        f = ln.split(":")
-        if len(f) < 5:
-            continue
-        start, end = _sectors(f[1]), _sectors(f[2])
-        if f[4] == "free":
-            layout.segments.append(Segment(None, start, end))
-        else:
-            layout.segments.append(Segment(int(f[0]), start, end, f[4], f[-1]))
-    return layout
-
 
 def parse_report(text, kind):
     """Rows of an LVM ``--reportformat json`` report (``kind``: lv, pv, vg)."""
@@ -121,11 +53,11 @@ def parse_report(text, kind):
 # -- deciding ---------------------------------------------------------------------
 
 class Action:
-    """One thing to do: growpart+pvresize, pvresize, or mkpart+pvcreate+vgextend."""
+    """One thing to do: growpart+pvresize, pvresize, or mkpart+pvcreate+vgextend
+    (``new``: the NewPartition to make on ``disk``)."""
 
-    def __init__(self, kind, pv=None, disk=None, number=None, start=None, end=None):
-        self.kind, self.pv, self.disk, self.number = kind, pv, disk, number
-        self.start, self.end = start, end
+    def __init__(self, kind, pv=None, disk=None, number=None, new=None):
+        self.kind, self.pv, self.disk, self.number, self.new = kind, pv, disk, number, new
 
     def __eq__(self, other):
         return isinstance(other, Action) and vars(self) == vars(other)
@@ -141,7 +73,9 @@ def plan(pvs, pv_partitions, layouts, min_new=MIN_NEW_PARTITION):
     ``pvs``: rows of ``pvs -o pv_name,pv_size,dev_size --units b``;
     ``pv_partitions``: pv_name -> (disk path, partition number), or None for a
     whole-disk PV; ``layouts``: disk path -> DiskLayout.
-    Returns (actions, notes): notes say why nothing applies, for the log.
+    Returns (actions, notes): notes name unallocated space on the VG's disks
+    that no partition can be made in, and why (a quiet "nothing to do" has
+    no note).
     """
     actions, notes = [], []
     for pv in pvs:
@@ -166,26 +100,12 @@ def plan(pvs, pv_partitions, layouts, min_new=MIN_NEW_PARTITION):
         layout = layouts.get(disk)
         if layout is None:
             continue
-        if layout.table not in ("gpt", "msdos"):
-            notes.append(f"{disk} has a {layout.table!r} partition table")
-            continue
-        numbers = [s.number for s in layout.partitions]
-        if layout.table == "msdos" and (len(numbers) >= 4 or any(n > 4 for n in numbers)):
-            notes.append(f"{disk} (msdos) has no free primary partition slot")
-            continue
-        best = None
-        for s in layout.segments:
-            if s.number is not None:
-                continue
-            start = -(-s.start // ALIGN_SECTORS) * ALIGN_SECTORS
-            size = (s.end - start + 1) * layout.sector_size
-            if size >= min_new and (best is None or size > best[2]):
-                best = (start, s.end, size)
-        if best is None:
-            notes.append(f"no unallocated space of {min_new // 2**20} MiB or more on {disk}")
-            continue
-        actions.append(Action("mkpart", disk=disk, start=best[0], end=best[1]))
-        break
+        new, note = new_partition(disk, layout, min_new)
+        if new is not None:
+            actions.append(Action("mkpart", disk=disk, new=new))
+            break
+        if note:
+            notes.append(note)
     return actions, notes
 
 
@@ -243,12 +163,6 @@ def vg_free_extents(system, vg):
     return 0
 
 
-def read_layout(system, disk):
-    out = _run(system, ["parted", "-m", "-s", disk, "unit", "s", "print", "free"],
-               f"reading the partition table of {disk}")
-    return parse_parted(out)
-
-
 def locate_pvs(pvs):
     """pv_name -> (disk path, partition number) or None (whole disk / unknown)."""
     out = {}
@@ -264,6 +178,8 @@ def locate_pvs(pvs):
 def grow_vg(system, vg, grow_partition, changes):
     """Give VG ``vg`` the free space on its disks, adding to ``changes``.
 
+    Returns the notes on unallocated space that no partition can be made in.
+
     ``grow_partition(disk_path, number)`` grows one partition with growpart
     and returns its changes (the step's own, so both paths behave alike).
     """
@@ -276,9 +192,9 @@ def grow_vg(system, vg, grow_partition, changes):
         layouts[disk] = read_layout(system, disk)
     actions, notes = plan(pvs, where, layouts)
     for note in notes:
-        log.info("volume group %s: %s", vg, note)
+        log.warning("volume group %s: %s", vg, note)
     if not actions:
-        return
+        return notes
     # measured around all the actions: some LVM versions see a grown device
     # before pvresize runs
     before = {pv["pv_name"]: int(pv["pv_size"]) for pv in pvs}
@@ -294,56 +210,16 @@ def grow_vg(system, vg, grow_partition, changes):
         if old is not None and int(pv["pv_size"]) > old:
             changes.append(f"resized physical volume {pv['pv_name']} from {_size(old)} "
                            f"to {_size(int(pv['pv_size']))}")
+    return notes
 
 
 def _new_pv(system, vg, action):
-    disk = action.disk
-    res = system.run(["parted", "-s", disk, "unit", "s", "mkpart", "primary",
-                      f"{action.start}s", f"{action.end}s"],
-                     env=dict(os.environ, **_ENV), timeout=120)
-    layout = read_layout(system, disk)
-    new = next((s for s in layout.partitions if s.start == action.start), None)
-    if new is None:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise LvmError(f"parted could not make a partition on {disk} from sector "
-                       f"{action.start}: {detail[-1] if detail else 'no detail'}")
-    # parted exits 1 when it wrote the table but could not tell the kernel
-    # about partitions in use; the new one is added below either way.  The
-    # lvm flag is a label for people and tools, LVM itself does not need it.
-    res = system.run(["parted", "-s", disk, "set", str(new.number), "lvm", "on"],
-                     env=dict(os.environ, **_ENV), timeout=120)
-    if "lvm" not in (read_layout(system, disk).partition(new.number) or new).flags:
-        log.warning("could not flag partition %d of %s for LVM (%s); going on without",
-                    new.number, disk, (res.stderr or res.stdout).strip()[-200:] or "no detail")
-    node = _partition_node(system, disk, new.number)
+    new, node = add_partition(system, action.disk, action.new, flag="lvm")
     _run(system, ["pvcreate", node], f"making {node} a physical volume")
     _run(system, ["vgextend", vg, node], f"adding {node} to volume group {vg}")
-    return [f"made partition {new.number} on {disk} ({_size(new.sectors * layout.sector_size)})"
-            f" a physical volume of volume group {vg}"]
-
-
-def _partition_node(system, disk, number, wait=5.0):
-    """The /dev node of a new partition, once the kernel knows it."""
-    disk_dev = blockdev.device_of_path(disk)
-    if disk_dev is None:
-        raise LvmError(f"{disk} is not a block device")
-    tries = [["partx", "-a", "--nr", str(number), disk], ["partx", "-u", disk],
-             ["partprobe", disk]]
-    deadline = time.monotonic() + wait
-    while True:
-        for p in disk_dev.partitions():
-            if p.partition_number == number and os.path.exists(p.path):
-                return p.path
-        if tries and system.which(tries[0][0]):
-            system.run(tries.pop(0), timeout=60)
-            continue
-        if tries:
-            tries.pop(0)
-            continue
-        if time.monotonic() > deadline:
-            raise LvmError(f"the kernel does not show partition {number} of {disk} "
-                           "(partx and partprobe tried); a reboot will")
-        time.sleep(0.1)
+    sector_size = read_layout(system, action.disk).sector_size
+    return [f"made partition {new.number} on {action.disk} "
+            f"({_size(new.sectors * sector_size)}) a physical volume of volume group {vg}"]
 
 
 def extend_lv(system, vg, lv):
@@ -367,8 +243,10 @@ def _lv_size(system, vg, lv):
 def grow_lv(system, dev, grow_partition, changes):
     """The whole LVM path for the LV at BlockDevice ``dev``, adding to ``changes``.
 
-    The filesystem on the LV is left to the caller.
+    The filesystem on the LV is left to the caller.  Returns the notes on
+    space that could not be used (see `plan`).
     """
     vg, lv = find_lv(system, dev)
-    grow_vg(system, vg, grow_partition, changes)
+    notes = grow_vg(system, vg, grow_partition, changes)
     changes += extend_lv(system, vg, lv)
+    return notes

@@ -330,7 +330,8 @@ def _options_list(options):
 def _control_char(text):
     for c in text:
         o = ord(c)
-        if (o < 32 and c != "\t") or o == 127 or 0x80 <= o < 0xA0 or c in "\u2028\u2029":
+        if ((o < 32 and c != "\t") or o == 127 or 0x80 <= o < 0xA0 or c in "\u2028\u2029"
+                or 0xD800 <= o < 0xE000):  # a lone surrogate cannot even be written
             return f"U+{o:04X}"
     return None
 
