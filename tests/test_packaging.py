@@ -300,6 +300,7 @@ def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
         modes[path] = (int(mode, 8) & 0o7777, owner, group)
         assert (owner, group) == ("root", "root"), line
     assert modes["/usr/bin/guestagent"][0] == 0o755
+    assert modes["/usr/libexec/guestagent/guestagent-unchanged"][0] == 0o755  # the reboot guard
     assert modes["/etc/guestagent/guestagent.conf"][0] == 0o644
     assert modes["/etc/guestagent"][0] == 0o755
     for unit in UNIT_NAMES:
@@ -309,7 +310,7 @@ def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
     outside = [p for p in modes if not p.startswith((
         "/usr/bin/guestagent", "/etc/guestagent", "/usr/lib/systemd/system/guestagent",
         "/usr/lib/systemd/system-preset/80-guestagent.preset", "/usr/share/man/man1/",
-        "/usr/share/doc/guestagent", "/usr/lib/python3"))]
+        "/usr/share/doc/guestagent", "/usr/lib/python3", "/usr/libexec/guestagent"))]
     assert not outside, f"files outside the package's own places: {outside}"
     assert all("/site-packages/guestagent" in p for p in modes if p.startswith("/usr/lib/py"))
     preset = (root / "usr/lib/systemd/system-preset/80-guestagent.preset").read_text()
