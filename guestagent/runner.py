@@ -57,6 +57,8 @@ class Context:
         self._userdata = None
         self._cloud_config = None
         self._lock = threading.RLock()
+        # power.Request objects: acted on once the stage's status is written
+        self.power_requests = []
 
     @property
     def default_user(self):
@@ -254,6 +256,9 @@ def _run_locked(system, config, state, stage, only):
     except OSError as e:
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
+    if ctx.power_requests:
+        from . import power
+        power.act(system, ctx.power_requests)
     return code
 
 

@@ -169,6 +169,22 @@ class System:
         finally:
             os.close(fd)
 
+    def symlink(self, path, target):
+        """Atomically make ``path`` a symlink to ``target`` (never through a link)."""
+        parent, name = os.path.split(_relative(path))
+        dfd = self.open_dir(parent, create=True)
+        try:
+            tmp = f".{name}.guestagent-new"
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            os.symlink(target, tmp, dir_fd=dfd)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
     def open_append(self, path, mode=0o644):
         """A descriptor open for appending to the regular file ``path`` (created
         when missing), reached without following untrusted links."""

@@ -567,10 +567,19 @@ def test_cloud_config_names_the_devices_or_turns_growth_off(tmp_path, root, run_
         assert res.returncode == 0, res.stderr
         assert step["result"] == "skipped" and "mode: off" in step["reason"]
         assert disk.part_extent(1)[1] == size
-        # [growroot] devices = / (refused under --root); #cloud-config names the disk
+        # under --root, #cloud-config may only narrow [growroot] devices: with
+        # devices = / (never grown under --root) it cannot reach the disk ...
         on = configdrive_with(tmp_path / "on", f"#cloud-config\ngrowpart:\n  mode: auto\n"
                                                f"  devices: [{json.dumps(mp)}]\n")
         conf = write_conf(tmp_path, "/")
+        conf.write_text(conf.read_text().replace(f"{EXAMPLES}/configdrive", str(on)))
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "skipped", step
+        assert "not named in [growroot] devices" in res.stderr
+        assert disk.part_extent(1)[1] == size
+        # ... and with the disk named there, the same user-data grows it
+        conf = write_conf(tmp_path, mp)
         conf.write_text(conf.read_text().replace(f"{EXAMPLES}/configdrive", str(on)))
         res, step = run_growroot(run_agent, root, conf)
         assert res.returncode == 0, res.stderr

@@ -40,11 +40,24 @@ CONFIG_STEPS = [
     "passwords",
     "injected_files",
     "write_files",
+    "timezone",
+    "disk_setup",
+    "mounts",
 ]
+# locale, keyboard and ntp run late (locale-gen takes seconds, the clients
+# restart); repositories and packages come before the user's scripts and runcmd, which
+# usually need the packages; power_state is last (it acts after the stage).
 FINAL_STEPS = [
+    "locale",
+    "keyboard",
+    "ntp",
+    "yum_repos",
+    "apt_configure",
+    "packages",
     "scripts",
     "runcmd",
     "final_message",
+    "power_state",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # Run in a thread beside the steps after them (joined before the stage ends):

@@ -11,6 +11,7 @@ password is never in an argv, a log line or the status.
 import logging
 
 from .. import accounts, shadow
+from ..passwd_hash import sha512_crypt
 from . import PER_INSTANCE, Skip
 
 FREQUENCY = PER_INSTANCE
@@ -29,8 +30,9 @@ def run(ctx):
     if accounts.lookup(ctx.system, user) is None:
         raise RuntimeError(f"user {user} does not exist here, so admin_pass was not set "
                            "(see the users step)")
-    from ..passwd_hash import sha512_crypt  # hashlib loads OpenSSL: only with a password
-
+    why = shadow.problem(password)
+    if why:  # checked before hashing: the hash's work grows with the length
+        raise RuntimeError(f"refusing admin_pass: {why}; admin_pass was not set")
     try:
         how = shadow.set_passwords(ctx.system, [(user, sha512_crypt(password), True)])
     except shadow.PasswordError as e:

@@ -197,6 +197,23 @@ class TestMatrix:
     def test_dns_after_the_boot_settled(self, guest):
         check_dns(guest)
 
+    def test_dns_after_the_dhcp_client_acted_again(self, guest):
+        """Where a DHCP client owns /etc/resolv.conf (SysV: ifupdown's
+        dhclient, through dhclient-script), it releases and takes the lease
+        anew: the metadata's nameservers are still there.  The systemd images
+        run systemd-networkd without systemd-resolved, which never writes the
+        file: it must be a plain file nobody else manages."""
+        if guest.image.systemd:
+            res = guest.ssh("test -f /etc/resolv.conf && ! test -L /etc/resolv.conf "
+                            "&& ! test -e /run/systemd/resolve && echo plain", check=False)
+            assert res.stdout.strip() == "plain", "/etc/resolv.conf has another owner here"
+        else:
+            guest.ssh("sudo -n sh -c 'dhclient -r eth0; dhclient -1 eth0' >/dev/null 2>&1",
+                      check=False, timeout=120)
+            guest.wait_ssh(timeout=120, boot=False)
+            guest.settle()
+        check_dns(guest)
+
     def test_user_data(self, guest, keys):
         check_user_data(guest, keys)
 

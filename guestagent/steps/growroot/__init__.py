@@ -59,13 +59,23 @@ def run(ctx):
         raise Skip("turned off by [growroot] enabled = no")
     cc = _cloud_config(ctx)
     if system.exists("/etc/growroot-disabled"):
-        if (cc.get("growpart") or {}).get("ignore_growroot_disabled") is not True:
+        growpart = cc.get("growpart")
+        if not (isinstance(growpart, dict)
+                and growpart.get("ignore_growroot_disabled") is True):
             raise Skip("/etc/growroot-disabled exists")
         log.info("growroot: /etc/growroot-disabled exists, but #cloud-config growpart says "
                  "ignore_growroot_disabled: true")
-    devices = ctx.config.getlist("growroot", "devices")
-    devices = _apply_cloud_config(cc, devices)
+    configured = ctx.config.getlist("growroot", "devices")
+    devices = _apply_cloud_config(cc, configured)
     if not system.live:
+        # under --root, mount points are this machine's: user-data may only
+        # narrow what the operator named in [growroot] devices, never widen it
+        allowed = {os.path.normpath(d) for d in configured}
+        refused = [d for d in devices if os.path.normpath(d) not in allowed]
+        if refused:
+            log.warning("growroot: under --root, ignoring #cloud-config growpart devices "
+                        "not named in [growroot] devices: %s", ", ".join(refused))
+        devices = [d for d in devices if os.path.normpath(d) in allowed]
         if any(os.path.normpath(d) == "/" for d in devices):
             log.info("growroot: under --root, / is this machine's own root: left alone")
         devices = [d for d in devices if os.path.normpath(d) != "/"]

@@ -90,8 +90,7 @@ def run(ctx):
     for spec in specs:
         try:
             changes += _set_up(ctx.system, spec)
-        except (accounts.AccountError, sudoers.SudoersError, shadow.PasswordError,
-                OSError) as e:
+        except Exception as e:  # one bad account or value costs only that account
             problems.append(f"user {spec.name}: {_reason(e)}")
     for name, members in wanted_groups.items():
         try:
@@ -294,5 +293,5 @@ def _strings(value, what):
 def _reason(e):
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
-    return str(e)
+    return str(e) or type(e).__name__
 

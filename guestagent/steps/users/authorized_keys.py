@@ -58,6 +58,8 @@ def parse(line):
     if len(line) > MAX_LINE:
         raise BadKey(f"longer than {MAX_LINE} characters")
     options = ""
+    if not line.split():  # only other whitespace (U+00A0, U+3000...)
+        raise BadKey("empty")
     first = line.split(None, 1)[0]
     if first not in KEY_TYPES:
         options, line = _split_options(line)
