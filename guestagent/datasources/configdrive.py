@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 
 from ..log import shown
 from ..metadata import InjectedFile
@@ -91,6 +90,8 @@ def read_label(dev):
 
 
 def _read_device(system, dev, limit):
+    import tempfile  # only when a device is mounted (it brings shutil, random, bz2...)
+
     mnt = tempfile.mkdtemp(prefix="guestagent-configdrive-", dir="/run")
     try:
         try:

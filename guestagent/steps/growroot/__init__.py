@@ -91,6 +91,19 @@ def run(ctx):
     return changes
 
 
+def unchanged_inputs(ctx):
+    """What decides the next boot's growroot (see boot_guard): the block
+    devices' sizes, so a disk grown while the instance was down is noticed."""
+    try:
+        names = sorted(os.listdir(ctx.system.path("/sys/class/block")))
+    except OSError:
+        return []
+    # not loop/ram devices, nor optical drives (a config drive on sr0 may be
+    # probed after the guard runs, and nothing grows on it)
+    return [f"/sys/class/block/{n}/size" for n in names
+            if not n.startswith(("loop", "ram", "zram", "sr", "fd"))]
+
+
 def _cloud_config(ctx):
     try:
         cc = ctx.cloud_config
