@@ -17,9 +17,10 @@ from .system import CommandFailed, CommandMissing, UnsafePathError
 
 log = logging.getLogger(__name__)
 
-# POSIX-ish names: what useradd accepts everywhere, and nothing a shell or a
-# sudoers line could read as syntax.
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# What useradd accepts on Debian and RHEL (shadow 4.9+ allows dots: cloud
+# users write "first.last"), and nothing a shell or a sudoers line could read
+# as syntax.  A name never starts with a dot or a dash.
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _SHELL_RE = re.compile(r"^/[A-Za-z0-9_./+-]{1,255}$")
 
 Account = namedtuple("Account", "name uid gid home shell")
