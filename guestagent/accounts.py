@@ -13,13 +13,14 @@ import os
 import re
 from collections import namedtuple
 
-from .system import CommandMissing, UnsafePathError
+from .system import CommandFailed, CommandMissing, UnsafePathError
 
 log = logging.getLogger(__name__)
 
-# POSIX-ish names: what useradd accepts everywhere, and nothing a shell or a
-# sudoers line could read as syntax.
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# What useradd accepts on Debian and RHEL (shadow 4.9+ allows dots: cloud
+# users write "first.last"), and nothing a shell or a sudoers line could read
+# as syntax.  A name never starts with a dot or a dash.
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _SHELL_RE = re.compile(r"^/[A-Za-z0-9_./+-]{1,255}$")
 
 Account = namedtuple("Account", "name uid gid home shell")
@@ -319,14 +320,11 @@ def _run(system, argv, what):
     if system.which(argv[0]) is None:
         raise AccountError(f"cannot {what}: {argv[0]} is not installed")
     try:
-        res = system.run(argv, timeout=60)
+        return system.run(argv, timeout=60, check=True)
     except CommandMissing:
         raise AccountError(f"cannot {what}: {argv[0]} is not installed") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise AccountError(f"cannot {what}: {argv[0]} exited {res.returncode}"
-                           + (f": {detail[-1][:300]}" if detail else ""))
-    return res
+    except CommandFailed as e:
+        raise AccountError(f"cannot {what}: {e}") from None
 
 
 def _records(system, path, nfields):

@@ -19,7 +19,7 @@ import time
 
 from .passwd_hash import MAX_PASSWORD as MAX_PLAIN_BYTES
 from .passwd_hash import sha512_crypt
-from .system import CommandMissing
+from .system import CommandFailed, CommandMissing
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +135,11 @@ def _chpasswd(system, chpasswd, pairs, extra):
 
 def _run(system, argv, what):
     try:
-        res = system.run(argv, timeout=60)
+        system.run(argv, timeout=60, check=True)
     except CommandMissing:
         raise PasswordError(f"cannot {what}: {argv[0]} is not installed") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise PasswordError(f"cannot {what}: {argv[0]} exited {res.returncode}"
-                            + (f": {detail[-1][:200]}" if detail else ""))
+    except CommandFailed as e:
+        raise PasswordError(f"cannot {what}: {e}") from None
 
 
 def _today():

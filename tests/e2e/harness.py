@@ -197,12 +197,16 @@ class Guest:
     ``config_drive``: attach this ISO read-only: a virtio disk, or a SCSI
     CD-ROM when the image's root disk is on SCSI.
     ``disk_size``: the overlay's virtual size (the flavor's root disk).
+    ``extra_disks``: raw images attached after the root disk as further virtio
+    disks (/dev/vdb, ...; written to by the guest).
+    ``on_netns``: called with the guest's Netns before QEMU starts, to start
+    servers the guest reaches at 10.0.2.2 (the namespace's 127.0.0.1).
     """
 
     def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
                  metadata_tree=None, config_drive=None, disk_size="3G",
                  instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
-                 ssh_to=None, extra_nics=()):
+                 ssh_to=None, extra_nics=(), extra_disks=(), on_netns=None):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -216,6 +220,8 @@ class Guest:
         self.smp = smp
         self.cpu = cpu
         self.extra_append = extra_append
+        self.extra_disks = list(extra_disks)
+        self.on_netns = on_netns
         # ssh_to: the guest address SSH is forwarded to (default: whatever
         # QEMU's DHCP handed out); extra_nics: (mac, net CIDR) of more NICs,
         # each on its own isolated user network with nothing to reach
@@ -243,6 +249,8 @@ class Guest:
         self.ns = Netns()
         if self.metadata_tree is not None:
             self.ns.start_server(self.metadata_tree, "--log", self.metadata_log)
+        if self.on_netns is not None:
+            self.on_netns(self.ns)
         append = f"{self.image.cmdline} {self.extra_append}".strip()
         argv = [
             "qemu-system-x86_64", "-name", self.name, "-nodefaults", "-no-user-config",
@@ -285,6 +293,8 @@ class Guest:
                                "-device", "scsi-cd,drive=cd,bus=scsi0.0"]
         else:
             raise ValueError(f"unknown disk bus {bus!r}")
+        for disk in self.extra_disks:  # /dev/vdb, ... (before the config drive)
+            args += ["-drive", f"file={disk},if=virtio,format=raw,cache=unsafe"]
         if cd:
             args += ["-drive", f"{cd},if=virtio"]
         return args

@@ -177,7 +177,7 @@ def _from_entry(entry, i):
     name = entry.get("name")
     if not accounts.valid_name(name):
         log.warning("ignoring %s: name %r is not a valid account name "
-                    "(lower-case letters, digits, _ and -, at most 32)", where, name)
+                    "(lower-case letters, digits, _, - and ., at most 32)", where, name)
         return None
     spec = _Spec(name, "/bin/bash", [], [], [])
     spec.from_user_data = True
