@@ -417,11 +417,15 @@ class Guest:
     def settle(self, timeout=300):
         """Wait until the boot is over, as a user would see it; returns the
         state.  systemd: ``systemctl is-system-running --wait`` ("running" or
-        "degraded").  SysV: runlevel 2 reached, /etc/init.d/rc finished and
-        no agent run left in the background ("running")."""
+        "degraded"), and no agent stage still growing the root after its
+        unit said READY=1.  SysV: runlevel 2 reached, /etc/init.d/rc finished
+        and no agent run left in the background ("running")."""
         if self.image.systemd:
             res = self.ssh("sudo -n systemctl is-system-running --wait", check=False,
                            timeout=timeout)
+            # [o]: the pattern must not match this very shell's command line
+            self.ssh(f"for i in $(seq {timeout}); do pgrep -f 'guestagent --onc[e]' >/dev/null "
+                     "|| exit 0; sleep 1; done", check=False, timeout=timeout + 30)
             return res.stdout.strip()
         # [c] and [e]: the patterns must not match this very shell's command line
         script = (f"for i in $(seq {timeout // 2}); do "
