@@ -504,6 +504,14 @@ def git_commit():
     return res.stdout.strip() + ("-dirty" if dirty.strip() else "")
 
 
+def agent_tree(commit):
+    """What the .deb is built from at ``commit`` (git tree ids), or None."""
+    res = subprocess.run(["git", "-C", REPO, "rev-parse"]
+                         + [f"{commit}:{d}" for d in ("guestagent", "units", "packaging")],
+                         capture_output=True, text=True)
+    return res.stdout.split() if res.returncode == 0 and "-dirty" not in commit else None
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -524,6 +532,9 @@ def main():
                          "for the metadata boot), None (a tuned image); default: Debian's "
                          "cloud.cfg as shipped "
                          "(the SPEC's incumbent)")
+    ap.add_argument("--resume", action="store_true",
+                    help="go on from the rounds already in --json (same commit, boots and "
+                         "cloud-init config), e.g. after the QEMU slot was lent out")
     args = ap.parse_args()
     boots = [b for b in BOOTS if b in args.boots.split(",")]
     if not boots:
@@ -539,6 +550,24 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     host = machine()
     commit = git_commit()  # what the .deb is built from, not what HEAD is by the end
+    samples = {b: {k: [] for k in KINDS} for b in boots}
+    first_round, resumed = 1, []
+    if args.resume:
+        with open(args.json) as f:
+            prior = json.load(f)
+        same = {"boots": boots, "cloud_init_cfg": CLOUD_INIT_CFG}
+        differ = [k for k, v in same.items() if prior.get(k) != v]
+        # the same .deb: guestagent/, units/, packaging/ as committed then and now
+        if commit.endswith("-dirty") or agent_tree(prior["git_commit"]) != agent_tree(commit):
+            differ.append("the agent's code (guestagent/, units/, packaging/)")
+        if differ:
+            sys.exit(f"compare-boot: --resume: {args.json} differs in {', '.join(differ)}")
+        samples = prior["samples"]
+        first_round = prior.get("rounds_done", 0) + 1
+        started = datetime.datetime.strptime(prior["date"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc)
+        resumed = prior.get("resumed_at", []) + [
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
     work = args.workdir or tempfile.mkdtemp(prefix="guestagent-compare-boot-", dir="/var/tmp")
     os.makedirs(work, exist_ok=True)
     try:
@@ -552,18 +581,19 @@ def main():
             log("images built (--build-only): nothing booted")
             return 0
         iso, instance_uuid, md_tree = config_drive(work, keys)
-        samples = {b: {k: [] for k in KINDS} for b in boots}
-        for n in range(1, args.rounds + 1):
+        for n in range(first_round, args.rounds + 1):
             for kind in KINDS:
                 for s in boot_once(kind, images, work, keys, iso, md_tree, instance_uuid, n,
                                    boots, profile=(n == 1)):
                     samples[s["boot"]][kind].append(s)
             # every round on disk as soon as it is done: an interrupted run keeps them
-            write_result(args, started, commit, host, samples, boots, complete=False)
+            write_result(args, started, commit, host, samples, boots, complete=False,
+                         resumed=resumed)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    result = write_result(args, started, commit, host, samples, boots, complete=True)
+    result = write_result(args, started, commit, host, samples, boots, complete=True,
+                          resumed=resumed)
     for boot in boots:
         print(f"\n== {boot}")
         if result["by_boot"][boot]["comparison"].get("incomplete"):
@@ -576,7 +606,7 @@ def main():
     return 0
 
 
-def write_result(args, started, commit, host, samples, boots, complete):
+def write_result(args, started, commit, host, samples, boots, complete, resumed=()):
     by_boot = {b: summarise(samples[b]) for b in boots}
     summary = by_boot.get("configdrive") or next(iter(by_boot.values()))
     result = {
@@ -595,6 +625,8 @@ def write_result(args, started, commit, host, samples, boots, complete):
                       "was false), counted as 0 in unit_time_s",
         "cloud_init_cfg": CLOUD_INIT_CFG,
         "complete": complete,
+        # when the run went on with --resume (duration_s then counts the gaps too)
+        "resumed_at": list(resumed),
         "boots": list(boots),
         "summary": summary,
         "by_boot": by_boot,
