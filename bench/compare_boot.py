@@ -364,30 +364,53 @@ def boot_once(kind, images, work, keys, iso, md_tree, instance_uuid, n, boots, p
                           disk_size=DISK, instance_uuid=instance_uuid)
         load = round(os.getloadavg()[0], 2)  # other work on the host skews TCG boots
         with g:
-            tts = g.wait_ssh()
-            s = measure(kind, "configdrive", g, tts, n, load)
-            if "configdrive" in boots:
-                out.append(s)
-            if "reboot" in boots:
-                load = round(os.getloadavg()[0], 2)
-                g.reboot()
-                s = measure(kind, "reboot", g, g.time_to_ssh, n, load)
-                out.append(s)
-            if profile and kind == "guestagent":
-                res = g.ssh(IMPORTTIME, check=False, timeout=600)
-                out[-1]["importtime_local_stage"] = res.stdout.splitlines()
-                res = g.ssh(STARTUP, check=False, timeout=600)
-                out[-1]["python_start_ms"] = dict(
-                    ln.split("=", 1) for ln in res.stdout.splitlines() if "=" in ln)
+            tts = wait_login(g, kind, "configdrive", n, load, out)
+            if tts is not None:
+                configdrive_then_reboot(g, kind, tts, n, load, boots, profile, out)
     if "metadata" in boots:
         g = harness.Guest(images[kind], os.path.join(work, f"vm-md-{kind}"), f"bench-md-{kind}",
                           key=keys["user"], root_key=keys["debug"], metadata_tree=md_tree,
                           disk_size=DISK, instance_uuid=instance_uuid)
         load = round(os.getloadavg()[0], 2)
         with g:
-            tts = g.wait_ssh()
-            out.append(measure(kind, "metadata", g, tts, n, load))
+            tts = wait_login(g, kind, "metadata", n, load, out)
+            if tts is not None:
+                out.append(measure(kind, "metadata", g, tts, n, load))
     return out
+
+
+def configdrive_then_reboot(g, kind, tts, n, load, boots, profile, out):
+    s = measure(kind, "configdrive", g, tts, n, load)
+    if "configdrive" in boots:
+        out.append(s)
+    if "reboot" in boots:
+        load = round(os.getloadavg()[0], 2)
+        if wait_login(g, kind, "reboot", n, load, out, login=g.reboot) is None:
+            return
+        out.append(measure(kind, "reboot", g, g.time_to_ssh, n, load))
+    if profile and kind == "guestagent":
+        res = g.ssh(IMPORTTIME, check=False, timeout=600)
+        out[-1]["importtime_local_stage"] = res.stdout.splitlines()
+        res = g.ssh(STARTUP, check=False, timeout=600)
+        out[-1]["python_start_ms"] = dict(
+            ln.split("=", 1) for ln in res.stdout.splitlines() if "=" in ln)
+
+
+def wait_login(g, kind, boot, n, load, out, login=None):
+    """Seconds to the first SSH login; a guest that never lets the user in is
+    recorded as such (left out of the medians) and the run goes on."""
+    try:
+        if login is not None:
+            login()
+            return g.time_to_ssh
+        return g.wait_ssh()
+    except harness.GuestError as e:
+        log(f"round {n} {boot} {kind}: NO LOGIN ({str(e).splitlines()[0]}); recorded, "
+            f"left out of the medians")
+        out.append({"round": n, "boot": boot, "login_ok": False, "probe_ok": False,
+                    "time_to_ssh_s": None, "unit_time_s": None,
+                    "host_loadavg_1min_at_start": load, "error": str(e)[-3000:]})
+        return None
 
 
 # -- report ----------------------------------------------------------------------
@@ -552,7 +575,7 @@ def main():
     commit = git_commit()  # what the .deb is built from, not what HEAD is by the end
     samples = {b: {k: [] for k in KINDS} for b in boots}
     first_round, resumed = 1, []
-    if args.resume:
+    if args.resume and os.path.exists(args.json):
         with open(args.json) as f:
             prior = json.load(f)
         same = {"boots": boots, "cloud_init_cfg": CLOUD_INIT_CFG}
@@ -561,13 +584,15 @@ def main():
         if commit.endswith("-dirty") or agent_tree(prior["git_commit"]) != agent_tree(commit):
             differ.append("the agent's code (guestagent/, units/, packaging/)")
         if differ:
-            sys.exit(f"compare-boot: --resume: {args.json} differs in {', '.join(differ)}")
-        samples = prior["samples"]
-        first_round = prior.get("rounds_done", 0) + 1
-        started = datetime.datetime.strptime(prior["date"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.timezone.utc)
-        resumed = prior.get("resumed_at", []) + [
-            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
+            log(f"--resume: {args.json} was measured with other "
+                f"{', '.join(differ)}: starting from round 1")
+        else:
+            first_round = prior.get("rounds_done", 0) + 1
+            samples = prior["samples"]
+            started = datetime.datetime.strptime(prior["date"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=datetime.timezone.utc)
+            resumed = prior.get("resumed_at", []) + [
+                datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
     work = args.workdir or tempfile.mkdtemp(prefix="guestagent-compare-boot-", dir="/var/tmp")
     os.makedirs(work, exist_ok=True)
     try:
