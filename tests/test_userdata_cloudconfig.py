@@ -207,6 +207,30 @@ def test_invalid_yaml_says_where():
     assert config == {} and "not valid YAML" in w and "line" in w
 
 
+def test_invalid_yaml_names_the_key_and_unrendered_template_syntax():
+    """Terraform's %{ for } left in: the line, the key it breaks and why, no text shown."""
+    _, [w] = cc("hostname: a\nruncmd:\n%{ for c in cmds ~}\n  - ${c}\n%{ endfor ~}\n")
+    assert "not valid YAML" in w and "at line 4, column 2" in w
+    assert "in key 'runcmd'" in w
+    assert "line 4 holds template syntax (%{...}): the template was not rendered" in w
+    assert "for c in" not in w and w.kind == "invalid"
+    _, [w] = cc("hostname: {{ vmname }}\n")
+    assert "in key 'hostname'" in w and "({{ ... }})" in w
+
+
+def test_invalid_yaml_names_an_unquoted_alias():
+    """`password: ******` (a redacted value) is a YAML alias: say so, not only the column."""
+    _, [w] = cc("users:\n  - name: u\n    password: ******\n")
+    assert "in key 'users'" in w
+    assert "the value on line 4 starts with '*'" in w and "quote the value" in w
+
+
+def test_a_string_where_a_boolean_belongs_names_a_placeholder():
+    _, [w] = cc("package_upgrade: ${update}\n")
+    assert "expected true or false, got a string that looks like an unfilled template " \
+           "placeholder (${...})" in w
+
+
 def test_yaml_tags_that_build_objects_are_refused():
     config, [w] = cc("hostname: !!python/object/apply:os.system [echo pwned]\n")
     assert config == {} and "not valid YAML" in w

@@ -52,11 +52,59 @@ class Refused(Bad):
     """The value is of the right type but hostile or unusable; the message says why."""
 
 
+_NAMES = {str: "a string", bool: "true/false", int: "a number", float: "a number",
+          list: "a list", dict: "a mapping", bytes: "binary data", type(None): "empty"}
+
+
 def describe(value):
-    """What kind of YAML value this is, in words ("a list", "true/false")."""
-    names = {str: "a string", bool: "true/false", int: "a number", float: "a number",
-             list: "a list", dict: "a mapping", bytes: "binary data", type(None): "empty"}
-    return names.get(type(value), type(value).__name__)
+    """What kind of YAML value this is, in words ("a list", "true/false").
+
+    A list with an entry that is not a string says which entry, so a key
+    list holding a bare `-` reads "a list whose entry 1 is empty".  A
+    string that is an unfilled template placeholder says so.
+    """
+    if isinstance(value, list):
+        for n, item in enumerate(value, 1):
+            if not isinstance(item, str):
+                return f"a list whose entry {n} is {describe(item)}"
+    what = _NAMES.get(type(value), type(value).__name__)
+    hint = placeholder(value)
+    return f"{what} that {hint}" if hint else what
+
+
+# Template syntax that reaches an instance only when the template was never
+# rendered (Terraform, Jinja, Go, ERB) or a placeholder was never replaced.
+_PLACEHOLDERS = (
+    ("${", "}", "${...}"), ("%{", "}", "%{...}"), ("{{", "}}", "{{ ... }}"),
+    ("{%", "%}", "{% ... %}"), ("<%", "%>", "<% ... %>"), ("<<", ">>", "<< ... >>"),
+)
+
+
+def placeholder(value):
+    """'looks like an unfilled template placeholder (${...})', or None.
+
+    Names the template syntax, never the text in it (user-data is secret).
+    A whole value `<username>` counts; `a<b` does not.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for start, end, shape in _PLACEHOLDERS:
+        i = text.find(start)
+        if i >= 0 and text.find(end, i + len(start)) >= 0:
+            return f"looks like an unfilled template placeholder ({shape})"
+    if len(text) > 2 and text[0] == "<" and text[-1] == ">" and "<" not in text[1:-1]:
+        return "looks like an unfilled placeholder (<...>)"
+    return None
+
+
+def template_syntax(line):
+    """The template syntax a line of text holds ('%{...}'), or None."""
+    for start, end, shape in _PLACEHOLDERS[:5]:
+        i = line.find(start)
+        if i >= 0 and (line.find(end, i + len(start)) >= 0 or start in ("%{", "{%")):
+            return shape
+    return None
 
 
 def named(names):

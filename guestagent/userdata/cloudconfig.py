@@ -19,6 +19,7 @@ disagree.  Nothing here raises.
 """
 
 import importlib
+import re
 
 from . import checks
 from .checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, Bad, Note, describe, named
@@ -26,6 +27,8 @@ from .merging import BadMerge, merge_part, parse
 from .vendor import check_vendor_data
 
 MAX_DEPTH = 50
+_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]{0,63})\s*:")
+_VALUE = re.compile(r"^\s*(?:-\s+)?(?:[^:#'\"]+:\s+)?([*&])")
 
 # What check-userdata says about a key.
 DO = "do"            # a step acts on it
@@ -307,9 +310,39 @@ def _load_yaml(text, where, warnings, index=None):
         # the problem and the place, never the text around it (user-data is secret)
         mark = e.problem_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        warnings.append(Note(f"{where} is not valid YAML ({e.problem or 'syntax error'}{at}); "
-                             "ignored", INVALID, part=index))
+        context = _yaml_error_context(text, mark.line) if mark else ""
+        warnings.append(Note(f"{where} is not valid YAML ({e.problem or 'syntax error'}{at})"
+                             f"{context}; ignored", INVALID, part=index))
     except Exception as e:
         warnings.append(Note(f"{where} cannot be read as YAML ({type(e).__name__}); ignored",
                              INVALID, part=index))
     return None
+
+
+def _yaml_error_context(text, line):
+    """', in key 'write_files'; line 12 holds template syntax (%{...}) ...' or ''.
+
+    The top-level key the broken line belongs to, and whether that line (or
+    the one before, where YAML often notices late) holds template syntax
+    that was never rendered.  Key names and the kind of syntax only, never
+    the text (user-data is secret).
+    """
+    lines = text.splitlines()
+    said = []
+    for ln in reversed(lines[:line + 1]):
+        m = _TOP_KEY.match(ln)
+        if m:
+            said.append(f"in key {m.group(1)!r}")
+            break
+    for n in (line, line - 1):
+        shape = checks.template_syntax(lines[n]) if 0 <= n < len(lines) else None
+        if shape:
+            said.append(f"line {n + 1} holds template syntax ({shape}): the template was "
+                        "not rendered before it reached the instance")
+            break
+    else:
+        value = _VALUE.match(lines[line]) if line < len(lines) else None
+        if value and value.group(1) in "*&":
+            said.append(f"the value on line {line + 1} starts with {value.group(1)!r}, which "
+                        "YAML reads as an alias or anchor: quote the value")
+    return "".join(f", {s}" for s in said)
