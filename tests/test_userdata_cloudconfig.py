@@ -189,10 +189,28 @@ def test_resolv_conf_and_growpart_fields():
 # -- unknown keys, documents that are not mappings, bad YAML ---------------------
 
 def test_unknown_keys_are_named_in_one_warning():
-    config, warnings = cc("puppet: {}\nhostname: h\nchef: {}\n1: x\nlandscape: {}\n")
+    """cloud-init's keys the agent lacks in one note, keys nobody knows (typos) in another."""
+    config, warnings = cc("puppet: {}\nhostname: h\nchef: {}\n1: x\nlandscape: {}\n"
+                          "update: true\n")
     assert config == {"hostname": "h"}
     assert warnings == ["#cloud-config keys guestagent does not support, ignored: "
-                        "1, chef, landscape, puppet"]
+                        "chef, landscape, puppet",
+                        "#cloud-config keys neither guestagent nor cloud-init knows (a typo?), "
+                        "ignored: 1, update"]
+    assert all(w.kind == "unsupported" for w in warnings)
+
+
+def test_fields_cloud_init_does_not_know_get_the_right_spelling():
+    """`mode`/`permission` for write_files' `permissions`, `ssh_pwauth` inside a user:
+    cloud-init ignores them too; the note says what to write, and they stay not done."""
+    _, warnings = cc("write_files:\n  - {path: /etc/a, mode: '0600'}\n"
+                     "  - {path: /etc/b, permission: '0440'}\n"
+                     "users: [{name: u, ssh_pwauth: false}]\n")
+    assert len(warnings) == 3 and all(w.kind == "unsupported" for w in warnings)
+    assert "entry 1: 'mode' is not a cloud-init field" in warnings[0]
+    assert "the field is 'permissions'" in warnings[1]
+    assert "'ssh_pwauth' is not a cloud-init field" in warnings[2]
+    assert "top-level key" in warnings[2]
 
 
 @pytest.mark.parametrize("text, what", [("- a\n- b", "a list"), ("just text", "a string"),
@@ -265,6 +283,7 @@ def test_parts_merge_later_wins_and_lists_append():
         "resolv_conf": {"nameservers": ["192.0.2.1"]},  # top-level keys: later wins whole
         "manage_resolv_conf": True,
     }
-    assert len(ud.warnings) == 2
+    assert len(ud.warnings) == 3
     assert "'runcmd': expected a list of commands" in ud.warnings[0]
-    assert ud.warnings[1].endswith("ignored: landscape, weird")
+    assert ud.warnings[1].endswith("does not support, ignored: landscape")
+    assert ud.warnings[2].endswith("(a typo?), ignored: weird")

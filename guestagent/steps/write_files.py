@@ -245,6 +245,12 @@ FILE_FIELDS = {"path": _check_path, "content": _check_content, "encoding": _chec
                "defer": boolean}
 
 
+# What users write for `permissions`; cloud-init ignores these and writes 0644.
+_MISTAKEN = dict.fromkeys(("mode", "permission", "perms", "chmod"),
+                          "the default mode applies (0644 for a new file); the field is "
+                          "'permissions'")
+
+
 def check_write_files(value, key, notes):
     if not isinstance(value, list):
         raise Bad("a list of files")
@@ -255,7 +261,8 @@ def check_write_files(value, key, notes):
             notes.append(Note(f"{where} is {describe(item)}, not a mapping; skipped", INVALID))
             continue
         try:
-            out.append(fields(item, FILE_FIELDS, where, notes, required=("path",)))
+            out.append(fields(item, FILE_FIELDS, where, notes, required=("path",),
+                              mistaken=_MISTAKEN))
         except Bad:
             notes.append(Note(f"{where} has no path; skipped", INVALID))
     return out

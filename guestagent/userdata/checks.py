@@ -150,18 +150,26 @@ def anything(value, key=None, notes=None):
 
 # -- mappings ---------------------------------------------------------------------------
 
-def fields(item, spec, where, notes, required=(), ignored=None, dashes=False):
+def fields(item, spec, where, notes, required=(), ignored=None, dashes=False, mistaken=None):
     """Check a mapping against {field: check}; drops bad fields, returns the good ones.
 
     ``ignored``: {field: why} accepted and left out with an IGNORED note.
     ``dashes``: ``ssh-authorized-keys`` is read as ``ssh_authorized_keys``, as
     cloud-init does for user entries.
+    ``mistaken``: {field: what to write instead} for fields users write that
+    cloud-init does not know either (`mode` for `permissions`): said with the
+    right spelling, still not done.
     """
     ignored = ignored or {}
+    mistaken = mistaken or {}
     if dashes:
         item = normalise_dashes(item, where, notes)
     out = {}
-    unknown = [k for k in item if k not in spec and k not in ignored]
+    for k in item:
+        if k in mistaken and k not in spec:
+            notes.append(Note(f"{where}: {k!r} is not a cloud-init field (cloud-init ignores "
+                              f"it too): {mistaken[k]}", UNSUPPORTED))
+    unknown = [k for k in item if k not in spec and k not in ignored and k not in mistaken]
     if unknown:
         notes.append(Note(f"{where}: fields guestagent does not support, ignored: "
                           + named(unknown), UNSUPPORTED))

@@ -244,9 +244,14 @@ def load_all(docs, warnings, reports=None):
         if act.after and key in merged:
             getattr(importlib.import_module(f"guestagent.steps.{act.step}"), act.after)(
                 merged, warnings)
-    if unsupported:
+    unknown = [k for k in unsupported if k not in CLOUD_INIT_KEYS]
+    known = [k for k in unsupported if k in CLOUD_INIT_KEYS]
+    if known:
         warnings.append(Note("#cloud-config keys guestagent does not support, ignored: "
-                             + named(unsupported), UNSUPPORTED))
+                             + named(known), UNSUPPORTED))
+    if unknown:
+        warnings.append(Note("#cloud-config keys neither guestagent nor cloud-init knows "
+                             "(a typo?), ignored: " + named(unknown), UNSUPPORTED))
     return merged
 
 

@@ -172,6 +172,15 @@ USER_FIELDS = {
 }
 
 
+# Fields users put in a user entry that cloud-init does not read there.
+_MISTAKEN = {
+    "ssh_pwauth": "it is a top-level key (password logins over SSH for all users), "
+                  "so sshd's setting is left as it is",
+    "password": "a user entry takes 'plain_text_passwd' (or 'passwd' for a hash); the "
+                "top-level 'password' is the default user's",
+}
+
+
 def check_user_entry(item, where, notes, name_required=True):
     """One user mapping: USER_FIELDS checked, '-' read as '_' as cloud-init does."""
     home = item.get("home")
@@ -196,7 +205,8 @@ def check_user_entry(item, where, notes, name_required=True):
                               "cloud-init ignores it too: a home is made unless "
                               "'no_create_home' or 'system' is true", UNSUPPORTED))
     out = fields(item, USER_FIELDS, where, notes,
-                 required=("name",) if name_required else (), dashes=True)
+                 required=("name",) if name_required else (), dashes=True,
+                 mistaken=_MISTAKEN)
     if out.get("ssh_import_id"):
         notes.append(Note(f"{where}: {_IMPORT_NOTICE}", NOTICE))
     return out
