@@ -34,6 +34,15 @@ GOOD = [
                       "domain": "a.org", "options": {"rotate": True, "timeout": 1}}}),
     ("growpart: {mode: auto, devices: [/, /var]}",
      {"growpart": {"mode": "auto", "devices": ["/", "/var"]}}),
+    # cloud-init reads these through get_cfg_option_bool: quoted words and 0/1 count
+    ("package_update: 'true'\npackage_upgrade: 'False'\npackage_reboot_if_required: 1",
+     {"package_update": True, "package_upgrade": False, "package_reboot_if_required": True}),
+    ("apt_update: ' Yes '\napt_upgrade: 'off'\npreserve_hostname: '0'\n"
+     "manage_resolv_conf: 'on'",
+     {"apt_update": True, "apt_upgrade": False, "preserve_hostname": False,
+      "manage_resolv_conf": True}),
+    ("write_files: [{path: /etc/a, append: 'true', defer: 'no'}]",
+     {"write_files": [{"path": "/etc/a", "append": True, "defer": False}]}),
     ("growpart: {mode: off}", {"growpart": {"mode": False}}),  # YAML 1.1: off is false
     ("growpart: {mode: 'off'}", {"growpart": {"mode": "off"}}),
     ("resize_rootfs: true", {"resize_rootfs": True}),
@@ -60,10 +69,12 @@ BAD = [
     ("hostname: 1234", "hostname", "a string"),
     ("fqdn: {a: 1}", "fqdn", "a string"),
     ("preserve_hostname: maybe", "preserve_hostname", "true or false"),
+    ("package_update: 'y'", "package_update", "true or false"),  # not cloud-init's word
+    ("package_upgrade: 2", "package_upgrade", "true or false"),
     ("write_files: /etc/x", "write_files", "a list of files"),
     ("runcmd: echo hi", "runcmd", "a list of commands"),
     ("bootcmd: {a: 1}", "bootcmd", "a list of commands"),
-    ("manage_resolv_conf: 1", "manage_resolv_conf", "true or false"),
+    ("manage_resolv_conf: 2", "manage_resolv_conf", "true or false"),
     ("resolv_conf: [1.1.1.1]", "resolv_conf", "a mapping"),
     ("growpart: auto", "growpart", "a mapping"),
     ("resize_rootfs: sometimes", "resize_rootfs", "true or false"),

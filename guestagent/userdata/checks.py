@@ -128,6 +128,30 @@ def boolean(value, key=None, notes=None):
     return value
 
 
+# cloud-init's util.TRUE_STRINGS / FALSE_STRINGS: what its get_cfg_option_bool
+# reads from a string (`package_update: "true"` from a template that quoted it).
+_TRUE_WORDS = ("true", "1", "on", "yes")
+_FALSE_WORDS = ("false", "0", "off", "no")
+
+
+def cfg_bool(value, key=None, notes=None):
+    """true/false, or a string or 0/1 as cloud-init's get_cfg_option_bool reads it.
+
+    For keys cloud-init reads through get_cfg_option_bool (package_update,
+    preserve_hostname, write_files' append ...).  cloud-init takes any other
+    string as false without a word; here it is refused by name instead.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            return word in _TRUE_WORDS
+    raise Bad("true or false")
+
+
 def str_list(value, key=None, notes=None):
     """A list of strings; one string is taken as a list of one."""
     if isinstance(value, str):
