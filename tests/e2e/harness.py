@@ -463,15 +463,22 @@ class Guest:
         # Wait until the old sshd is gone, so wait_ssh sees the new boot.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            res = subprocess.run(self._ssh_argv(USER, self.key, 5)
-                                 + ["--", "cat /proc/sys/kernel/random/boot_id"],
-                                 capture_output=True, text=True, timeout=30)
+            try:
+                res = subprocess.run(self._ssh_argv(USER, self.key, 5)
+                                     + ["--", "cat /proc/sys/kernel/random/boot_id"],
+                                     capture_output=True, text=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                break  # a login that hangs: the old guest is going down
             if res.returncode != 0 or res.stdout.strip() != before:
                 break
             time.sleep(1)
         self.wait_ssh(timeout=timeout)
         if self.boot_id() == before:
             self.fail("the guest did not reboot")
+        # sshd is up once the local stage says READY=1, which can be before
+        # that stage has written its status: what follows checks the
+        # settled boot, as after a first boot
+        self.settle()
 
     # -- what the guest shows --------------------------------------------------
     def unit_times(self):
