@@ -82,11 +82,17 @@ def build_base():
     return res.stdout.strip().splitlines()[-1]
 
 
-def build_image(out, deb="-", layout="plain", root_key=None):
-    """A disk in ``out`` from the cached base tree with ``deb`` installed."""
+def build_image(out, deb="-", layout="plain", root_key=None, net=None):
+    """A disk in ``out`` from the cached base tree with ``deb`` installed.
+
+    ``net``: the image's network stack, systemd-networkd (default) or
+    ``ifupdown`` (isc-dhcp-client, as Debian's cloud images have it).
+    """
     env = dict(os.environ)
     if root_key:
         env["GUESTAGENT_E2E_ROOT_KEY"] = str(root_key)
+    if net:
+        env["GUESTAGENT_E2E_NET"] = net
     res = subprocess.run([BUILD_IMAGE, "disk", str(deb), str(out), layout],
                          capture_output=True, text=True, env=env)
     if res.returncode != 0:

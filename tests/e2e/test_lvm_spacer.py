@@ -1,0 +1,92 @@
+"""LVM root whose PV cannot grow in place: the guide's new-partition path, booted.
+
+The image (build-image layout ``lvm-spacer``): a GPT disk of 1.5 GiB, the VG's
+only PV on partition 1, an 8 MiB partition 2 right after it.  Booted on a 3 GiB
+disk, the backup GPT header still sits at the old end.  The agent must move it,
+make partition 3 in the new space, pvcreate + vgextend, lvextend, and grow the
+filesystem, with no failed unit; a second boot changes nothing.
+"""
+
+import uuid
+
+import harness
+import pytest
+from test_boot import (DISK, DISK_BYTES, all_steps, check_no_failed_units, check_root_grown,
+                       check_status_ok, status, write_instance)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+
+@pytest.fixture(scope="module")
+def spacer_image(e2e_dir, deb, keys):
+    out = e2e_dir / "image-lvm-spacer"
+    yield harness.build_image(out, deb, "lvm-spacer", root_key=keys["debug"] + ".pub")
+
+
+@pytest.fixture(scope="module")
+def spacer_guest(spacer_image, keys, e2e_dir):
+    d = e2e_dir / "lvm-spacer"
+    u = str(uuid.uuid4())
+    tree = write_instance(d / "drive", u, "spacer-guest.novalocal",
+                          [harness.public_key(keys["user"])])
+    iso = harness.config_drive_iso(tree, d / "config-2.iso")
+    with harness.Guest(spacer_image, d / "vm", "lvm-spacer", key=keys["user"],
+                       root_key=keys["debug"], config_drive=iso, disk_size=DISK,
+                       instance_uuid=u) as g:
+        g.wait_ssh()
+        g.report_boot()
+        yield g
+
+
+def settled(guest):
+    res = guest.ssh("sudo -n systemctl is-system-running --wait", check=False, timeout=300)
+    assert res.stdout.strip() == "running", \
+        f"the boot settled as {res.stdout.strip()!r}: " \
+        + guest.ssh("sudo -n systemctl --failed --no-legend --plain").stdout
+
+
+def growroot(st):
+    found = [s for s in all_steps(st) if s["name"] == "growroot"]
+    assert found, f"growroot did not run: {st}"
+    return found
+
+
+def sizes(guest):
+    def one(cmd):
+        return int(guest.ssh(f"sudo -n {cmd} --noheadings --units b --nosuffix").stdout.split()[0])
+    return {"lv": one("lvs -o lv_size vg0/root"), "free": one("vgs -o vg_free vg0")}
+
+
+class TestLvmSpacer:
+    def test_boot_settles_running(self, spacer_guest):
+        settled(spacer_guest)
+
+    def test_new_pv_made_vg_extended_lv_and_fs_grown(self, spacer_guest):
+        assert spacer_guest.ssh("findmnt -no SOURCE /").stdout.strip() == "/dev/mapper/vg0-root"
+        pvs = spacer_guest.ssh("sudo -n pvs --noheadings -o pv_name,vg_name").stdout.split()
+        assert pvs == ["/dev/vda1", "vg0", "/dev/vda3", "vg0"], pvs
+        got = sizes(spacer_guest)
+        assert got["lv"] > 0.95 * DISK_BYTES and got["free"] < 8 * 1024 ** 2, got
+        check_root_grown(spacer_guest)
+        # the backup GPT header moved to the disk's end (3 GiB = 6291456 sectors)
+        dump = spacer_guest.ssh("sudo -n sfdisk -d /dev/vda").stdout
+        assert "last-lba: 6291422" in dump, dump
+        changes = [c for s in growroot(status(spacer_guest)) for c in s.get("changes", [])]
+        assert any(c.startswith("made partition 3 on /dev/vda") for c in changes), changes
+
+    def test_status_ok_and_no_failed_unit(self, spacer_guest):
+        check_status_ok(spacer_guest, final=False)
+        check_no_failed_units(spacer_guest)
+
+    def test_second_boot_changes_nothing(self, spacer_guest):
+        before = sizes(spacer_guest)
+        table = spacer_guest.ssh("sudo -n sfdisk -d /dev/vda").stdout
+        spacer_guest.reboot()
+        spacer_guest.report_boot()
+        settled(spacer_guest)
+        for step in growroot(status(spacer_guest)):
+            assert step["result"] == "ok" and not step.get("changes"), step
+        assert sizes(spacer_guest) == before
+        assert spacer_guest.ssh("sudo -n sfdisk -d /dev/vda").stdout == table
+        check_status_ok(spacer_guest, final=False)
+        check_no_failed_units(spacer_guest)
