@@ -14,9 +14,10 @@ import re
 import time
 import uuid
 
-import harness
 import pytest
 from test_boot import DISK, all_steps, check_no_failed_units, status, write_instance
+
+import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 

@@ -9,10 +9,19 @@ filesystem, with no failed unit; a second boot changes nothing.
 
 import uuid
 
-import harness
 import pytest
-from test_boot import (DISK, DISK_BYTES, all_steps, check_no_failed_units, check_root_grown,
-                       check_status_ok, status, write_instance)
+from test_boot import (
+    DISK,
+    DISK_BYTES,
+    all_steps,
+    check_no_failed_units,
+    check_root_grown,
+    check_status_ok,
+    status,
+    write_instance,
+)
+
+import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
