@@ -40,14 +40,28 @@ def key_owner(ctx):
     The same rule as the users step's `plan`, without its warnings (that step
     gives them); here so admin_pass can ask without importing a sibling step.
     """
-    entries = (ctx.cloud_config or {}).get("users", ["default"])
-    if not isinstance(entries, list) or "default" in entries:
+    cc = ctx.cloud_config or {}
+    entries = cc.get("users", ["default"])
+    if not isinstance(entries, list) or "default" in entries or cc.get("user"):
         return ctx.default_user
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else entry
         if valid_name(name):
             return name
     return None
+
+
+def default_account(ctx):
+    """The default user as cloud-init's `password` means it, or None.
+
+    None when #cloud-config `users` lists accounts but no "default" (the
+    legacy `user:` key adds it back, as in cloud-init).
+    """
+    cc = ctx.cloud_config or {}
+    entries = cc.get("users", ["default"])
+    if isinstance(entries, list) and "default" not in entries and not cc.get("user"):
+        return None
+    return ctx.default_user
 
 
 def valid_shell(shell):
@@ -82,53 +96,112 @@ def lookup(system, name):
     return users(system).get(name)
 
 
-def ensure_user(system, name, shell="/bin/bash", extra_groups=()):
+def ensure_user(system, name, shell="/bin/bash", extra_groups=(), options=None,
+                create_groups=False):
     """Create ``name`` if missing (home, shell, locked password); add it to groups.
 
-    Returns (Account, changes).  Only groups that exist in the root are used;
-    the others are named in a warning.
+    Returns (Account, changes).  ``options`` (from #cloud-config users, checked
+    there) set what useradd sets for a new account: ``gecos``, ``primary_group``,
+    ``homedir``, ``system``, ``uid``, ``no_create_home``, ``expiredate``; an
+    existing account keeps its own, except ``expiredate`` and its groups.
+    Groups missing from the root are created with ``create_groups`` (cloud-init
+    creates a user's groups), else named in a warning and left out.
     """
+    options = options or {}
     if not valid_name(name):
         raise AccountError(f"refusing user name {name!r}: not a valid account name")
     if not valid_shell(shell):
         log.warning("user %s: shell %r is not a plain absolute path; using /bin/sh",
                     name, shell)
         shell = "/bin/sh"
+    changes = []
     known = groups(system)
     wanted = []
-    for g in extra_groups:
+    primary = options.get("primary_group")
+    for g in list(extra_groups) + ([primary] if primary else []):
         if not valid_name(g):
             log.warning("user %s: ignoring group %r: not a valid group name", name, g)
-        elif g not in known:
-            log.warning("user %s: group %s does not exist here; not adding it", name, g)
-        elif g not in wanted:
+            continue
+        if g not in known:
+            if not create_groups:
+                log.warning("user %s: group %s does not exist here; not adding it", name, g)
+                continue
+            changes += ensure_group(system, g)
+            known = groups(system)
+        if g not in wanted and g != primary:
             wanted.append(g)
-    changes = []
     account = lookup(system, name)
     if account is None:
-        argv = ["useradd", "-m", "-s", shell]
-        # an image may already have a group of that name (a left-over, or a
-        # shared one): useradd -U would refuse, so join it instead
-        argv += ["-g", name] if name in known else ["-U"]
+        system_account = bool(options.get("system"))
+        home = not (options.get("no_create_home") or system_account)
+        argv = ["useradd", "-m" if home else "-M", "-s", shell]
+        if primary:
+            argv += ["-g", primary]
+        else:
+            # an image may already have a group of that name (a left-over, or a
+            # shared one): useradd -U would refuse, so join it instead
+            argv += ["-g", name] if name in known else ["-U"]
         if wanted:
             argv += ["-G", ",".join(wanted)]
-        argv += _prefix(system, skel=True) + ["--", name]
+        for opt, flag in (("gecos", "-c"), ("homedir", "-d"), ("uid", "-u"),
+                          ("expiredate", "-e")):
+            if options.get(opt) is not None:
+                argv += [flag, str(options[opt])]
+        if system_account:
+            argv.append("-r")
+        argv += _prefix(system, skel=home) + ["--", name]
         _run(system, argv, f"create user {name}")
         account = lookup(system, name)
         if account is None:
             raise AccountError(f"useradd reported success but {name} is not in /etc/passwd")
         if not system.exists(shell):
             log.warning("user %s: shell %s is not installed in this image", name, shell)
+        extra = [f"groups {', '.join(wanted)}"] if wanted else []
+        extra += [f"{k} {options[k]}" for k in ("primary_group", "expiredate")
+                  if options.get(k)]
+        extra += ["system account"] if system_account else []
+        extra += ["no home created"] if not home else []
         changes.append(f"created user {name} (uid {account.uid}, home {account.home}, "
                        f"shell {shell}, password locked"
-                       + (f", groups {', '.join(wanted)})" if wanted else ")"))
+                       + "".join(f", {e}" for e in extra) + ")")
         return account, changes
+    kept = [k for k in ("gecos", "primary_group", "homedir", "uid", "system")
+            if options.get(k) is not None]
+    if kept:
+        log.info("user %s exists already: its %s stay as they are", name, ", ".join(kept))
     missing = [g for g in wanted if name not in known[g].members and known[g].gid != account.gid]
     if missing:
         _run(system, ["usermod", "-a", "-G", ",".join(missing)] + _prefix(system)
              + ["--", name], f"add {name} to groups")
         changes.append(f"added user {name} to groups {', '.join(missing)}")
+    if options.get("expiredate"):
+        _run(system, ["usermod", "-e", str(options["expiredate"])] + _prefix(system)
+             + ["--", name], f"set the expiry date of {name}")
+        changes.append(f"user {name} expires on {options['expiredate']}")
     return account, changes
+
+
+def ensure_group(system, name, members=()):
+    """Create group ``name`` if missing and add ``members`` that exist; returns changes."""
+    if not valid_name(name):
+        raise AccountError(f"refusing group name {name!r}: not a valid group name")
+    changes = []
+    known = groups(system)
+    if name not in known:
+        _run(system, ["groupadd"] + _prefix(system) + ["--", name], f"create group {name}")
+        changes.append(f"created group {name}")
+        known = groups(system)
+    present = users(system)
+    for m in members:
+        if m not in present:
+            log.warning("group %s: user %s does not exist; not adding it", name, m)
+            continue
+        if m in known[name].members or present[m].gid == known[name].gid:
+            continue
+        _run(system, ["usermod", "-a", "-G", name] + _prefix(system) + ["--", m],
+             f"add {m} to group {name}")
+        changes.append(f"added user {m} to group {name}")
+    return changes
 
 
 def command_path(system, path):

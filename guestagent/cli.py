@@ -30,6 +30,9 @@ commands:
       this boot's runs, step by step
   guestagent check-image [--root DIR] [--json] [--fix]
       check an image against the OpenStack image requirements
+  guestagent check-userdata FILE [--json]
+      say, part by part and key by key, what the agent will do with a
+      user-data file (exit 0: all of it, 1: not all, 2: unreadable)
 
 Plain `guestagent` with no command prints this help and exits 0: it never
 changes anything or waits for anything unless asked with --once.
@@ -94,6 +97,24 @@ def _check_image_parser():
     return p
 
 
+def _check_userdata_parser():
+    p = argparse.ArgumentParser(
+        prog="guestagent check-userdata",
+        description="Decode a user-data file the way the agent will (gzip, MIME multipart, "
+                    "scripts, #cloud-config) and say, part by part and key by key, what it "
+                    "will do, and what it will ignore or cannot accept, and why. Nothing is "
+                    "run or changed.",
+        epilog="exit codes: 0 everything will be acted on (or is ignored by design), "
+               "1 something asked for will not happen or is invalid, 2 the file cannot be "
+               "read")
+    p.add_argument("file", metavar="FILE", help="the user-data file ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--config", metavar="FILE",
+                   help="config file for [userdata] max_bytes (default: "
+                        "/etc/guestagent/guestagent.conf where it exists)")
+    return p
+
+
 def _check_root(args):
     if not os.path.isdir(args.root):
         print(f"guestagent: --root {args.root}: not a directory", file=sys.stderr)
@@ -122,11 +143,15 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         commands = {"query": (_query_parser, _query), "status": (_status_parser, _status),
-                    "check-image": (_check_image_parser, _check_image)}
+                    "check-image": (_check_image_parser, _check_image),
+                    "check-userdata": (_check_userdata_parser, _check_userdata)}
         if argv and argv[0] in commands:
             make_parser, command = commands[argv[0]]
             args = make_parser().parse_args(argv[1:])
-            code = command(args) if _check_root(args) else 2
+            if not hasattr(args, "root"):
+                code = command(args)
+            else:
+                code = command(args) if _check_root(args) else 2
         else:
             code = _once(main_parser(), argv)
         sys.stdout.flush()  # here, so a closed pipe is seen while it can be handled
@@ -148,6 +173,18 @@ def _check_image(args):
         return 2
     from .checkimage import main as check_main
     return check_main(args)
+
+
+def _check_userdata(args):
+    from .config import ConfigError, load
+    from .userdata.report import EXIT_UNREADABLE, main
+    try:
+        max_bytes = load(args.config).getint("userdata", "max_bytes")
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    path = "/dev/stdin" if args.file == "-" else args.file
+    return main(path, args.json, max_bytes)
 
 
 def _once(parser, argv):
@@ -214,15 +251,17 @@ def _query(args):
             else:
                 print(f"guestagent: no such key: {args.key}", file=sys.stderr)
                 return 2
+    # metadata strings are escaped before they reach a terminal: a value with
+    # escape sequences or line breaks must not redraw or forge lines
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     elif isinstance(data, list):
         for item in data:
-            print(item if isinstance(item, str) else json.dumps(item, sort_keys=True))
+            print(escape(item) if isinstance(item, str) else json.dumps(item, sort_keys=True))
     elif isinstance(data, dict):
         print(json.dumps(data, indent=2, sort_keys=True))
     elif data is not None:
-        print(data)
+        print(escape(data))
     return 0
 
 
@@ -238,16 +277,39 @@ def _status(args):
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
+    # every field is shown through _field: the file is ours, but what it
+    # quotes (instance ids, errors naming metadata values) came from outside
     for run in status.get("runs", []):
-        print(f"{run.get('started', '?')}  stage {run.get('stage')}: exit {run.get('exit_code')}"
-              f" in {run.get('duration', 0):.2f} s")
+        print(f"{_field(run, 'started', '?')}  stage {_field(run, 'stage')}: exit "
+              f"{_field(run, 'exit_code')} in {_seconds(run.get('duration'))} s")
         if run.get("instance_id"):
-            new = " (new instance)" if run.get("new_instance") else ""
-            print(f"  instance {run['instance_id']}{new} from {run.get('source')}")
+            new = " (new instance)" if run.get("new_instance") is True else ""
+            print(f"  instance {_field(run, 'instance_id')}{new} from {_field(run, 'source')}")
         if run.get("message"):
-            print(f"  {run['message']}")
-        for s in run.get("steps", []):
-            extra = s.get("error") or s.get("reason") or "; ".join(s.get("changes", []))
-            print(f"  {s['name']:<16} {s['result']:<12} {s.get('duration', 0):6.2f} s  {extra}")
+            print(f"  {_field(run, 'message')}")
+        steps = run.get("steps")
+        for s in steps if isinstance(steps, list) else []:
+            if not isinstance(s, dict):
+                continue
+            changes = s.get("changes")
+            extra = s.get("error") or s.get("reason") or (
+                "; ".join(str(c) for c in changes) if isinstance(changes, list) else "")
+            print(f"  {_field(s, 'name', '?'):<16} {_field(s, 'result', '?'):<12} "
+                  f"{_seconds(s.get('duration')):>6} s  {escape(str(extra))}")
     last = status.get("last") or {}
     return 0 if last.get("exit_code", 0) == 0 else 1
+
+
+def escape(text):
+    from .log import escape as log_escape
+    return log_escape(text)
+
+
+def _field(record, key, default=""):
+    value = record.get(key, default)
+    return escape(value if isinstance(value, str) else json.dumps(value))
+
+
+def _seconds(value):
+    return f"{value:.2f}" if isinstance(value, (int, float)) and not isinstance(
+        value, bool) else "?"

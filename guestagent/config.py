@@ -8,13 +8,15 @@ import configparser
 import logging
 import os
 
+from .datasources import NAMES as DATASOURCES
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/etc/guestagent/guestagent.conf"
 
 DEFAULTS = {
     "main": {
-        "datasources": "configdrive, openstack, ec2",
+        "datasources": ", ".join(DATASOURCES),
         "default_user": "",  # empty: the distro's customary account
         "metadata_url": "http://169.254.169.254",
         "deadline": "120",
@@ -46,6 +48,10 @@ DEFAULTS = {
     "resolv_conf": {
         "enabled": "yes",
     },
+    "network": {
+        "enabled": "yes",
+        "renderer": "auto",  # auto: the stack the image uses
+    },
     "files": {
         "mode": "0644",
     },
@@ -53,6 +59,7 @@ DEFAULTS = {
         "enabled": "yes",
         "script_timeout": "0",
         "max_bytes": "16777216",
+        "vendor_data": "yes",
     },
 }
 
@@ -183,13 +190,18 @@ def _validate(cfg):
                          ("ssh", "regenerate_host_keys"), ("ssh", "rsa_in_background"),
                          ("hostname", "enabled"),
                          ("hostname", "manage_hosts"), ("resolv_conf", "enabled"),
+                         ("network", "enabled"),
                          ("userdata", "enabled")):
         cfg.getbool(section, key)
-    known = {"configdrive", "openstack", "ec2"}
+    renderers = ("auto", "ifupdown", "networkd", "networkmanager", "ifcfg", "netplan")
+    renderer = cfg.get("network", "renderer").strip()
+    if renderer not in renderers:
+        raise ConfigError(f"[network] renderer = {renderer!r}: expected one of "
+                          f"{', '.join(renderers)}")
     for ds in cfg.getlist("main", "datasources"):
-        if ds not in known:
+        if ds not in DATASOURCES:
             raise ConfigError(f"[main] datasources: unknown datasource {ds!r} "
-                              f"(known: {', '.join(sorted(known))})")
+                              f"(known: {', '.join(sorted(DATASOURCES))})")
     url = cfg.get("main", "metadata_url").strip()
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"[main] metadata_url = {url!r}: expected an http:// URL")

@@ -4,12 +4,21 @@ Lines are plain sentences an operator can read in `nova console-log`.  A
 filter scrubs every secret value the metadata carried, as a second line of
 defence: the code never formats secrets into messages in the first place.
 
+Every line is escaped before any handler sees it: metadata strings (an
+instance id, a host name, a key comment) may hold CR, LF or terminal escape
+sequences, and one such value must not be able to print a line of its own,
+such as a forged host key fingerprint block, on the console, in the journal
+or in the log file.  Control characters, Unicode line separators and lone
+surrogates become backslash escapes; a message is always one line.
+
 The file gets the agent's own debug lines always; the libraries' (urllib3's
 connection lines, pyroute2's netlink dumps) only with --verbose: they are
 for someone debugging, not for the record of every boot.
 """
 
 import logging
+import os
+import re
 import sys
 
 _secrets = set()
@@ -18,14 +27,45 @@ OWN_LOGGER = "guestagent"
 _verbose = False
 
 
+# C0 (tab aside), DEL, C1, the Unicode line and paragraph separators, the
+# bidirectional overrides that can reorder what a terminal shows, and lone
+# surrogates (which cannot even be encoded for the console).
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
+                     "\u2066-\u2069\ud800-\udfff]")
+
+
+def escape(text):
+    """``text`` with every character that could start a line or move the
+    cursor written as a backslash escape (``\\n``, ``\\x1b``, ``\\ud800``)."""
+    if not isinstance(text, str):
+        text = str(text)
+    return _UNSAFE.sub(_escape_one, text)
+
+
+def _escape_one(m):
+    c = m.group()
+    return {"\n": "\\n", "\r": "\\r"}.get(c) or (
+        f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
 class _Scrub(logging.Filter):
+    """Redact secrets and escape the message: runs once per record, before
+    every handler (installed on the root logger's handlers and idempotent)."""
+
     def filter(self, record):
-        if _secrets:
-            msg = record.getMessage()
-            for s in _secrets:
-                if s in msg:
-                    msg = msg.replace(s, REDACTED)
-            record.msg, record.args = msg, None
+        if getattr(record, "_guestagent_clean", False):
+            return True
+        msg = record.getMessage()
+        for s in _secrets:
+            if s in msg:
+                msg = msg.replace(s, REDACTED)
+        record.msg, record.args = escape(msg), None
+        if record.exc_info and not record.exc_text:
+            # a traceback keeps its lines; what an exception message carries
+            # (a metadata value) does not get to start lines of its own
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = "\n".join(escape(line) for line in text.split("\n"))
+        record._guestagent_clean = True
         return True
 
 
@@ -67,13 +107,20 @@ def setup(verbose=False, quiet=False):
 
 
 def add_file(system, path):
-    """Also log to ``path`` inside the root (0600: it may name users and hosts)."""
+    """Also log to ``path`` inside the root (0600: it may name users and hosts).
+
+    Opened through the System seam: a symlinked /var/log in an image tree
+    resolves inside the root, and a FIFO or a link planted at the log's
+    name is refused instead of followed or waited on.
+    """
     try:
-        system.append_file(path, b"", mode=0o600)
-        handler = logging.FileHandler(system.path(path), encoding="utf-8")
+        fd = system.open_append(path, mode=0o600)
+        os.fchmod(fd, 0o600)
+        stream = os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
     except OSError as e:
         logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, e)
         return
+    handler = logging.StreamHandler(stream)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))

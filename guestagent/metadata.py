@@ -10,8 +10,8 @@ import logging
 
 log = logging.getLogger(__name__)
 
-# Fields that never reach a log, `query` output or a world-readable file.
-SECRET_FIELDS = ("user_data", "vendor_data", "admin_pass", "random_seed")
+MAX_INSTANCE_ID = 255  # Nova's are 36-character UUIDs, EC2's i-0123456789abcdef0
+
 REDACTED = "<redacted>"
 
 
@@ -36,13 +36,15 @@ class Metadata:
 
     def __init__(self, source, instance_id, hostname="", public_keys=None, user_data=b"",
                  vendor_data=None, admin_pass="", random_seed="", dns_nameservers=None,
-                 dns_search=None, files=None, availability_zone="", name="", raw=None):
+                 dns_search=None, files=None, availability_zone="", name="", raw=None,
+                 network=None, vendor_data2=None):
         self.source = source
-        self.instance_id = instance_id
+        self.instance_id = clean_instance_id(instance_id)
         self.hostname = hostname
         self.public_keys = list(public_keys or [])
         self.user_data = user_data
-        self.vendor_data = vendor_data
+        self.vendor_data = vendor_data  # vendor_data.json as parsed
+        self.vendor_data2 = vendor_data2  # vendor_data2.json (Nova's dynamic vendor data)
         self.admin_pass = admin_pass
         self.random_seed = random_seed
         self.dns_nameservers = list(dns_nameservers or [])
@@ -51,6 +53,7 @@ class Metadata:
         self.availability_zone = availability_zone
         self.name = name
         self.raw = raw or {}  # documents as served, for `query`
+        self.network = network  # netconfig.NetworkConfig, or None when not described
 
     def __repr__(self):
         return f"Metadata(source={self.source!r}, instance_id={self.instance_id!r})"
@@ -60,6 +63,7 @@ class Metadata:
         d = self.public_dict()
         d["user_data"] = base64.b64encode(self.user_data).decode("ascii")
         d["vendor_data"] = self.vendor_data
+        d["vendor_data2"] = self.vendor_data2
         d["admin_pass"] = self.admin_pass
         d["random_seed"] = self.random_seed
         d["files"] = [{"path": f.path, "content": base64.b64encode(f.content).decode("ascii")}
@@ -79,8 +83,10 @@ class Metadata:
             "availability_zone": self.availability_zone,
             "name": self.name,
             "files": [{"path": f.path, "size": len(f.content)} for f in self.files],
+            "network": self.network.to_dict() if self.network is not None else None,
             "user_data": REDACTED if self.user_data else None,
             "vendor_data": REDACTED if self.vendor_data not in (None, "", {}) else None,
+            "vendor_data2": REDACTED if self.vendor_data2 not in (None, "", {}) else None,
             "admin_pass": REDACTED if self.admin_pass else None,
             "random_seed": REDACTED if self.random_seed else None,
             "raw": redact_documents(self.raw),
@@ -88,20 +94,58 @@ class Metadata:
 
     @classmethod
     def from_dict(cls, d):
-        md = cls(source=str(d.get("source", "")), instance_id=str(d.get("instance_id", "")))
-        md.hostname = d.get("hostname") or ""
-        md.public_keys = list(d.get("public_keys") or [])
-        md.user_data = base64.b64decode(d.get("user_data") or "")
+        """The Metadata `to_dict` stored; ValueError when ``d`` is not that shape
+        (a damaged or hand-edited file must not crash `query` or a later stage)."""
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+
+        def string(key):
+            v = d.get(key)
+            if v is None:
+                return ""
+            if not isinstance(v, str):
+                raise ValueError(f"{key} is a {type(v).__name__}, not text")
+            return v
+
+        def strings(key):
+            v = d.get(key) or []
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"{key} is not a list of strings")
+            return list(v)
+
+        def b64(v, key):
+            if not isinstance(v, str):
+                raise ValueError(f"{key} is not base64 text")
+            return base64.b64decode(v, validate=True)
+
+        md = cls(source=string("source"), instance_id=string("instance_id"))
+        md.hostname = string("hostname")
+        md.public_keys = strings("public_keys")
+        md.user_data = b64(d.get("user_data") or "", "user_data")
         md.vendor_data = d.get("vendor_data")
-        md.admin_pass = d.get("admin_pass") or ""
-        md.random_seed = d.get("random_seed") or ""
-        md.dns_nameservers = list(d.get("dns_nameservers") or [])
-        md.dns_search = list(d.get("dns_search") or [])
-        md.files = [InjectedFile(f["path"], base64.b64decode(f["content"]))
-                    for f in d.get("files") or []]
-        md.availability_zone = d.get("availability_zone") or ""
-        md.name = d.get("name") or ""
-        md.raw = d.get("raw") or {}
+        md.vendor_data2 = d.get("vendor_data2")
+        md.admin_pass = string("admin_pass")
+        md.random_seed = string("random_seed")
+        md.dns_nameservers = strings("dns_nameservers")
+        md.dns_search = strings("dns_search")
+        files = d.get("files") or []
+        if not isinstance(files, list) or not all(
+                isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+            raise ValueError("files is not a list of {path, content}")
+        md.files = [InjectedFile(f["path"], b64(f.get("content"), "files.content"))
+                    for f in files]
+        md.availability_zone = string("availability_zone")
+        md.name = string("name")
+        raw = d.get("raw") or {}
+        if not isinstance(raw, dict):
+            raise ValueError("raw is not an object")
+        md.raw = raw
+        network = d.get("network")
+        if network:
+            if not isinstance(network, dict):
+                raise ValueError("network is not an object")
+            from .netconfig import NetworkConfig
+            md.network = NetworkConfig.from_dict(network)
         return md
 
     def secrets(self):
@@ -109,8 +153,11 @@ class Metadata:
         out = [self.admin_pass, self.random_seed]
         if self.user_data:
             out.append(self.user_data.decode("utf-8", "replace"))
-        if isinstance(self.vendor_data, str):
-            out.append(self.vendor_data)
+        for vd in (self.vendor_data, self.vendor_data2):
+            if isinstance(vd, str):
+                out.append(vd)
+            elif isinstance(vd, dict) and isinstance(vd.get("cloud-init"), str):
+                out.append(vd["cloud-init"])
         return [s for s in out if s and len(s) >= 4]
 
 
@@ -137,6 +184,23 @@ def _redact(obj):
 
 
 # -- value checks every datasource's parser uses -----------------------------
+
+def clean_instance_id(value):
+    """The instance id as it decides first boot: surrounding whitespace
+    dropped (a trailing newline must not make every boot a new instance),
+    lone surrogates replaced; ValueError when nothing usable is left."""
+    if not isinstance(value, str):
+        raise ValueError(f"the instance id is a {type(value).__name__}, not text")
+    iid = value.strip()
+    if any(0xD800 <= ord(c) < 0xE000 for c in iid):
+        iid = "".join("\ufffd" if 0xD800 <= ord(c) < 0xE000 else c for c in iid)
+    if not iid:
+        raise ValueError("the instance id is empty")
+    if len(iid) > MAX_INSTANCE_ID:
+        raise ValueError(f"the instance id is {len(iid)} characters long "
+                         f"(at most {MAX_INSTANCE_ID})")
+    return iid
+
 
 def text(value, what):
     """A string field, or '' with a warning when the document had another type."""

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import namedtuple
 
 from . import datasources, steps
 from . import log as logsetup
@@ -22,7 +23,22 @@ from .state import STATE_DIR, State
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
-STAGES = ("local", "network", "final", "all")
+
+# What each stage does, in one place:
+#   metadata  "local": the datasources that need no network (with the DMI
+#             check for a reboot); "any": every configured datasource;
+#             "stored": what the config stage stored in this boot
+#   steps     "config", "final" or "all": steps.CONFIG_STEPS, FINAL_STEPS, ALL_STEPS
+#   deadline  how long the datasource search may wait (None: [main] deadline)
+#   bare      the steps run even with no metadata (those that need none)
+#   once      nothing to do when an earlier stage configured this boot
+Stage = namedtuple("Stage", "metadata steps deadline bare once")
+STAGES = {
+    "local": Stage("local", "config", 0, bare=False, once=False),
+    "network": Stage("any", "config", None, bare=True, once=True),
+    "final": Stage("stored", "final", None, bare=False, once=False),
+    "all": Stage("any", "all", None, bare=True, once=False),
+}
 LOCK_WAIT = 300
 LOCAL_DONE = "/run/guestagent/local-configured"
 FINAL_PENDING = "/run/guestagent/final-pending"
@@ -39,10 +55,18 @@ class Context:
         self.new_instance = new_instance
         self.stage = stage
         self._userdata = None
-        self._lock = threading.Lock()
+        self._cloud_config = None
+        self._lock = threading.RLock()
 
     @property
     def default_user(self):
+        """The default account: #cloud-config `user` or `system_info.default_user`
+        name it (cloud-init's way to rename it), else [main] default_user, else
+        the distro's."""
+        cc = self.cloud_config or {}
+        for given in (cc.get("user"), (cc.get("system_info") or {}).get("default_user")):
+            if isinstance(given, dict) and given.get("name"):
+                return given["name"]
         return default_user(self.system, self.config.get("main", "default_user").strip())
 
     @property
@@ -57,12 +81,24 @@ class Context:
 
     @property
     def cloud_config(self):
-        """The merged #cloud-config dict ({} when there is none)."""
-        if not self.config.getbool("userdata", "enabled"):
+        """The #cloud-config dict: the user's over the vendor's ({} when there is none)."""
+        if not self.config.getbool("userdata", "enabled") or self.metadata is None:
             return {}
-        if not (self.metadata and self.metadata.user_data):
-            return {}
-        return self.userdata.cloud_config
+        with self._lock:
+            if self._cloud_config is None:
+                cc = self.userdata.cloud_config if self.metadata.user_data else {}
+                if self.config.getbool("userdata", "vendor_data"):
+                    from .userdata import vendor
+                    if vendor.payloads(self.metadata):
+                        if vendor.wanted(cc):
+                            vd = vendor.decode_all(self.metadata,
+                                                   self.config.getint("userdata", "max_bytes"))
+                            cc = vendor.under(cc, vd.cloud_config)
+                        else:
+                            log.info("vendor data turned off by the user-data "
+                                     "(vendor_data: {enabled: false})")
+                self._cloud_config = cc
+        return self._cloud_config
 
 
 def disabled_reason(system):
@@ -103,13 +139,15 @@ def _run_locked(system, config, state, stage, only):
     configured_this_boot = bool(boot_id) and any(
         r.get("configured") for r in status.get("runs", []))
 
+    spec = STAGES[stage]
     code = EXIT_OK
     md = None
     new_instance = False
-    if stage == "network" and configured_this_boot:
+    skip_stage = spec.once and configured_this_boot
+    if skip_stage:
         log.info("already configured in this boot by the local stage; nothing to do")
         record["message"] = "already configured in this boot"
-    elif stage == "final":
+    elif spec.metadata == "stored":
         md = state.stored_metadata()
         if md is None:
             log.error("no stored metadata: the config stage has not found a datasource")
@@ -120,16 +158,17 @@ def _run_locked(system, config, state, stage, only):
         # and finding nothing is no error
         needless = bool(only) and not any(_needs_metadata(n) for n in only)
         names = config.getlist("main", "datasources")
-        if stage == "local" or needless:
-            names = [n for n in names if n == "configdrive"]
+        local_only = spec.metadata == "local" or needless
+        if local_only:
+            names = [n for n in names if not datasources.needs_network(n)]
         try:
             md = datasources.search(config, system, names, state=state,
-                                    deadline=0 if stage == "local" or needless else None)
+                                    deadline=0 if local_only else spec.deadline)
         except datasources.NoDatasource as e:
             if needless:
                 log.info("no local datasource (%s); %s need no metadata, so the metadata "
                          "service is not asked", e, ", ".join(only))
-            elif stage == "local":
+            elif spec.metadata == "local":
                 log.info("no local datasource (%s); the network stage will look", e)
             else:
                 log.error("no datasource found: %s", e)
@@ -138,7 +177,7 @@ def _run_locked(system, config, state, stage, only):
     if md is not None:
         logsetup.add_secrets(md.secrets())
         record["source"], record["instance_id"] = md.source, md.instance_id
-        if stage != "final":
+        if spec.metadata != "stored":
             prev = state.previous_instance_id()
             new_instance = state.set_instance(md)
             if new_instance:
@@ -148,16 +187,11 @@ def _run_locked(system, config, state, stage, only):
                 log.info("same instance %s as before: only per-boot steps run", md.instance_id)
     record["new_instance"] = new_instance
 
-    if stage == "local" and md is None:
+    if skip_stage or (md is None and not spec.bare):
         names = []
-    elif stage == "network" and configured_this_boot:
-        names = []
-    elif stage == "final":
-        names = steps.FINAL_STEPS if md is not None else []
-    elif stage == "all":
-        names = steps.ALL_STEPS
     else:
-        names = steps.CONFIG_STEPS
+        names = {"config": steps.CONFIG_STEPS, "final": steps.FINAL_STEPS,
+                 "all": steps.ALL_STEPS}[spec.steps]
     if only:
         names = [n for n in names if n in only]
     ctx = Context(system, config, state, md, new_instance, stage)
@@ -170,11 +204,11 @@ def _run_locked(system, config, state, stage, only):
             record["steps"].append(_run_step(ctx, name))
     record["steps"] = [r.join() if isinstance(r, _Background) else r for r in record["steps"]]
     failed = any(r["result"] == "failed" for r in record["steps"])
-    if md is not None and stage in ("local", "network", "all"):
+    if md is not None and spec.metadata != "stored":
         record["configured"] = True
-    if md is not None and stage in ("local", "network"):
+    if md is not None and spec.steps == "config":
         _flag_final(ctx, state)
-    if md is not None and stage == "local":
+    if md is not None and spec.metadata == "local":
         # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
         # drive or DMI-confirmed boot its Python never starts (/run is
         # emptied every boot)
@@ -246,12 +280,13 @@ class _Background:
 def _run_step(ctx, name):
     t0 = time.monotonic()
     res = {"name": name, "result": "ok", "changes": [], "duration": 0.0}
+    iid = ctx.metadata.instance_id if ctx.metadata else None
+    done = False  # decided for this instance: a reboot shows it as done-before
     try:
         mod = importlib.import_module(f"guestagent.steps.{name}")
         res["frequency"] = mod.FREQUENCY
         if ctx.metadata is None and getattr(mod, "NEEDS_METADATA", True):
             raise steps.Skip("no metadata")
-        iid = ctx.metadata.instance_id if ctx.metadata else None
         if mod.FREQUENCY == steps.PER_INSTANCE:
             if iid is None:
                 raise steps.Skip("no instance id")
@@ -264,23 +299,29 @@ def _run_step(ctx, name):
         res["result"] = "changed" if changes else "ok"
         for c in changes:
             log.info("%s: %s", name, c)
-        if mod.FREQUENCY == steps.PER_INSTANCE:
-            ctx.state.mark_done(iid, name)
+        done = True
     except steps.Skip as e:
         res["result"] = "skipped"
         res["reason"] = str(e)
         log.info("%s: skipped: %s", name, e)
         # nothing to do for this instance is an answer too: a reboot shows
         # the step as done-before instead of deciding it again
-        if res.get("frequency") == steps.PER_INSTANCE and ctx.metadata is not None:
-            ctx.state.mark_done(ctx.metadata.instance_id, name)
+        done = True
     except Exception as e:  # a failed step never stops the boot or the next step
         res["result"] = "failed"
         res["error"] = str(e) or type(e).__name__
         log.error("%s failed: %s", name, res["error"])
         log.debug("%s traceback", name, exc_info=True)
-    finally:
-        res["duration"] = round(time.monotonic() - t0, 3)
+        # it ran (scripts, appended files): a reboot must not run it again
+        done = isinstance(e, steps.FailedButDone)
+    if done and res.get("frequency") == steps.PER_INSTANCE and iid is not None:
+        try:
+            ctx.state.mark_done(iid, name)
+        except OSError as e:
+            res["result"] = "failed"
+            res["error"] = f"cannot record it as done for this instance: {e}"
+            log.error("%s failed: %s", name, res["error"])
+    res["duration"] = round(time.monotonic() - t0, 3)
     return res
 
 
@@ -288,11 +329,18 @@ class _lock:
     """One agent at a time: a second run waits (and says so), then goes on."""
 
     def __init__(self, system):
-        self.path = system.path(STATE_DIR + "/lock")
+        self.system = system
+        self.path = STATE_DIR + "/lock"
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                          0o600)
+        # opened inside the state directory through the System seam: a
+        # symlinked /var/lib/guestagent in an image tree stays in the tree
+        dfd = self.system.open_dir(STATE_DIR)
+        try:
+            self.fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                              | os.O_NONBLOCK, 0o600, dir_fd=dfd)
+        finally:
+            os.close(dfd)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,6 +3,7 @@
     instance-id                    the instance the last run configured
     instances/<id>/metadata.json   the normalised metadata (0600: secrets)
     instances/<id>/done/<step>     per-instance steps that have completed
+    instances/<id>/scripts/        user scripts, runcmd, bootcmd as run
     status.json                    this boot's runs, step by step (no secrets)
 
 The directory is root-only (0700).  Instance ids become directory names, so
@@ -10,12 +11,16 @@ anything but a plain id is hashed first.
 """
 
 import json
-import os
+import logging
 import re
 
 from .metadata import Metadata
 
+log = logging.getLogger(__name__)
+
 STATE_DIR = "/var/lib/guestagent"
+# What the agent itself wrote is far smaller; a bigger file is not ours.
+MAX_STATE_FILE = 64 << 20
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -35,13 +40,16 @@ class State:
         return "/".join((STATE_DIR,) + parts)
 
     def ensure(self):
+        # through the System seam: a symlinked /var/lib/guestagent in an
+        # image tree resolves inside the root, never on the host
         self.system.makedirs(STATE_DIR, mode=0o700)
-        os.chmod(self.system.path(STATE_DIR), 0o700)
+        self.system.chmod_dir(STATE_DIR, 0o700)
 
     # -- instance ------------------------------------------------------
     def previous_instance_id(self):
         try:
-            return self.system.read_text(self._p("instance-id")).strip()
+            return self.system.read_bytes(self._p("instance-id"), limit=4096).decode(
+                "utf-8", "replace").strip()
         except OSError:
             return ""
 
@@ -61,11 +69,21 @@ class State:
         iid = instance_id or self.previous_instance_id()
         if not iid:
             return None
+        path = self._p("instances", safe_id(iid), "metadata.json")
         try:
-            raw = self.system.read_bytes(self._p("instances", safe_id(iid), "metadata.json"))
-            return Metadata.from_dict(json.loads(raw))
-        except (OSError, ValueError, KeyError, TypeError):
+            raw = self.system.read_bytes(path, limit=MAX_STATE_FILE)
+        except OSError:
             return None
+        try:
+            return Metadata.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            log.warning("ignoring the stored metadata %s: it is not what this agent "
+                        "writes (%s)", path, e)
+            return None
+
+    def instance_dir(self, instance_id):
+        """The instance's own directory (inside the root)."""
+        return self._p("instances", safe_id(instance_id))
 
     # -- per-instance markers ---------------------------------------------
     def done(self, instance_id, step):
@@ -77,10 +95,30 @@ class State:
 
     # -- status ----------------------------------------------------------
     def read_status(self):
+        """This boot's record, or None; a damaged file is ignored with a warning.
+
+        Runs that are not objects are dropped, so readers may trust the shape
+        {"boot_id": str, "runs": [dict...], "last": dict}."""
+        path = self._p("status.json")
         try:
-            return json.loads(self.system.read_bytes(self._p("status.json")))
-        except (OSError, ValueError):
+            raw = self.system.read_bytes(path, limit=MAX_STATE_FILE)
+        except OSError:
             return None
+        try:
+            status = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            log.warning("ignoring %s: not valid JSON (%s)", path, e)
+            return None
+        if not isinstance(status, dict):
+            log.warning("ignoring %s: not a JSON object", path)
+            return None
+        runs = status.get("runs")
+        status["runs"] = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+        if not isinstance(status.get("boot_id"), str):
+            status["boot_id"] = ""
+        if not isinstance(status.get("last"), dict):
+            status.pop("last", None)
+        return status
 
     def write_status(self, status):
         self.ensure()

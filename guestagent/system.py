@@ -2,7 +2,8 @@
 
 Every file a step reads or writes goes through `System` paths relative to a
 root directory (``/`` on a real boot, a scratch tree under ``--root``), and
-every command goes through `System.run`.  Tests point the root elsewhere.
+every command goes through `System.run` (or `System.start`, for one that runs
+on without us waiting).  Tests point the root elsewhere.
 
 Writes walk the path one component at a time with ``O_NOFOLLOW`` and
 directory file descriptors, so a symlink planted by an unprivileged user
@@ -38,18 +39,38 @@ class System:
     def path(self, path):
         """Host path of ``path`` (an absolute path inside the root).
 
-        Only for reading and for handing to commands: writes go through
+        Every symlink on the way to the last component is resolved as if
+        chrooted, so an image's absolute link (``/var/run -> /run``) leads
+        to ROOT/run, never to the host's /run; the last component is left
+        as named (it may be a link the caller means to inspect).  Only for
+        reading and for handing to commands: writes go through
         `write_file`, which does not trust symlinks.
         """
         rel = _relative(path)
-        return os.path.join(self.root, rel) if rel else self.root
+        if self.root == "/":
+            return "/" + rel
+        if not rel:
+            return self.root
+        host = self.resolve(path, follow_last=False, missing_ok=True)
+        if host is None:
+            raise UnsafePathError(errno.ELOOP, "too many levels of symbolic links", path)
+        return host
 
     def exists(self, path):
         return os.path.lexists(self.path(path))
 
     def read_bytes(self, path, limit=None):
-        """Read a file inside the root; symlinks are resolved inside the root."""
-        fd = self._open_file(path, os.O_RDONLY)
+        """Read a regular file inside the root; symlinks are resolved inside the root.
+
+        A FIFO, socket or device (planted where a file was expected) is
+        refused rather than read: it could block the boot or never end.
+        """
+        fd = self._open_file(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            _require_regular(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
         with os.fdopen(fd, "rb") as f:
             return f.read() if limit is None else f.read(limit)
 
@@ -117,22 +138,65 @@ class System:
         finally:
             os.close(dfd)
 
-    def append_file(self, path, data, mode=0o644):
-        """Append to a log-like file (not atomic; never through a symlink)."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+    def write_existing(self, path, data):
+        """Write into a file or device that must already exist (/dev/urandom):
+        no create, no truncate, never through a symlink."""
         parent, name = os.path.split(_relative(path))
-        dfd = self.open_dir(parent, create=True)
+        dfd = self.open_dir(parent, create=False)
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, mode, dir_fd=dfd)
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
         finally:
             os.close(dfd)
         try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def append_file(self, path, data, mode=0o644, uid=None, gid=None):
+        """Append to a regular file (not atomic; never through a symlink).
+
+        The owner and mode are set on the file descriptor that was written,
+        so a link swapped in afterwards cannot redirect them.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        fd = self.open_append(path, mode)
+        try:
+            if uid is not None or gid is not None:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
             os.write(fd, data)
         finally:
             os.close(fd)
+
+    def open_append(self, path, mode=0o644):
+        """A descriptor open for appending to the regular file ``path`` (created
+        when missing), reached without following untrusted links."""
+        parent, name = os.path.split(_relative(path))
+        if not name:
+            raise UnsafePathError(errno.EINVAL, "not a file path", path)
+        dfd = self.open_dir(parent, create=True)
+        try:
+            # O_NONBLOCK: opening a FIFO for writing would wait for a reader
+            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePathError(errno.ELOOP, "refusing to write: a symlink",
+                                      "/" + _relative(path)) from None
+            if e.errno == errno.ENXIO:
+                raise UnsafePathError(errno.ENXIO, "refusing to write: not a regular file",
+                                      "/" + _relative(path)) from None
+            raise
+        finally:
+            os.close(dfd)
+        try:
+            _require_regular(fd, "/" + _relative(path), "write")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def remove(self, path):
         parent, name = os.path.split(_relative(path))
@@ -150,6 +214,43 @@ class System:
 
     def makedirs(self, path, mode=0o755):
         os.close(self.open_dir(_relative(path), create=True, mode=mode))
+
+    def chmod_dir(self, path, mode):
+        """Set the mode of directory ``path`` (opened as `open_dir` does)."""
+        fd = self.open_dir(path)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def lchown(self, path, uid, gid):
+        """Change the owner of ``path`` itself (a symlink is never followed)."""
+        os.chown(self.path(path), uid, gid, follow_symlinks=False)
+
+    # -- inspecting ----------------------------------------------------
+    def lstat(self, path):
+        """os.lstat of ``path`` inside the root: the link itself, never its target."""
+        return os.lstat(self.path(path))
+
+    def readlink(self, path):
+        """The target of symlink ``path``, or None when it is not a link or not there."""
+        try:
+            return os.readlink(self.path(path))
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+
+    def listdir(self, path):
+        """The sorted names in directory ``path`` ([] when there is none);
+        symlinks on the way resolve inside the root."""
+        host = self.resolve(path)
+        if host is None:
+            return []
+        try:
+            return sorted(os.listdir(host))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
     def open_dir(self, path, create=False, mode=0o755, trusted_uids=(0,)):
         """Open a directory inside the root without following untrusted links."""
@@ -223,27 +324,36 @@ class System:
             raise FileNotFoundError(errno.ENOENT, "no such file inside the root", path)
         return os.open(host, flags | os.O_CLOEXEC)
 
-    def resolve(self, path, follow_last=True):
+    def resolve(self, path, follow_last=True, missing_ok=False):
         """Host path of ``path`` with every symlink resolved as if chrooted.
 
         None when a component is missing (or, with ``follow_last``, when the
-        final link dangles).  For reading and inspecting only: writes go
+        final link dangles); with ``missing_ok`` the missing rest is appended
+        as named instead.  For reading and inspecting only: writes go
         through `write_file`, which trusts no link it did not check.
         """
         todo = [p for p in _relative(path).split("/") if p]
         done = []
         links = 0
+        missing = False
         while todo:
             part = todo.pop(0)
             if part == "..":
                 if done:
                     done.pop()
                 continue
+            if missing:
+                done.append(part)
+                continue
             host = os.path.join(self.root, *done, part)
             try:
                 st = os.lstat(host)
             except OSError:
-                return None
+                if not missing_ok:
+                    return None
+                missing = True
+                done.append(part)
+                continue
             if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
                 links += 1
                 if links > _MAX_LINKS:
@@ -286,6 +396,19 @@ class System:
             raise CommandFailed(argv, res)
         return res
 
+    def start(self, argv, stdout=None, stderr=None, cwd=None, env=None):
+        """Start a command and return its Popen without waiting for it.
+
+        For commands watched while they run (user scripts) or left to run on
+        (the background host key): a session of its own, so the caller can
+        signal the whole group and our exit does not take it down; stdin is
+        /dev/null.  OSError from starting it reaches the caller, which can
+        say why (a script's bad #! line).
+        """
+        log.debug("starting: %s", " ".join(argv))
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                cwd=cwd, env=env, start_new_session=True, close_fds=True)
+
 
 class _AnyUid:
     def __contains__(self, uid):
@@ -310,6 +433,12 @@ class CommandFailed(RuntimeError):
         super().__init__(msg)
         self.returncode = res.returncode
         self.result = res
+
+
+def _require_regular(fd, path, what="read"):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(errno.EINVAL, f"refusing to {what}: not a regular file", path)
 
 
 def _relative(path):

@@ -19,9 +19,9 @@ from support import REPO
 from support.marks import needs_root
 
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
-DEB_DEPENDS = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-yaml",
+DEB_DEPENDS = ("python3-requests", "python3-pyroute2", "python3-yaml",
                "cloud-guest-utils", "e2fsprogs", "parted")
-RPM_REQUIRES = ("python3-requests", "python3-psutil", "python3-pyroute2", "python3-pyyaml",
+RPM_REQUIRES = ("python3-requests", "python3-pyroute2", "python3-pyyaml",
                 "cloud-utils-growpart", "e2fsprogs", "parted")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -126,6 +126,7 @@ def test_deb_contains_command_units_config_and_man_page(deb):
     for dep in DEB_DEPENDS:
         assert re.search(rf"(^|, ){re.escape(dep)}\b", depends), f"{dep} not in Depends"
     assert "python3 (>= 3.9)" in depends
+    assert "psutil" not in depends  # nothing imports it (pyproject does not list it)
     assert {"lvm2", "openssh-server", "xfsprogs"} <= set(
         sh("dpkg-deb", "-f", deb, "Recommends").replace(",", " ").split())
 
@@ -216,6 +217,7 @@ def test_rpm_requires_and_scriptlets(rpm):
     for dep in RPM_REQUIRES:
         assert dep in requires, f"{dep} not in Requires"
     assert "python3 >= 3.9" in requires
+    assert not [r for r in requires if "psutil" in r]
     recommends = sh("rpm", "-qp", "--recommends", rpm).split()
     assert {"lvm2", "openssh-server", "xfsprogs"} <= set(recommends)
     scripts = sh("rpm", "-qp", "--scripts", rpm)
@@ -246,3 +248,101 @@ def test_rpm_payload_runs(rpm, tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(sitelib[0]), PATH=SYSTEM_PATH))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"guestagent {__version__}"
+
+
+# ---- the .rpm installed: rpm --root into a scratch tree ------------------------------------
+
+FAKE_SYSTEMCTL = "#!/bin/sh\necho \"$*\" >>/var/log/systemctl.calls\n"
+
+
+def scratch_root(root):
+    """An empty tree rpm can install into and run scriptlets in: an rpm
+    database, /dev/null, a /bin/sh (this machine's dash and its libc) and a
+    systemctl that only records how it was called."""
+    for d in ("bin", "usr/bin", "dev", "var/log", "lib64", "lib/x86_64-linux-gnu"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/dash", root / "bin/sh")
+    for lib in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
+        shutil.copy2(os.path.realpath(lib), root / lib.lstrip("/"))
+    (root / "usr/bin/systemctl").write_text(FAKE_SYSTEMCTL)
+    (root / "usr/bin/systemctl").chmod(0o755)
+    subprocess.run(["mknod", "-m", "666", root / "dev/null", "c", "1", "3"], check=True)
+    sh("rpm", "--root", root, "--initdb")
+    return root
+
+
+def systemctl_calls(root):
+    path = root / "var/log/systemctl.calls"
+    calls = path.read_text().splitlines() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return calls
+
+
+@mark_root
+def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
+    """What %post/%preun/%postun do when rpm really runs them (chrooted into
+    the scratch root), against what Fedora's %systemd_post, %systemd_preun
+    and %systemd_postun do: preset on the first install only, disable on the
+    last erase only, a daemon-reload after, and never a start or restart."""
+    root = scratch_root(tmp_path / "root")
+    units = " ".join(UNIT_NAMES)
+
+    sh("rpm", "--root", root, "-i", "--nodeps", rpm)
+    assert systemctl_calls(root) == [f"--no-reload preset {units}"]
+    # every file as the package says (digest, mode, owner, size): nothing the
+    # scriptlets or the install changed behind rpm's back
+    assert sh("rpm", "--root", root, "-V", "--nodeps", "guestagent") == ""
+    modes = {}
+    for line in sh("rpm", "--root", root, "-ql", "--dump", "guestagent").splitlines():
+        path, _size, _mtime, _digest, mode, owner, group = line.split()[:7]
+        modes[path] = (int(mode, 8) & 0o7777, owner, group)
+        assert (owner, group) == ("root", "root"), line
+    assert modes["/usr/bin/guestagent"][0] == 0o755
+    assert modes["/etc/guestagent/guestagent.conf"][0] == 0o644
+    assert modes["/etc/guestagent"][0] == 0o755
+    for unit in UNIT_NAMES:
+        assert modes[f"/usr/lib/systemd/system/{unit}"][0] == 0o644
+    assert not [p for p, (m, _, _) in modes.items() if m & 0o022 or m & 0o6000], \
+        "group/world-writable or setuid/setgid files"
+    outside = [p for p in modes if not p.startswith((
+        "/usr/bin/guestagent", "/etc/guestagent", "/usr/lib/systemd/system/guestagent",
+        "/usr/lib/systemd/system-preset/80-guestagent.preset", "/usr/share/man/man1/",
+        "/usr/share/doc/guestagent", "/usr/lib/python3"))]
+    assert not outside, f"files outside the package's own places: {outside}"
+    assert all("/site-packages/guestagent" in p for p in modes if p.startswith("/usr/lib/py"))
+    preset = (root / "usr/lib/systemd/system-preset/80-guestagent.preset").read_text()
+    assert preset.splitlines() == [f"enable {u}" for u in UNIT_NAMES]
+    assert (root / "usr/bin/guestagent").read_text().startswith("#!/usr/bin/python3")
+
+    # An upgrade (the same build again) must not preset again: that would
+    # re-enable units an administrator disabled.
+    sh("rpm", "--root", root, "-U", "--nodeps", "--replacepkgs", rpm)
+    # (the old package's %postun: a daemon-reload, no restart)
+    assert systemctl_calls(root) == ["daemon-reload"]
+
+    # Erasing: disable, then a daemon-reload; an edited config survives as .rpmsave.
+    conf = root / "etc/guestagent/guestagent.conf"
+    conf.write_text(conf.read_text() + "\n[main]\ndeadline = 30\n")
+    sh("rpm", "--root", root, "-e", "--nodeps", "guestagent")
+    assert systemctl_calls(root) == [f"--no-reload disable {units}", "daemon-reload"]
+    assert not (root / "usr/bin/guestagent").exists()
+    assert not (root / "usr/lib/systemd/system/guestagent.service").exists()
+    assert "deadline = 30" in (root / "etc/guestagent/guestagent.conf.rpmsave").read_text()
+
+
+@mark_root
+def test_rpm_rebuilds_from_its_source_rpm_in_a_clean_tree(rpm, tree, tmp_path):
+    """The src.rpm alone (no checkout, a clean environment, a fresh _topdir)
+    builds the same package: what a Fedora/RHEL user does with rpmbuild
+    --rebuild or mock."""
+    srpm = tree / f"dist/guestagent-{__version__}-1.src.rpm"
+    top = tmp_path / "rpmbuild"
+    res = subprocess.run(["rpmbuild", "--rebuild", "--nodeps", "--define", f"_topdir {top}",
+                          srpm], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env={"PATH": SYSTEM_PATH, "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    rebuilt = top / f"RPMS/noarch/guestagent-{__version__}-1.noarch.rpm"
+    assert rebuilt.is_file(), list(top.rglob("*.rpm"))
+    for query in (["-qlp"], ["-qp", "--requires"], ["-qp", "--recommends"],
+                  ["-qp", "--scripts"], ["-qp", "--configfiles"]):
+        assert sh("rpm", *query, rebuilt) == sh("rpm", *query, rpm), query

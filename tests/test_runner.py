@@ -1,6 +1,12 @@
 import json
+import sys
+import types
 
 import pytest
+
+from guestagent import config, runner, steps
+from guestagent.state import State
+from guestagent.system import System
 
 from support import EXAMPLES
 
@@ -175,3 +181,35 @@ def test_final_pending_flag_only_while_scripts_or_runcmd_wait(tmp_path, root, ru
     (drive / "openstack/latest/meta_data.json").write_text(meta.replace(old_id, "new-2"))
     run_agent("--once", "--stage", "local", "--root", root, "--config", conf, check=True)
     assert flag.read_text().split() == ["runcmd"]
+
+
+def _step(name, run, frequency):
+    mod = types.ModuleType(f"guestagent.steps.{name}")
+    mod.FREQUENCY = frequency
+    mod.run = run
+    return mod
+
+
+@pytest.mark.parametrize("error, runs_again", [
+    (steps.FailedButDone("1 of 2 scripts failed"), False),
+    (RuntimeError("could not reach the disk"), True),
+])
+def test_the_runner_marks_a_failed_but_done_step_and_only_that(root, monkeypatch, error,
+                                                               runs_again):
+    calls = []
+
+    def run(ctx):
+        calls.append(ctx.metadata.instance_id)
+        raise error
+    monkeypatch.setitem(sys.modules, "guestagent.steps.once",
+                        _step("once", run, steps.PER_INSTANCE))
+    monkeypatch.setattr(steps, "ALL_STEPS", ["once"])
+    system = System(str(root))
+    cfg = config.load(DEMO_CONF)
+    assert runner.run(system, cfg, stage="all") == runner.EXIT_STEP_FAILED
+    first = State(system).read_status()["last"]["steps"][0]
+    assert (first["result"], first["error"]) == ("failed", str(error))
+    runner.run(system, cfg, stage="all")
+    second = State(system).read_status()["last"]["steps"][0]
+    assert len(calls) == (2 if runs_again else 1)
+    assert second["result"] == ("failed" if runs_again else "done-before")

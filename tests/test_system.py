@@ -1,4 +1,5 @@
 import os
+import stat
 
 import pytest
 
@@ -73,3 +74,31 @@ def test_live_reads_see_the_real_sysfs_links():
     assert System("/").read_text("/proc/self/stat")
     if os.path.exists("/sys/class/dmi/id/sys_vendor"):
         assert System("/").read_text("/sys/class/dmi/id/sys_vendor") is not None
+
+
+def test_inspecting_stays_inside_the_root_and_never_follows_the_last_link(tmp_path):
+    s = System(str(tmp_path))
+    s.write_file("/etc/ssh/sshd_config.d/b.conf", "")
+    s.write_file("/etc/ssh/sshd_config.d/a.conf", "")
+    (tmp_path / "etc/resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    (tmp_path / "etc/confdir").symlink_to("/etc/ssh/sshd_config.d")  # absolute: in the root
+    assert s.listdir("/etc/ssh/sshd_config.d") == ["a.conf", "b.conf"]
+    assert s.listdir("/etc/confdir") == ["a.conf", "b.conf"]
+    assert s.listdir("/etc/missing") == [] and s.listdir("/etc/resolv.conf") == []
+    assert s.readlink("/etc/resolv.conf") == "/run/systemd/resolve/stub-resolv.conf"
+    assert s.readlink("/etc/ssh/sshd_config.d/a.conf") is None
+    assert s.readlink("/etc/missing") is None
+    assert os.path.islink(tmp_path / "etc/resolv.conf")
+    assert stat.S_ISLNK(s.lstat("/etc/resolv.conf").st_mode)
+    s.chmod_dir("/etc/ssh", 0o700)
+    assert (tmp_path / "etc/ssh").stat().st_mode & 0o777 == 0o700
+
+
+def test_start_runs_in_a_session_of_its_own_with_no_stdin(tmp_path):
+    s = System(str(tmp_path))
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = s.start(["sh", "-c", "ps -o sid= -p $$; cat; echo done"], stdout=f)
+        proc.wait(timeout=30)
+    sid, done = out.read_text().split()
+    assert int(sid) == proc.pid != os.getsid(0) and done == "done"

@@ -298,22 +298,38 @@ def test_shell_is_posix(tmp_path, path):
 
 FAKE_AGENT = """#!/bin/sh
 # Stand-in agent: records each call; the final stage is slow, the network
-# stage fails (exit 3: no datasource), as on a cloud with no metadata.
+# stage fails (exit 3: no datasource), as on a cloud with no metadata, after
+# leaving (or not) the flag the real one leaves when scripts wait to run.
 log={log}
 echo "start $* stdin=$(readlink /proc/self/fd/0)" >>"$log"
 case "$*" in
     *"--stage final"*) sleep {final_secs}; echo "end final" >>"$log" ;;
-    *"--stage network"*) exit 3 ;;
+    *"--stage network"*)
+        if [ {pending} = yes ]; then
+            mkdir -p /run/guestagent && echo scripts >/run/guestagent/final-pending
+        fi
+        exit 3 ;;
 esac
 """
 
 
-def fake_agent(dirpath, log, final_secs=2):
+def fake_agent(dirpath, log, final_secs=2, pending=True):
     dirpath.mkdir(parents=True, exist_ok=True)
     agent = dirpath / "guestagent"
-    agent.write_text(FAKE_AGENT.format(log=log, final_secs=final_secs))
+    agent.write_text(FAKE_AGENT.format(log=log, final_secs=final_secs,
+                                       pending="yes" if pending else "no"))
     agent.chmod(0o755)
     return agent
+
+
+# /run of this machine is never touched: the scripts run in a private mount
+# namespace with a tmpfs of their own on /run.
+PRIVATE_RUN = "mount -t tmpfs tmpfs /run && "
+
+
+def in_private_mounts(script, **kw):
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           PRIVATE_RUN + script], capture_output=True, text=True, **kw)
 
 
 def wait_for(predicate, timeout=10):
@@ -325,6 +341,8 @@ def wait_for(predicate, timeout=10):
     return predicate()
 
 
+@needs_root
+@pytest.mark.root
 def test_rc_local_snippet_configures_in_foreground_scripts_in_background(tmp_path):
     log = tmp_path / "calls.log"
     fake_agent(tmp_path / "bin", log)
@@ -332,8 +350,7 @@ def test_rc_local_snippet_configures_in_foreground_scripts_in_background(tmp_pat
     rc_local.write_text("#!/bin/sh -e\n" + open(SNIPPET).read() + "echo rc.local went on\nexit 0\n")
     env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin")
     t0 = time.monotonic()
-    res = subprocess.run(["sh", "-e", str(rc_local)], capture_output=True, text=True, env=env,
-                         timeout=30)
+    res = in_private_mounts(f"sh -e {rc_local}", env=env, timeout=30)
     took = time.monotonic() - t0
     # A failing agent does not stop a "sh -e" rc.local, and rc.local does not
     # wait for the user scripts.
@@ -344,6 +361,20 @@ def test_rc_local_snippet_configures_in_foreground_scripts_in_background(tmp_pat
     calls = log.read_text().splitlines()
     assert calls[0].startswith("start --once --stage network")
     assert calls[1] == "start --once --stage final stdin=/dev/null"
+
+
+@needs_root
+@pytest.mark.root
+def test_rc_local_snippet_starts_no_final_stage_with_nothing_pending(tmp_path):
+    """A reboot (scripts done) or a first boot without scripts: no Python
+    starts for the final stage, as guestagent-final.service's condition."""
+    log = tmp_path / "calls.log"
+    fake_agent(tmp_path / "bin", log, pending=False)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    res = in_private_mounts(f"sh -e {SNIPPET}; sleep 0.5", env=env, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert [c.split(" stdin=")[0] for c in log.read_text().splitlines()] == \
+        ["start --once --stage network"]
 
 
 def test_rc_local_snippet_without_the_agent_is_a_no_op(tmp_path):
@@ -364,8 +395,7 @@ def test_init_script_start_runs_config_then_scripts_in_background(tmp_path):
     script = (f"mount -t overlay overlay -o lowerdir={tmp_path / 'bin'}:/usr/bin /usr/bin && "
               f"sh {INIT} start && echo status-next && sh {INIT} stop")
     t0 = time.monotonic()
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                         capture_output=True, text=True, timeout=30)
+    res = in_private_mounts(script, timeout=30)
     took = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     assert "status-next" in res.stdout
@@ -375,6 +405,22 @@ def test_init_script_start_runs_config_then_scripts_in_background(tmp_path):
     assert calls[0].startswith("start --once --stage network")
     assert calls[1] == "start --once --stage final stdin=/dev/null"
     assert not os.path.exists("/usr/bin/guestagent")  # the host's /usr/bin is untouched
+
+
+@needs_root
+@pytest.mark.root
+def test_init_script_starts_no_final_stage_with_nothing_pending(tmp_path):
+    """A reboot of a SysV image (scripts done): only the config stage runs."""
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here: init-functions would hand over to systemctl")
+    log = tmp_path / "calls.log"
+    fake_agent(tmp_path / "bin", log, pending=False)
+    script = (f"mount -t overlay overlay -o lowerdir={tmp_path / 'bin'}:/usr/bin /usr/bin && "
+              f"sh {INIT} start; sleep 0.5")
+    res = in_private_mounts(script, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert [c.split(" stdin=")[0] for c in log.read_text().splitlines()] == \
+        ["start --once --stage network"]
 
 
 def test_init_script_without_the_agent_exits_quietly():

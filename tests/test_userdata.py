@@ -189,11 +189,16 @@ def test_too_many_parts_are_cut_with_a_warning():
 def test_warnings_are_logged_without_user_data_contents(caplog):
     secret = "hunter2-very-secret"
     with caplog.at_level(logging.WARNING, logger="guestagent.userdata"):
-        decode(f"#cloud-config\npassword: {secret}\nchpasswd: {{}}\n".encode(), MAX)
+        decode(f"#cloud-config\npassword: \"{secret}\\nx\"\nchpasswd: {{list: "
+               f"['bad name:{secret}', 'bob:{secret}\\r'], users: [{{name: bob, "
+               f"password: {secret}}}]}}\nchef: {{x: {secret}}}\n".encode(), MAX)
         decode(f"#cloud-config\nhostname: [{secret}\n".encode(), MAX)
         decode(f"not a script {secret}\n".encode(), MAX)
     text = caplog.text
-    assert "chpasswd, password" in text and "not valid YAML" in text
+    assert "'password': expected a usable password (it contains a line break" in text
+    assert "chpasswd list entry 1: user name 'bad name' is not a valid" in text
+    assert "chpasswd users entry 1 (bob): the password is unusable" in text
+    assert "not valid YAML" in text and "ignored: chef" in text
     assert secret not in text
 
 
@@ -201,6 +206,9 @@ def test_warnings_are_logged_without_user_data_contents(caplog):
 
 def _check_shape(ud):
     assert isinstance(ud.cloud_config, dict) and isinstance(ud.warnings, list)
+    # decode() catches everything as a last defence; an input that reaches it
+    # is a parser bug the shape alone would hide (empty result, no crash)
+    assert not [w for w in ud.warnings if "could not be decoded" in w], ud.warnings
     for s in ud.scripts:
         assert s.content.startswith(b"#!") and isinstance(s.name, str) and s.index >= 1
     assert set(ud.cloud_config) <= {

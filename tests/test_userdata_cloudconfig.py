@@ -27,9 +27,10 @@ GOOD = [
     ("preserve_hostname: yes", {"preserve_hostname": True}),
     ("preserve_hostname: off", {"preserve_hostname": False}),
     ("manage_resolv_conf: on", {"manage_resolv_conf": True}),
-    ("resolv_conf:\n  nameservers: [192.0.2.1, 2001:db8::1]\n  searchdomains: [a.org]\n"
-     "  domain: a.org\n  options: {rotate: true, timeout: 1}",
-     {"resolv_conf": {"nameservers": ["192.0.2.1", "2001:db8::1"], "searchdomains": ["a.org"],
+    ("manage_resolv_conf: true\nresolv_conf:\n  nameservers: [192.0.2.1, 2001:db8::1]\n"
+     "  searchdomains: [a.org]\n  domain: a.org\n  options: {rotate: true, timeout: 1}",
+     {"manage_resolv_conf": True,
+      "resolv_conf": {"nameservers": ["192.0.2.1", "2001:db8::1"], "searchdomains": ["a.org"],
                       "domain": "a.org", "options": {"rotate": True, "timeout": 1}}}),
     ("growpart: {mode: auto, devices: [/, /var]}",
      {"growpart": {"mode": "auto", "devices": ["/", "/var"]}}),
@@ -116,14 +117,13 @@ users:
         {"name": "carol", "sudo": ["ALL=(ALL) ALL", "ALL=(ALL) NOPASSWD: /bin/ls"],
          "groups": ["docker"]},
         {"name": "dave", "sudo": False},
-        {"name": "erin"},
+        {"name": "erin", "uid": 1234},
     ]
     text = "\n".join(warnings)
-    assert "users entry 6 ('erin'): fields guestagent does not support, ignored: passwd, uid" \
-        in text
+    assert "users entry 6 ('erin'): 'passwd' refused: the password hash is unusable" in text
     assert "'sudo' should be a sudoers rule" in text
     assert "'lock_passwd' should be true or false" in text
-    assert "'shell' should be a string" in text
+    assert "'shell' should be an absolute path to a shell" in text
     assert "users entry 7 has no user name; skipped" in text
     assert "users entry 8 is a list" in text and "users entry 9 is a number" in text
     assert "$6$secret" not in text  # field names, never values
@@ -177,22 +177,22 @@ def test_commands_drop_bad_entries():
 
 def test_resolv_conf_and_growpart_fields():
     config, warnings = cc("resolv_conf: {nameservers: 5, domain: a.org, sortlist: [x]}\n"
-                          "growpart: {mode: 7, devices: [/], ignore_growroot_disabled: true}")
+                          "growpart: {mode: 7, devices: [/], ignore_growroot_disable: true}")
     assert config == {"resolv_conf": {"domain": "a.org"}, "growpart": {"devices": ["/"]}}
     text = "\n".join(warnings)
     assert "'nameservers' should be a list of strings" in text
     assert "resolv_conf: fields guestagent does not support, ignored: sortlist" in text
     assert "'mode' should be a mode string" in text
-    assert "ignore_growroot_disabled" in text
+    assert "fields guestagent does not support, ignored: ignore_growroot_disable" in text
 
 
 # -- unknown keys, documents that are not mappings, bad YAML ---------------------
 
 def test_unknown_keys_are_named_in_one_warning():
-    config, warnings = cc("packages: [vim]\nhostname: h\napt: {}\n1: x\nchpasswd: {}\n")
+    config, warnings = cc("puppet: {}\nhostname: h\nchef: {}\n1: x\nlandscape: {}\n")
     assert config == {"hostname": "h"}
     assert warnings == ["#cloud-config keys guestagent does not support, ignored: "
-                        "1, apt, chpasswd, packages"]
+                        "1, chef, landscape, puppet"]
 
 
 @pytest.mark.parametrize("text, what", [("- a\n- b", "a list"), ("just text", "a string"),
@@ -223,7 +223,8 @@ def test_parts_merge_later_wins_and_lists_append():
     m = MIMEMultipart()
     m.attach(MIMEText("#cloud-config\nhostname: first\nruncmd: [one]\nbootcmd: [b1]\n"
                       "users: [default]\nssh_authorized_keys: [k1]\n"
-                      "write_files: [{path: /a}]\nresolv_conf: {domain: a.org}\n", "plain"))
+                      "write_files: [{path: /a}]\nresolv_conf: {domain: a.org}\n"
+                      "manage_resolv_conf: true\n", "plain"))
     m.attach(MIMEText("hostname: second\nruncmd: [two]\nbootcmd: [b2]\nusers: [bob]\n"
                       "ssh_authorized_keys: [k2]\nwrite_files: [{path: /b}]\n"
                       "resolv_conf: {nameservers: [192.0.2.1]}\npackages: [x]\n",
@@ -238,6 +239,7 @@ def test_parts_merge_later_wins_and_lists_append():
         "ssh_authorized_keys": ["k1", "k2"],
         "write_files": [{"path": "/a"}, {"path": "/b"}],
         "resolv_conf": {"nameservers": ["192.0.2.1"]},  # top-level keys: later wins whole
+        "manage_resolv_conf": True,
     }
     assert len(ud.warnings) == 2
     assert "'runcmd': expected a list of commands" in ud.warnings[0]

@@ -440,7 +440,8 @@ def test_real_agent_against_the_metadata_server(root, tmp_path, run_agent):
         sudo = (root / "etc/sudoers.d/90-guestagent-users").read_text()
         assert sudo.splitlines()[1:] == ["debian ALL=(ALL) NOPASSWD:ALL"]
         assert "not a valid account name" in res.stderr
-        assert "refusing sudo rule" in res.stderr
+        # refused when the user-data is read, before any step acts on it
+        assert "'sudo' refused: a sudoers rule with a line break" in res.stderr
         # a new instance of the same image: the keys already there are not added twice
         meta["uuid"] = "bbbbbbbb-1111-2222-3333-444444444444"
         (latest / "meta_data.json").write_text(json.dumps(meta))

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from guestagent.steps import Skip
+from guestagent.steps import FailedButDone, Skip
 from guestagent.steps import write_files as step
 
 from support.step_context import StepContext
@@ -142,7 +142,7 @@ def test_deferred_files_are_written_after_the_others(root):
     ("/etc/dir/", "names a directory"),
 ])
 def test_bad_paths_are_refused_and_the_rest_written(root, path, why):
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(FailedButDone) as e:
         run_step(root, {"path": path, "content": "x"}, {"path": "/etc/good", "content": "ok"})
     assert why in str(e.value) and "1 of 2 files not written" in str(e.value)
     assert (root / "etc/good").read_text() == "ok"
@@ -159,7 +159,7 @@ def test_symlinks_are_refused(root, tmp_path):
     outside.write_text("precious\n")
     (root / "etc/link").symlink_to(outside)
     (root / "home").mkdir(exist_ok=True)
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(FailedButDone) as e:
         run_step(root, {"path": "/etc/link", "content": "overwritten"},
                  {"path": "/etc/link", "content": "appended", "append": True})
     assert "2 of 2 files not written" in str(e.value)
@@ -168,7 +168,7 @@ def test_symlinks_are_refused(root, tmp_path):
 
 
 def test_bad_content_is_refused(root):
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(FailedButDone) as e:
         run_step(root, {"path": "/etc/g", "content": "not gzip", "encoding": "gzip"},
                  {"path": "/etc/b", "content": "!!!", "encoding": "b64"})
     assert "not gzip data" in str(e.value)
@@ -179,7 +179,7 @@ def test_gzip_bomb_in_content_is_refused(root):
     ctx = StepContext(root, cloud_config={"write_files": [
         {"path": "/etc/bomb", "content": bomb, "encoding": "gzip"}]},
         conf_text="[userdata]\nmax_bytes = 1048576\n")
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(FailedButDone) as e:
         step.run(ctx)
     assert "max_bytes" in str(e.value) and not (root / "etc/bomb").exists()
 

@@ -1,7 +1,7 @@
 """Find the instance's metadata: config drive, then the network services.
 
 Each datasource module has NEEDS_NETWORK and ``fetch(ctx) -> Metadata``,
-raising NotFound when it is definitely not there.  The network sources share
+raising NotFound when it is definitely not there; NAMES lists them all.  The network sources share
 one client, so one deadline covers the whole search.
 """
 
@@ -11,6 +11,9 @@ import os
 import time
 
 log = logging.getLogger(__name__)
+
+# Every datasource, in the order they are tried by default ([main] datasources).
+NAMES = ("configdrive", "openstack", "ec2")
 
 
 class NotFound(Exception):
@@ -36,12 +39,14 @@ class SearchContext:
         """The shared HTTP client (imports requests on first use)."""
         if self._client is None:
             from .http import MetadataClient
+            from .linklocal import ipv6_urls
             url = self.config.get("main", "metadata_url").strip()
             self._client = MetadataClient(
                 url, self.deadline_at,
                 timeout=self.config.getfloat("main", "request_timeout"),
                 max_bytes=self.config.getint("main", "max_response_bytes"),
-                on_first_failure=lambda why: _explain_wait(url, why, self.deadline_at))
+                on_first_failure=lambda why: _explain_wait(url, why, self.deadline_at),
+                alternates=ipv6_urls(url))
         return self._client
 
     @property
@@ -63,6 +68,15 @@ def _explain_wait(url, why, deadline_at):
              url, why, describe(host), left)
 
 
+def _module(name):
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def needs_network(name):
+    """Does datasource ``name`` need the network (the local stage tries only those that do not)?"""
+    return _module(name).NEEDS_NETWORK
+
+
 def search(config, system, names, state=None, deadline=None):
     """Try ``names`` in order; return Metadata or raise NoDatasource.
 
@@ -78,7 +92,7 @@ def search(config, system, names, state=None, deadline=None):
     reasons = []
     try:
         for name in names:
-            mod = importlib.import_module(f"{__name__}.{name}")
+            mod = _module(name)
             if mod.NEEDS_NETWORK and state is not None:
                 cached = _same_instance_by_dmi(system, state)
                 if cached is not None:

@@ -7,12 +7,14 @@ and unmounted again.  ``[configdrive] path`` names a tree instead (image
 builders, tests, systems that mount the drive themselves).
 """
 
-import json
+import errno
 import logging
 import os
 import re
+import stat
 import tempfile
 
+from ..log import shown
 from ..metadata import InjectedFile
 from . import NotFound
 from .openstack_documents import from_openstack_documents
@@ -105,64 +107,162 @@ def _read_device(system, dev, limit):
             pass
 
 
+# Caps on what a drive may make the agent hold (docs/hostname-dns-files.md).
+MAX_DOCUMENT = 4 << 20      # each JSON document
+MAX_INJECTED_FILES = 100    # entries in meta_data.json `files`
+
+
+class OutsideDrive(OSError):
+    """A path on the drive that leads off it (a symlink), is not a plain
+    file, or is over its size cap."""
+
+    def __str__(self):
+        return f"{self.filename}: {self.strerror}"
+
+
 def read_tree(top, limit, source="configdrive"):
-    base = _version_dir(top)
-    meta = _json(base, "meta_data.json", required=True)
-    network = _json(base, "network_data.json")
-    vendor = _json(base, "vendor_data.json")
-    user_data = _bytes(os.path.join(base, "user_data"), limit) or b""
-    files = _injected_files(top, meta, limit)
-    return from_openstack_documents(source, meta, network, vendor, user_data, files)
+    """The Metadata on the drive mounted (or copied) at ``top``.
 
+    Nothing is read through a symlink that leaves ``top`` (at any depth),
+    and only regular files are read.  ``limit`` caps the user-data and,
+    all together, the injected files; an oversized or unreadable optional
+    document or file is refused by name and the rest is used.
+    """
+    from ..documents import BadDocument, load_json
 
-def _version_dir(top):
-    osdir = os.path.join(top, "openstack")
-    latest = os.path.join(osdir, "latest")
-    if os.path.isdir(latest):
-        return latest
+    drive = _Drive(top)
+    base = _version_dir(drive, top)
+    docs = {}
+    for name in ("meta_data.json", "network_data.json", "vendor_data.json",
+                 "vendor_data2.json"):
+        try:
+            data = drive.read(f"{base}/{name}", MAX_DOCUMENT)
+            if data is not None:
+                docs[name] = load_json(data, f"{name} on the config drive")
+        except (OSError, BadDocument) as e:
+            if name == "meta_data.json":
+                raise ValueError(str(e)) from None
+            log.warning("ignoring %s on the config drive: %s", name, e)
+    if "meta_data.json" not in docs:
+        raise NotFound(f"{top}/{base} has no meta_data.json")
+    meta = docs["meta_data.json"]
     try:
-        dated = sorted(d for d in os.listdir(osdir) if re.match(r"^\d{4}-\d\d-\d\d$", d))
+        user_data = drive.read(f"{base}/user_data", limit) or b""
+    except OSError as e:
+        # only the user-data is refused: keys, host name and the rest still count
+        log.warning("ignoring the user-data on the config drive: %s", e)
+        user_data = b""
+    files = _injected_files(drive, meta, limit)
+    return from_openstack_documents(source, meta, docs.get("network_data.json"),
+                                    docs.get("vendor_data.json"), user_data, files,
+                                    vendor_data2=docs.get("vendor_data2.json"))
+
+
+class _Drive:
+    """Reads under one directory, as if it were the root: no symlink may lead
+    off it, and only regular files are read (a FIFO would block the boot)."""
+
+    def __init__(self, top):
+        self.top = top
+
+    def _open(self, rel, directory=False):
+        parts = [p for p in rel.split("/") if p and p != "."]
+        fds = [os.open(self.top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+        links = 0
+        try:
+            while parts:
+                part = parts.pop(0)
+                if part == "..":
+                    if len(fds) == 1:
+                        raise OutsideDrive(errno.EXDEV, "leads off the config drive", rel)
+                    os.close(fds.pop())
+                    continue
+                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                if parts or directory:
+                    flags |= os.O_DIRECTORY
+                try:
+                    fd = os.open(part, flags, dir_fd=fds[-1])
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    st = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
+                    if not stat.S_ISLNK(st.st_mode):
+                        raise
+                    target = os.readlink(part, dir_fd=fds[-1])
+                    links += 1
+                    if target.startswith("/") or links > 16:
+                        raise OutsideDrive(errno.EXDEV, f"{part} is a symlink to {target!r}, "
+                                           f"which leads off the config drive", rel) from None
+                    parts[:0] = [p for p in target.split("/") if p and p != "."]
+                    continue
+                fds.append(fd)
+            fd = fds.pop()
+            if not directory and not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OutsideDrive(errno.EINVAL, "not a regular file", rel)
+            return fd
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def read(self, rel, limit):
+        """Bytes of the file ``rel`` (None when it does not exist); OSError
+        (OutsideDrive, or ValueError-like size refusal) names the problem."""
+        try:
+            fd = self._open(rel)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise OutsideDrive(errno.EFBIG, f"larger than {limit} bytes", rel)
+        return data
+
+    def isdir(self, rel):
+        try:
+            os.close(self._open(rel, directory=True))
+            return True
+        except OSError:
+            return False
+
+    def listdir(self, rel):
+        fd = self._open(rel, directory=True)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+
+def _version_dir(drive, top):
+    if drive.isdir("openstack/latest"):
+        return "openstack/latest"
+    try:
+        dated = sorted(d for d in drive.listdir("openstack")
+                       if re.match(r"^\d{4}-\d\d-\d\d$", d))
     except OSError:
         dated = []
     if not dated:
         raise NotFound(f"{top} has no openstack/latest directory")
-    return os.path.join(osdir, dated[-1])
+    return "openstack/" + dated[-1]
 
 
-def _bytes(path, limit):
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        return None
-    if len(data) > limit:
-        raise ValueError(f"{os.path.basename(path)} is larger than {limit} bytes")
-    return data
-
-
-def _json(base, name, required=False):
-    data = _bytes(os.path.join(base, name), 4 << 20)
-    if data is None:
-        if required:
-            raise NotFound(f"{base} has no {name}")
-        return None
-    try:
-        return json.loads(data)
-    except ValueError as e:
-        if required:
-            raise ValueError(f"{name} on the config drive is not valid JSON: {e}") from None
-        log.warning("ignoring %s on the config drive: not valid JSON (%s)", name, e)
-        return None
-
-
-def _injected_files(top, meta, limit):
+def _injected_files(drive, meta, limit):
+    """Injected files; ``limit`` bytes in all.  A content named by several
+    entries is read once, and a refused content is named once."""
     entries = meta.get("files") if isinstance(meta, dict) else None
     if entries is None:
         return []
     if not isinstance(entries, list):
         log.warning("ignoring files in meta_data.json: expected a list")
         return []
+    if len(entries) > MAX_INJECTED_FILES:
+        log.warning("ignoring files[%d] and after in meta_data.json: at most %d injected "
+                    "files", MAX_INJECTED_FILES, MAX_INJECTED_FILES)
+        entries = entries[:MAX_INJECTED_FILES]
     out = []
+    contents = {}   # content path -> bytes, read once
+    refused = {}    # content path or reason -> [file paths]
+    total = 0
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not isinstance(e.get("path"), str) \
                 or not isinstance(e.get("content_path"), str):
@@ -170,18 +270,33 @@ def _injected_files(top, meta, limit):
             continue
         cp = e["content_path"]
         if not _CONTENT_PATH.fullmatch(cp):
-            log.warning("ignoring injected file %r: content path %r is not under "
-                        "openstack/content/", e["path"], cp)
+            refused.setdefault(f"content path {shown(cp)} is not under openstack/content/",
+                               []).append(e["path"])
             continue
-        src = os.path.join(top, "openstack", cp.lstrip("/"))
-        if os.path.islink(src) or not os.path.isfile(src):
-            log.warning("ignoring injected file %r: %s is missing or not a plain file",
-                        e["path"], cp)
+        rel = "openstack/" + cp.lstrip("/")
+        if cp not in contents:
+            try:
+                content = drive.read(rel, limit)
+            except OSError as err:
+                content = err
+            if content is None:
+                content = OutsideDrive(errno.ENOENT, "missing")
+            contents[cp] = content
+        content = contents[cp]
+        if isinstance(content, Exception):
+            reason = content.strerror if isinstance(content, OSError) else str(content)
+            refused.setdefault(f"{cp} is missing or not a plain file ({reason})",
+                               []).append(e["path"])
             continue
-        try:
-            content = _bytes(src, limit)
-        except ValueError as err:
-            log.warning("ignoring injected file %r: %s", e["path"], err)
+        if total + len(content) > limit:
+            refused.setdefault(f"the injected files would take more than {limit} bytes in "
+                               f"all ([userdata] max_bytes)", []).append(e["path"])
             continue
-        out.append(InjectedFile(e["path"], content or b""))
+        total += len(content)
+        out.append(InjectedFile(e["path"], content))
+    for reason, paths in refused.items():
+        names = ", ".join(shown(p) for p in paths[:5]) + (
+            f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        log.warning("ignoring injected file%s %s: %s", "s" if len(paths) > 1 else "",
+                    names, reason)
     return out

@@ -15,7 +15,14 @@ import time
 import requests
 
 from . import Unreachable
-from .retry import LOAD, Backoff, NetworkWatch, kind_of_errno, parse_retry_after
+from .retry import (
+    LOAD,
+    NO_NETWORK,
+    Backoff,
+    NetworkWatch,
+    kind_of_errno,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,21 @@ class Response:
 
 
 class MetadataClient:
-    """A session against one base URL, sharing one deadline across requests."""
+    """A session against one base URL, sharing one deadline across requests.
+
+    ``alternates`` are other base URLs for the same service (Nova's IPv6
+    address on each interface): a connection that cannot be made moves to
+    the next one, within the same retries and deadline; the first base that
+    answers is kept.
+    """
 
     def __init__(self, base_url, deadline_at, timeout=3.0, max_bytes=4 << 20,
                  on_first_failure=None, clock=time.monotonic, sleep=time.sleep,
-                 network_watch=NetworkWatch):
+                 network_watch=NetworkWatch, alternates=()):
         self.base = base_url.rstrip("/")
+        self._primary = self.base
+        self._bases = [self.base] + [a.rstrip("/") for a in alternates]
+        self._answered = False
         self.deadline_at = deadline_at
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -58,6 +74,8 @@ class MetadataClient:
         self._network_watch = network_watch
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy must never see metadata
+        if len(self._bases) > 1:
+            self._session.mount("http://[fe80:", _ZonedAdapter())
 
     def close(self):
         self._session.close()
@@ -69,11 +87,11 @@ class MetadataClient:
         Raises Unreachable at the deadline, Refused for redirects and bodies
         over the size cap.
         """
-        url = f"{self.base}/{path.lstrip('/')}"
         backoff = Backoff(self._sleep, self._clock, self._network_watch)
         last = "no attempt"
         try:
             while True:
+                url = f"{self.base}/{path.lstrip('/')}"
                 remaining = self.deadline_at - self._clock()
                 if remaining <= 0:
                     raise Unreachable(f"{url}: gave up at the deadline ({last})")
@@ -81,12 +99,16 @@ class MetadataClient:
                 try:
                     resp = self._once(method, url, headers,
                                       min(self.timeout, max(remaining, 0.05)))
+                    self._answered = True
                     if resp.status not in RETRY_STATUS:
                         return resp
                     last, kind = f"HTTP {resp.status}", LOAD
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 except (requests.ConnectionError, requests.Timeout) as e:
                     last, kind = _describe(e), failure_kind(e)
+                    if self._next_base(kind):
+                        log.debug("%s: %s; trying %s", url, last, self.base)
+                        continue  # another address of the same service: at once
                 except _Truncated as e:
                     last, kind = str(e), LOAD
                 if not self._failed_once:
@@ -97,6 +119,22 @@ class MetadataClient:
                 log.debug("%s: %s (%s); %s, retrying", url, last, kind, how)
         finally:
             backoff.close()
+
+    def _next_base(self, kind):
+        """After a failed connection, move to the next base URL; True when
+        that is an alternate to try at once.
+
+        The configured one is left only when it cannot be reached at all
+        (no route: no IPv4 address); a refused connection or a timeout means
+        the service is there but not ready, and is retried where it is.
+        """
+        if self._answered or len(self._bases) < 2:
+            return False
+        if self.base == self._primary and kind != NO_NETWORK:
+            return False
+        self._bases.append(self._bases.pop(0))
+        self.base = self._bases[0]
+        return self.base != self._primary
 
     def _once(self, method, url, headers, timeout):
         self.requests_made += 1
@@ -123,6 +161,20 @@ class MetadataClient:
             if length and length.isdigit() and len(body) < int(length):
                 raise _Truncated(f"truncated body ({len(body)} of {length} bytes)")
             return Response(r.status_code, body, r.headers)
+
+
+class _ZonedAdapter(requests.adapters.HTTPAdapter):
+    """requests 2.32 and later hand urllib3 an IPv6 link-local host with its
+    zone still percent-encoded and unbracketed (``fe80::a9fe:a9fe%25eth0``,
+    from RFC 6874's URL form), which urllib3 cannot use; it wants
+    ``[fe80::a9fe:a9fe%eth0]``.  Older requests never call this and pass the
+    URL's host through correctly."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        name = (host.get("host") or "").replace("%25", "%")
+        host["host"] = f"[{name}]" if ":" in name and not name.startswith("[") else name
+        return host, pool
 
 
 class _Truncated(Exception):

@@ -1,13 +1,13 @@
-"""OpenStack metadata service: /openstack/latest/ documents, four requests.
+"""OpenStack metadata service: /openstack/latest/ documents, five requests.
 
 meta_data.json decides whether the service is there; network_data.json,
-vendor_data.json and user_data follow, and a 404 on any of them means
-"none".  No directory listing is ever crawled.
+vendor_data.json, vendor_data2.json and user_data follow, and a 404 on any
+of them means "none".  No directory listing is ever crawled.
 """
 
-import json
 import logging
 
+from ..documents import BadDocument, load_json
 from . import NotFound
 from .openstack_documents import from_openstack_documents
 
@@ -24,14 +24,11 @@ def fetch(ctx):
     r = client.get(f"{BASE}/meta_data.json")
     if r.status != 200:
         raise NotFound(f"{client.base}/{BASE}/meta_data.json answered HTTP {r.status}")
-    try:
-        meta = json.loads(r.body)
-    except ValueError as e:
-        raise ValueError(f"meta_data.json from {client.base} is not valid JSON: {e}") from None
+    meta = load_json(r.body, f"meta_data.json from {client.base}")
     if not isinstance(meta, dict):
         raise ValueError(f"meta_data.json from {client.base} is not a JSON object")
     docs = {}
-    for name in ("network_data.json", "vendor_data.json", "user_data"):
+    for name in ("network_data.json", "vendor_data.json", "vendor_data2.json", "user_data"):
         try:
             r = client.get(f"{BASE}/{name}")
         except Refused as e:
@@ -47,9 +44,11 @@ def fetch(ctx):
     parsed = {}
     for name, body in docs.items():
         try:
-            parsed[name] = json.loads(body)
-        except ValueError as e:
-            log.warning("ignoring %s: not valid JSON (%s)", name, e)
+            parsed[name] = load_json(body, name)
+        except BadDocument as e:
+            # an unusable optional document is ignored; the keys still count
+            log.warning("ignoring %s: %s", name, e)
     return from_openstack_documents(f"openstack ({client.base})", meta,
                                     parsed.get("network_data.json"),
-                                    parsed.get("vendor_data.json"), user_data)
+                                    parsed.get("vendor_data.json"), user_data,
+                                    vendor_data2=parsed.get("vendor_data2.json"))

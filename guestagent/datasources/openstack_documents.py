@@ -6,6 +6,7 @@ service, which serve the same documents.
 import logging
 
 from ..metadata import Metadata, dedupe, text
+from .network_data import parse as parse_network_data
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def dns_from_network_data(nd):
 
 
 def from_openstack_documents(source, meta, network_data=None, vendor_data=None,
-                             user_data=b"", files=None):
+                             user_data=b"", files=None, vendor_data2=None):
     """Build Metadata from the OpenStack documents (config drive or service)."""
     if not isinstance(meta, dict):
         raise ValueError("meta_data.json is not a JSON object")
@@ -85,6 +86,8 @@ def from_openstack_documents(source, meta, network_data=None, vendor_data=None,
         raw["network_data.json"] = network_data
     if vendor_data is not None:
         raw["vendor_data.json"] = vendor_data
+    if vendor_data2 is not None:
+        raw["vendor_data2.json"] = vendor_data2
     return Metadata(
         source=source,
         instance_id=iid,
@@ -92,6 +95,7 @@ def from_openstack_documents(source, meta, network_data=None, vendor_data=None,
         public_keys=keys_from_openstack(meta),
         user_data=user_data or b"",
         vendor_data=vendor_data,
+        vendor_data2=vendor_data2,
         admin_pass=text(meta.get("admin_pass"), "admin_pass"),
         random_seed=text(meta.get("random_seed"), "random_seed"),
         dns_nameservers=dns,
@@ -100,4 +104,5 @@ def from_openstack_documents(source, meta, network_data=None, vendor_data=None,
         availability_zone=text(meta.get("availability_zone"), "availability_zone"),
         name=text(meta.get("name"), "name"),
         raw=raw,
+        network=parse_network_data(network_data),
     )

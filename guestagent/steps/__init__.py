@@ -13,7 +13,11 @@ modules are the helpers only that step uses; either way it is imported as
     NEEDS_METADATA = True          # False: runs even with no datasource
     def run(ctx) -> list[str]      # what it changed, in operator's words
 
-and raises `Skip` to say why it did nothing.  A final step may also define
+and raises `Skip` to say why it did nothing, or `FailedButDone` when it
+failed after doing something that must not be done twice (scripts that
+ran, files appended to).  The runner does all the bookkeeping: the status,
+and the per-instance "done" markers (after a change, a Skip or a
+FailedButDone; never after any other failure, so that is retried).  A final step may also define
 ``pending(ctx) -> bool`` (is there anything to run?), which the config stage
 asks so the final unit does not start on a boot with nothing to do.
 """
@@ -21,21 +25,26 @@ asks so the final unit does not start on a boot with nothing to do.
 PER_BOOT = "per-boot"
 PER_INSTANCE = "per-instance"
 
+# random_seed comes first, so the host keys are made from a pool that has it;
 # hostname comes before hostkeys so the keys' comment names the final host.
 CONFIG_STEPS = [
+    "random_seed",
     "bootcmd",
     "growroot",
+    "network",
     "hostname",
     "users",
     "hostkeys",
     "resolv_conf",
     "admin_pass",
+    "passwords",
     "injected_files",
     "write_files",
 ]
 FINAL_STEPS = [
     "scripts",
     "runcmd",
+    "final_message",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # Run in a thread beside the steps after them (joined before the stage ends):
@@ -45,3 +54,8 @@ BACKGROUND_STEPS = {"growroot"}
 
 class Skip(Exception):
     """The step had nothing to do, for the reason given."""
+
+
+class FailedButDone(Exception):
+    """The step failed, but is done for this instance: a reboot must not run it
+    again (the runner records the failure and marks the step done)."""

@@ -9,19 +9,13 @@ password is never in an argv, a log line or the status.
 """
 
 import logging
-import os
-import stat
-import time
 
-from .. import accounts
+from .. import accounts, shadow
 from ..passwd_hash import sha512_crypt
-from ..system import CommandMissing
 from . import PER_INSTANCE, Skip
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
-
-SHADOW = "/etc/shadow"
 
 
 def run(ctx):
@@ -36,50 +30,9 @@ def run(ctx):
     if accounts.lookup(ctx.system, user) is None:
         raise RuntimeError(f"user {user} does not exist here, so admin_pass was not set "
                            "(see the users step)")
-    hashed = sha512_crypt(password)
-    how = _set_live(ctx.system, user, hashed) if ctx.system.live else None
-    if how is None:
-        _set_in_shadow(ctx.system, user, hashed)
-        how = SHADOW
+    try:
+        how = shadow.set_passwords(ctx.system, [(user, sha512_crypt(password), True)])
+    except shadow.PasswordError as e:
+        raise RuntimeError(f"{e}; admin_pass was not set") from None
     return [f"set the password of {user} from the metadata's admin_pass "
             f"(SHA-512 hash, via {how})"]
-
-
-def _set_live(system, user, hashed):
-    """chpasswd -e with the hash on stdin; None when chpasswd is missing."""
-    chpasswd = system.which("chpasswd")
-    if chpasswd is None:
-        log.warning("chpasswd is not installed; writing the hash into %s directly", SHADOW)
-        return None
-    try:
-        res = system.run([chpasswd, "-e"], input=f"{user}:{hashed}\n", timeout=60)
-    except CommandMissing:
-        return None
-    if res.returncode != 0:
-        detail = (res.stderr or "").strip().replace(hashed, "<hash>").splitlines()
-        raise RuntimeError(f"chpasswd -e failed (exit {res.returncode})"
-                           + (f": {detail[-1][:200]}" if detail else ""))
-    return "chpasswd -e"
-
-
-def _set_in_shadow(system, user, hashed):
-    """Replace the user's hash in the root's /etc/shadow, keeping its mode and owner."""
-    try:
-        text = system.read_text(SHADOW)
-    except FileNotFoundError:
-        raise RuntimeError(f"no {SHADOW} in this image; admin_pass was not set") from None
-    st = os.stat(system.path(SHADOW), follow_symlinks=False)
-    if not stat.S_ISREG(st.st_mode):
-        raise RuntimeError(f"{SHADOW} is not a regular file; admin_pass was not set")
-    today = str(int(time.time() // 86400))
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        fields = line.split(":")
-        if fields[0] == user and len(fields) >= 3:
-            fields[1], fields[2] = hashed, today
-            lines[i] = ":".join(fields)
-            break
-    else:
-        raise RuntimeError(f"{user} has no entry in {SHADOW}; admin_pass was not set")
-    system.write_file(SHADOW, "\n".join(lines) + "\n", mode=stat.S_IMODE(st.st_mode),
-                      uid=st.st_uid, gid=st.st_gid, make_dirs=False)

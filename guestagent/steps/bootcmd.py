@@ -5,11 +5,14 @@ stage, so it holds up the boot for as long as it takes ([userdata]
 script_timeout limits it).
 """
 
-from . import PER_BOOT
+from . import PER_BOOT, Skip
 
 FREQUENCY = PER_BOOT
 
 
 def run(ctx):
     from ..userdata import execute
+    why = execute.nothing_to_run(ctx, "bootcmd")
+    if why:
+        raise Skip(why)
     return execute.run_commands(ctx, "bootcmd")

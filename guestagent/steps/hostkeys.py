@@ -9,7 +9,7 @@ key on first connection.  Per instance: a reboot keeps the keys.
 """
 
 import errno
-import glob
+import fnmatch
 import logging
 import os
 import re
@@ -19,6 +19,7 @@ import time
 
 from .. import accounts
 from ..system import UnsafePathError
+from ..userdata.checks import Bad
 from . import PER_INSTANCE, Skip
 
 FREQUENCY = PER_INSTANCE
@@ -50,7 +51,16 @@ def run(ctx):
     # ssh-keygen gets host paths and would follow it
     os.close(system.open_dir(SSH_DIR))
     accounts.command_path(system, SSH_DIR)
-    removed = _remove_old_keys(system)
+    if (ctx.cloud_config or {}).get("ssh_deletekeys") is False:
+        # cloud-init's ssh_deletekeys: false keeps the image's keys; only missing types are made
+        kept = _existing_keys(system)
+        types = [t for t in types if t not in kept]
+        removed = []
+        if not types:
+            _print_fingerprints(system, kept)
+            raise Skip("#cloud-config ssh_deletekeys: false kept the image's host keys")
+    else:
+        removed = _remove_old_keys(system)
     later = _background_types(ctx, types)
     now = [t for t in types if t not in later]
     t0 = time.monotonic()
@@ -78,7 +88,11 @@ def run(ctx):
 
 
 def key_types(ctx):
-    """[ssh] host_key_types, else sshd_config's HostKey types, else the usual three."""
+    """#cloud-config ssh_genkeytypes, else [ssh] host_key_types, else sshd_config's
+    HostKey types, else the usual three."""
+    wanted = (ctx.cloud_config or {}).get("ssh_genkeytypes")
+    if wanted:
+        return list(wanted)
     configured = [t.lower() for t in ctx.config.getlist("ssh", "host_key_types")]
     if configured:
         types = []
@@ -106,10 +120,8 @@ def key_types(ctx):
 
 def _sshd_config_lines(system):
     files = [SSH_DIR + "/sshd_config"]
-    dropins = system.path(SSH_DIR + "/sshd_config.d")
-    if os.path.isdir(dropins):
-        files += sorted(SSH_DIR + "/sshd_config.d/" + f for f in os.listdir(dropins)
-                        if f.endswith(".conf"))
+    files += [SSH_DIR + "/sshd_config.d/" + f for f in system.listdir(SSH_DIR + "/sshd_config.d")
+              if f.endswith(".conf")]
     for f in files:
         for line in system.read_text(f, default="").splitlines():
             yield f, line
@@ -117,8 +129,8 @@ def _sshd_config_lines(system):
 
 def _existing_keys(system):
     found = []
-    for pub in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*_key.pub"))):
-        m = _KEYFILE_RE.match(os.path.basename(pub)[:-4])
+    for pub in fnmatch.filter(system.listdir(SSH_DIR), "ssh_host_*_key.pub"):
+        m = _KEYFILE_RE.match(pub[:-4])
         if m:
             found.append(m.group(1))
     return found
@@ -126,8 +138,8 @@ def _existing_keys(system):
 
 def _remove_old_keys(system):
     removed = []
-    for p in sorted(glob.glob(system.path(SSH_DIR + "/ssh_host_*key*"))):
-        rel = SSH_DIR + "/" + os.path.basename(p)
+    for name in fnmatch.filter(system.listdir(SSH_DIR), "ssh_host_*key*"):
+        rel = SSH_DIR + "/" + name
         if system.remove(rel):
             removed.append(rel)
     return removed
@@ -200,13 +212,10 @@ printf '%s\n' "$block"
 
 def generate_later(system, keygen, later, comment, all_types, stdout=None):
     """Start the detached key maker; returns its Popen (tests wait on it)."""
-    import subprocess
     log.info("making the %s host key in the background; sshd starts with the others",
              ", ".join(later))
-    return subprocess.Popen(
-        ["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
-         " ".join(later)] + list(all_types),
-        stdin=subprocess.DEVNULL, stdout=stdout, start_new_session=True, close_fds=True)
+    return system.start(["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
+                         " ".join(later)] + list(all_types), stdout=stdout)
 
 
 def _fix_group(system, types):
@@ -263,3 +272,14 @@ def _comment(ctx):
         if _LABEL_RE.fullmatch(short):
             return "root@" + short
     return "root@localhost"
+
+
+# -- #cloud-config ssh_genkeytypes, ssh_deletekeys, checked before anything acts --------
+
+def check_genkeytypes(value, key, notes):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(
+            isinstance(t, str) and t.lower() in KNOWN_TYPES for t in value):
+        raise Bad("a list of key types: " + ", ".join(KNOWN_TYPES))
+    return list(dict.fromkeys(t.lower() for t in value))

@@ -26,6 +26,7 @@ import socket
 from ..dns_names import BadName, check_hostname
 from ..log import shown
 from ..state import STATE_DIR
+from ..userdata.checks import Bad
 from . import PER_BOOT, Skip
 
 log = logging.getLogger(__name__)
@@ -47,29 +48,85 @@ PLACEHOLDERS = {"", "localhost", "localhost.localdomain", "localhost6", "debian"
 def run(ctx):
     if not ctx.config.getbool("hostname", "enabled"):
         raise Skip("[hostname] enabled = no")
+    cc = ctx.cloud_config or {}
     name = wanted_name(ctx)
+    # prefer_fqdn_over_hostname: the full name is the host name, as in cloud-init
+    host = name.fqdn if cc.get("prefer_fqdn_over_hostname") is True else name.short
     changes = []
     current = read_hostname_file(ctx.system)
     last = _read_last_written(ctx.system)
-    if current != name.short:
+    if current != host:
         if not ctx.new_instance and current not in PLACEHOLDERS and current != last:
             raise Skip(f"/etc/hostname says {current!r}, changed by hand since the agent "
                        f"set {last or 'a name'!r}; leaving the host name alone "
                        f"(the metadata asks for {name.fqdn!r})")
-        ctx.system.write_file(HOSTNAME_FILE, name.short + "\n", mode=0o644)
-        changes.append(f"set the host name in /etc/hostname to {name.short} "
+        ctx.system.write_file(HOSTNAME_FILE, host + "\n", mode=0o644)
+        changes.append(f"set the host name in /etc/hostname to {host} "
                        f"(was {current or 'empty'})")
-    if last != name.short:
-        ctx.system.write_file(LAST_WRITTEN, name.short + "\n", mode=0o600, dir_mode=0o700)
+    if last != host:
+        ctx.system.write_file(LAST_WRITTEN, host + "\n", mode=0o600, dir_mode=0o700)
     if ctx.system.live:
-        if socket.gethostname() != name.short:
-            how = apply_live(ctx.system, name.short)
-            changes.append(f"set the running host name to {name.short} ({how})")
-    if ctx.config.getbool("hostname", "manage_hosts"):
+        if socket.gethostname() != host:
+            how = apply_live(ctx.system, host)
+            changes.append(f"set the running host name to {host} ({how})")
+    manage = cc.get("manage_etc_hosts")
+    if manage is None:
+        manage = "localhost" if ctx.config.getbool("hostname", "manage_hosts") else False
+    if manage == "localhost":
         line = update_hosts(ctx.system, name, old_names={current, last})
         if line:
             changes.append(f"/etc/hosts now maps {HOSTS_ADDRESS} to {line}")
+    elif manage == "template":
+        text = HOSTS_TEMPLATE.format(fqdn=name.fqdn, hostname=name.short)
+        if ctx.system.read_text(HOSTS_FILE, default="") != text:
+            ctx.system.write_file(HOSTS_FILE, text, mode=0o644)
+            changes.append(f"wrote /etc/hosts from the template (manage_etc_hosts: true; "
+                           f"{HOSTS_ADDRESS} is {name.fqdn})")
     return changes
+
+
+# cloud-init's Debian template, with its names filled in; rewritten every boot
+HOSTS_TEMPLATE = """\
+# Written by guestagent at every boot: #cloud-config sets manage_etc_hosts.
+# To keep changes here, change or remove manage_etc_hosts in the user-data.
+127.0.1.1 {fqdn} {hostname}
+127.0.0.1 localhost
+
+# The following lines are desirable for IPv6 capable hosts
+::1 localhost ip6-localhost ip6-loopback
+ff02::1 ip6-allnodes
+ff02::2 ip6-allrouters
+"""
+
+
+# -- #cloud-config hostname keys, checked before anything acts on them ---------------
+
+def check_name(value, key, notes):
+    """hostname / fqdn: a name the step will take (fixed up as it will be)."""
+    if not isinstance(value, str):
+        raise Bad("a string")
+    if value == "":
+        return value
+    try:
+        check_hostname(value)
+    except BadName as e:
+        raise Bad(f"a usable host name ({e})") from None
+    return value
+
+
+def check_manage_etc_hosts(value, key, notes):
+    """true/"template": /etc/hosts from the template; "localhost": one line; false: leave."""
+    if value is True or (isinstance(value, str) and value.strip().lower() in
+                         ("template", "true", "yes", "on", "1")):
+        return "template"
+    if isinstance(value, str) and value.strip().lower() == "localhost":
+        return "localhost"
+    if value is False or (isinstance(value, str) and value.strip().lower() in
+                          ("false", "no", "off", "0")):
+        return False
+    raise Bad("true, false, \"localhost\" or \"template\"")
+
+
 
 
 def wanted_name(ctx):

@@ -5,7 +5,7 @@ quoted), as in cloud-init: a failing command does not stop the next, and
 the script's exit status is the last command's.
 """
 
-from . import PER_INSTANCE
+from . import PER_INSTANCE, FailedButDone, Skip
 
 FREQUENCY = PER_INSTANCE
 
@@ -17,9 +17,11 @@ def pending(ctx):
 
 def run(ctx):
     from ..userdata import execute
+    why = execute.nothing_to_run(ctx, "runcmd")
+    if why:
+        raise Skip(why)
     try:
         return execute.run_commands(ctx, "runcmd")
-    except execute.ScriptsFailed:
+    except execute.ScriptsFailed as e:
         # failed is still done: a reboot must not run the commands again
-        ctx.state.mark_done(ctx.metadata.instance_id, "runcmd")
-        raise
+        raise FailedButDone(str(e)) from None

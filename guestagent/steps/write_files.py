@@ -13,16 +13,20 @@ is refused rather than followed.
 import base64
 import binascii
 import logging
-import os
 import posixpath
+import re
 import zlib
 
-from . import PER_INSTANCE, Skip
+from ..log import shown
+from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
+from . import PER_INSTANCE, FailedButDone, Skip
 
 log = logging.getLogger(__name__)
 
 FREQUENCY = PER_INSTANCE
 DEFAULT_MODE = 0o644
+ENCODINGS = ("b64", "base64", "gzip", "gz", "gz+b64", "gzip+base64", "text")
+_PERMISSIONS = re.compile(r"^(0o)?[0-7]{1,4}$")
 
 
 class BadEntry(ValueError):
@@ -37,26 +41,40 @@ def run(ctx):
         raise Skip("no write_files in #cloud-config")
     accounts = _Accounts(ctx.system)
     max_bytes = ctx.config.getint("userdata", "max_bytes")
+    if not isinstance(entries, list):
+        raise RuntimeError(f"write_files is a {type(entries).__name__}, not a list; "
+                           f"nothing written")
     changes, problems = [], []
-    ordered = [e for e in entries if not e.get("defer")] + [e for e in entries if e.get("defer")]
-    for entry in ordered:
+    ordered = ([e for e in entries if not (isinstance(e, dict) and e.get("defer"))]
+               + [e for e in entries if isinstance(e, dict) and e.get("defer")])
+    for i, entry in enumerate(ordered):
+        # one bad entry is refused by name; the others are still written
         try:
             changes.append(_write(ctx.system, entry, accounts, max_bytes))
-        except (BadEntry, OSError) as e:
-            problem = f"{entry['path']}: {_reason(e)}"
+        except Exception as e:
+            problem = f"{_name(entry, i)}: {_reason(e)}"
             log.warning("write_files: not written: %s", problem)
             problems.append(problem)
     if problems:
         for c in changes:
             log.info("write_files: %s", c)
         # once per instance even so: an `append: true` entry must not append again
-        ctx.state.mark_done(ctx.metadata.instance_id, "write_files")
-        raise RuntimeError(f"{len(problems)} of {len(entries)} files not written: "
+        raise FailedButDone(f"{len(problems)} of {len(entries)} files not written: "
                            + "; ".join(problems))
     return changes
 
 
+def _name(entry, i):
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return shown(entry["path"], 200)
+    return f"entry {i + 1}"
+
+
 def _write(system, entry, accounts, max_bytes):
+    if not isinstance(entry, dict):
+        raise BadEntry(f"a {type(entry).__name__}, not a mapping with path and content")
+    if not isinstance(entry.get("path"), str):
+        raise BadEntry("no path")
     path = _clean_path(entry["path"])
     data = _content(entry.get("content", ""), entry.get("encoding", "text"), max_bytes)
     mode = _mode(entry.get("permissions"))
@@ -66,9 +84,9 @@ def _write(system, entry, accounts, max_bytes):
         existed = system.exists(path)
         if existed and entry.get("permissions") is None:
             mode = _current_mode(system, path)  # appending must not loosen a file's mode
-        system.append_file(path, data, mode=mode)
-        if not existed or entry.get("owner"):
-            _chown(system, path, uid, gid)
+        if existed and not entry.get("owner"):
+            uid = gid = None  # appending keeps the file's owner unless one is named
+        system.append_file(path, data, mode=mode, uid=uid, gid=gid)
         return f"appended {len(data)} bytes to {path} ({mode:04o}, {owner})"
     system.write_file(path, data, mode=mode, uid=uid, gid=gid, trusted_uids=trusted)
     return f"wrote {path} ({len(data)} bytes, {mode:04o}, {owner})"
@@ -90,7 +108,18 @@ def _clean_path(path):
 
 
 def _content(content, encoding, max_bytes):
-    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if content is None:
+        content = ""
+    if isinstance(content, str):
+        data = content.encode("utf-8", "replace")  # a lone surrogate: "?"
+    elif isinstance(content, bytes):  # YAML !!binary
+        data = content
+    else:
+        raise BadEntry(f"content is a {type(content).__name__}, not text")
+    if len(data) > max_bytes:
+        raise BadEntry(f"content is over the {max_bytes}-byte limit ([userdata] max_bytes)")
+    if not isinstance(encoding, str):
+        raise BadEntry(f"encoding {shown(encoding)} is not a name")
     if encoding in ("b64", "base64", "gz+b64", "gzip+base64"):
         try:
             data = base64.b64decode(data, validate=False)
@@ -117,17 +146,13 @@ def _mode(permissions):
 
 
 def _current_mode(system, path):
-    return os.lstat(system.path(path)).st_mode & 0o7777
-
-
-def _chown(system, path, uid, gid):
-    os.chown(system.path(path), uid, gid, follow_symlinks=False)
+    return system.lstat(path).st_mode & 0o7777
 
 
 def _reason(e):
     if isinstance(e, OSError) and e.strerror:
         return e.strerror + (f" ({e.filename})" if e.filename else "")
-    return str(e)
+    return str(e) or type(e).__name__
 
 
 class _Accounts:
@@ -146,9 +171,13 @@ class _Accounts:
                 self.groups[f[0]] = int(f[2])
 
     def resolve(self, owner, path):
-        """'user:group' or 'user' -> (uid, gid, 'user:group'); unknown parts -> root."""
+        """'user:group' or 'user' -> (uid, gid, 'user:group'); unknown parts -> root.
+
+        A numeric id outside what the kernel can store is refused (BadEntry)."""
         if not owner:
             return 0, 0, "root:root"
+        if not isinstance(owner, str):
+            raise BadEntry(f"owner {shown(owner)} is not a user[:group] string")
         user, _, group = owner.strip().partition(":")
         uid, gid = self._user(user, path)
         if group:
@@ -161,7 +190,7 @@ class _Accounts:
         if user in self.users:
             return self.users[user]
         if user.isdigit():
-            return int(user), 0
+            return _numeric_id(user, "owner"), 0
         log.warning("write_files: owner %r of %s is not a user in /etc/passwd; "
                     "the file belongs to root", user, path)
         return 0, 0
@@ -170,7 +199,69 @@ class _Accounts:
         if group in self.groups:
             return self.groups[group]
         if group.isdigit():
-            return int(group)
+            return _numeric_id(group, "group")
         log.warning("write_files: group %r of %s is not in /etc/group; using root's",
                     group, path)
         return 0
+
+
+MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
+
+
+def _numeric_id(text, what):
+    if not text.isascii() or len(text) > 10 or int(text) > MAX_ID:
+        raise BadEntry(f"{what} {shown(text)} is not a valid numeric id (0 to {MAX_ID})")
+    return int(text)
+
+
+# -- #cloud-config `write_files`, checked before anything acts on it ------------------
+
+def _check_content(value):
+    if value is None:
+        return ""
+    if isinstance(value, (str, bytes)):  # bytes: YAML !!binary
+        return value
+    raise Bad("a string")
+
+
+def _check_encoding(value):
+    if isinstance(value, str) and value.strip().lower() in ENCODINGS:
+        return value.strip().lower()
+    raise Bad("one of " + ", ".join(ENCODINGS))
+
+
+def _check_permissions(value):
+    if isinstance(value, bool):
+        raise Bad("an octal mode like '0644'")
+    if isinstance(value, int) and 0 <= value <= 0o7777:
+        return value
+    if isinstance(value, str) and _PERMISSIONS.match(value.strip()):
+        return value.strip()
+    raise Bad("an octal mode like '0644'")
+
+
+def _check_path(value):
+    if not isinstance(value, str) or not value.strip():
+        raise Bad("a path")
+    return value.strip()
+
+
+FILE_FIELDS = {"path": _check_path, "content": _check_content, "encoding": _check_encoding,
+               "permissions": _check_permissions, "owner": string, "append": boolean,
+               "defer": boolean}
+
+
+def check_write_files(value, key, notes):
+    if not isinstance(value, list):
+        raise Bad("a list of files")
+    out = []
+    for n, item in enumerate(value, 1):
+        where = f"#cloud-config write_files entry {n}"
+        if not isinstance(item, dict):
+            notes.append(Note(f"{where} is {describe(item)}, not a mapping; skipped", INVALID))
+            continue
+        try:
+            out.append(fields(item, FILE_FIELDS, where, notes, required=("path",)))
+        except Bad:
+            notes.append(Note(f"{where} has no path; skipped", INVALID))
+    return out

@@ -1,73 +1,261 @@
-"""The #cloud-config subset guestagent understands, type-checked.
+"""The #cloud-config keys guestagent knows: one table, one entry per key.
 
-Steps read ``ctx.cloud_config`` and can trust it: only the keys below are
-present, each of the documented type.  A value of the wrong type is dropped
-with a warning naming the key and what was expected; keys guestagent does
-not know are named together in one warning.  Nothing here raises.
+Steps read ``ctx.cloud_config`` and can trust it: only keys a step acts on
+are there, each checked by its validator.  Every top-level key a user may
+write gets exactly one entry in `KEYS`:
 
-    users                list of "default" or {name, sudo, shell, groups,
-                         lock_passwd, ssh_authorized_keys}
-    ssh_authorized_keys  list of strings
-    hostname, fqdn       strings;  preserve_hostname: bool
-    write_files          list of {path, content, encoding, permissions,
-                         owner, append, defer}
-    runcmd, bootcmd      list of command strings (sh -c) or argv lists
-    manage_resolv_conf   bool;  resolv_conf: {nameservers, searchdomains,
-                         domain, options}
-    growpart             {mode: str or false, devices};  resize_rootfs: bool
+    "chpasswd": Acts("passwords", "check_chpasswd"),   # step + its validator
+    "hostname": Acts("hostname", checks.string),       # a shared type check
+    "network":  Ignored("..."),                        # ignored by design, said plainly
+    "chef":     Unsupported("..."),                    # known, not done here, and why
+
+A validator named by a string lives in the step's own module
+(``guestagent.steps.<step>``), beside the code that acts on the key, and is
+imported only when a document uses the key.  Keys not in the table are
+reported as unsupported (cloud-init acts on them, guestagent does not) or
+unknown (cloud-init does not know them either: a typo?).  The boot and
+``guestagent check-userdata`` both go through `load_all`, so they cannot
+disagree.  Nothing here raises.
 """
 
-import re
+import importlib
 
-# Keys whose lists add up when several #cloud-config parts give them.
-APPENDED = ("users", "ssh_authorized_keys", "write_files", "runcmd", "bootcmd")
-ENCODINGS = ("b64", "base64", "gzip", "gz", "gz+b64", "gzip+base64", "text")
-_PERMISSIONS = re.compile(r"^(0o)?[0-7]{1,4}$")
-_MAX_NAMED = 20
+from . import checks
+from .checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, Bad, Note, describe, named
+from .merging import BadMerge, merge_part, parse
+from .vendor import check_vendor_data
+
 MAX_DEPTH = 50
 
+# What check-userdata says about a key.
+DO = "do"            # a step acts on it
+PARTLY = "partly"    # a step acts on it, but some entries or fields are dropped (notes say which)
+VERDICTS = (DO, PARTLY, IGNORED, UNSUPPORTED, INVALID)
 
-class _Bad(Exception):
-    """The value is not of the expected type; the message says what was expected."""
+
+class Acts:
+    """A step acts on the key; ``check`` validates it (a callable, or a name in the step)."""
+
+    def __init__(self, step, check, after=None, what=None):
+        self.step = step  # None: the user-data reading itself acts on it
+        self.check = check
+        self.after = after  # name in the step: (merged config, notes) -> None, cross-key checks
+        self.what = what or "how the parts merge"
+
+    def validator(self):
+        if callable(self.check):
+            return self.check
+        return getattr(importlib.import_module(f"guestagent.steps.{self.step}"), self.check)
 
 
-def load_all(docs, warnings):
-    """Parse each (part index, YAML text) and merge them into one checked dict."""
-    merged, unknown = {}, []
-    for index, text in docs:
+class Ignored:
+    """Ignored by design: cloud-init ignores it in user-data too, or it changes nothing."""
+
+    def __init__(self, why):
+        self.why = why
+
+
+class Unsupported:
+    """A key cloud-init acts on that guestagent does not, and why."""
+
+    def __init__(self, why):
+        self.why = why
+
+
+_NOT_USER_DATA = ("belongs to the datasource's metadata, not #cloud-config; cloud-init "
+                  "ignores it in user-data too")
+
+KEYS = {
+    # key                    what acts on it
+    "users":                 Acts("users", "check_users"),
+    "user":                  Acts("users", "check_user"),
+    "system_info":           Acts("users", "check_system_info"),
+    "groups":                Acts("users", "check_groups"),
+    "ssh_authorized_keys":   Acts("users", checks.str_list),
+    "ssh_import_id":         Acts("users", "check_import_ids"),
+    "disable_root":          Acts("users", "check_disable_root"),
+    "disable_root_opts":     Acts("users", "check_disable_root_opts"),
+    "password":              Acts("passwords", "check_password"),
+    "chpasswd":              Acts("passwords", "check_chpasswd"),
+    "ssh_pwauth":            Acts("passwords", "check_ssh_pwauth"),
+    "hostname":              Acts("hostname", "check_name"),
+    "fqdn":                  Acts("hostname", "check_name"),
+    "preserve_hostname":     Acts("hostname", checks.boolean),
+    "prefer_fqdn_over_hostname": Acts("hostname", checks.boolean),
+    "manage_etc_hosts":      Acts("hostname", "check_manage_etc_hosts"),
+    "write_files":           Acts("write_files", "check_write_files"),
+    "runcmd":                Acts("runcmd", checks.commands),
+    "bootcmd":               Acts("bootcmd", checks.commands),
+    "manage_resolv_conf":    Acts("resolv_conf", checks.boolean),
+    "resolv_conf":           Acts("resolv_conf", "check_resolv_conf",
+                                  after="resolv_conf_needs_manage"),
+    "growpart":              Acts("growroot", "check_growpart"),
+    "resize_rootfs":         Acts("growroot", "check_resize_rootfs"),
+    "ssh_genkeytypes":       Acts("hostkeys", "check_genkeytypes"),
+    "ssh_deletekeys":        Acts("hostkeys", checks.boolean),
+    "final_message":         Acts("final_message", "check_final_message"),
+    "output":                Acts("scripts", "check_output"),
+    "vendor_data":           Acts(None, check_vendor_data, what="whether vendor data applies"),
+    "merge_how":             Acts(None, "merge"),
+    "merge_type":            Acts(None, "merge"),
+    # ignored by design
+    "network":               Ignored("network configuration comes from the metadata "
+                                     "(network_data.json); cloud-init ignores it in "
+                                     "user-data too"),
+    "datasource":            Ignored("chooses cloud-init's datasource; guestagent's are set "
+                                     "in [main] datasources, and cloud-init ignores it in "
+                                     "user-data too"),
+    "instance-id":           Ignored("the instance id " + _NOT_USER_DATA),
+    "local-hostname":        Ignored("the host name " + _NOT_USER_DATA
+                                     + " (use hostname: in #cloud-config)"),
+    # known, not done, and why
+    "byobu_by_default":      Unsupported("byobu is an interactive terminal setting: install "
+                                         "byobu and run byobu-enable from runcmd"),
+    "ssh_keys":              Unsupported("host keys handed in through user-data are not "
+                                         "installed: each instance gets its own"),
+}
+
+# The top-level keys cloud-init acts on (its schema-cloud-config-v1.json, plus the
+# legacy apt_* keys cc_apt_configure still converts).  A key outside both this
+# set and KEYS is unknown to both programs: most likely a typo.
+CLOUD_INIT_KEYS = frozenset("""
+allow_public_ssh_keys ansible apk_repos apt apt_pipelining apt_reboot_if_required
+apt_update apt_upgrade authkey_hash autoinstall bootcmd byobu_by_default ca-certs
+ca_certs chef chpasswd cloud_config_modules cloud_final_modules cloud_init_modules
+create_hostname_file device_aliases disable_ec2_metadata disable_root disable_root_opts
+disk_setup drivers fan final_message fqdn fs_setup groups growpart grub-dpkg grub_dpkg
+hostname keyboard landscape launch-index locale locale_configfile lxd manage_etc_hosts
+manage_resolv_conf mcollective merge_how merge_type migrate mount_default_fields mounts
+no_ssh_fingerprints ntp output package_reboot_if_required package_update package_upgrade
+packages password phone_home power_state prefer_fqdn_over_hostname preserve_hostname
+puppet random_seed reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog
+runcmd salt_minion snap spacewalk ssh ssh_authorized_keys ssh_deletekeys
+ssh_fp_console_blacklist ssh_genkeytypes ssh_import_id ssh_key_console_blacklist
+ssh_keys ssh_publish_hostkeys ssh_pwauth ssh_quiet_keygen swap system_info timezone
+ubuntu_advantage ubuntu_pro updates user users vendor_data version wireguard write_files
+yum_repo_dir yum_repos zypper
+apt_sources apt_proxy apt_http_proxy apt_https_proxy apt_ftp_proxy apt_mirror
+apt_mirror_search apt_mirror_search_dns apt_preserve_sources_list add_apt_repo_match
+""".split())
+
+
+class KeyReport:
+    """What happens to one top-level key of one part (for check-userdata)."""
+
+    def __init__(self, part, key, verdict, step=None, why="", notes=(), what=None):
+        self.part = part
+        self.key = key
+        self.verdict = verdict
+        self.step = step
+        self.why = why
+        self.notes = list(notes)
+        self.what = what  # for a key the reading itself acts on (merge_how, vendor_data)
+
+    def as_dict(self):
+        return {"part": self.part, "key": self.key, "verdict": self.verdict,
+                "step": self.step, "why": self.why, "notes": [str(n) for n in self.notes]}
+
+
+def entry(key):
+    """The table's entry for ``key``: Acts, Ignored or Unsupported (never None)."""
+    found = KEYS.get(key) if isinstance(key, str) else None
+    if found is not None:
+        return found
+    if isinstance(key, str) and key in CLOUD_INIT_KEYS:
+        return Unsupported("cloud-init acts on this key; guestagent does not (yet)")
+    return Unsupported("neither guestagent nor cloud-init knows this key (a typo?)")
+
+
+def load_all(docs, warnings, reports=None):
+    """Parse each part and merge them into one checked dict.
+
+    ``docs``: [(part index, YAML text)] or [(part index, YAML text, Merge-Type
+    header)].  Problems go to ``warnings`` as `Note`s; ``reports``, when given,
+    gets one `KeyReport` per key per part.
+    """
+    merged = {}
+    unsupported = []
+    acted = {}  # key -> Acts, for the cross-key checks after merging
+    for doc in docs:
+        index, text = doc[0], doc[1]
+        header_how = doc[2] if len(doc) > 2 else None
         where = "#cloud-config" if len(docs) == 1 else f"#cloud-config (part {index})"
-        data = _load_yaml(text, where, warnings)
+        data = _load_yaml(text, where, warnings, index)
         if data is None:
             continue
         if not isinstance(data, dict):
-            warnings.append(f"{where} is {_a(data)}, not a mapping of keys; ignored")
+            warnings.append(Note(f"{where} is {describe(data)}, not a mapping of keys; "
+                                 "ignored", INVALID, part=index))
             continue
+        part, how = {}, None
         for key, value in data.items():
-            check = _CHECKS.get(key) if isinstance(key, str) else None
-            if check is None:
-                unknown.append(str(key)[:64])
-                continue
-            if value is None:  # "runcmd:" with nothing under it
-                continue
+            report = _check_key(index, where, key, value, part, warnings)
+            if reports is not None:
+                reports.append(report)
+            if report.verdict == UNSUPPORTED:
+                unsupported.append(str(key)[:64])
+            if report.key in part and isinstance(KEYS.get(report.key), Acts):
+                acted[report.key] = KEYS[report.key]
+        for key in ("merge_how", "merge_type"):
+            if key in part:
+                how = part.pop(key)
+                break
+        if how is None and header_how:
             try:
-                value = check(value, key, warnings)
-            except _Bad as e:
-                warnings.append(f"#cloud-config key {key!r}: expected {e}, got {_a(value)}; "
-                                "ignored")
-                continue
-            if key in APPENDED and key in merged:
-                merged[key] = merged[key] + value
-            else:
-                merged[key] = value
-    if unknown:
-        names = sorted(set(unknown))
-        more = f" and {len(names) - _MAX_NAMED} more" if len(names) > _MAX_NAMED else ""
-        warnings.append("#cloud-config keys guestagent does not support, ignored: "
-                        + ", ".join(names[:_MAX_NAMED]) + more)
+                how = parse(header_how)
+            except BadMerge as e:
+                warnings.append(Note(f"{where}: Merge-Type header: {e}; ignored", INVALID,
+                                     key="merge_how", part=index))
+        merge_part(merged, part, how, warnings, where)
+    for key, act in acted.items():
+        if act.after and key in merged:
+            getattr(importlib.import_module(f"guestagent.steps.{act.step}"), act.after)(
+                merged, warnings)
+    if unsupported:
+        warnings.append(Note("#cloud-config keys guestagent does not support, ignored: "
+                             + named(unsupported), UNSUPPORTED))
     return merged
 
 
-def _load_yaml(text, where, warnings):
+def _check_key(index, where, key, value, part, warnings):
+    """Check one key's value into ``part``; returns its KeyReport."""
+    found = entry(key)
+    name = str(key)[:64]
+    if isinstance(found, Ignored):
+        note = Note(f"{where} key {name!r} is ignored: {found.why}", IGNORED, key=name,
+                    part=index)
+        warnings.append(note)
+        return KeyReport(index, name, IGNORED, why=found.why)
+    if isinstance(found, Unsupported):
+        return KeyReport(index, name, UNSUPPORTED, why=found.why)
+    if value is None:  # "runcmd:" with nothing under it: nothing asked, nothing lost
+        return KeyReport(index, name, DO, found.step, "empty: nothing to do",
+                         what=found.what if found.step is None else None)
+    notes = []
+    try:
+        if found.check == "merge":
+            checked = parse(value)
+        else:
+            checked = found.validator()(value, key, notes)
+    except (Bad, BadMerge) as e:
+        expected = f"expected {e}, got {describe(value)}" if isinstance(e, Bad) else str(e)
+        note = Note(f"#cloud-config key {name!r}: {expected}; ignored", INVALID, key=name,
+                    part=index)
+        warnings.append(note)
+        return KeyReport(index, name, INVALID, found.step, expected, [note])
+    for n in notes:
+        if isinstance(n, Note):
+            n.key, n.part = n.key or name, index
+        else:
+            n = Note(n, INVALID, key=name, part=index)
+        warnings.append(n)
+    part[key] = checked
+    problems = [n for n in notes if checks.kind_of(n) in PROBLEMS]
+    return KeyReport(index, name, PARTLY if problems else DO, found.step, notes=notes,
+                     what=found.what if found.step is None else None)
+
+
+def _load_yaml(text, where, warnings, index=None):
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
@@ -79,8 +267,8 @@ def _load_yaml(text, where, warnings):
                 depth += 1
                 deepest = max(deepest, depth)
                 if deepest > MAX_DEPTH:
-                    warnings.append(f"{where} nests lists and mappings more than "
-                                    f"{MAX_DEPTH} deep; ignored")
+                    warnings.append(Note(f"{where} nests lists and mappings more than "
+                                         f"{MAX_DEPTH} deep; ignored", INVALID, part=index))
                     return None
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
@@ -89,231 +277,9 @@ def _load_yaml(text, where, warnings):
         # the problem and the place, never the text around it (user-data is secret)
         mark = e.problem_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        warnings.append(f"{where} is not valid YAML ({e.problem or 'syntax error'}{at}); "
-                        "ignored")
+        warnings.append(Note(f"{where} is not valid YAML ({e.problem or 'syntax error'}{at}); "
+                             "ignored", INVALID, part=index))
     except Exception as e:
-        warnings.append(f"{where} cannot be read as YAML ({type(e).__name__}); ignored")
+        warnings.append(Note(f"{where} cannot be read as YAML ({type(e).__name__}); ignored",
+                             INVALID, part=index))
     return None
-
-
-def _a(value):
-    names = {str: "a string", bool: "true/false", int: "a number", float: "a number",
-             list: "a list", dict: "a mapping", bytes: "binary data"}
-    return names.get(type(value), type(value).__name__)
-
-
-# -- scalar checks ------------------------------------------------------------
-
-def _str(value, key=None, warnings=None):
-    if not isinstance(value, str):
-        raise _Bad("a string")
-    return value
-
-
-def _bool(value, key=None, warnings=None):
-    if not isinstance(value, bool):
-        raise _Bad("true or false")
-    return value
-
-
-def _str_list(value, key=None, warnings=None):
-    """A list of strings; one string is taken as a list of one."""
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _Bad("a list of strings")
-    return list(value)
-
-
-def _comma_list(value, key=None, warnings=None):
-    """A list of strings, or one comma-separated string."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return _str_list(value)
-
-
-def _resize_rootfs(value, key=None, warnings=None):
-    if value == "noblock":
-        return True  # resizing is quick here; there is nothing to background
-    return _bool(value)
-
-
-# -- structured keys ------------------------------------------------------------
-
-def _fields(item, spec, where, warnings, required=()):
-    """Check a mapping against {field: check}; drops bad fields, returns the good ones."""
-    out = {}
-    unknown = [str(k)[:64] for k in item if k not in spec]
-    if unknown:
-        warnings.append(f"{where}: fields guestagent does not support, ignored: "
-                        + ", ".join(sorted(unknown)[:_MAX_NAMED]))
-    for field, check in spec.items():
-        if field not in item:
-            continue
-        value = item[field]
-        try:
-            out[field] = check(value)
-        except _Bad as e:
-            if field in required:
-                raise
-            warnings.append(f"{where}: {field!r} should be {e}, not {_a(value)}; ignored")
-    for field in required:
-        if field not in out:
-            raise _Bad(f"a {field!r}")
-    return out
-
-
-def _sudo(value):
-    if value is None or value is False:
-        return False
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise _Bad("a sudoers rule, a list of rules, or false")
-
-
-def _name(value):
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad("a user name")
-    return value.strip()
-
-
-_USER_FIELDS = {"name": _name, "sudo": _sudo, "shell": _str, "groups": _comma_list,
-                "lock_passwd": _bool, "ssh_authorized_keys": _str_list}
-
-
-def _users(value, key, warnings):
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list):
-        raise _Bad("a list of users")
-    out = []
-    for n, item in enumerate(value, 1):
-        if item == "default":
-            out.append("default")
-        elif isinstance(item, str) and item.strip():
-            out.append({"name": item.strip()})
-        elif isinstance(item, dict):
-            where = f"#cloud-config users entry {n}"
-            if isinstance(item.get("name"), str):
-                where += f" ({item['name'][:32]!r})"
-            try:
-                out.append(_fields(item, _USER_FIELDS, where, warnings, required=("name",)))
-            except _Bad:
-                warnings.append(f"{where} has no user name; skipped")
-        else:
-            warnings.append(f"#cloud-config users entry {n} is {_a(item)}, not \"default\" "
-                            "or a user mapping; skipped")
-    return out
-
-
-def _content(value):
-    if value is None:
-        return ""
-    if isinstance(value, (str, bytes)):  # bytes: YAML !!binary
-        return value
-    raise _Bad("a string")
-
-
-def _encoding(value):
-    if isinstance(value, str) and value.strip().lower() in ENCODINGS:
-        return value.strip().lower()
-    raise _Bad("one of " + ", ".join(ENCODINGS))
-
-
-def _permissions(value):
-    if isinstance(value, bool):
-        raise _Bad("an octal mode like '0644'")
-    if isinstance(value, int) and 0 <= value <= 0o7777:
-        return value
-    if isinstance(value, str) and _PERMISSIONS.match(value.strip()):
-        return value.strip()
-    raise _Bad("an octal mode like '0644'")
-
-
-def _path(value):
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad("a path")
-    return value.strip()
-
-
-_FILE_FIELDS = {"path": _path, "content": _content, "encoding": _encoding,
-                "permissions": _permissions, "owner": _str, "append": _bool, "defer": _bool}
-
-
-def _write_files(value, key, warnings):
-    if not isinstance(value, list):
-        raise _Bad("a list of files")
-    out = []
-    for n, item in enumerate(value, 1):
-        where = f"#cloud-config write_files entry {n}"
-        if not isinstance(item, dict):
-            warnings.append(f"{where} is {_a(item)}, not a mapping; skipped")
-            continue
-        try:
-            out.append(_fields(item, _FILE_FIELDS, where, warnings, required=("path",)))
-        except _Bad:
-            warnings.append(f"{where} has no path; skipped")
-    return out
-
-
-def _commands(value, key, warnings):
-    if not isinstance(value, list):
-        raise _Bad("a list of commands")
-    out = []
-    for n, item in enumerate(value, 1):
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, list) and item and all(
-                isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in item):
-            out.append([a if isinstance(a, str) else str(a) for a in item])  # [sleep, 5]
-        else:
-            warnings.append(f"#cloud-config {key} entry {n} is {_a(item)}, not a command "
-                            "string or a list of arguments; skipped")
-    return out
-
-
-def _options(value):
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise _Bad("a mapping of resolver options")
-    return dict(value)
-
-
-_RESOLV_FIELDS = {"nameservers": _str_list, "searchdomains": _str_list, "domain": _str,
-                  "options": _options}
-
-
-def _resolv_conf(value, key, warnings):
-    if not isinstance(value, dict):
-        raise _Bad("a mapping")
-    return _fields(value, _RESOLV_FIELDS, "#cloud-config resolv_conf", warnings)
-
-
-def _growpart_mode(value):
-    if value is False or isinstance(value, str):
-        return value
-    raise _Bad("a mode string (auto, growpart, off) or false")
-
-
-def _growpart(value, key, warnings):
-    if not isinstance(value, dict):
-        raise _Bad("a mapping")
-    return _fields(value, {"mode": _growpart_mode, "devices": _str_list},
-                   "#cloud-config growpart", warnings)
-
-
-_CHECKS = {
-    "users": _users,
-    "ssh_authorized_keys": _str_list,
-    "hostname": _str,
-    "fqdn": _str,
-    "preserve_hostname": _bool,
-    "write_files": _write_files,
-    "runcmd": _commands,
-    "bootcmd": _commands,
-    "manage_resolv_conf": _bool,
-    "resolv_conf": _resolv_conf,
-    "growpart": _growpart,
-    "resize_rootfs": _resize_rootfs,
-}

@@ -21,8 +21,6 @@ import subprocess
 import sys
 import time
 
-from ..state import STATE_DIR, safe_id
-
 log = logging.getLogger(__name__)
 
 LOG_FILE = "/var/log/guestagent-user-data.log"
@@ -59,7 +57,7 @@ class ScriptsFailed(RuntimeError):
 
 
 def scripts_dir(ctx):
-    return f"{STATE_DIR}/instances/{safe_id(ctx.metadata.instance_id)}/scripts"
+    return ctx.state.instance_dir(ctx.metadata.instance_id) + "/scripts"
 
 
 def shell_script(commands, what):
@@ -76,16 +74,15 @@ def run_all(ctx, scripts, step):
     One failure never stops the next script.
     """
     directory = scripts_dir(ctx)
-    dfd = ctx.system.open_dir(directory, create=True, mode=0o700)
-    try:
-        os.fchmod(dfd, 0o700)
-    finally:
-        os.close(dfd)
+    ctx.system.makedirs(directory, mode=0o700)
+    ctx.system.chmod_dir(directory, 0o700)
     timeout = ctx.config.getfloat("userdata", "script_timeout") or None
     logfd = _open_log(ctx.system)
+    also = (ctx.cloud_config.get("output") or {}).get("file")
     outcomes = []
     try:
         for label, filename, content in scripts:
+            begin = os.fstat(logfd).st_size
             path = f"{directory}/{filename}"
             try:
                 ctx.system.write_file(path, content, mode=0o700, dir_mode=0o700)
@@ -98,6 +95,8 @@ def run_all(ctx, scripts, step):
             if not outcome.ok and len(scripts) > 1:  # now: the summary waits for the last
                 log.warning("%s: %s", step, outcome)
             outcomes.append(outcome)
+            if also:
+                _copy_output(ctx.system, logfd, begin, also)
     finally:
         os.close(logfd)
     return outcomes
@@ -115,17 +114,23 @@ def report(outcomes, what):
     return changes
 
 
+def nothing_to_run(ctx, key):
+    """Why the #cloud-config list ``key`` (bootcmd, runcmd) has nothing to run,
+    or '' when it has."""
+    if not ctx.config.getbool("userdata", "enabled"):
+        return "user-data is turned off ([userdata] enabled = no)"
+    if not ctx.cloud_config.get(key):
+        return f"no {key} in #cloud-config"
+    return ""
+
+
 def run_commands(ctx, key):
-    """bootcmd / runcmd: the #cloud-config list ``key`` as one sh script.
+    """bootcmd / runcmd: the #cloud-config list ``key`` as one sh script
+    (the step has asked `nothing_to_run` first).
 
     Returns the change lines; raises ScriptsFailed when it exited non-zero.
     """
-    from ..steps import Skip
-    if not ctx.config.getbool("userdata", "enabled"):
-        raise Skip("user-data is turned off ([userdata] enabled = no)")
-    commands = ctx.cloud_config.get(key)
-    if not commands:
-        raise Skip(f"no {key} in #cloud-config")
+    commands = ctx.cloud_config[key]
     script = shell_script(commands, key)
     label = f"{key} ({len(commands)} command{'s' if len(commands) != 1 else ''})"
     return report(run_all(ctx, [(label, key, script)], key), key)
@@ -157,9 +162,8 @@ def _run_one(ctx, label, path, content, timeout, logfd, step):
     start = os.fstat(logfd).st_size
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen([ctx.system.path(path)], stdin=subprocess.DEVNULL,
-                                stdout=logfd, stderr=logfd, cwd=ctx.system.root,
-                                env=_env(ctx), start_new_session=True)
+        proc = ctx.system.start([ctx.system.path(path)], stdout=logfd, stderr=logfd,
+                                cwd=ctx.system.root, env=_env(ctx))
     except (OSError, ValueError, subprocess.SubprocessError) as e:
         outcome = Outcome(label, problem=f"could not be started: {_why_not(e, content)}")
         os.write(logfd, f"=== {outcome}\n".encode())
@@ -182,6 +186,21 @@ def _run_one(ctx, label, path, content, timeout, logfd, step):
     outcome = Outcome(label, proc.returncode, seconds, problem)
     os.write(logfd, f"=== {outcome}\n".encode())
     return outcome
+
+
+def _copy_output(system, logfd, begin, path):
+    """#cloud-config output: what this script wrote, appended to the user's file too."""
+    end = os.fstat(logfd).st_size
+    try:
+        while begin < end:
+            data = os.pread(logfd, min(end - begin, 1 << 20), begin)
+            if not data:
+                break
+            system.append_file(path, data, mode=0o600)
+            begin += len(data)
+    except OSError as e:
+        log.warning("cannot copy the output to %s (#cloud-config output): %s", path,
+                    e.strerror or e)
 
 
 def _kill_group(proc):

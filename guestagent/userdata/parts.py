@@ -10,6 +10,8 @@ checked after every decompression, so a small gzip bomb cannot inflate past
 import re
 import zlib
 
+from .checks import INVALID, UNSUPPORTED, Note
+
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_PARTS = 500
 MAX_NESTING = 4  # gzip inside MIME inside gzip...
@@ -60,10 +62,23 @@ class Script:
         return f"<Script {self.name!r} part {self.index}, {len(self.content)} bytes>"
 
 
+class Part:
+    """One leaf part as found: its number, what it is, and what becomes of it."""
+
+    def __init__(self, index, kind, what):
+        self.index = index
+        self.kind = kind  # SCRIPT, CLOUD_CONFIG, or the MIME type of a part not used
+        self.what = what  # for check-userdata: "script 'part-001'", "#cloud-config"...
+
+    def as_dict(self):
+        return {"part": self.index, "type": self.kind, "what": self.what}
+
+
 class Parts:
     def __init__(self):
         self.scripts = []
-        self.cloud_configs = []  # [(part index, text)]
+        self.cloud_configs = []  # [(part index, text, Merge-Type header or None)]
+        self.found = []  # [Part] in order, for check-userdata
         self.warnings = []
         self.count = 0  # leaf parts seen, for numbering
         self.total = 0  # bytes of decoded part content so far
@@ -104,7 +119,7 @@ def gunzip(data, max_bytes):
     return bytes(out)
 
 
-def _process(data, ctype, filename, out, max_bytes, depth, where):
+def _process(data, ctype, filename, out, max_bytes, depth, where, merge=None):
     """One blob: gunzip it, split it if MIME, else classify it as one part."""
     if depth > MAX_NESTING:
         out.warnings.append(f"{where}: compressed or MIME parts nested more than "
@@ -130,7 +145,7 @@ def _process(data, ctype, filename, out, max_bytes, depth, where):
         out.warnings.append(f"user-data parts add up to more than [userdata] max_bytes "
                             f"= {max_bytes}; part {out.count} and later are not used")
         return
-    _classify(out.count, ctype, filename, data, out, where)
+    _classify(out.count, ctype, filename, data, out, where, merge)
 
 
 def _split_mime(data, out, max_bytes, depth, where):
@@ -147,6 +162,7 @@ def _split_mime(data, out, max_bytes, depth, where):
             ctype = part.get_content_type().lower()
             payload = part.get_payload(decode=True)
             filename = part.get_filename()
+            merge = part.get("Merge-Type") or part.get("X-Merge-Type")
         except Exception as e:  # a malformed header must not lose the other parts
             out.count += 1
             out.warnings.append(f"user-data part {out.count}: unreadable MIME part "
@@ -160,10 +176,10 @@ def _split_mime(data, out, max_bytes, depth, where):
         if not isinstance(payload, bytes):
             payload = b""
         _process(payload, ctype or "text/plain", filename, out, max_bytes, depth + 1,
-                 f"user-data part {out.count + 1}")
+                 f"user-data part {out.count + 1}", str(merge) if merge else None)
 
 
-def _classify(index, ctype, filename, data, out, where):
+def _classify(index, ctype, filename, data, out, where, merge=None):
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # a UTF-8 byte order mark from a Windows editor
     if not data.strip():
@@ -171,36 +187,49 @@ def _classify(index, ctype, filename, data, out, where):
     guessed = _guess(data)
     if not ctype or ctype in _GUESSED:
         if guessed is None:
-            out.warnings.append(f"{where} is {_describe_unknown(data)}; not a script "
-                                "(no #!), #cloud-config or MIME multipart; ignored, "
-                                "nothing run")
+            what = _describe_unknown(data)
+            out.warnings.append(Note(f"{where} is {what}; not a script (no #!), "
+                                     "#cloud-config or MIME multipart; ignored, nothing run",
+                                     INVALID, part=index))
+            out.found.append(Part(index, ctype or "text/plain", f"{what}, not used"))
             return
         ctype = guessed
     if ctype == SCRIPT:
         if guessed != SCRIPT:
-            out.warnings.append(f"{where} is {SCRIPT} but does not start with #!; not run")
+            out.warnings.append(Note(f"{where} is {SCRIPT} but does not start with #!; "
+                                     "not run", INVALID, part=index))
+            out.found.append(Part(index, ctype, "a script without #!, not run"))
             return
-        out.scripts.append(Script(_script_name(filename, index), data, index))
+        # cloud-init finds the #! after leading blank lines too; exec needs it first
+        data = data.lstrip()
+        name = _script_name(filename, index)
+        out.scripts.append(Script(name, data, index))
+        out.found.append(Part(index, ctype, f"script {name!r}: run once per instance, "
+                                            "in the final stage"))
     elif ctype == CLOUD_CONFIG:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            out.warnings.append(f"{where}: #cloud-config is not valid UTF-8; ignored")
+            out.warnings.append(Note(f"{where}: #cloud-config is not valid UTF-8; ignored",
+                                     INVALID, part=index))
+            out.found.append(Part(index, ctype, "#cloud-config that is not UTF-8, not used"))
             return
-        out.cloud_configs.append((index, text))
+        out.cloud_configs.append((index, text, merge))
+        out.found.append(Part(index, ctype, "#cloud-config"))
     else:
         name = _KNOWN_NAMES.get(ctype)
         kind = f"{name} ({ctype})" if name else ctype
-        out.warnings.append(f"{where} is {kind}, which guestagent does not support; skipped")
+        out.warnings.append(Note(f"{where} is {kind}, which guestagent does not support; "
+                                 "skipped", UNSUPPORTED, part=index))
+        out.found.append(Part(index, ctype, f"{kind}: not supported, skipped"))
 
 
 def _guess(data):
-    first = data[:64].decode("utf-8", "replace")
+    """The part type its first line announces, found as cloud-init does: after
+    leading whitespace, in any case."""
+    first = data[:1024].decode("utf-8", "replace").lstrip()[:64].lower()
     for prefix, ctype in _STARTS:
-        if prefix == "## template: jinja":
-            if first.lower().startswith(prefix):
-                return ctype
-        elif first.startswith(prefix):
+        if first.startswith(prefix):
             return ctype
     return None
 

@@ -6,6 +6,7 @@ across runs by tests/e2e/build-image.
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -18,6 +19,12 @@ TOOLS = {
 }
 
 
+def pytest_addoption(parser):
+    parser.addoption("--matrix", action="store_true",
+                     help="boot every scenario of test_matrix.py, not only those CI boots")
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only what will run
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="e2e boots need root (network namespaces, chroot, "
@@ -25,6 +32,44 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "/e2e/" in str(item.fspath):
                 item.add_marker(skip)
+        return
+    import test_matrix
+
+    # Scenarios CI does not boot (MATRIX's "ci"), unless --matrix: deselected,
+    # and named at the end of the run.
+    keep, dropped = [], set()
+    for item in items:
+        name = _scenario(item)
+        if name and not config.getoption("--matrix", False) \
+                and not test_matrix.MATRIX[name]["ci"]:
+            dropped.add(name)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+        NOT_BOOTED.extend(sorted(dropped))
+    # Every base tree the selected boots need, built two at a time in the
+    # background from now on (debootstrap is mostly download): the image
+    # fixtures wait for theirs through build-image's per-variant lock.  Left
+    # running if the session ends first: the trees are cached for the next.
+    bases = test_matrix.base_variants(
+        {_scenario(i) for i in items if _scenario(i)},
+        with_test_boot=any("test_matrix.py" not in str(i.fspath) for i in items))
+    if bases and not config.option.collectonly:
+        BASES.append(subprocess.Popen([harness.BUILD_IMAGE, "bases"] + bases,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+NOT_BOOTED = []
+BASES = []
+
+
+def _scenario(item):
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "test_matrix.py" not in str(item.fspath):
+        return None
+    return callspec.params.get("guest")
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +105,25 @@ def _image(e2e_dir, deb, keys, layout):
 
 
 @pytest.fixture(scope="session")
+def variant_image(e2e_dir, deb, keys):
+    """``variant_image(suite=, init=, fs=, bus=, layout=)``: the image of that
+    variant with the .deb installed, built once per session."""
+    built = {}
+
+    def get(layout="plain", **variant):
+        key = tuple(sorted(variant.items())) + (("layout", layout),)
+        if key not in built:
+            name = "-".join(v for _, v in key)
+            built[key] = harness.build_image(e2e_dir / f"image-{name}", deb, layout,
+                                             root_key=keys["debug"] + ".pub", **variant)
+        return built[key]
+
+    yield get
+    for image in built.values():
+        shutil.rmtree(image.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def plain_image(e2e_dir, deb, keys):
     yield from _image(e2e_dir, deb, keys, "plain")
 
@@ -84,6 +148,10 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if NOT_BOOTED:
+        terminalreporter.section("e2e scenarios not booted")
+        terminalreporter.write_line("not in CI's set (tests/e2e/run --matrix boots them): "
+                                    + ", ".join(NOT_BOOTED))
     if harness.TIMINGS:
         terminalreporter.section("e2e boot timings (TCG)")
         for line in harness.TIMINGS:

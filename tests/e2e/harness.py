@@ -4,6 +4,7 @@ Reusable outside pytest (the benchmark uses it)::
 
     from harness import boot, build_deb, build_image, make_keypair
     img = build_image(workdir / "img", build_deb())  # layout="lvm" for an LVM root
+    # other variants: build_image(..., suite="trixie", init="sysvinit", fs="xfs", bus="nvme")
     key = make_keypair(workdir)                      # its .pub goes into the metadata
     with boot(img, workdir / "vm", "name", key=key, metadata_tree=tree) as g:
         print(g.time_to_ssh, g.unit_times(), g.ssh("hostname").stdout)
@@ -22,6 +23,7 @@ Nothing leaves the namespace.  QEMU runs with TCG: nested KVM hangs here.
 import contextlib
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,7 @@ BUILD_IMAGE = os.path.join(HERE, "build-image")
 BUILD_DEB = os.path.join(REPO, "packaging", "build-deb")
 LOG_ROOT = os.environ.get("GUESTAGENT_E2E_LOGS", "/var/tmp/guestagent-e2e-logs")
 SSH_PORT = 2222
+FIRST_MAC = "52:54:00:12:34:56"  # QEMU's own default for the first NIC, made explicit
 USER = "debian"
 FP_BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
 FP_END = "-----END SSH HOST KEY FINGERPRINTS-----"
@@ -46,8 +49,18 @@ FP_END = "-----END SSH HOST KEY FINGERPRINTS-----"
 TIMINGS = []
 
 
+# What build-image makes when not told otherwise (its first choice of each).
+DEFAULT_VARIANT = {"suite": "bookworm", "init": "systemd", "fs": "ext4", "bus": "virtio"}
+# Python in each suite (what the agent runs on there).
+SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
+
+
 class Image:
-    """A bootable raw disk plus the kernel, initrd and command line to boot it."""
+    """A bootable raw disk plus the kernel, initrd and command line to boot it.
+
+    ``suite``, ``init``, ``fs``, ``bus``, ``layout``: the variant it was built
+    as; ``root_disk`` and ``root_device``: the guest's names for the root disk
+    and the device holding / (``/dev/nvme0n1p1``, ``/dev/mapper/vg0-root``)."""
 
     def __init__(self, out):
         self.dir = str(out)
@@ -57,6 +70,27 @@ class Image:
         with open(os.path.join(self.dir, "cmdline")) as f:
             self.cmdline = f.read().strip()
         self.size = os.path.getsize(self.disk)
+        variant = dict(DEFAULT_VARIANT, layout="plain", disk="/dev/vda", root="/dev/vda1")
+        try:
+            with open(os.path.join(self.dir, "variant")) as f:
+                variant.update(ln.strip().split("=", 1) for ln in f if "=" in ln)
+        except OSError:
+            pass  # an image from before variants: bookworm, systemd, ext4, virtio
+        self.suite = variant["suite"]
+        self.init = variant["init"]
+        self.fs = variant["fs"]
+        self.bus = variant["bus"]
+        self.layout = variant["layout"]
+        self.root_disk = variant["disk"]
+        self.root_device = variant["root"]
+
+    @property
+    def systemd(self):
+        return self.init == "systemd"
+
+    def describe(self):
+        return (f"Debian {self.suite} (Python {SUITE_PYTHON.get(self.suite, '?')}), {self.init}, "
+                f"{self.layout} {self.fs} root on {self.bus}")
 
 
 def build_deb():
@@ -74,29 +108,50 @@ def build_deb():
     return os.path.join(REPO, path)
 
 
-def build_base():
+def variant_args(suite=None, init=None, fs=None, bus=None, net=None):
+    """build-image's options for a variant (None: its default)."""
+    args = []
+    for name, value in (("suite", suite), ("init", init), ("fs", fs), ("bus", bus),
+                        ("net", net)):
+        if value is not None:
+            args += [f"--{name}", value]
+    return args
+
+
+def build_base(suite=None, init=None):
     """The cached debootstrapped tree (built on first use; several minutes)."""
-    res = subprocess.run([BUILD_IMAGE, "base"], capture_output=True, text=True)
+    res = subprocess.run([BUILD_IMAGE] + variant_args(suite, init) + ["base"],
+                         capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"build-image base failed:\n{res.stderr[-4000:]}")
     return res.stdout.strip().splitlines()[-1]
 
 
-def build_image(out, deb="-", layout="plain", root_key=None, net=None):
+def build_bases(variants):
+    """Build several base trees ("SUITE-INIT"), two at a time; waits for all."""
+    res = subprocess.run([BUILD_IMAGE, "bases"] + list(variants), capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"build-image bases {' '.join(variants)} failed:\n"
+                           f"{res.stderr[-4000:]}")
+
+
+def build_image(out, deb="-", layout="plain", root_key=None, *, suite=None, init=None,
+                fs=None, bus=None, net=None):
     """A disk in ``out`` from the cached base tree with ``deb`` installed.
 
-    ``net``: the image's network stack, systemd-networkd (default) or
-    ``ifupdown`` (isc-dhcp-client, as Debian's cloud images have it).
-    """
+    ``suite`` (bookworm, bullseye, trixie), ``init`` (systemd, sysvinit),
+    ``fs`` (ext4, xfs, btrfs), ``bus`` (virtio, nvme, scsi), ``net``
+    (networkd, ifupdown): the variant; None is build-image's default (the
+    first of each)."""
     env = dict(os.environ)
     if root_key:
         env["GUESTAGENT_E2E_ROOT_KEY"] = str(root_key)
-    if net:
-        env["GUESTAGENT_E2E_NET"] = net
-    res = subprocess.run([BUILD_IMAGE, "disk", str(deb), str(out), layout],
-                         capture_output=True, text=True, env=env)
+    argv = [BUILD_IMAGE] + variant_args(suite, init, fs, bus, net) + [
+        "disk", str(deb), str(out), layout]
+    res = subprocess.run(argv, capture_output=True, text=True, env=env)
     if res.returncode != 0:
-        raise RuntimeError(f"build-image disk ({layout}) failed:\n{res.stderr[-4000:]}")
+        raise RuntimeError(f"build-image {' '.join(argv[1:])} failed:\n{res.stderr[-4000:]}")
     return Image(out)
 
 
@@ -141,13 +196,15 @@ class Guest:
     """One QEMU guest in its own namespace; a context manager.
 
     ``metadata_tree``: serve it as the metadata service at 169.254.169.254.
-    ``config_drive``: attach this ISO as a read-only virtio disk.
+    ``config_drive``: attach this ISO read-only: a virtio disk, or a SCSI
+    CD-ROM when the image's root disk is on SCSI.
     ``disk_size``: the overlay's virtual size (the flavor's root disk).
     """
 
     def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
                  metadata_tree=None, config_drive=None, disk_size="3G",
-                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append=""):
+                 instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
+                 ssh_to=None, extra_nics=()):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -161,6 +218,11 @@ class Guest:
         self.smp = smp
         self.cpu = cpu
         self.extra_append = extra_append
+        # ssh_to: the guest address SSH is forwarded to (default: whatever
+        # QEMU's DHCP handed out); extra_nics: (mac, net CIDR) of more NICs,
+        # each on its own isolated user network with nothing to reach
+        self.ssh_to = ssh_to or ""
+        self.extra_nics = list(extra_nics)
         os.makedirs(self.workdir, exist_ok=True)
         self.console = os.path.join(self.workdir, "console.log")
         self.overlay = os.path.join(self.workdir, "disk.qcow2")
@@ -190,19 +252,44 @@ class Guest:
             "-display", "none", "-vga", "none", "-monitor", "none",
             "-serial", f"file:{self.console}",
             "-kernel", self.image.kernel, "-initrd", self.image.initrd, "-append", append,
-            "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-:22",
-            "-device", "virtio-net-pci,netdev=n0",
+        ] + self._disk_args() + [
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-{self.ssh_to}:22",
+            "-device", f"virtio-net-pci,netdev=n0,mac={FIRST_MAC}",
             "-device", "virtio-rng-pci",
             "-smbios", f"type=1,manufacturer=OpenStack Foundation,"
                        f"product=OpenStack Nova,uuid={self.uuid}",
         ]
-        if self.config_drive:
-            argv += ["-drive", f"file={self.config_drive},if=virtio,format=raw,readonly=on"]
+        for i, (mac, net) in enumerate(self.extra_nics, 1):
+            argv += ["-netdev", f"user,id=n{i},net={net},restrict=on",
+                     "-device", f"virtio-net-pci,netdev=n{i},mac={mac}"]
         self.qemu_log = open(os.path.join(self.workdir, "qemu.log"), "w")
         self.started = time.monotonic()
         self.qemu = self.ns.popen(argv, stdout=self.qemu_log, stderr=subprocess.STDOUT)
         return self
+
+    def _disk_args(self):
+        """The root disk on the image's bus, and the config drive beside it."""
+        root = f"file={self.overlay},format=qcow2,cache=unsafe,discard=unmap"
+        cd = f"file={self.config_drive},format=raw,readonly=on" if self.config_drive else None
+        bus = self.image.bus
+        if bus == "virtio":
+            args = ["-drive", f"{root},if=virtio"]
+        elif bus == "nvme":
+            args = ["-drive", f"{root},if=none,id=root",
+                    "-device", "nvme,drive=root,serial=guestagent-e2e"]
+        elif bus == "scsi":
+            args = ["-device", "virtio-scsi-pci,id=scsi0",
+                    "-drive", f"{root},if=none,id=root",
+                    "-device", "scsi-hd,drive=root,bus=scsi0.0"]
+            if cd:
+                # As libvirt gives Nova's config drive on a SCSI guest: a CD-ROM.
+                return args + ["-drive", f"{cd},if=none,id=cd,media=cdrom",
+                               "-device", "scsi-cd,drive=cd,bus=scsi0.0"]
+        else:
+            raise ValueError(f"unknown disk bus {bus!r}")
+        if cd:
+            args += ["-drive", f"{cd},if=virtio"]
+        return args
 
     def close(self):
         if self.qemu is not None and self.qemu.poll() is None:
@@ -316,14 +403,44 @@ class Guest:
         except (subprocess.TimeoutExpired, OSError):
             pass
 
+    def settle(self, timeout=300):
+        """Wait until the boot is over, as a user would see it; returns the
+        state.  systemd: ``systemctl is-system-running --wait`` ("running" or
+        "degraded").  SysV: runlevel 2 reached, /etc/init.d/rc finished and
+        no agent run left in the background ("running")."""
+        if self.image.systemd:
+            res = self.ssh("sudo -n systemctl is-system-running --wait", check=False,
+                           timeout=timeout)
+            return res.stdout.strip()
+        script = (f"for i in $(seq {timeout // 2}); do "
+                  "if runlevel | grep -q ' 2$' && ! pgrep -f '/etc/init.d/rc ' >/dev/null "
+                  "&& ! pgrep -f 'guestagent --once' >/dev/null; then echo running; exit 0; fi; "
+                  "sleep 1; done; echo starting; runlevel; ps -ef")
+        return self.ssh(script, check=False, timeout=timeout).stdout.strip()
+
+    def failed_services(self):
+        """What failed in this boot, as lines: ``systemctl --failed`` under
+        systemd; under SysV the init scripts' own failure reports on the
+        console (LSB ``[FAIL]``/``failed!``, startpar's "returned failure")
+        since the last kernel banner."""
+        if self.image.systemd:
+            # As root: without D-Bus in the image, only root reaches systemd.
+            res = self.ssh("sudo -n systemctl --failed --no-legend --plain")
+            return [ln for ln in res.stdout.splitlines() if ln.strip()]
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.console_text()).replace("\r", "\n")
+        boot = text.rsplit("Linux version ", 1)[-1]
+        return [ln.strip() for ln in boot.splitlines()
+                if re.search(r"\[\s*FAIL\s*\]|failed!|returned failure", ln)]
+
     def boot_id(self):
         return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
 
     def reboot(self, timeout=None):
         """Reboot the guest (same instance, same disk) and wait for SSH again."""
         before = self.boot_id()
+        command = "sudo -n systemctl reboot" if self.image.systemd else "sudo -n /sbin/reboot"
         try:
-            self.ssh("sudo -n systemctl reboot", check=False, timeout=30)
+            self.ssh(command, check=False, timeout=30)
         except subprocess.TimeoutExpired:
             pass  # the connection may hang until the guest's network goes away
         self.started = time.monotonic()
@@ -342,7 +459,9 @@ class Guest:
 
     # -- what the guest shows --------------------------------------------------
     def unit_times(self):
-        """``systemd-analyze blame`` of this boot, as {unit: seconds}."""
+        """``systemd-analyze blame`` of this boot, as {unit: seconds} ({} under SysV)."""
+        if not self.image.systemd:
+            return {}
         out = self.ssh("sudo -n systemd-analyze blame --no-pager", check=False).stdout
         times = {}
         for line in out.splitlines():
@@ -359,6 +478,8 @@ class Guest:
         """Print time to SSH and the agent's unit times (for the test log)."""
         agent = {u: t for u, t in self.unit_times().items() if u.startswith("guestagent")}
         units = ", ".join(f"{u} {t:.1f} s" for u, t in sorted(agent.items()))
+        if not self.image.systemd:
+            units = "(SysV init: no unit times)"
         line = (f"{self.name} boot {len(self.boots)}: time to SSH {self.time_to_ssh:.1f} s; "
                 f"agent units: {units or 'none ran'}")
         TIMINGS.append(line)

@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from test_boot import DISK, all_steps, check_no_failed_units, status, write_instance
+from checks import DISK, all_steps, check_no_failed_units, check_settled, status, write_instance
 
 import harness
 
@@ -97,9 +97,7 @@ class TestDnsLasts:
                              check=False).stdout.strip() != "enabled"
 
     def test_after_the_boot_settles(self, dns_guest):
-        res = dns_guest.ssh("sudo -n systemctl is-system-running --wait", check=False,
-                            timeout=300)
-        assert res.stdout.strip() == "running", res.stdout
+        check_settled(dns_guest)
         check_dns(dns_guest, "after the boot settled")
         steps = [s for s in all_steps(status(dns_guest)) if s["name"] == "resolv_conf"]
         assert steps and steps[0]["result"] == "changed", steps

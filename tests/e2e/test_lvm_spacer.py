@@ -10,12 +10,13 @@ filesystem, with no failed unit; a second boot changes nothing.
 import uuid
 
 import pytest
-from test_boot import (
+from checks import (
     DISK,
     DISK_BYTES,
     all_steps,
     check_no_failed_units,
     check_root_grown,
+    check_settled,
     check_status_ok,
     status,
     write_instance,
@@ -47,13 +48,6 @@ def spacer_guest(spacer_image, keys, e2e_dir):
         yield g
 
 
-def settled(guest):
-    res = guest.ssh("sudo -n systemctl is-system-running --wait", check=False, timeout=300)
-    assert res.stdout.strip() == "running", \
-        f"the boot settled as {res.stdout.strip()!r}: " \
-        + guest.ssh("sudo -n systemctl --failed --no-legend --plain").stdout
-
-
 def growroot(st):
     found = [s for s in all_steps(st) if s["name"] == "growroot"]
     assert found, f"growroot did not run: {st}"
@@ -68,7 +62,7 @@ def sizes(guest):
 
 class TestLvmSpacer:
     def test_boot_settles_running(self, spacer_guest):
-        settled(spacer_guest)
+        check_settled(spacer_guest)
 
     def test_new_pv_made_vg_extended_lv_and_fs_grown(self, spacer_guest):
         assert spacer_guest.ssh("findmnt -no SOURCE /").stdout.strip() == "/dev/mapper/vg0-root"
@@ -92,7 +86,7 @@ class TestLvmSpacer:
         table = spacer_guest.ssh("sudo -n sfdisk -d /dev/vda").stdout
         spacer_guest.reboot()
         spacer_guest.report_boot()
-        settled(spacer_guest)
+        check_settled(spacer_guest)
         for step in growroot(status(spacer_guest)):
             assert step["result"] == "ok" and not step.get("changes"), step
         assert sizes(spacer_guest) == before

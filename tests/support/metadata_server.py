@@ -42,7 +42,8 @@ class Faults:
 def load_tree(tree):
     base = os.path.join(tree, "openstack", "latest")
     docs = {}
-    for name in ("meta_data.json", "network_data.json", "vendor_data.json", "user_data"):
+    for name in ("meta_data.json", "network_data.json", "vendor_data.json", "vendor_data2.json",
+                 "user_data"):
         p = os.path.join(base, name)
         if os.path.exists(p):
             with open(p, "rb") as f:
@@ -191,7 +192,11 @@ def main(argv=None):
     handler = make_handler(docs, args.mode, args.imdsv2, Faults(args), args.log)
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
-    srv = ThreadingHTTPServer((args.bind, args.port), handler)
+    server_class = ThreadingHTTPServer
+    if ":" in args.bind:  # IPv6 (Nova's fe80::a9fe:a9fe): "::" takes link-local too
+        server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,),
+                            {"address_family": socket.AF_INET6})
+    srv = server_class((args.bind, args.port), handler)
     if args.ready_file:  # listening since the line above: the time it began accepting
         with open(args.ready_file, "w") as f:
             f.write(f"{time.time():.6f}\n")

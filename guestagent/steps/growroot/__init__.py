@@ -21,6 +21,7 @@ import logging
 import os
 
 from ...system import CommandFailed
+from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Skip
 from . import blockdev, lvm
 from .blockdev import human_size
@@ -56,10 +57,14 @@ def run(ctx):
     system = ctx.system
     if not ctx.config.getbool("growroot", "enabled"):
         raise Skip("turned off by [growroot] enabled = no")
+    cc = _cloud_config(ctx)
     if system.exists("/etc/growroot-disabled"):
-        raise Skip("/etc/growroot-disabled exists")
+        if (cc.get("growpart") or {}).get("ignore_growroot_disabled") is not True:
+            raise Skip("/etc/growroot-disabled exists")
+        log.info("growroot: /etc/growroot-disabled exists, but #cloud-config growpart says "
+                 "ignore_growroot_disabled: true")
     devices = ctx.config.getlist("growroot", "devices")
-    devices = _apply_cloud_config(_cloud_config(ctx), devices)
+    devices = _apply_cloud_config(cc, devices)
     if not system.live:
         if any(os.path.normpath(d) == "/" for d in devices):
             log.info("growroot: under --root, / is this machine's own root: left alone")
@@ -276,3 +281,25 @@ def grow_filesystem(system, fstype, node, mountpoint, argv):
         return []
     return [f"grew the {fstype} filesystem on {mountpoint} ({node}) from "
             f"{human_size(before)} to {human_size(after)}"]
+
+
+# -- #cloud-config `growpart` and `resize_rootfs`, checked before anything acts ---------
+
+def check_resize_rootfs(value, key, notes):
+    if value == "noblock":
+        return True  # resizing is quick here; there is nothing to background
+    return boolean(value)
+
+
+def _growpart_mode(value):
+    if value is False or isinstance(value, str):
+        return value
+    raise Bad("a mode string (auto, growpart, off) or false")
+
+
+def check_growpart(value, key, notes):
+    if not isinstance(value, dict):
+        raise Bad("a mapping")
+    return fields(value, {"mode": _growpart_mode, "devices": str_list,
+                          "ignore_growroot_disabled": boolean},
+                  "#cloud-config growpart", notes)

@@ -4,7 +4,7 @@ Everything here reads live kernel state (the mount table, /sys, /dev):
 block devices have no meaning relative to a ``--root`` tree, so these
 functions take host paths.  Nothing here changes anything.
 
-- The mount table is /proc/self/mountinfo, parsed here (cheaper than psutil;
+- The mount table is /proc/self/mountinfo, parsed here (cheaper than a library;
   it also gives major:minor, the most robust way to reach /sys).
 - A device's /sys entry is /sys/dev/block/MAJ:MIN; a partition has a
   ``partition`` file (its number) and sits in its disk's directory, which

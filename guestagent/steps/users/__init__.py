@@ -12,6 +12,21 @@ Who gets what, as in cloud-init:
   pair the instance was booted with still opens a door.  cloud-init would
   drop them; we say in the log where they went.
 - Extra users get sudo only when their entry's `sudo` says so.
+- `user:` and `system_info: {default_user: ...}` rename and configure the
+  default user, as in cloud-init (groups are added to [users] groups).
+- Each entry's fields as cloud-init documents them: a new account gets
+  `gecos`, `primary_group`, `homedir`, `system`, `uid`, `no_create_home`,
+  `expiredate` from useradd (an existing one keeps its own, except
+  `expiredate` and `groups`); missing groups are created; `hashed_passwd`,
+  `plain_text_passwd` or `passwd` set the password (chpasswd, see
+  `guestagent.shadow`); `lock_passwd` (default true for listed users, as in
+  cloud-init) then locks it; `ssh_import_id` runs ssh-import-id as the user.
+- Top-level `groups` are created first; their members are added once the
+  users exist.
+- `disable_root: true` puts the instance's keys into root's authorized_keys
+  behind `disable_root_opts` (by default a command that says which user to
+  log in as, and exits 142), as cloud-init does; `false` gives root the keys
+  as they are.  Without the key root is left alone.
 
 Per instance: a key the user removed on purpose does not come back on a
 reboot; a new instance (a clone) gets its own keys merged in.
@@ -19,10 +34,25 @@ reboot; a new instance (a clone) gets its own keys merged in.
 
 import logging
 
-from ... import accounts
+from ... import accounts, shadow
+from ... import log as logsetup
 from ...system import UnsafePathError
 from .. import PER_INSTANCE, Skip
-from . import authorized_keys, sudoers
+from . import authorized_keys, key_import, root_login, sudoers
+from .checks import (  # noqa: F401 -- the #cloud-config table names them here
+    check_disable_root,
+    check_disable_root_opts,
+    check_groups,
+    check_import_ids,
+    check_system_info,
+    check_user,
+    check_users,
+)
+
+_OPTIONS = ("gecos", "primary_group", "homedir", "system", "uid", "no_create_home",
+            "expiredate")
+# the one that wins when several are given: cloud-init sets them in this order
+_PASSWORD_FIELDS = (("hashed_passwd", True), ("plain_text_passwd", False), ("passwd", True))
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -38,18 +68,45 @@ class _Spec:
         self.sudo = list(sudo)
         self.keys = list(keys)  # (where from, line)
         self.is_default = is_default
+        self.options = {}
+        self.password = None  # (value, hashed)
+        self.lock = None  # None: leave the password's lock as it is
+        self.import_ids = []
+        self.from_user_data = False  # its groups are created when missing
 
 
 def run(ctx):
     specs = plan(ctx)
-    if not specs:
+    cc = ctx.cloud_config or {}
+    wanted_groups = cc.get("groups") or {}
+    if not specs and not wanted_groups and cc.get("disable_root") is None:
         raise Skip("#cloud-config `users` lists nobody, and there is no default user")
     changes, problems = [], []
+    for name in wanted_groups:
+        try:
+            changes += accounts.ensure_group(ctx.system, name)
+        except accounts.AccountError as e:
+            problems.append(f"group {name}: {e}")
     for spec in specs:
         try:
             changes += _set_up(ctx.system, spec)
-        except (accounts.AccountError, sudoers.SudoersError, OSError) as e:
+        except (accounts.AccountError, sudoers.SudoersError, shadow.PasswordError,
+                OSError) as e:
             problems.append(f"user {spec.name}: {_reason(e)}")
+    for name, members in wanted_groups.items():
+        try:
+            changes += accounts.ensure_group(ctx.system, name, members)
+        except accounts.AccountError as e:
+            problems.append(f"group {name}: {e}")
+    if cc.get("disable_root") is not None:
+        owner = accounts.key_owner(ctx)
+        owner_spec = next((s for s in specs if s.name == owner), None)
+        keys = _checked_keys(owner_spec) if owner_spec else []
+        try:
+            changes += root_login.apply(ctx.system, cc["disable_root"],
+                                        cc.get("disable_root_opts"), owner, keys)
+        except (accounts.AccountError, OSError) as e:
+            problems.append(f"root: {_reason(e)}")
     if problems:
         for c in changes:  # the runner reports changes only for a step that succeeds
             log.info("users: %s", c)
@@ -68,6 +125,12 @@ def plan(ctx):
                     conf.getlist("users", "groups"),
                     [sudoers.DEFAULT_RULE] if conf.getbool("users", "sudo") else [],
                     cc_keys + md_keys, is_default=True)
+    # cloud-init's older ways to configure the default user; `user` wins
+    for given in ((cc.get("system_info") or {}).get("default_user"), cc.get("user")):
+        if isinstance(given, dict):
+            _override(default, given, add_groups=True)
+    if cc.get("ssh_import_id"):
+        default.import_ids += cc["ssh_import_id"]
     entries = cc.get("users", ["default"])
     if not isinstance(entries, list):
         log.warning("ignoring #cloud-config users: expected a list, got %s",
@@ -118,11 +181,13 @@ def _from_entry(entry, i):
                     "(lower-case letters, digits, _ and -, at most 32)", where, name)
         return None
     spec = _Spec(name, "/bin/bash", [], [], [])
+    spec.from_user_data = True
+    spec.lock = True  # cloud-init's default for a listed user
     _override(spec, entry)
     return spec
 
 
-def _override(spec, entry):
+def _override(spec, entry, add_groups=False):
     """Apply a cloud-config user entry's settings onto ``spec``."""
     where = f"#cloud-config user {spec.name}"
     if isinstance(entry.get("shell"), str):
@@ -131,7 +196,9 @@ def _override(spec, entry):
         g = entry["groups"]
         if isinstance(g, str):
             g = [x.strip() for x in g.split(",") if x.strip()]
-        spec.groups = _strings(g, f"{where} groups")
+        g = _strings(g, f"{where} groups")
+        spec.groups = spec.groups + [x for x in g if x not in spec.groups] if add_groups else g
+        spec.from_user_data = True
     if "sudo" in entry:
         s = entry["sudo"]
         if s is False or s is None:
@@ -141,9 +208,14 @@ def _override(spec, entry):
         else:
             log.warning("%s: ignoring sudo %r: expected a rule such as %r, a list of rules "
                         "or false", where, s, sudoers.DEFAULT_RULE)
-    if "lock_passwd" in entry and entry["lock_passwd"] is False:
-        log.info("%s: lock_passwd is false, but no password is set here: a new account "
-                 "still has no usable password", where)
+    spec.options.update({k: entry[k] for k in _OPTIONS if entry.get(k) is not None})
+    for field, hashed in _PASSWORD_FIELDS:
+        if entry.get(field):
+            spec.password = (entry[field], hashed)
+            break
+    if isinstance(entry.get("lock_passwd"), bool):
+        spec.lock = entry["lock_passwd"]
+    spec.import_ids += entry.get("ssh_import_id") or []
     own = [(f"{where} ssh_authorized_keys", k)
            for k in _strings(entry.get("ssh_authorized_keys"), f"{where} ssh_authorized_keys")]
     spec.keys = own + spec.keys
@@ -155,8 +227,21 @@ def _set_up(system, spec):
     if not accounts.valid_name(spec.name):
         raise accounts.AccountError(f"refusing user name {spec.name!r}: not a valid "
                                     "account name ([main] default_user?)")
-    account, made = accounts.ensure_user(system, spec.name, spec.shell, spec.groups)
+    account, made = accounts.ensure_user(system, spec.name, spec.shell, spec.groups,
+                                         spec.options, create_groups=spec.from_user_data)
     changes += made
+    if spec.password:
+        value, hashed = spec.password
+        logsetup.add_secrets([value])
+        how = shadow.set_passwords(system, [(spec.name, value, hashed)])
+        changes.append(f"set the password of {spec.name} from #cloud-config users "
+                       f"(via {how})")
+    if spec.lock and shadow.status(system, spec.name) not in ("locked", "missing"):
+        shadow.lock(system, spec.name)
+        changes.append(f"locked the password of {spec.name} (lock_passwd, the default "
+                       "for a listed user; key logins still work)")
+    if spec.import_ids:
+        changes += key_import.import_ids(system, account, spec.import_ids)
     rules = []
     for rule in spec.sudo:
         try:
@@ -210,3 +295,4 @@ def _reason(e):
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     return str(e)
+

@@ -93,18 +93,28 @@ def identity(line):
     return (k.keytype, k.blob)
 
 
-def merge(existing, new_keys):
+def merge(existing, new_keys, replace_same=False):
     """Add each of ``new_keys`` (parsed `Key`s) not already in ``existing`` text.
 
     Returns (text, added).  Every existing line is kept as it was, comments
-    and lines we cannot parse included: they are the user's.
+    and lines we cannot parse included: they are the user's.  With
+    ``replace_same`` a line holding the same key with other options is
+    replaced by the new one (disable_root: the key must not stay unrestricted).
     """
     have = set()
-    for ln in existing.splitlines():
+    lines = existing.splitlines()
+    wanted = {(k.keytype, k.blob): k for k in new_keys} if replace_same else {}
+    replaced = []
+    for i, ln in enumerate(lines):
         ident = identity(ln)
+        if ident and ident in wanted and ln.strip() != wanted[ident].line:
+            lines[i] = wanted[ident].line
+            replaced.append(wanted[ident])
         if ident:
             have.add(ident)
-    added = []
+    if replaced:
+        existing = "\n".join(lines) + "\n"
+    added = list(replaced)
     for k in new_keys:
         ident = (k.keytype, k.blob)
         if ident in have:
@@ -113,14 +123,16 @@ def merge(existing, new_keys):
         added.append(k)
     if not added:
         return existing, []
+    if len(added) == len(replaced):
+        return existing, added
     text = existing
     if text and not text.endswith("\n"):
         text += "\n"
-    text += "".join(k.line + "\n" for k in added)
+    text += "".join(k.line + "\n" for k in added if k not in replaced)
     return text, added
 
 
-def install(system, account, keys):
+def install(system, account, keys, replace_same=False):
     """Merge parsed ``keys`` into ``account``'s ~/.ssh/authorized_keys.
 
     ~/.ssh is 0700 and the file 0600, both owned by the user; the file is
@@ -146,7 +158,7 @@ def install(system, account, keys):
         changes.append(f"created the missing home directory {home} of {account.name}")
     changes += _ensure_ssh_dir(system, home, account)
     existing = _read_existing(system, ssh_dir, account)
-    text, added = merge(existing or "", keys)
+    text, added = merge(existing or "", keys, replace_same)
     if added or existing is None:
         system.write_file(path, text, mode=0o600, uid=account.uid, gid=account.gid,
                           make_dirs=False, trusted_uids=trusted)
@@ -318,7 +330,8 @@ def _options_list(options):
 def _control_char(text):
     for c in text:
         o = ord(c)
-        if (o < 32 and c != "\t") or o == 127 or 0x80 <= o < 0xA0 or c in "\u2028\u2029":
+        if ((o < 32 and c != "\t") or o == 127 or 0x80 <= o < 0xA0 or c in "\u2028\u2029"
+                or 0xD800 <= o < 0xE000):  # a lone surrogate cannot even be written
             return f"U+{o:04X}"
     return None
 

@@ -1,0 +1,138 @@
+"""The network from network_data.json, in the image's own network stack.
+
+Once per instance: the document's links are matched to this machine's NICs
+by MAC address (`interfaces`), the stack the image uses is found (`stack`),
+its renderer writes that stack's native files, and the image's own files
+for the same NICs are moved aside (`image_files`, `apply`).  On a
+config-drive boot this runs in the local stage, before network-pre.target,
+so the stack brings the NICs up as described.  Later (the metadata service
+was reached, so the network is up) the files are written all the same and
+what the document adds is also configured live (`live`), without taking
+away anything that works now.
+
+Never less reachable than without the agent: a NIC the document does not
+describe is not touched; an ``ipv4_dhcp`` network stays DHCP; a NIC whose
+configuration the agent cannot take over in full is left as it is, with a
+warning saying why.  ``[network] enabled = no`` or ``guestagent.network=off``
+on the kernel command line turn the step off.
+"""
+
+import importlib
+import logging
+
+from ... import netconfig as nc
+from .. import PER_INSTANCE, Skip
+from . import apply as applying
+from . import image_files
+from .interfaces import resolve
+from .plan import Plan
+from .stack import detect
+
+log = logging.getLogger(__name__)
+
+FREQUENCY = PER_INSTANCE
+NIC_WAIT = 5.0
+CMDLINE_OFF = ("guestagent.network=off", "guestagent.network=disabled")
+
+_MODULES = {"ifupdown": "render_ifupdown", "networkd": "render_networkd",
+            "networkmanager": "render_networkmanager", "ifcfg": "render_ifcfg",
+            "netplan": "render_netplan"}
+
+
+def run(ctx):
+    system = ctx.system
+    if not ctx.config.getbool("network", "enabled"):
+        raise Skip("[network] enabled = no")
+    cmdline = system.read_text("/proc/cmdline", default="").split()
+    off = [w for w in cmdline if w in CMDLINE_OFF]
+    if off:
+        raise Skip(f"{off[0]} is on the kernel command line")
+    renderer, why = detect(system, ctx.config.get("network", "renderer").strip())
+    config = ctx.metadata.network
+    if config is None or not config.links:
+        return _nothing_to_render(system, renderer,
+                                  "the metadata describes no network "
+                                  "(no network_data.json links)")
+    # early in boot a NIC's driver may still be loading (udev is only asked
+    # to start before the local stage)
+    ifaces = resolve(config, system, wait=NIC_WAIT if system.live else 0)
+    if not ifaces:
+        return _nothing_to_render(system, renderer,
+                                  "no link in network_data.json matches an interface here")
+    if renderer is None:
+        log.warning("not configuring the network: %s", why)
+        raise Skip(why)
+    log.info("network stack: %s (%s)", renderer, why)
+    plan, ifaces = build_plan(system, renderer, ifaces)
+    if not ifaces:
+        raise Skip("every described interface stays as the image configures it")
+    changes = applying.apply(system, plan)
+    if system.live and ctx.stage != "local":
+        from . import live
+        changes += live.configure(ifaces)
+    return changes
+
+
+def _nothing_to_render(system, renderer, why):
+    """A new instance with nothing to render still must not keep an earlier
+    instance's addresses: the agent's own files from then are moved aside."""
+    if renderer is None:
+        raise Skip(why)
+    plan = Plan(renderer)
+    for path in image_files.stale(system, _own_dirs(renderer), plan):
+        plan.replace(path)
+    changes = applying.apply(system, plan)
+    if not changes:
+        raise Skip(why)
+    log.info("%s; the earlier instance's network files are moved aside", why)
+    return changes
+
+
+def build_plan(system, renderer, ifaces):
+    """(Plan, the interfaces it configures) for ``renderer``."""
+    mod = importlib.import_module(f"{__name__}.{_MODULES[renderer]}")
+    aside = []
+    if renderer == "netplan":
+        left, aside = image_files.netplan(system, ifaces, mod.PATH, "/etc/netplan")
+        ifaces = without(ifaces, left)
+    plan = mod.render(ifaces)
+    for path in aside:
+        plan.replace(path)
+    if renderer == "ifupdown":
+        image_files.ifupdown(system, [it.name for it in ifaces], plan, mod.PATH)
+    elif renderer == "ifcfg":
+        image_files.ifcfg(system, ifaces, plan, mod.DIR)
+    elif renderer == "networkmanager":
+        image_files.networkmanager(system, ifaces, plan, mod.DIR)
+    for path in image_files.stale(system, _own_dirs(renderer), plan):
+        plan.replace(path)
+    return plan, ifaces
+
+
+def _own_dirs(renderer):
+    """Where the agent's files for ``renderer`` live (to find an earlier instance's)."""
+    return {"ifupdown": ["/etc/network/interfaces.d"],
+            "ifcfg": ["/etc/sysconfig/network-scripts"],
+            "networkmanager": ["/etc/NetworkManager/system-connections"],
+            "netplan": ["/etc/netplan"],
+            "networkd": ["/etc/systemd/network"]}[renderer]
+
+
+def without(ifaces, names):
+    """``ifaces`` minus ``names`` and whatever stands on them (bonds, VLANs)."""
+    if not names:
+        return ifaces
+    drop = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for it in ifaces:
+            if it.name in drop:
+                continue
+            if (it.kind == nc.BOND and drop & set(it.members)) or \
+                    (it.kind == nc.VLAN and it.parent in drop) or it.master in drop:
+                drop.add(it.name)
+                changed = True
+    for it in ifaces:
+        it.vlans = [v for v in it.vlans if v not in drop]
+    return [it for it in ifaces if it.name not in drop]

@@ -1,0 +1,102 @@
+"""ifupdown (Debian): one file, /etc/network/interfaces.d/50-guestagent.
+
+ifupdown has no MAC matching: stanzas name the kernel's interfaces.  Static
+routes other than the default are ``post-up``/``pre-down`` ``ip route``
+commands (every value in them was checked as an address).  Bonds need
+Debian's ifenslave (``bond-*`` options), VLANs are ifupdown's own
+``NAME.VID`` interfaces with ``vlan-raw-device``.
+Reference: interfaces(5) of ifupdown 0.8, ifenslave's README.Debian.
+"""
+
+from ... import netconfig as nc
+from .plan import HEADER, Plan
+
+PATH = "/etc/network/interfaces.d/50-guestagent"
+
+
+def render(ifaces):
+    plan = Plan("ifupdown")
+    out = [f"# {HEADER}"]
+    for it in ifaces:
+        out += [""] + _stanzas(it)
+        plan.summary[it.name] = it.describe()
+    plan.add(PATH, "\n".join(out) + "\n", what=plan.described())
+    return plan
+
+
+def _stanzas(it):
+    if it.master:
+        # ifenslave enslaves the master's bond-slaves; a member has no stanza
+        return [f"# {it.name}: a member of {it.master}"]
+    out = [f"auto {it.name}"]
+    v4 = it.by_family(4)
+    v6 = it.by_family(6)
+    first = True
+    for family, subnets in ((4, v4), (6, v6)):
+        if not subnets and (family == 6 or v6):
+            continue
+        out.append(f"iface {it.name} {_inet(family)} {_method(family, subnets)}")
+        if first:
+            out += ["    " + x for x in _link_options(it)]
+            first = False
+        static = [s for s in subnets if s.method == nc.STATIC]
+        for s in static:
+            out.append(f"    address {s.address}")
+        for s in static:
+            for r in s.routes:
+                if r.default:
+                    out.append(f"    gateway {r.gateway}")
+                    break
+        for s in static:
+            for r in s.routes:
+                if not r.default:
+                    opt = "-6 " if family == 6 else ""
+                    out.append(f"    post-up ip {opt}route add {r.destination} via "
+                               f"{r.gateway} dev {it.name}")
+                    out.append(f"    pre-down ip {opt}route del {r.destination} via "
+                               f"{r.gateway} dev {it.name} || true")
+        if family == 6 and nc.DHCPV6_STATELESS in {s.method for s in subnets}:
+            out.append("    dhcp 1")
+        servers = [n for s in subnets for n in s.nameservers]
+        if servers:
+            out.append("    dns-nameservers " + " ".join(dict.fromkeys(servers)))
+        search = [n for s in subnets for n in s.search]
+        if search:
+            out.append("    dns-search " + " ".join(dict.fromkeys(search)))
+    return out
+
+
+def _inet(family):
+    return "inet" if family == 4 else "inet6"
+
+
+def _method(family, subnets):
+    methods = {s.method for s in subnets}
+    if not subnets:
+        return "manual"
+    if nc.STATIC in methods:
+        return "static"
+    if nc.DHCP in methods:
+        return "dhcp"
+    return "auto"  # SLAAC (with "dhcp 1" for stateless DHCPv6)
+
+
+def _link_options(it):
+    out = []
+    if it.kind == nc.BOND:
+        o = it.bond_options
+        out += [f"bond-slaves {' '.join(it.members)}", f"bond-mode {it.bond_mode}"]
+        if "miimon" in o:
+            out.append(f"bond-miimon {o['miimon']}")
+        if "xmit_hash_policy" in o:
+            out.append(f"bond-xmit-hash-policy {o['xmit_hash_policy']}")
+        if "lacp_rate" in o:
+            out.append(f"bond-lacp-rate {o['lacp_rate']}")
+    if it.kind == nc.VLAN:
+        out.append(f"vlan-raw-device {it.parent}")
+    if it.mac and it.kind != nc.PHY:
+        out.append(f"hwaddress ether {it.mac}")
+    mtu = it.mtu_to_set()
+    if mtu:
+        out.append(f"mtu {mtu}")
+    return out

@@ -1,0 +1,85 @@
+"""systemd-networkd: one .network per interface, a .netdev per bond and VLAN.
+
+Files are /etc/systemd/network/10-guestagent-NAME.{network,netdev}: networkd
+uses the first .network file (in name order) that matches an interface, so
+these win over an image's catch-all DHCP file (``80-dhcp.network``,
+``99-default.network``) for the NICs the document describes, and every
+other NIC still matches the image's file.  NICs match on MAC address and
+``Type=ether`` (a VLAN or bond shares the MAC, not the type).
+Reference: systemd.network(5), systemd.netdev(5), systemd 252.
+"""
+
+from ... import netconfig as nc
+from .plan import HEADER, Plan
+
+DIR = "/etc/systemd/network"
+PREFIX = "10-guestagent-"
+
+
+def render(ifaces):
+    plan = Plan("systemd-networkd")
+    plan.ours.append((DIR, PREFIX))
+    for it in ifaces:
+        base = f"{DIR}/{PREFIX}{it.name}"
+        if it.kind in (nc.BOND, nc.VLAN):
+            plan.add(base + ".netdev", _netdev(it), what=it.name)
+        plan.add(base + ".network", _network(it), what=f"{it.name}: {it.describe()}")
+        plan.summary[it.name] = it.describe()
+    return plan
+
+
+def _netdev(it):
+    out = [f"# {HEADER}", "[NetDev]", f"Name={it.name}",
+           f"Kind={'bond' if it.kind == nc.BOND else 'vlan'}"]
+    if it.mac:
+        out.append(f"MACAddress={it.mac}")
+    if it.mtu:
+        out.append(f"MTUBytes={it.mtu}")
+    if it.kind == nc.BOND:
+        out += ["", "[Bond]", f"Mode={it.bond_mode}"]
+        o = it.bond_options
+        if "miimon" in o:
+            out.append(f"MIIMonitorSec={o['miimon']}ms")
+        if "xmit_hash_policy" in o:
+            out.append(f"TransmitHashPolicy={o['xmit_hash_policy']}")
+        if "lacp_rate" in o:
+            out.append(f"LACPTransmitRate={o['lacp_rate']}")
+    else:
+        out += ["", "[VLAN]", f"Id={it.vlan_id}"]
+    return "\n".join(out) + "\n"
+
+
+def _network(it):
+    out = [f"# {HEADER}", "[Match]"]
+    if it.kind == nc.PHY:
+        out += [f"MACAddress={it.mac}", "Type=ether"]
+    else:
+        out.append(f"Name={it.name}")
+    mtu = it.mtu_to_set()
+    if it.kind == nc.PHY and mtu:
+        out += ["", "[Link]", f"MTUBytes={mtu}"]
+    out += ["", "[Network]"]
+    if it.master:
+        out.append(f"Bond={it.master}")
+        return "\n".join(out) + "\n"
+    m4, m6 = it.methods(4), it.methods(6)
+    dhcp = [f for f, m in (("ipv4", m4), ("ipv6", m6)) if nc.DHCP in m]
+    out.append("DHCP=" + ("yes" if len(dhcp) == 2 else dhcp[0] if dhcp else "no"))
+    if m6 & {nc.SLAAC, nc.DHCPV6_STATELESS, nc.DHCP}:
+        out.append("IPv6AcceptRA=yes")
+    elif not m4 and not m6:
+        out.append("LinkLocalAddressing=ipv6")
+    for s in it.static():
+        out.append(f"Address={s.address}")
+    for ns in it.nameservers():
+        out.append(f"DNS={ns}")
+    if it.search():
+        out.append("Domains=" + " ".join(it.search()))
+    for v in it.vlans:
+        out.append(f"VLAN={v}")
+    if m6 & {nc.SLAAC, nc.DHCPV6_STATELESS}:
+        # Neutron's port security expects the EUI-64 address it computed
+        out += ["", "[IPv6AcceptRA]", "Token=eui64"]
+    for _family, r in it.routes():
+        out += ["", "[Route]", f"Destination={r.destination}", f"Gateway={r.gateway}"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,111 @@
+"""NetworkManager keyfiles (RHEL 9, Fedora): one connection per interface.
+
+/etc/NetworkManager/system-connections/guestagent-NAME.nmconnection, 0600
+(NetworkManager ignores keyfiles others can read).  NICs are bound by
+``mac-address``; bonds and VLANs by the name the agent gives them.  The
+connections carry ``autoconnect-priority=100`` so they win over an image's
+own profile for the same NIC (and over NetworkManager's in-memory "Wired
+connection"), which the step moves aside anyway.
+Reference: nm-settings-keyfile(5), nm-settings-nmcli(5), NetworkManager 1.42.
+"""
+
+import uuid
+
+from ... import netconfig as nc
+from .plan import HEADER, Plan
+
+DIR = "/etc/NetworkManager/system-connections"
+PREFIX = "guestagent-"
+SUFFIX = ".nmconnection"
+PRIORITY = 100
+_NAMESPACE = uuid.UUID("3a6a8e0e-8f2a-4c1e-9d4b-6f1d2b7e9c10")
+
+
+def path_for(name):
+    return f"{DIR}/{PREFIX}{name}{SUFFIX}"
+
+
+def render(ifaces):
+    plan = Plan("NetworkManager")
+    plan.ours.append((DIR, PREFIX))
+    for it in ifaces:
+        plan.add(path_for(it.name), _keyfile(it), mode=0o600,
+                 what=f"{it.name}: {it.describe()}")
+        plan.summary[it.name] = it.describe()
+    return plan
+
+
+def connection_uuid(name, mac):
+    """Stable for the same interface and MAC, so a rerun rewrites the same profile."""
+    return str(uuid.uuid5(_NAMESPACE, f"{name} {mac}"))
+
+
+def _keyfile(it):
+    kind = {nc.PHY: "ethernet", nc.BOND: "bond", nc.VLAN: "vlan"}[it.kind]
+    out = [f"# {HEADER}", "[connection]", f"id=guestagent {it.name}",
+           f"uuid={connection_uuid(it.name, it.mac)}", f"type={kind}",
+           "autoconnect=true", f"autoconnect-priority={PRIORITY}"]
+    if it.kind != nc.PHY:
+        out.append(f"interface-name={it.name}")
+    if it.master:
+        out += [f"master={it.master}", "slave-type=bond"]
+    mtu = it.mtu_to_set()
+    out += ["", "[ethernet]"]
+    if it.kind == nc.PHY:
+        out.append(f"mac-address={it.mac.upper()}")
+    elif it.mac:
+        out.append(f"cloned-mac-address={it.mac.upper()}")
+    if mtu:
+        out.append(f"mtu={mtu}")
+    if it.kind == nc.BOND:
+        out += ["", "[bond]", f"mode={it.bond_mode}"]
+        for key in ("miimon", "xmit_hash_policy", "lacp_rate"):
+            if key in it.bond_options:
+                out.append(f"{key}={it.bond_options[key]}")
+    if it.kind == nc.VLAN:
+        out += ["", "[vlan]", f"id={it.vlan_id}", f"parent={it.parent}"]
+    if it.master:
+        return "\n".join(out) + "\n"
+    for family in (4, 6):
+        out += [""] + _ip_section(it, family)
+    return "\n".join(out) + "\n"
+
+
+def _ip_section(it, family):
+    subnets = it.by_family(family)
+    methods = {s.method for s in subnets}
+    out = [f"[ipv{family}]"]
+    if nc.STATIC in methods:
+        out.append("method=manual")
+    elif nc.DHCP in methods:
+        out.append("method=auto" if family == 4 else "method=dhcp")
+    elif methods & {nc.SLAAC, nc.DHCPV6_STATELESS}:
+        out.append("method=auto")
+    else:
+        # nothing said: IPv4 off, IPv6 as NetworkManager would do by itself
+        out.append("method=disabled" if family == 4 else "method=auto")
+    if family == 6 and methods & {nc.SLAAC, nc.DHCPV6_STATELESS, nc.DHCP}:
+        out.append("addr-gen-mode=eui64")  # the address Neutron's port security expects
+    n = 0
+    for s in subnets:
+        if s.method == nc.STATIC:
+            n += 1
+            out.append(f"address{n}={s.address}")
+    gateway = next((r.gateway for s in subnets if s.method == nc.STATIC
+                    for r in s.routes if r.default), None)
+    if gateway:
+        out.append(f"gateway={gateway}")
+    n = 0
+    for s in subnets:
+        if s.method != nc.STATIC:
+            continue
+        for r in s.routes:
+            if not r.default:
+                n += 1
+                out.append(f"route{n}={r.destination},{r.gateway}")
+    servers = [x for x in it.nameservers() if (":" in x) == (family == 6)]
+    if servers:
+        out.append("dns=" + "".join(f"{x};" for x in servers))
+    if it.search() and family == 4:
+        out.append("dns-search=" + "".join(f"{x};" for x in it.search()))
+    return out

@@ -1,0 +1,237 @@
+"""users[] fields, user/system_info, top-level groups, disable_root: cloud-init's examples.
+
+Each document goes through the real decoder and its validators, then the
+users step runs on a scratch root (useradd/groupadd/usermod --prefix for
+real).  Hostile values are refused by name before anything acts.
+"""
+
+import subprocess
+
+import pytest
+
+from guestagent.metadata import Metadata
+from guestagent.passwd_hash import sha512_crypt, verify
+from guestagent.steps import users
+from guestagent.userdata import decode
+
+from support.marks import needs_root
+from support.step_context import StepContext
+
+pytestmark = [needs_root, pytest.mark.root]
+
+ED1 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO5j2lnT1qR7/lpXRlCfui2BILCHMsFxcyVGD4ENC2q6 "
+       "demo@example")
+ED2 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDE0zazn152V6nlkYfCB1Y8sRTbYNUmCQ0LGatgER9wt "
+       "second@example")
+CONF = "[main]\ndefault_user = debian\n"
+HASH = sha512_crypt("foobar's password", "j212wezy")
+
+
+def cloud_config(text):
+    ud = decode(("#cloud-config\n" + text).encode(), 1 << 20)
+    return ud.cloud_config, ud.warnings
+
+
+def run(root, text, keys=(ED1,)):
+    cc, _ = cloud_config(text)
+    md = Metadata(source="test", instance_id="i-1", public_keys=list(keys))
+    return users.run(StepContext(root, md, cloud_config=cc, conf_text=CONF))
+
+
+def table(root, name):
+    return {ln.split(":")[0]: ln.split(":") for ln in
+            (root / "etc" / name).read_text().splitlines()}
+
+
+def test_cloud_inits_user_groups_example(root):
+    """The documented example (cloud-config-user-groups), less what needs a network."""
+    changes = run(root, f"""
+groups:
+  - admingroup: [root, sys]
+  - cloud-users
+users:
+  - default
+  - name: foobar
+    gecos: Foo B. Bar
+    primary_group: foobar
+    groups: users
+    expiredate: '2032-09-01'
+    lock_passwd: false
+    passwd: {HASH}
+  - name: barfoo
+    gecos: Bar B. Foo
+    sudo: "ALL=(ALL) NOPASSWD:ALL"
+    groups: users, admin
+    lock_passwd: true
+    ssh_authorized_keys: [{ED2}]
+  - name: cloudy
+    gecos: Magic Cloud App Daemon User
+    system: true
+  - name: fizzbuzz
+    sudo: false
+    shell: /bin/bash
+""")
+    passwd, shadow, group = table(root, "passwd"), table(root, "shadow"), table(root, "group")
+    assert passwd["foobar"][4] == "Foo B. Bar"
+    assert passwd["foobar"][3] == group["foobar"][2]  # primary group, created
+    assert "foobar" in group["users"][3].split(",")
+    assert shadow["foobar"][1] == HASH  # lock_passwd: false keeps it usable
+    assert shadow["foobar"][7] == str((__import__("datetime").date(2032, 9, 1)
+                                       - __import__("datetime").date(1970, 1, 1)).days)
+    assert shadow["barfoo"][1].startswith("!")
+    assert set(group["admin"][3].split(",")) == {"barfoo"}  # a missing group is created
+    assert int(passwd["cloudy"][2]) < 1000 and not (root / "home/cloudy").exists()
+    assert passwd["fizzbuzz"][6] == "/bin/bash"
+    # this image has no user sys: said in the log, the group made with root in it
+    assert set(group["admingroup"][3].split(",")) == {"root"}
+    assert "cloud-users" in group
+    sudo = (root / "etc/sudoers.d/90-guestagent-users").read_text()
+    assert "barfoo ALL=(ALL) NOPASSWD:ALL" in sudo and "fizzbuzz" not in sudo
+    assert (root / "home/barfoo/.ssh/authorized_keys").read_text() == ED2 + "\n"
+    assert (root / "home/debian/.ssh/authorized_keys").read_text() == ED1 + "\n"
+    assert HASH not in " ".join(changes)
+
+
+def test_homedir_uid_no_create_home_and_passwords(root):
+    run(root, """
+users:
+  - default
+  - name: kong
+    homedir: /usr/local/kong
+    uid: 2345
+    plain_text_passwd: 'P@ssw0rd'
+    lock_passwd: false
+  - name: quiet
+    no_create_home: true
+    hashed_passwd: '$6$rounds=4096$abcdefgh$0a0b'
+""")
+    passwd, shadow = table(root, "passwd"), table(root, "shadow")
+    assert passwd["kong"][2] == "2345" and passwd["kong"][5] == "/usr/local/kong"
+    assert (root / "usr/local/kong").is_dir()
+    assert verify("P@ssw0rd", shadow["kong"][1])
+    assert not (root / "home/quiet").exists()
+    assert shadow["quiet"][1] == "!$6$rounds=4096$abcdefgh$0a0b"  # lock_passwd defaults to true
+
+
+def test_dashes_read_as_underscores_in_user_entries(root):
+    """Eleven corpus documents give ssh-authorized-keys: cloud-init maps - to _."""
+    run(root, f"""
+users:
+  - default
+  - name: dashed
+    ssh-authorized-keys: [{ED2}]
+    lock-passwd: false
+    primary-group: dashedgrp
+""")
+    assert (root / "home/dashed/.ssh/authorized_keys").read_text() == ED2 + "\n"
+    assert "dashedgrp" in table(root, "group")
+
+
+def test_user_and_system_info_rename_and_configure_the_default_user(root):
+    run(root, """
+system_info:
+  default_user:
+    name: centos
+    plain_text_passwd: 'P@ssw0rd'
+    lock_passwd: false
+    groups: [wheel]
+""")
+    passwd, shadow = table(root, "passwd"), table(root, "shadow")
+    assert "centos" in passwd and "debian" not in passwd
+    assert verify("P@ssw0rd", shadow["centos"][1])
+    assert (root / "home/centos/.ssh/authorized_keys").read_text() == ED1 + "\n"
+    assert "centos ALL=(ALL) NOPASSWD:ALL" in (
+        root / "etc/sudoers.d/90-guestagent-users").read_text()
+    run(root, "user: {name: legacy, shell: /bin/sh}\n")
+    assert table(root, "passwd")["legacy"][6] == "/bin/sh"
+
+
+def test_disable_root_true_gives_root_the_keys_behind_a_message(root):
+    (root / "root/.ssh").mkdir(parents=True, exist_ok=True)
+    (root / "root/.ssh/authorized_keys").write_text(ED1 + "\n" + ED2 + "\n")
+    run(root, "disable_root: true\n")
+    lines = (root / "root/.ssh/authorized_keys").read_text().splitlines()
+    assert lines[1] == ED2  # someone else's key stays as it was
+    assert lines[0].startswith('no-port-forwarding,no-agent-forwarding,no-X11-forwarding,'
+                               'command="echo \'Please login as the user \\"debian\\" rather '
+                               'than the user \\"root\\".\';echo;sleep 10;exit 142" ')
+    assert lines[0].endswith(ED1)
+    assert len(lines) == 2
+
+
+def test_disable_root_false_and_custom_opts(root):
+    run(root, "disable_root: false\n")
+    assert (root / "root/.ssh/authorized_keys").read_text() == ED1 + "\n"
+    run(root, "disable_root: true\ndisable_root_opts: no-pty\n")
+    assert (root / "root/.ssh/authorized_keys").read_text() == "no-pty " + ED1 + "\n"
+
+
+def test_no_disable_root_key_leaves_root_alone(root):
+    run(root, "users: [default]\n")
+    assert not (root / "root/.ssh/authorized_keys").exists()
+
+
+# -- hostile values --------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, said", [
+    ("users: [{name: 'evil:x'}]", "is not a valid account name"),
+    ("users: [{name: \"two\\nlines\"}]", "is not a valid account name"),
+    ("users: [{name: u0, uid: 0}]", "uid 0 is root's"),
+    ("users: [{name: g1, groups: [root, shadow]}]", "root-equivalent"),
+    ("users: [{name: g2, primary_group: disk}]", "root in all but name"),
+    ("users: [{name: p1, plain_text_passwd: \"a\\nroot::0:0\"}]", "line break"),
+    ("users: [{name: p2, passwd: not-a-hash}]", "not a crypt(3) hash"),
+    ("users: [{name: c1, gecos: 'a:b'}]", "field of /etc/passwd"),
+    ("users: [{name: h1, homedir: '/home/../etc'}]", "absolute path without"),
+    ("groups: [{shadow: [bob]}]", "root in all but name"),
+    ("disable_root_opts: \"x\\ny\"", "one line"),
+])
+def test_hostile_values_are_refused_by_name(text, said):
+    cc, warnings = cloud_config(text)
+    assert any(said in w for w in warnings), warnings
+    for entry in cc.get("users", []):
+        if isinstance(entry, dict):
+            assert entry.get("uid") != 0
+            assert not {"root", "shadow", "disk"} & set(entry.get("groups", []))
+            assert ":" not in entry.get("name", "")
+
+
+def test_refused_groups_never_reach_the_system(root):
+    run(root, "users: [default, {name: g1, groups: [root, shadow]}, {name: u0, uid: 0}]\n")
+    group = table(root, "group")
+    assert "g1" not in group["root"][3].split(",")
+    assert "g1" not in group.get("shadow", ["", "", "", ""])[3]
+    assert table(root, "passwd")["u0"][2] != "0"
+
+
+def test_ssh_import_id_under_root_is_said_not_fetched(root, caplog):
+    cc, warnings = cloud_config("users: [{name: imp, ssh_import_id: [gh:octocat]}]\n")
+    assert any("key server" in w for w in warnings)
+    run(root, "users: [{name: imp, ssh_import_id: [gh:octocat]}]\n")
+    assert "ssh_import_id is not run under --root" in caplog.text
+
+
+def test_home_is_not_a_cloud_init_field():
+    _, warnings = cloud_config("users: [{name: a, home: /home/a}, {name: b, home: /srv/b}]\n")
+    a = [w for w in warnings if "'a'" in w]
+    b = [w for w in warnings if "'b'" in w]
+    assert a[0].kind == "ignored" and "homedir" in a[0]
+    assert b[0].kind == "unsupported" and "homedir" in b[0]
+
+
+def test_check_userdata_exit_codes_follow_the_fields(tmp_path, run_agent):
+    f = tmp_path / "ud"
+    f.write_text("#cloud-config\nusers: [{name: a, gecos: A, uid: 2000}]\n")
+    assert run_agent("check-userdata", f).returncode == 0
+    f.write_text("#cloud-config\nusers: [{name: a, uid: 0}]\n")
+    res = run_agent("check-userdata", f)
+    assert res.returncode == 1 and "uid 0 is root's" in res.stdout
+
+
+def test_cmd_runs_nothing_for_a_refused_name(root):
+    """A name the validator refused is not handed to useradd either."""
+    run(root, "users: [default, {name: 'x;reboot'}]\n")
+    assert not any(";" in n for n in table(root, "passwd"))
+    res = subprocess.run(["grep", "-c", "reboot", str(root / "etc/passwd")],
+                         capture_output=True, text=True)
+    assert res.stdout.strip() == "0"
