@@ -13,13 +13,14 @@ import os
 import re
 from collections import namedtuple
 
-from .system import CommandMissing, UnsafePathError
+from .system import CommandFailed, CommandMissing, UnsafePathError
 
 log = logging.getLogger(__name__)
 
-# POSIX-ish names: what useradd accepts everywhere, and nothing a shell or a
-# sudoers line could read as syntax.
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# What useradd accepts on Debian and RHEL (shadow 4.9+ allows dots: cloud
+# users write "first.last"), and nothing a shell or a sudoers line could read
+# as syntax.  A name never starts with a dot or a dash.
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _SHELL_RE = re.compile(r"^/[A-Za-z0-9_./+-]{1,255}$")
 
 Account = namedtuple("Account", "name uid gid home shell")
@@ -138,9 +139,7 @@ def ensure_user(system, name, shell="/bin/bash", extra_groups=(), options=None,
         if primary:
             argv += ["-g", primary]
         else:
-            # an image may already have a group of that name (a left-over, or a
-            # shared one): useradd -U would refuse, so join it instead
-            argv += ["-g", name] if name in known else ["-U"]
+            argv += ["-g", name] if _join_own_group(system, name, known) else ["-U"]
         if wanted:
             argv += ["-G", ",".join(wanted)]
         for opt, flag in (("gecos", "-c"), ("homedir", "-d"), ("uid", "-u"),
@@ -149,6 +148,11 @@ def ensure_user(system, name, shell="/bin/bash", extra_groups=(), options=None,
                 argv += [flag, str(options[opt])]
         if system_account:
             argv.append("-r")
+        if home:
+            # useradd -m makes the home itself, on the host's view of the
+            # path: check where that leads before it runs
+            target = options.get("homedir") or f"{_home_base(system)}/{name}"
+            check_tool_path(system, str(target), "useradd -m")
         argv += _prefix(system, skel=home) + ["--", name]
         _run(system, argv, f"create user {name}")
         account = lookup(system, name)
@@ -204,6 +208,83 @@ def ensure_group(system, name, members=()):
     return changes
 
 
+def _join_own_group(system, name, known):
+    """True when a group named ``name`` exists and may be the new user's primary group.
+
+    useradd -U refuses when it exists; joining it is right for a left-over
+    group of the user's own, but a system group (``disk``, ``shadow``,
+    ``sudo``...) or one with members would silently hand the new user its
+    privileges, so that is refused."""
+    group = known.get(name)
+    if group is None:
+        return False
+    gid_min = _login_defs_int(system, "GID_MIN", 1000)
+    if group.gid < gid_min:
+        raise AccountError(f"refusing to create user {name}: a system group {name} "
+                           f"(gid {group.gid}) exists and would become its primary group, "
+                           f"with that group's access; pick another user name")
+    if group.members:
+        raise AccountError(f"refusing to create user {name}: the group {name} "
+                           f"(gid {group.gid}) already has members "
+                           f"({', '.join(group.members[:5])}) and would become its primary "
+                           f"group; pick another user name")
+    log.warning("user %s: a group %s (gid %d) already exists, with no members; it becomes "
+                "the user's primary group", name, name, group.gid)
+    return True
+
+
+def _login_defs_int(system, key, default):
+    try:
+        text = system.read_text("/etc/login.defs", default="")
+    except OSError:
+        return default
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == key:
+            try:
+                return int(fields[1], 0)
+            except ValueError:
+                return default
+    return default
+
+
+def _home_base(system):
+    """Where useradd puts homes: HOME in /etc/default/useradd, else /home."""
+    try:
+        text = system.read_text("/etc/default/useradd", default="")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "HOME" and value.strip().startswith("/"):
+            return value.strip().rstrip("/") or "/home"
+    return "/home"
+
+
+# What useradd/usermod --prefix ROOT write besides the home: the account
+# files (via lock files beside them), the mail spool and the login records.
+_TOOL_PATHS = ("/etc", "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow",
+               "/etc/subuid", "/etc/subgid", "/var/mail", "/var/spool/mail",
+               "/var/log/lastlog", "/var/log/faillog")
+
+
+def check_tool_path(system, path, tool):
+    """Refuse (UnsafePathError naming ``path``) when a host tool given
+    ROOT/``path`` would follow a link in the image out of the root.
+
+    A tool run with --prefix cannot be confined: it resolves the image's
+    absolute links (``/home -> /srv/home``) on the host.  So the path is
+    checked the way the tool will see it, before the tool runs."""
+    if system.live:
+        return
+    real_root = os.path.realpath(system.root)
+    lexical = os.path.join(system.root, path.lstrip("/"))
+    real = os.path.realpath(lexical)
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise UnsafePathError(errno.EXDEV, f"refusing to run {tool}: {path} in the image "
+                              f"leads to {real}, outside the root", path)
+
+
 def command_path(system, path):
     """Host path of ``path`` for a command, refusing one that leaves the root.
 
@@ -226,6 +307,8 @@ def _prefix(system, skel=False):
     if system.live:
         return []
     command_path(system, "/etc")
+    for path in _TOOL_PATHS:
+        check_tool_path(system, path, "useradd/usermod --prefix")
     argv = ["--prefix", system.root]
     if skel:
         # with --prefix, useradd still copies the host's /etc/skel: use the image's
@@ -237,14 +320,11 @@ def _run(system, argv, what):
     if system.which(argv[0]) is None:
         raise AccountError(f"cannot {what}: {argv[0]} is not installed")
     try:
-        res = system.run(argv, timeout=60)
+        return system.run(argv, timeout=60, check=True)
     except CommandMissing:
         raise AccountError(f"cannot {what}: {argv[0]} is not installed") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise AccountError(f"cannot {what}: {argv[0]} exited {res.returncode}"
-                           + (f": {detail[-1][:300]}" if detail else ""))
-    return res
+    except CommandFailed as e:
+        raise AccountError(f"cannot {what}: {e}") from None
 
 
 def _records(system, path, nfields):

@@ -1,6 +1,5 @@
 """Command line: `guestagent --once`, `query`, `status`, `check-image`."""
 
-import argparse
 import json
 import os
 import sys
@@ -50,6 +49,8 @@ def _common(p):
 
 
 def main_parser():
+    import argparse
+
     from .runner import STAGES
     from .steps import ALL_STEPS
     p = argparse.ArgumentParser(prog="guestagent", description=MAIN_DESC, epilog=EXIT_CODES,
@@ -68,6 +69,8 @@ def main_parser():
 
 
 def _query_parser():
+    import argparse
+
     p = argparse.ArgumentParser(prog="guestagent query",
                                 description="Show the metadata stored by the last run "
                                             "(secrets redacted). KEY is a field name or a "
@@ -80,6 +83,8 @@ def _query_parser():
 
 
 def _status_parser():
+    import argparse
+
     p = argparse.ArgumentParser(prog="guestagent status",
                                 description="Show the runs of the last boot, step by step.")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -88,6 +93,8 @@ def _status_parser():
 
 
 def _check_image_parser():
+    import argparse
+
     p = argparse.ArgumentParser(prog="guestagent check-image",
                                 description="Check an image (or the running system) against "
                                             "the OpenStack image requirements.")
@@ -98,6 +105,8 @@ def _check_image_parser():
 
 
 def _check_userdata_parser():
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="guestagent check-userdata",
         description="Decode a user-data file the way the agent will (gzip, MIME multipart, "
@@ -153,7 +162,8 @@ def main(argv=None):
             else:
                 code = command(args) if _check_root(args) else 2
         else:
-            code = _once(main_parser(), argv)
+            unit = _unit_args(argv)
+            code = _run_once(unit) if unit is not None else _once(main_parser(), argv)
         sys.stdout.flush()  # here, so a closed pipe is seen while it can be handled
         return code
     except KeyboardInterrupt:
@@ -175,8 +185,26 @@ def _check_image(args):
     return check_main(args)
 
 
+class _UnitArgs:
+    """What argparse would make of the units' own command line."""
+    once, verbose, only, root, config = True, False, None, "/", None
+
+    def __init__(self, stage):
+        self.stage = stage
+
+
+def _unit_args(argv):
+    """The boot units run exactly `--once --stage STAGE`: read that without
+    argparse (and gettext), which cost a boot tens of ms under emulation."""
+    if len(argv) == 3 and argv[:2] == ["--once", "--stage"] and \
+            argv[2] in ("local", "network", "final"):
+        return _UnitArgs(argv[2])
+    return None
+
+
 def _check_userdata(args):
     from .config import ConfigError, load
+    from .steps import when_they_run
     from .userdata.report import EXIT_UNREADABLE, main
     try:
         max_bytes = load(args.config).getint("userdata", "max_bytes")
@@ -184,7 +212,7 @@ def _check_userdata(args):
         print(f"guestagent: config error: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
     path = "/dev/stdin" if args.file == "-" else args.file
-    return main(path, args.json, max_bytes)
+    return main(path, args.json, max_bytes, when_they_run())
 
 
 def _once(parser, argv):
@@ -194,6 +222,10 @@ def _once(parser, argv):
         return 0
     if not _check_root(args):
         return 2
+    return _run_once(args)
+
+
+def _run_once(args):
     from . import log as logsetup
     from .config import ConfigError, load
     from .runner import EXIT_USAGE, run
@@ -277,6 +309,11 @@ def _status(args):
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
+    from .boot_guard import skipped_this_boot
+    system = System(args.root)
+    if skipped_this_boot(system) and status.get("boot_id") != State(system).boot_id():
+        print("this boot: the agent did not start (same instance, disks, host name, DNS "
+              "and config as when it last ran); its last runs:")
     # every field is shown through _field: the file is ours, but what it
     # quotes (instance ids, errors naming metadata values) came from outside
     for run in status.get("runs", []):

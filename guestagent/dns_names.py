@@ -65,7 +65,22 @@ def check_hostname(value):
     a dot is both.
     """
     name = check_name(value, fix_underscores=True)
-    return HostName(name, name.split(".", 1)[0])
+    short = name.split(".", 1)[0]
+    for candidate in (name, short):
+        if _reads_as_ipv4(candidate):
+            raise BadName(f"{candidate!r} reads as an IPv4 address to the resolver "
+                          f"(inet_aton), not as a host name")
+    return HostName(name, short)
+
+
+def _reads_as_ipv4(name):
+    """True for what inet_aton(3) takes: '2130706433', '0x7f000001', '127.1'."""
+    import socket
+    try:
+        socket.inet_aton(name)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _refuse_bad_characters(value):

@@ -15,6 +15,9 @@ ROUNDS_DEFAULT = 5000
 ROUNDS_MIN = 1000
 ROUNDS_MAX = 999999999
 SALT_MAX = 16
+# bytes: libxcrypt refuses longer ones (CRYPT_MAX_PASSPHRASE_SIZE 512, NUL included),
+# and SHA-512 crypt's work grows with the square of the length
+MAX_PASSWORD = 511
 _ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # The order in which the 64 digest bytes are packed, three at a time, into
@@ -37,6 +40,8 @@ def sha512_crypt(password, salt=None, rounds=None):
     """Return the ``$6$...`` hash of ``password`` (str or bytes)."""
     if isinstance(password, str):
         password = password.encode("utf-8")
+    if len(password) > MAX_PASSWORD:
+        raise ValueError(f"password is {len(password)} bytes long (at most {MAX_PASSWORD})")
     if salt is None:
         salt = new_salt()
     salt_b = salt.encode("ascii")[:SALT_MAX]
@@ -61,7 +66,10 @@ def sha512_crypt(password, salt=None, rounds=None):
         n >>= 1
     a = a.digest()
 
-    dp = _repeat(h(password * plen), plen)
+    dp_hash = hashlib.sha512()
+    for _ in range(plen):  # the password plen times, never built as one string
+        dp_hash.update(password)
+    dp = _repeat(dp_hash.digest(), plen)
     ds = _repeat(h(salt_b * (16 + a[0])), len(salt_b))
 
     c = a

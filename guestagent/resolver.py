@@ -47,6 +47,8 @@ import logging
 import os
 import stat
 
+from .system import output_tail
+
 log = logging.getLogger(__name__)
 
 RESOLV_CONF = "/etc/resolv.conf"
@@ -457,7 +459,7 @@ def _reload(system, unit):
     if res.returncode != 0:
         log.warning("reloading %s failed (exit %d: %s); the new DNS settings apply when "
                     "it next starts", unit, res.returncode,
-                    (res.stderr or res.stdout).strip()[:200] or "no message")
+                    output_tail(res, 200) or "no message")
 
 
 def summary(dns):

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import datasources, steps
+from . import boot_guard, datasources, steps
 from . import log as logsetup
 from .distro import default_user
 from .state import STATE_DIR, State
@@ -57,6 +57,8 @@ class Context:
         self._userdata = None
         self._cloud_config = None
         self._lock = threading.RLock()
+        # power.Request objects: acted on once the stage's status is written
+        self.power_requests = []
 
     @property
     def default_user(self):
@@ -81,24 +83,44 @@ class Context:
 
     @property
     def cloud_config(self):
-        """The #cloud-config dict: the user's over the vendor's ({} when there is none)."""
+        """The #cloud-config dict: the user's over the vendor's ({} when there is none).
+
+        Worked out once per instance: the result is stored beside the
+        metadata, so a later boot reads JSON and never imports YAML.
+        """
         if not self.config.getbool("userdata", "enabled") or self.metadata is None:
             return {}
         with self._lock:
             if self._cloud_config is None:
-                cc = self.userdata.cloud_config if self.metadata.user_data else {}
-                if self.config.getbool("userdata", "vendor_data"):
-                    from .userdata import vendor
-                    if vendor.payloads(self.metadata):
-                        if vendor.wanted(cc):
-                            vd = vendor.decode_all(self.metadata,
-                                                   self.config.getint("userdata", "max_bytes"))
-                            cc = vendor.under(cc, vd.cloud_config)
-                        else:
-                            log.info("vendor data turned off by the user-data "
-                                     "(vendor_data: {enabled: false})")
-                self._cloud_config = cc
+                self._cloud_config = self._stored_or_parsed_cloud_config()
         return self._cloud_config
+
+    def _stored_or_parsed_cloud_config(self):
+        import zlib
+        md = self.metadata
+        max_bytes = self.config.getint("userdata", "max_bytes")
+        with_vendor = self.config.getbool("userdata", "vendor_data")
+        payloads = []
+        if with_vendor:
+            from .userdata import vendor
+            payloads = vendor.payloads(md)
+        raw = b"\0".join([md.user_data or b""] + [p for _, p in payloads])
+        key = f"{len(raw)}:{zlib.crc32(raw):08x}:{max_bytes}:{int(with_vendor)}"
+        cc = self.state.stored_cloud_config(md.instance_id, key) if self.state else None
+        if cc is not None:
+            log.debug("#cloud-config: using the copy worked out on this instance's first boot")
+            return cc
+        cc = self.userdata.cloud_config if md.user_data else {}
+        if payloads:
+            if vendor.wanted(cc):
+                vd = vendor.decode_all(md, max_bytes)
+                cc = vendor.under(cc, vd.cloud_config)
+            else:
+                log.info("vendor data turned off by the user-data "
+                         "(vendor_data: {enabled: false})")
+        if self.state and md.instance_id:
+            self.state.store_cloud_config(md.instance_id, key, cc)
+        return cc
 
 
 def disabled_reason(system):
@@ -144,6 +166,8 @@ def _run_locked(system, config, state, stage, only):
     md = None
     new_instance = False
     skip_stage = spec.once and configured_this_boot
+    if spec.metadata != "stored" and not skip_stage:
+        boot_guard.forget(system)  # this run configures: the old proof no longer holds
     if skip_stage:
         log.info("already configured in this boot by the local stage; nothing to do")
         record["message"] = "already configured in this boot"
@@ -207,7 +231,12 @@ def _run_locked(system, config, state, stage, only):
     if md is not None and spec.metadata != "stored":
         record["configured"] = True
     if md is not None and spec.steps == "config":
-        _flag_final(ctx, state)
+        final_pending = _flag_final(ctx, state)
+        if not failed and not only:
+            boot_guard.write(ctx, steps.ALL_STEPS, final_pending)
+    if md is not None and spec.steps == "final" and not failed and not only and all(
+            state.done(md.instance_id, n) for n in boot_guard.per_instance(steps.FINAL_STEPS)):
+        boot_guard.publish(system)
     if md is not None and spec.metadata == "local":
         # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
         # drive or DMI-confirmed boot its Python never starts (/run is
@@ -227,6 +256,9 @@ def _run_locked(system, config, state, stage, only):
     except OSError as e:
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
+    if ctx.power_requests:
+        from . import power
+        power.act(system, ctx.power_requests)
     return code
 
 
@@ -235,7 +267,8 @@ def _needs_metadata(name):
 
 
 def _flag_final(ctx, state):
-    """Leave FINAL_PENDING when a final step has work left for this instance.
+    """Leave FINAL_PENDING when a final step has work left for this instance;
+    returns the steps with work left.
 
     guestagent-final.service has ConditionPathExists= on it: a reboot, or a
     first boot without scripts or runcmd, starts no Python for that stage.
@@ -260,6 +293,7 @@ def _flag_final(ctx, state):
             ctx.system.remove(FINAL_PENDING)
     except OSError as e:
         log.warning("cannot write %s: %s", FINAL_PENDING, e)
+    return pending
 
 
 class _Background:

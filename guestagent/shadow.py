@@ -17,8 +17,9 @@ import re
 import stat
 import time
 
+from .passwd_hash import MAX_PASSWORD as MAX_PLAIN_BYTES
 from .passwd_hash import sha512_crypt
-from .system import CommandMissing
+from .system import CommandFailed, CommandMissing
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,16 @@ def problem(value, hashed=False):
         return "it is not a string"
     if not value:
         return "it is empty"
+    if not hashed and len(value.encode("utf-8", "surrogatepass")) > MAX_PLAIN_BYTES:
+        # libxcrypt's limit; and SHA-512 crypt's work grows with the square
+        # of the length, so a longer one is refused before any hashing
+        return f"it is longer than {MAX_PLAIN_BYTES} bytes"
     if len(value) > MAX_PASSWORD:
         return f"it is longer than {MAX_PASSWORD} characters"
     if any(c in value for c in "\n\r\0"):
         return "it contains a line break or a NUL character"
+    if any(0xD800 <= ord(c) < 0xE000 for c in value):
+        return "it contains invalid characters (lone UTF-16 surrogates)"
     if hashed and not is_hash(value):
         return "it is not a crypt(3) hash ($6$..., $y$..., $5$...)"
     return ""
@@ -128,13 +135,11 @@ def _chpasswd(system, chpasswd, pairs, extra):
 
 def _run(system, argv, what):
     try:
-        res = system.run(argv, timeout=60)
+        system.run(argv, timeout=60, check=True)
     except CommandMissing:
         raise PasswordError(f"cannot {what}: {argv[0]} is not installed") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise PasswordError(f"cannot {what}: {argv[0]} exited {res.returncode}"
-                            + (f": {detail[-1][:200]}" if detail else ""))
+    except CommandFailed as e:
+        raise PasswordError(f"cannot {what}: {e}") from None
 
 
 def _today():

@@ -2,6 +2,8 @@
 
     instance-id                    the instance the last run configured
     instances/<id>/metadata.json   the normalised metadata (0600: secrets)
+    instances/<id>/cloud-config.json  the parsed #cloud-config (0600), so a
+                                   later boot never imports YAML
     instances/<id>/done/<step>     per-instance steps that have completed
     instances/<id>/scripts/        user scripts, runcmd, bootcmd as run
     status.json                    this boot's runs, step by step (no secrets)
@@ -84,6 +86,30 @@ class State:
     def instance_dir(self, instance_id):
         """The instance's own directory (inside the root)."""
         return self._p("instances", safe_id(instance_id))
+
+    # -- the parsed #cloud-config -------------------------------------------
+    def stored_cloud_config(self, instance_id, key):
+        """The #cloud-config parsed earlier from the user-data ``key`` names, or None."""
+        try:
+            doc = json.loads(self.system.read_bytes(
+                self._p("instances", safe_id(instance_id), "cloud-config.json")))
+        except (OSError, ValueError):
+            return None
+        cc = doc.get("cloud_config") if isinstance(doc, dict) else None
+        return cc if doc.get("key") == key and isinstance(cc, dict) else None
+
+    def store_cloud_config(self, instance_id, key, cc):
+        """Keep ``cc`` when JSON holds it exactly (YAML can make dates, sets...)."""
+        try:
+            text = json.dumps({"key": key, "cloud_config": cc}, sort_keys=True)
+            if json.loads(text)["cloud_config"] != cc:
+                return False
+            self.system.write_file(
+                self._p("instances", safe_id(instance_id), "cloud-config.json"), text,
+                mode=0o600, dir_mode=0o700)
+        except (TypeError, ValueError, OSError):
+            return False
+        return True
 
     # -- per-instance markers ---------------------------------------------
     def done(self, instance_id, step):

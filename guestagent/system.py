@@ -169,6 +169,22 @@ class System:
         finally:
             os.close(fd)
 
+    def symlink(self, path, target):
+        """Atomically make ``path`` a symlink to ``target`` (never through a link)."""
+        parent, name = os.path.split(_relative(path))
+        dfd = self.open_dir(parent, create=True)
+        try:
+            tmp = f".{name}.guestagent-new"
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            os.symlink(target, tmp, dir_fd=dfd)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
     def open_append(self, path, mode=0o644):
         """A descriptor open for appending to the regular file ``path`` (created
         when missing), reached without following untrusted links."""
@@ -425,14 +441,24 @@ class CommandMissing(RuntimeError):
 
 
 class CommandFailed(RuntimeError):
+    """`System.run(check=True)`: the command exited non-zero; the message names
+    it, its exit code and the last line it printed (``detail``)."""
+
     def __init__(self, argv, res):
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
+        self.detail = output_tail(res)
         msg = f"{' '.join(argv[:3])} failed (exit {res.returncode})"
-        if detail:
-            msg += ": " + detail[-1][:300]
+        if self.detail:
+            msg += ": " + self.detail
         super().__init__(msg)
         self.returncode = res.returncode
         self.result = res
+
+
+def output_tail(res, limit=300):
+    """The last line a command printed (stderr, else stdout), cut to ``limit``,
+    for a message about it; '' when it printed nothing."""
+    lines = (res.stderr or res.stdout or "").strip().splitlines()
+    return lines[-1].strip()[:limit] if lines else ""
 
 
 def _require_regular(fd, path, what="read"):

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from guestagent import mount_table as mounts
 from guestagent.steps import Skip, growroot
 from guestagent.steps.growroot import blockdev, lvm
 from guestagent.steps.growroot.partition_table import NewPartition, msdos_extended, parse_parted
@@ -231,19 +232,19 @@ MOUNTINFO = (
 
 
 def test_parse_mountinfo():
-    mounts = blockdev.parse_mountinfo(MOUNTINFO)
-    assert [m.mountpoint for m in mounts] == ["/", "/tmp/a b", "/srv", "/srv"]
-    a = mounts[1]
+    found = mounts.parse_mountinfo(MOUNTINFO)
+    assert [m.mountpoint for m in found] == ["/", "/tmp/a b", "/srv", "/srv"]
+    a = found[1]
     assert (a.major, a.minor, a.fstype, a.source) == (259, 0, "xfs", "/dev/loop0p1")
-    assert mounts[2].read_only and not a.read_only
+    assert found[2].read_only and not a.read_only
 
 
 def test_find_mount_takes_the_last_mount_on_a_path(tmp_path):
     f = tmp_path / "mountinfo"
     f.write_text(MOUNTINFO)
-    assert blockdev.find_mount("/srv/", str(f)).fstype == "tmpfs"
-    assert blockdev.find_mount("/tmp/a b", str(f)).fstype == "xfs"
-    assert blockdev.find_mount("/nowhere", str(f)) is None
+    assert mounts.find_mount("/srv/", str(f)).fstype == "tmpfs"
+    assert mounts.find_mount("/tmp/a b", str(f)).fstype == "xfs"
+    assert mounts.find_mount("/nowhere", str(f)) is None
 
 
 def test_root_from_cmdline():
@@ -261,7 +262,7 @@ def test_device_resolution_on_a_real_loop_disk(tmp_path):
         disk.mkfs("btrfs", disk.part(2))
         sh("btrfstune", "-f", "-L", "garoot", disk.part(2), check=False)
         mp = disk.mount(disk.part(2), tmp_path / "m")
-        mount = blockdev.find_mount(mp)
+        mount = mounts.find_mount(mp)
         assert mount.major == 0  # btrfs: an anonymous device, found through the source
         dev = blockdev.device_of_mount(system, mount)
         assert dev.name == f"{disk.name}p2" and dev.partition_number == 2
@@ -272,7 +273,7 @@ def test_device_resolution_on_a_real_loop_disk(tmp_path):
         uuid = sh("blkid", "-s", "UUID", "-o", "value", disk.part(2)).stdout.strip()
         assert blockdev.resolve_spec(system, f"UUID={uuid}") == disk.part(2)
         # /dev/root (the kernel mounted /) resolves through root= on the command line
-        fake = blockdev.Mount(mp, 0, 99, "btrfs", "/dev/root", set())
+        fake = mounts.Mount(mp, 0, 99, "btrfs", "/dev/root", set())
         assert blockdev.device_of_mount(system, fake, cmdline=f"ro root=UUID={uuid}"
                                         ).name == dev.name
         assert blockdev.resolve_spec(system, "LABEL=no-such-label-anywhere") is None
@@ -567,10 +568,19 @@ def test_cloud_config_names_the_devices_or_turns_growth_off(tmp_path, root, run_
         assert res.returncode == 0, res.stderr
         assert step["result"] == "skipped" and "mode: off" in step["reason"]
         assert disk.part_extent(1)[1] == size
-        # [growroot] devices = / (refused under --root); #cloud-config names the disk
+        # under --root, #cloud-config may only narrow [growroot] devices: with
+        # devices = / (never grown under --root) it cannot reach the disk ...
         on = configdrive_with(tmp_path / "on", f"#cloud-config\ngrowpart:\n  mode: auto\n"
                                                f"  devices: [{json.dumps(mp)}]\n")
         conf = write_conf(tmp_path, "/")
+        conf.write_text(conf.read_text().replace(f"{EXAMPLES}/configdrive", str(on)))
+        res, step = run_growroot(run_agent, root, conf)
+        assert res.returncode == 0, res.stderr
+        assert step["result"] == "skipped", step
+        assert "not named in [growroot] devices" in res.stderr
+        assert disk.part_extent(1)[1] == size
+        # ... and with the disk named there, the same user-data grows it
+        conf = write_conf(tmp_path, mp)
         conf.write_text(conf.read_text().replace(f"{EXAMPLES}/configdrive", str(on)))
         res, step = run_growroot(run_agent, root, conf)
         assert res.returncode == 0, res.stderr
@@ -590,8 +600,8 @@ def test_under_root_a_disk_holding_this_machines_root_is_refused(tmp_path):
     mp.mkdir()
     sh("mount", "--bind", src, mp)
     try:
-        mount = blockdev.find_mount(str(mp))
-        host = blockdev.device_of_mount(System("/"), blockdev.find_mount("/"))
+        mount = mounts.find_mount(str(mp))
+        host = blockdev.device_of_mount(System("/"), mounts.find_mount("/"))
         if host is None:
             pytest.skip("this machine's / is on no block device (overlay, tmpfs)")
         dev = blockdev.device_of_mount(System("/"), mount)

@@ -369,8 +369,12 @@ def test_agent_state_and_log_stay_inside_the_root(tmp_path, root, link):
     assert "Traceback" not in res.stderr, res.stderr
     assert _host_state(host) == before, res.stderr
     inside = root / str(host).lstrip("/")
-    assert (inside.exists() or "refus" in res.stderr), res.stderr
-    assert KEY_A in authorized(root), res.stderr
+    assert inside.is_dir(), res.stderr  # the link was followed as if chrooted
+    if link in ("var/log", "var"):
+        # useradd --prefix would follow the link to the host's login records or mail
+        assert "refusing to run useradd" in res.stderr and "outside the root" in res.stderr
+    else:
+        assert KEY_A in authorized(root), res.stderr
 
 
 @pytest.mark.parametrize("entry", [
@@ -451,3 +455,42 @@ def test_write_files_append_to_a_fifo_is_refused_not_blocked(tmp_path, root, kin
     res = agent(root, "--once", config=conf(tmp_path, top), timeout=60)
     assert (root / "etc/after").read_text() == "ok", res.stderr
     assert "/etc/pipe" in res.stderr
+
+
+@pytest.mark.parametrize("where", ["var/log/guestagent.log",
+                                   "var/log/guestagent-user-data.log",
+                                   "var/lib/guestagent/status.json"])
+def test_a_fifo_where_the_agent_keeps_its_files_never_blocks_it(tmp_path, root, where):
+    (root / where).parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(root / where)
+    # more output than a pipe holds: a FIFO nobody reads would block the writer
+    top = drive(tmp_path, user_data=b"#!/bin/sh\nhead -c 300000 /dev/zero | tr '\\0' x\n")
+    res = agent(root, "--once", config=conf(tmp_path, top), timeout=60)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert KEY_A in authorized(root), res.stderr
+    assert "not a regular file" in res.stderr, res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
+@pytest.mark.root
+@pytest.mark.parametrize("mode,path", [
+    ("ec2", "2009-04-04/user-data"),
+    ("openstack", "openstack/latest/user_data"),
+    ("openstack", "openstack/latest/network_data.json"),
+    ("openstack", "openstack/latest/vendor_data.json"),
+])
+def test_an_oversized_optional_document_from_the_service_costs_only_itself(
+        tmp_path, root, mode, path):
+    from support.netns import Netns
+    conf = tmp_path / "net.conf"
+    conf.write_text(f"[main]\ndatasources = {'ec2' if mode == 'ec2' else 'openstack'}\n"
+                    f"deadline = 20\nmax_response_bytes = 1048576\ndefault_user = debian\n")
+    with Netns() as ns:
+        ns.start_server(os.path.join(EXAMPLES, "configdrive"), "--mode", mode,
+                        "--huge", path)
+        res = subprocess.run(ns.prefix() + AGENT + ["--once", "--root", str(root),
+                                                    "--config", str(conf)],
+                             env=ENV, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "1048576-byte limit" in res.stderr, res.stderr
+    assert "ssh-ed25519" in authorized(root), res.stderr

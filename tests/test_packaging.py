@@ -117,7 +117,8 @@ def test_deb_contains_command_units_config_and_man_page(deb):
     expected = {"/usr/bin/guestagent", "/etc/guestagent/guestagent.conf",
                 "/etc/init.d/guestagent", "/usr/share/man/man1/guestagent.1.gz",
                 "/usr/lib/python3/dist-packages/guestagent/cli.py",
-                "/usr/share/doc/guestagent/rc.local.snippet"}
+                "/usr/share/doc/guestagent/rc.local.snippet",
+                "/usr/libexec/guestagent/guestagent-unchanged"}
     expected |= {f"/lib/systemd/system/{u}" for u in UNIT_NAMES}
     assert expected <= names, expected - names
     assert sh("dpkg-deb", "-f", deb, "Version").strip() == __version__
@@ -202,7 +203,8 @@ def test_rpm_contains_command_units_config(rpm, tree):
     files = set(sh("rpm", "-qlp", rpm).split())
     expected = {"/usr/bin/guestagent", "/etc/guestagent/guestagent.conf",
                 "/usr/share/man/man1/guestagent.1.gz",
-                "/usr/lib/systemd/system-preset/80-guestagent.preset"}
+                "/usr/lib/systemd/system-preset/80-guestagent.preset",
+                "/usr/libexec/guestagent/guestagent-unchanged"}
     expected |= {f"/usr/lib/systemd/system/{u}" for u in UNIT_NAMES}
     assert expected <= files, expected - files
     assert any(f.endswith("/site-packages/guestagent/cli.py") for f in files)
@@ -298,6 +300,7 @@ def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
         modes[path] = (int(mode, 8) & 0o7777, owner, group)
         assert (owner, group) == ("root", "root"), line
     assert modes["/usr/bin/guestagent"][0] == 0o755
+    assert modes["/usr/libexec/guestagent/guestagent-unchanged"][0] == 0o755  # the reboot guard
     assert modes["/etc/guestagent/guestagent.conf"][0] == 0o644
     assert modes["/etc/guestagent"][0] == 0o755
     for unit in UNIT_NAMES:
@@ -307,7 +310,7 @@ def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
     outside = [p for p in modes if not p.startswith((
         "/usr/bin/guestagent", "/etc/guestagent", "/usr/lib/systemd/system/guestagent",
         "/usr/lib/systemd/system-preset/80-guestagent.preset", "/usr/share/man/man1/",
-        "/usr/share/doc/guestagent", "/usr/lib/python3"))]
+        "/usr/share/doc/guestagent", "/usr/lib/python3", "/usr/libexec/guestagent"))]
     assert not outside, f"files outside the package's own places: {outside}"
     assert all("/site-packages/guestagent" in p for p in modes if p.startswith("/usr/lib/py"))
     preset = (root / "usr/lib/systemd/system-preset/80-guestagent.preset").read_text()

@@ -173,7 +173,10 @@ def test_passwords_appear_nowhere_the_agent_writes(root, tmp_path, run_agent):
     assert verify(secret, shadow_of(root, "debian")[1])
     assert verify(random_pw, shadow_of(root, "alice")[1])
     assert secret not in res.stderr and plain not in res.stderr and random_pw not in res.stderr
-    store = list(root.glob("var/lib/guestagent/instances/*/metadata.json"))
+    # the root-only stored copies: the metadata, and the #cloud-config worked
+    # out from it (kept so a later boot never parses YAML again)
+    store = list(root.glob("var/lib/guestagent/instances/*/metadata.json")) + \
+        list(root.glob("var/lib/guestagent/instances/*/cloud-config.json"))
     for dirpath, _, files in os.walk(root):
         for f in files:
             p = os.path.join(dirpath, f)
@@ -182,7 +185,7 @@ def test_passwords_appear_nowhere_the_agent_writes(root, tmp_path, run_agent):
             data = open(p, "rb").read()
             for value in (secret, plain, random_pw):
                 assert value.encode() not in data, p
-    assert [s.stat().st_mode & 0o777 for s in store] == [0o600]
+    assert [s.stat().st_mode & 0o777 for s in store] == [0o600, 0o600]
     status = (root / "var/lib/guestagent/status.json").read_text()
     assert "alice" in status and random_pw not in status
 

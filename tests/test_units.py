@@ -11,6 +11,7 @@ init script) that records how it was called.
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -80,6 +81,9 @@ def systemd_tree(tmp_path, agent=True):
         stub = root / "usr/bin/guestagent"
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
+        (root / "usr/libexec/guestagent").mkdir(parents=True)
+        shutil.copy(os.path.join(UNITS, "guestagent-unchanged"),
+                    root / "usr/libexec/guestagent/guestagent-unchanged")
     for name in UNIT_NAMES:
         shutil.copy(os.path.join(UNITS, name), unit_dir / name)
     return root
@@ -280,7 +284,7 @@ def test_init_script_lsb_header():
     assert os.access(INIT, os.X_OK)
 
 
-@pytest.mark.parametrize("path", [INIT, SNIPPET])
+@pytest.mark.parametrize("path", [INIT, SNIPPET, os.path.join(UNITS, "guestagent-unchanged")])
 def test_shell_is_posix(tmp_path, path):
     for shell in ("sh", "dash", "bash"):
         if shutil.which(shell):
@@ -428,3 +432,36 @@ def test_init_script_without_the_agent_exits_quietly():
         pytest.skip("an agent is installed on this machine")
     res = subprocess.run(["sh", INIT, "start"], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0 and res.stdout == ""
+
+
+def test_local_unit_skips_python_when_nothing_changed(units):
+    """The reboot shortcut is the local unit's ExecCondition (its logic: test_boot_guard)."""
+    u = units["guestagent-local.service"]
+    assert one(u, "Service", "ExecCondition") == "/usr/libexec/guestagent/guestagent-unchanged"
+    assert os.access(os.path.join(UNITS, "guestagent-unchanged"), os.X_OK)
+    for name in ("guestagent.service", "guestagent-final.service"):
+        assert "ExecCondition" not in units[name]["Service"]
+
+
+def test_units_command_line_is_read_without_argparse():
+    """The units' exact argv takes a path without argparse (and gettext): the
+    same arguments argparse would give, and nothing else is taken that way."""
+    code = ("import sys\n"
+            "from guestagent import cli\n"
+            "seen = []\n"
+            "cli._run_once = lambda a: seen.append((a.once, a.stage, a.root, a.config,"
+            " a.verbose, a.only)) or 0\n"
+            "assert cli.main(['--once', '--stage', 'network']) == 0\n"
+            "assert 'argparse' not in sys.modules, 'argparse imported'\n"
+            "print(seen)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[(True, 'network', '/', None, False, None)]"
+    parsed = main_parser().parse_args(["--once", "--stage", "network"])
+    assert (parsed.once, parsed.stage, parsed.root, parsed.config, parsed.verbose,
+            parsed.only) == (True, "network", "/", None, False, None)
+    from guestagent import cli
+    for argv in (["--once", "--stage", "bogus"], ["--once", "--stage", "local", "-v"],
+                 ["--once"], ["--stage", "local", "--once"]):
+        assert cli._unit_args(argv) is None, argv

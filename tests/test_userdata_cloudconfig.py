@@ -227,7 +227,7 @@ def test_parts_merge_later_wins_and_lists_append():
                       "manage_resolv_conf: true\n", "plain"))
     m.attach(MIMEText("hostname: second\nruncmd: [two]\nbootcmd: [b2]\nusers: [bob]\n"
                       "ssh_authorized_keys: [k2]\nwrite_files: [{path: /b}]\n"
-                      "resolv_conf: {nameservers: [192.0.2.1]}\npackages: [x]\n",
+                      "resolv_conf: {nameservers: [192.0.2.1]}\nlandscape: {x: 1}\n",
                       "cloud-config"))
     m.attach(MIMEText("#cloud-config\nruncmd: 5\nweird: 1\n", "cloud-config"))
     ud = decode(m.as_bytes(), MAX)
@@ -243,4 +243,4 @@ def test_parts_merge_later_wins_and_lists_append():
     }
     assert len(ud.warnings) == 2
     assert "'runcmd': expected a list of commands" in ud.warnings[0]
-    assert ud.warnings[1].endswith("ignored: packages, weird")
+    assert ud.warnings[1].endswith("ignored: landscape, weird")

@@ -235,3 +235,24 @@ def test_cmd_runs_nothing_for_a_refused_name(root):
     res = subprocess.run(["grep", "-c", "reboot", str(root / "etc/passwd")],
                          capture_output=True, text=True)
     assert res.stdout.strip() == "0"
+
+
+def test_a_dotted_user_name_is_created_as_useradd_allows(root):
+    """shadow's useradd (Debian, RHEL) takes "first.last"; cloud users write it."""
+    changes = run(root, f"""
+users:
+  - name: dev.user
+    ssh_authorized_keys: [{ED2}]
+""")
+    assert "dev.user" in table(root, "passwd")
+    keys = (root / "home" / "dev.user" / ".ssh" / "authorized_keys").read_text()
+    assert ED2 in keys
+    assert any("dev.user" in c for c in changes)
+
+
+@pytest.mark.parametrize("name", [".hidden", "-opt", "..", "a:b", "dev user", "Dev.User"])
+def test_names_useradd_or_a_shell_would_misread_are_still_refused(name):
+    from guestagent import accounts
+    assert not accounts.valid_name(name)
+    _, warnings = cloud_config(f"users:\n  - name: {name!r}\n")
+    assert any("not a valid account name" in w for w in warnings), warnings

@@ -8,12 +8,9 @@ XFS) partition without LVM is recommended, LVM where no growpart exists.
 
 import re
 
+from ..filesystems import GROWERS, NOT_ON_A_DISK
 from .finding import failed, passed, warned
 
-_GROWABLE = {"ext2": "resize2fs", "ext3": "resize2fs", "ext4": "resize2fs",
-             "xfs": "xfs_growfs", "btrfs": "btrfs"}
-_NOT_A_DISK = {"overlay", "tmpfs", "rootfs", "nfs", "nfs4", "9p", "virtiofs", "fuse", "aufs",
-               "squashfs", "zfs"}
 # mount points that may live on their own partition without blocking growth
 _SIDE_MOUNTS = {"/boot", "/boot/efi", "/efi"}
 _PARTITION_SPEC = re.compile(
@@ -55,11 +52,11 @@ def check_growpart(image):
 def check_resize_tools(image):
     entry = root_entry(image)
     fstype = entry[1] if entry else ""
-    needed = [_GROWABLE[fstype]] if fstype in _GROWABLE else ["resize2fs"]
+    needed = [GROWERS[fstype][0]] if fstype in GROWERS else ["resize2fs"]
     if entry and _is_lvm(entry[0]):
         needed += ["pvresize", "lvextend", "parted"]
     missing = [p for p in needed if not image.program(p)]
-    what = f"the {fstype} root" if fstype in _GROWABLE else "an ext root (root type unknown)"
+    what = f"the {fstype} root" if fstype in GROWERS else "an ext root (root type unknown)"
     if missing:
         return failed("resize-tools",
                       f"missing in the image to grow {what}: {', '.join(missing)}",
@@ -76,14 +73,14 @@ def check_root_filesystem(image):
                       "add a / line to /etc/fstab, e.g. "
                       "'UUID=<uuid> / ext4 errors=remount-ro 0 1' (blkid shows the UUID)")
     spec, fstype, where = entry
-    if image.live and fstype in _NOT_A_DISK:
+    if image.live and fstype in NOT_ON_A_DISK:
         return warned("root-filesystem",
                       f"/ is {fstype} ({spec}) per {where}: not a disk image's root "
                       "(a container?); nothing to grow",
                       "run check-image on the image itself: mount it and use --root DIR")
     lvm = _is_lvm(spec)
     layout = "on LVM (grown by adding a partition as a new PV)" if lvm else "on a partition"
-    if fstype not in _GROWABLE:
+    if fstype not in GROWERS:
         return failed("root-filesystem",
                       f"/ is {fstype} on {spec} per {where}: the image guide expects one "
                       "ext3/ext4 (or XFS) root that can be grown at boot",

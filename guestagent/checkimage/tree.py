@@ -133,16 +133,12 @@ class Image:
         """(source, fstype) of ``/`` in the live mount table, or None."""
         if not self.live:
             return None
-        found = None
+        from ..mount_table import find_mount
         try:
-            with open("/proc/self/mounts") as f:
-                for line in f:
-                    fields = line.split()
-                    if len(fields) >= 3 and fields[1] == "/":
-                        found = (fields[0], fields[2])  # the last one mounted on / wins
+            mount = find_mount("/")
         except OSError:
             return None
-        return found
+        return (mount.source, mount.fstype) if mount else None
 
     def kernel_cmdline(self):
         """The running kernel's command line (live only), else None."""

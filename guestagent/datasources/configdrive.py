@@ -12,10 +12,10 @@ import logging
 import os
 import re
 import stat
-import tempfile
 
 from ..log import shown
 from ..metadata import InjectedFile
+from ..system import CommandFailed
 from . import NotFound
 from .openstack_documents import from_openstack_documents
 
@@ -90,12 +90,15 @@ def read_label(dev):
 
 
 def _read_device(system, dev, limit):
+    import tempfile  # only when a device is mounted (it brings shutil, random, bz2...)
+
     mnt = tempfile.mkdtemp(prefix="guestagent-configdrive-", dir="/run")
     try:
-        res = system.run(["mount", "-o", "ro,nosuid,nodev,noexec", dev, mnt])
-        if res.returncode != 0:
+        try:
+            system.run(["mount", "-o", "ro,nosuid,nodev,noexec", dev, mnt], check=True)
+        except CommandFailed as e:
             raise RuntimeError(f"cannot mount the config drive {dev}: "
-                               f"{(res.stderr or res.stdout).strip()}")
+                               f"{e.detail or f'exit {e.returncode}'}") from None
         try:
             return read_tree(mnt, limit, source=f"configdrive ({dev})")
         finally:

@@ -57,8 +57,14 @@ def fetch(ctx):
             if k.status == 200:
                 keys += [ln.strip() for ln in k.text().splitlines() if ln.strip()]
 
-    r = get("user-data")
-    user_data = r.body if r.status == 200 else b""
+    from .http import Refused
+    try:
+        r = get("user-data")
+        user_data = r.body if r.status == 200 else b""
+    except Refused as e:
+        # only the user-data is refused: the instance id, name and keys still count
+        log.warning("ignoring the user-data: %s", e)
+        user_data = b""
     return Metadata(source=f"ec2 ({client.base})", instance_id=iid,
                     hostname=text(hostname, "hostname"), public_keys=dedupe(keys),
                     user_data=user_data,

@@ -10,7 +10,10 @@ this module, so a config-drive boot never pays for it.
 import errno
 import logging
 import re
+import socket
+import threading
 import time
+import weakref
 
 import requests
 
@@ -74,10 +77,17 @@ class MetadataClient:
         self._network_watch = network_watch
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy must never see metadata
+        self._watchdog = None
+        if clock is time.monotonic:
+            self._watchdog = _DeadlineWatchdog(deadline_at)
+            self._watchdog.mount(self._session)
         if len(self._bases) > 1:
-            self._session.mount("http://[fe80:", _ZonedAdapter())
+            self._session.mount("http://[fe80:", _WatchedZonedAdapter(
+                self._watchdog.register if self._watchdog else None))
 
     def close(self):
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._session.close()
 
     def get(self, path, headers=None, method="GET"):
@@ -106,11 +116,13 @@ class MetadataClient:
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 except (requests.ConnectionError, requests.Timeout) as e:
                     last, kind = _describe(e), failure_kind(e)
+                    self._check_cut(url, last)
                     if self._next_base(kind):
                         log.debug("%s: %s; trying %s", url, last, self.base)
                         continue  # another address of the same service: at once
                 except _Truncated as e:
                     last, kind = str(e), LOAD
+                    self._check_cut(url, last)
                 if not self._failed_once:
                     self._failed_once = True
                     if self.on_first_failure:
@@ -136,8 +148,15 @@ class MetadataClient:
         self.base = self._bases[0]
         return self.base != self._primary
 
+    def _check_cut(self, url, last):
+        if self._watchdog is not None and self._watchdog.fired:
+            raise Unreachable(f"{url}: gave up at the deadline in the middle of a response "
+                              f"({last})")
+
     def _once(self, method, url, headers, timeout):
         self.requests_made += 1
+        if self._watchdog is not None:
+            self._watchdog.arm()
         with self._session.request(method, url, headers=headers, timeout=timeout,
                                    allow_redirects=False, stream=True) as r:
             if 300 <= r.status_code < 400:
@@ -150,6 +169,9 @@ class MetadataClient:
             chunks, size = [], 0
             try:
                 for chunk in r.iter_content(65536):
+                    if self._clock() > self.deadline_at:
+                        raise Unreachable(f"{url}: gave up at the deadline in the middle of "
+                                          f"the body ({size} bytes read)")
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise Refused(f"{url}: response is over the {self.max_bytes}-byte limit")
@@ -158,6 +180,9 @@ class MetadataClient:
                     requests.exceptions.ContentDecodingError) as e:
                 raise _Truncated(f"truncated body ({type(e).__name__})") from None
             body = b"".join(chunks)
+            # a cut at the deadline can look like the end of the headers or
+            # of a body without a length: never take that for an answer
+            self._check_cut(url, "cut off")
             if length and length.isdigit() and len(body) < int(length):
                 raise _Truncated(f"truncated body ({len(body)} of {length} bytes)")
             return Response(r.status_code, body, r.headers)
@@ -179,6 +204,96 @@ class _ZonedAdapter(requests.adapters.HTTPAdapter):
 
 class _Truncated(Exception):
     pass
+
+
+class _DeadlineWatchdog:
+    """Bounds every request by the search's deadline, mid-response included.
+
+    requests' timeout is per socket read: a server that trickles its headers
+    or body (a byte a second) never trips it.  Every socket the session
+    opens is remembered, and at the deadline a timer shuts them all down, so
+    a read blocked in the middle of a response returns at once.
+    """
+
+    def __init__(self, deadline_at):
+        self.deadline_at = deadline_at
+        self.fired = False
+        self._socks = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._timer = None
+
+    def mount(self, session):
+        adapter = _WatchedAdapter(self.register)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+
+    def register(self, sock):
+        with self._lock:
+            self._socks.add(sock)
+            if self.fired:
+                _shut(sock)
+
+    def arm(self):
+        """Start the timer on the first request (no thread on a config-drive boot)."""
+        if self._timer is None:
+            self._timer = threading.Timer(max(0.0, self.deadline_at - time.monotonic()),
+                                          self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self):
+        with self._lock:
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shut(sock)
+
+    def cancel(self):
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections report each new socket to ``register``
+    (None: a plain adapter)."""
+
+    def __init__(self, register=None):
+        self._register = register
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        if self._register is None:
+            return
+        import urllib3
+        register = self._register
+
+        class Conn(urllib3.connection.HTTPConnection):
+            def _new_conn(self):
+                sock = super()._new_conn()
+                register(sock)
+                return sock
+
+        class TLSConn(urllib3.connection.HTTPSConnection):
+            def _new_conn(self):
+                sock = super()._new_conn()
+                register(sock)
+                return sock
+
+        class Pool(urllib3.HTTPConnectionPool):
+            ConnectionCls = Conn
+
+        class TLSPool(urllib3.HTTPSConnectionPool):
+            ConnectionCls = TLSConn
+
+        self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
 
 
 def failure_kind(e):
@@ -222,3 +337,7 @@ def _describe(e):
         if marker in text:
             return marker.lower()
     return type(e).__name__
+
+
+class _WatchedZonedAdapter(_ZonedAdapter, _WatchedAdapter):
+    """Link-local IPv6 bases: zone fixed up, and sockets watched."""

@@ -8,9 +8,15 @@ import errno
 import logging
 
 log = logging.getLogger(__name__)
-# pyroute2 narrates its own netlink traffic at debug level; --verbose is for
-# what the agent found, not for that
-logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def _quiet_pyroute2():
+    """pyroute2 sets its own loggers to DEBUG on import and narrates its
+    netlink traffic (and asyncio its event loop); --verbose is for what the
+    agent found, not for that."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "asyncio" or name.startswith("pyroute2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def describe(address):
@@ -19,6 +25,7 @@ def describe(address):
         from pyroute2 import IPRoute
     except ImportError:
         return "network state unknown (pyroute2 is not installed)"
+    _quiet_pyroute2()
     try:
         with IPRoute() as ipr:
             try:

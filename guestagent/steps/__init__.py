@@ -40,11 +40,24 @@ CONFIG_STEPS = [
     "passwords",
     "injected_files",
     "write_files",
+    "timezone",
+    "disk_setup",
+    "mounts",
 ]
+# locale, keyboard and ntp run late (locale-gen takes seconds, the clients
+# restart); repositories and packages come before the user's scripts and runcmd, which
+# usually need the packages; power_state is last (it acts after the stage).
 FINAL_STEPS = [
+    "locale",
+    "keyboard",
+    "ntp",
+    "yum_repos",
+    "apt_configure",
+    "packages",
     "scripts",
     "runcmd",
     "final_message",
+    "power_state",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # Run in a thread beside the steps after them (joined before the stage ends):
@@ -52,10 +65,25 @@ ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 BACKGROUND_STEPS = {"growroot"}
 
 
+def when_they_run():
+    """step -> ", once per instance, final stage" and the like (for reports)."""
+    import importlib
+
+    out = {}
+    for name in ALL_STEPS:
+        try:
+            freq = importlib.import_module(f"{__name__}.{name}").FREQUENCY
+        except Exception:  # a report, not a boot: say less rather than fail
+            freq = None
+        when = {PER_INSTANCE: ", once per instance"}.get(freq, ", every boot" if freq else "")
+        out[name] = when + (", final stage" if name in FINAL_STEPS else "")
+    return out
+
+
 class Skip(Exception):
     """The step had nothing to do, for the reason given."""
 
 
-class FailedButDone(Exception):
+class FailedButDone(RuntimeError):
     """The step failed, but is done for this instance: a reboot must not run it
     again (the runner records the failure and marks the step done)."""

@@ -30,6 +30,9 @@ def run(ctx):
     if accounts.lookup(ctx.system, user) is None:
         raise RuntimeError(f"user {user} does not exist here, so admin_pass was not set "
                            "(see the users step)")
+    why = shadow.problem(password)
+    if why:  # checked before hashing: the hash's work grows with the length
+        raise RuntimeError(f"refusing admin_pass: {why}; admin_pass was not set")
     try:
         how = shadow.set_passwords(ctx.system, [(user, sha512_crypt(password), True)])
     except shadow.PasswordError as e:

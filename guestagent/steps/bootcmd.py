@@ -10,6 +10,13 @@ from . import PER_BOOT, Skip
 FREQUENCY = PER_BOOT
 
 
+def unchanged_inputs(ctx):
+    """bootcmd is work on every boot: with any, a reboot always starts the agent."""
+    if ctx.config.getbool("userdata", "enabled") and ctx.cloud_config.get("bootcmd"):
+        return None
+    return []
+
+
 def run(ctx):
     from ..userdata import execute
     why = execute.nothing_to_run(ctx, "bootcmd")

@@ -25,6 +25,11 @@ def pending(ctx):
         (ctx.cloud_config or {}).get("final_message"))
 
 
+def unchanged_inputs(ctx):
+    """A final_message is work on every boot (see boot_guard)."""
+    return None if pending(ctx) else []
+
+
 def run(ctx):
     message = (ctx.cloud_config or {}).get("final_message")
     if not message:

@@ -18,7 +18,7 @@ import threading
 import time
 
 from .. import accounts
-from ..system import UnsafePathError
+from ..system import CommandFailed, UnsafePathError
 from ..userdata.checks import Bad
 from . import PER_INSTANCE, Skip
 
@@ -152,11 +152,13 @@ def _generate(system, keygen, types, comment):
     def one(t):
         path = system.path(f"{SSH_DIR}/ssh_host_{t}_key")
         try:
-            res = system.run([keygen, "-q", "-N", "", "-t", t, "-C", comment, "-f", path],
-                             input="", timeout=120)
-            results[t] = (res.returncode, (res.stderr or res.stdout or "").strip())
+            system.run([keygen, "-q", "-N", "", "-t", t, "-C", comment, "-f", path],
+                       input="", timeout=120, check=True)
+            results[t] = ""
+        except CommandFailed as e:
+            results[t] = e.detail or f"exit {e.returncode}"
         except Exception as e:  # reported below with the type it belongs to
-            results[t] = (-1, str(e))
+            results[t] = str(e)
 
     threads = [threading.Thread(target=one, args=(t,)) for t in types]
     for th in threads:
@@ -165,12 +167,12 @@ def _generate(system, keygen, types, comment):
         th.join()
     made, problems = [], []
     for t in types:
-        code, detail = results.get(t, (-1, "did not run"))
-        if code == 0 and system.exists(f"{SSH_DIR}/ssh_host_{t}_key.pub"):
+        problem = results.get(t, "did not run")
+        if not problem and system.exists(f"{SSH_DIR}/ssh_host_{t}_key.pub"):
             made.append(t)
         else:
-            last = detail.splitlines()[-1][:200] if detail else f"exit {code}"
-            problems.append(f"ssh-keygen could not make the {t} host key: {last}")
+            problem = problem.splitlines()[-1][:200] if problem else "no key written"
+            problems.append(f"ssh-keygen could not make the {t} host key: {problem}")
     return made, problems
 
 

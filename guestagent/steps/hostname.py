@@ -85,6 +85,13 @@ def run(ctx):
     return changes
 
 
+def unchanged_inputs(ctx):
+    """What decides the next boot's hostname step (see boot_guard)."""
+    if not ctx.config.getbool("hostname", "enabled"):
+        return []
+    return [HOSTNAME_FILE, LAST_WRITTEN, HOSTS_FILE]
+
+
 # cloud-init's Debian template, with its names filled in; rewritten every boot
 HOSTS_TEMPLATE = """\
 # Written by guestagent at every boot: #cloud-config sets manage_etc_hosts.

@@ -17,6 +17,8 @@ import posixpath
 import re
 import zlib
 
+from ..accounts import groups as read_groups
+from ..accounts import users as read_users
 from ..log import shown
 from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
 from . import PER_INSTANCE, FailedButDone, Skip
@@ -159,16 +161,8 @@ class _Accounts:
     """Users and groups of the root being configured, read once."""
 
     def __init__(self, system):
-        self.users = {}
-        self.groups = {}
-        for line in system.read_text("/etc/passwd", default="").splitlines():
-            f = line.split(":")
-            if len(f) >= 4 and f[2].isdigit() and f[3].isdigit():
-                self.users[f[0]] = (int(f[2]), int(f[3]))
-        for line in system.read_text("/etc/group", default="").splitlines():
-            f = line.split(":")
-            if len(f) >= 3 and f[2].isdigit():
-                self.groups[f[0]] = int(f[2])
+        self.users = {a.name: (a.uid, a.gid) for a in read_users(system).values()}
+        self.groups = {g.name: g.gid for g in read_groups(system).values()}
 
     def resolve(self, owner, path):
         """'user:group' or 'user' -> (uid, gid, 'user:group'); unknown parts -> root.

@@ -4,7 +4,10 @@ A part is a script (it starts with ``#!``), a #cloud-config document, or
 something guestagent does not handle (#include, boothooks, part handlers,
 jinja templates...), which is named in a warning and skipped.  Sizes are
 checked after every decompression, so a small gzip bomb cannot inflate past
-[userdata] max_bytes.
+[userdata] max_bytes.  The work is capped too: every byte decompressed or
+split at any depth counts against one budget of [userdata] max_bytes, and
+at most MAX_PARTS MIME parts are looked at in all, so nested gzip and MIME
+cannot multiply the work.  A refusal is reported once, with a count.
 """
 
 import re
@@ -82,6 +85,23 @@ class Parts:
         self.warnings = []
         self.count = 0  # leaf parts seen, for numbering
         self.total = 0  # bytes of decoded part content so far
+        self.work = 0   # bytes decompressed or split at any depth
+        self.seen = 0   # MIME parts looked at, at any depth
+        self.stopped = False  # the work budget ran out: nothing more is looked at
+        self._repeats = {}
+
+    def warn_once(self, kind, message):
+        """``message``, or a count when a warning of ``kind`` was given already."""
+        if kind in self._repeats:
+            self._repeats[kind][1] += 1
+            return
+        self._repeats[kind] = [len(self.warnings), 0]
+        self.warnings.append(message)
+
+    def finish(self):
+        for i, more in self._repeats.values():
+            if more:
+                self.warnings[i] += f" (and {more} more like it)"
 
 
 class TooBig(ValueError):
@@ -96,6 +116,7 @@ def split(data, max_bytes):
                             f"= {max_bytes}; none of it is used")
         return out
     _process(data, "", None, out, max_bytes, 0, "user-data")
+    out.finish()
     return out
 
 
@@ -121,22 +142,31 @@ def gunzip(data, max_bytes):
 
 def _process(data, ctype, filename, out, max_bytes, depth, where, merge=None):
     """One blob: gunzip it, split it if MIME, else classify it as one part."""
+    if out.stopped:
+        return
     if depth > MAX_NESTING:
-        out.warnings.append(f"{where}: compressed or MIME parts nested more than "
-                            f"{MAX_NESTING} deep; skipped")
+        out.warn_once("nesting", f"{where}: compressed or MIME parts nested more than "
+                                 f"{MAX_NESTING} deep; skipped")
         return
     if data[:2] == GZIP_MAGIC or ctype in _GZIP_TYPES:
+        budget = max_bytes - max(out.total, out.work)
         try:
-            data = gunzip(data, max_bytes - out.total)
-        except TooBig as e:
-            out.warnings.append(f"{where}: gzip data {e}; skipped")
+            data = gunzip(data, max(budget, 0))
+        except TooBig:
+            _stop(out, where, max_bytes)
             return
         except (zlib.error, ValueError) as e:
-            out.warnings.append(f"{where}: cannot decompress gzip data ({e}); skipped")
+            out.warn_once("gzip", f"{where}: cannot decompress gzip data ({e}); skipped")
             return
+        out.work += len(data)
         if ctype in _GZIP_TYPES:
             ctype = ""  # what is inside decides
     if not ctype and _MIME_START.match(data[:256]):
+        if depth:
+            out.work += len(data)  # a nested message is parsed again, whole
+            if out.work > max_bytes:
+                _stop(out, where, max_bytes)
+                return
         _split_mime(data, out, max_bytes, depth, where)
         return
     out.count += 1
@@ -148,13 +178,24 @@ def _process(data, ctype, filename, out, max_bytes, depth, where, merge=None):
     _classify(out.count, ctype, filename, data, out, where, merge)
 
 
+def _stop(out, where, max_bytes):
+    out.stopped = True
+    out.warnings.append(f"{where}: decompressing and splitting the user-data would handle "
+                        f"more than [userdata] max_bytes = {max_bytes} bytes; it and "
+                        f"every later part are not used")
+
+
 def _split_mime(data, out, max_bytes, depth, where):
     import email
     msg = email.message_from_bytes(data)
     for part in msg.walk():
+        if out.stopped:
+            return
+        out.seen += 1
         if part.is_multipart():
             continue
-        if out.count >= MAX_PARTS:
+        if out.count >= MAX_PARTS or out.seen > MAX_PARTS * 2:
+            out.stopped = True
             out.warnings.append(f"{where}: more than {MAX_PARTS} MIME parts; the rest "
                                 "are skipped")
             return

@@ -42,10 +42,15 @@ def as_dict(ud, size):
     }
 
 
-def text(ud, size, name):
-    """The report as lines for a terminal."""
+def text(ud, size, name, step_when=None):
+    """The report as lines for a terminal.
+
+    ``step_when``: step -> when it runs (", once per instance, final stage"),
+    from `guestagent.steps.when_they_run` (user-data sits below the steps and
+    does not import them).
+    """
     lines = [f"{name}: {size} bytes, {len(ud.parts)} part(s)"]
-    steps = _steps()
+    steps = step_when or {}
     keys_by_part = {}
     for k in ud.keys:
         keys_by_part.setdefault(k.part, []).append(k)
@@ -83,23 +88,7 @@ def _why(k, steps):
     return k.why
 
 
-def _steps():
-    """step -> ", once per instance, final stage" and the like."""
-    import importlib
-
-    from ..steps import ALL_STEPS, FINAL_STEPS, PER_INSTANCE
-    out = {}
-    for name in ALL_STEPS:
-        try:
-            freq = importlib.import_module(f"guestagent.steps.{name}").FREQUENCY
-        except Exception:  # a report, not a boot: say less rather than fail
-            freq = None
-        when = {PER_INSTANCE: ", once per instance"}.get(freq, ", every boot" if freq else "")
-        out[name] = when + (", final stage" if name in FINAL_STEPS else "")
-    return out
-
-
-def main(path, as_json, max_bytes):
+def main(path, as_json, max_bytes, step_when=None):
     import sys
 
     from . import decode
@@ -113,5 +102,5 @@ def main(path, as_json, max_bytes):
     if as_json:
         print(json.dumps(as_dict(ud, len(data)), indent=2, sort_keys=True))
     else:
-        print("\n".join(text(ud, len(data), path)))
+        print("\n".join(text(ud, len(data), path, step_when)))
     return exit_code(ud)

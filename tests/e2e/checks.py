@@ -115,6 +115,36 @@ def check_settled(guest):
         f"the boot did not settle cleanly: state {state!r}, failed: {failed}"
 
 
+AGENT_UNITS = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
+
+
+def check_no_agent_python_this_boot(guest):
+    """A reboot with nothing changed: the local unit's guard (sh + sha256sum)
+    skipped it, so no guestagent Python ran in this boot at all."""
+    boot_id = guest.boot_id()
+    st = status(guest)  # every agent run records the boot it ran in
+    assert st.get("boot_id") != boot_id, f"an agent stage ran in this boot: {st.get('runs')}"
+    for unit in AGENT_UNITS:
+        started = guest.ssh(f"sudo -n systemctl show -P ExecMainStartTimestampMonotonic {unit}")
+        assert started.stdout.strip() in ("", "0"), f"{unit} started its ExecStart= this boot"
+    journal = guest.ssh("sudo -n journalctl -b -o cat -u guestagent-local.service").stdout
+    assert "nothing to do, not starting" in journal, journal[-2000:]
+    assert "the agent did not start" in guest.ssh("sudo -n guestagent status").stdout
+
+
+def check_reboot(guest, first):
+    """After a reboot of the same instance with nothing changed: under systemd
+    the reboot guard starts no agent at all; elsewhere (SysV, rc.local) the
+    agent runs its per-boot steps only.  Returns this boot's status, or None."""
+    if guest.image.systemd:
+        check_no_agent_python_this_boot(guest)
+        return None
+    st = check_status_ok(guest, final=False)
+    assert not any(r.get("new_instance") for r in st["runs"]), st["runs"]
+    check_per_instance_not_rerun(first, st)
+    return st
+
+
 def check_no_failed_units(guest):
     """``systemctl --failed`` is empty (SysV: no init script reported a failure)."""
     failed = guest.failed_services()

@@ -7,6 +7,9 @@
             route via the document's gateway.
   two-nics  the first NIC by DHCP, the second static (192.168.77.5/24, MTU 1400)
             on a second, isolated QEMU network.
+  live      the same two NICs, from the metadata service: the network that
+            reached it stays, and the second NIC's static address and MTU are
+            configured live (netlink) as well as written for the next boot.
 
 Checks run after `systemctl is-system-running --wait`, so systemd-networkd
 (the image's stack) has acted on what the agent wrote.
@@ -31,7 +34,7 @@ def nova_doc(name):
         return json.load(f)
 
 
-def drive(tmp, instance_uuid, hostname, key, network_data):
+def tree(tmp, instance_uuid, hostname, key, network_data):
     base = tmp / "drive" / "openstack" / "latest"
     base.mkdir(parents=True)
     meta = {"uuid": instance_uuid, "name": hostname, "hostname": hostname,
@@ -40,7 +43,12 @@ def drive(tmp, instance_uuid, hostname, key, network_data):
     (base / "meta_data.json").write_text(json.dumps(meta))
     (base / "network_data.json").write_text(json.dumps(network_data))
     (base / "vendor_data.json").write_text("{}")
-    return harness.config_drive_iso(tmp / "drive", tmp / "config-2.iso")
+    return tmp / "drive"
+
+
+def drive(tmp, instance_uuid, hostname, key, network_data):
+    top = tree(tmp, instance_uuid, hostname, key, network_data)
+    return harness.config_drive_iso(top, tmp / "config-2.iso")
 
 
 def settled(guest):
@@ -95,7 +103,8 @@ class TestStaticAddress:
         state = static_guest.ssh(f"cat /run/systemd/netif/links/$(cat "
                                  f"/sys/class/net/{name}/ifindex)").stdout
         assert f"NETWORK_FILE={path}\n" in state, state
-        assert "10.0.2.42" in static_guest.ssh("guestagent query network --json").stdout
+        # the stored metadata is root's (it holds secrets)
+        assert "10.0.2.42" in static_guest.ssh("sudo -n guestagent query network --json").stdout
 
 
 @pytest.fixture(scope="class")
@@ -122,3 +131,34 @@ class TestTwoNics:
         assert ipv4(nic) == {"192.168.77.5/24"}, nic
         assert nic["mtu"] == 1400
         assert "UP" in nic["flags"]
+
+
+@pytest.fixture(scope="class")
+def live_guest(plain_image, keys, e2e_dir):
+    d = e2e_dir / "net-live"
+    u = str(uuid.uuid4())
+    top = tree(d, u, "net-live", harness.public_key(keys["user"]), nova_doc("qemu-two-nics"))
+    with harness.Guest(plain_image, d / "vm", "net-live", key=keys["user"],
+                       root_key=keys["debug"], metadata_tree=top, instance_uuid=u,
+                       extra_nics=[("52:54:00:12:34:57", "192.168.77.0/24")]) as g:
+        g.wait_ssh()
+        g.report_boot()
+        settled(g)
+        yield g
+
+
+class TestMetadataServiceLive:
+    def test_the_network_that_reached_the_service_stays(self, live_guest):
+        assert ipv4(addresses(live_guest)[harness.FIRST_MAC]) == {"10.0.2.15/24"}
+        routes = json.loads(live_guest.ssh("ip -j -4 route show default").stdout)
+        assert [r.get("gateway") for r in routes] == ["10.0.2.2"], routes
+
+    def test_second_nic_configured_live_and_for_the_next_boot(self, live_guest):
+        nic = addresses(live_guest)["52:54:00:12:34:57"]
+        assert "192.168.77.5/24" in ipv4(nic), nic
+        assert nic["mtu"] == 1400
+        st = json.loads(live_guest.ssh("sudo -n guestagent status --json").stdout)
+        (step,) = [s for r in st["runs"] for s in r["steps"] if s["name"] == "network"]
+        changes = "\n".join(step["changes"])
+        assert "added 192.168.77.5/24 (live)" in changes, changes
+        assert "wrote /etc/systemd/network/10-guestagent-" in changes, changes

@@ -30,6 +30,8 @@ class Faults:
         self.truncate = set(args.truncate or [])
         self.huge = set(args.huge or [])
         self.redirect = set(args.redirect or [])
+        self.trickle = dict(t.split("=", 1) for t in getattr(args, "trickle", None) or [])
+        self.trickle_every = getattr(args, "trickle_every", 0.5)
         self.count = 0
         self.lock = threading.Lock()
 
@@ -110,6 +112,32 @@ def make_handler(docs, mode, imdsv2, faults, logfile):
                 return True
             return False
 
+        def _trickle(self, what, every):
+            """A byte (headers, body) or a line (lines) at a time, for ever."""
+            self._log(f"TRICKLE-{what}")
+            try:
+                if what == "headers":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                elif what == "body":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n{")
+                elif what == "chunked":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                else:  # lines: one header line at a time
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self.wfile.flush()
+                for i in range(100000):
+                    time.sleep(every)
+                    if what == "chunked":
+                        self.wfile.write(b"1\r\n \r\n")
+                    elif what == "lines":
+                        self.wfile.write(b"X-Line-%d: x\r\n" % i)
+                    else:
+                        self.wfile.write(b" ")
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+
         def do_PUT(self):
             if self._faults():
                 return
@@ -126,6 +154,8 @@ def make_handler(docs, mode, imdsv2, faults, logfile):
             if self._faults():
                 return
             path = self.path.lstrip("/")
+            if path in faults.trickle:
+                return self._trickle(faults.trickle[path], faults.trickle_every)
             if path in faults.redirect:
                 return self._send(302, "", {"Location": "http://192.0.2.1/evil"})
             if path in faults.huge:
@@ -183,6 +213,10 @@ def main(argv=None):
     p.add_argument("--truncate", action="append", help="path served with a short body")
     p.add_argument("--huge", action="append", help="path served with a 64 MiB body")
     p.add_argument("--redirect", action="append", help="path answered with a redirect")
+    p.add_argument("--trickle", action="append", metavar="PATH=HOW",
+                   help="answer PATH slowly for ever: HOW is headers, body, chunked or lines")
+    p.add_argument("--trickle-every", type=float, default=0.5,
+                   help="seconds between the trickled bytes or lines")
     p.add_argument("--log", help="append 'METHOD PATH STATUS UNIXTIME' per request here")
     p.add_argument("--ready-file", help="write the unix time it began listening here")
     args = p.parse_args(argv)

@@ -20,6 +20,8 @@ table, but acts only on mount points named explicitly (host paths), never on
 import logging
 import os
 
+from ...filesystems import GROWERS, NOT_ON_A_DISK
+from ...mount_table import find_mount
 from ...system import CommandFailed
 from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Skip
@@ -34,18 +36,6 @@ log = logging.getLogger(__name__)
 
 GROWPART_FUDGE = 1024 * 1024  # growpart does not grow by less than this
 BTRFS_MIN_RESIZE = 256 * 1024 * 1024  # the kernel refuses (EINVAL) to resize below it
-# Filesystems that live on no block device of ours or cannot grow in place.
-NOT_ON_A_DISK = {"overlay", "tmpfs", "ramfs", "rootfs", "squashfs", "erofs", "nfs",
-                 "nfs4", "cifs", "smb3", "9p", "virtiofs", "fuse", "fuseblk", "iso9660",
-                 "zfs", "aufs", "devtmpfs", "proc", "sysfs"}
-# fstype -> (tool, how to run it: on the device or on the mount point)
-GROWERS = {
-    "ext2": ("resize2fs", lambda dev, mp: ["resize2fs", dev]),
-    "ext3": ("resize2fs", lambda dev, mp: ["resize2fs", dev]),
-    "ext4": ("resize2fs", lambda dev, mp: ["resize2fs", dev]),
-    "xfs": ("xfs_growfs", lambda dev, mp: ["xfs_growfs", mp]),
-    "btrfs": ("btrfs", lambda dev, mp: ["btrfs", "filesystem", "resize", "max", mp]),
-}
 _OFF = ("off", "false", "no", "0", "disabled")
 
 
@@ -59,13 +49,23 @@ def run(ctx):
         raise Skip("turned off by [growroot] enabled = no")
     cc = _cloud_config(ctx)
     if system.exists("/etc/growroot-disabled"):
-        if (cc.get("growpart") or {}).get("ignore_growroot_disabled") is not True:
+        growpart = cc.get("growpart")
+        if not (isinstance(growpart, dict)
+                and growpart.get("ignore_growroot_disabled") is True):
             raise Skip("/etc/growroot-disabled exists")
         log.info("growroot: /etc/growroot-disabled exists, but #cloud-config growpart says "
                  "ignore_growroot_disabled: true")
-    devices = ctx.config.getlist("growroot", "devices")
-    devices = _apply_cloud_config(cc, devices)
+    configured = ctx.config.getlist("growroot", "devices")
+    devices = _apply_cloud_config(cc, configured)
     if not system.live:
+        # under --root, mount points are this machine's: user-data may only
+        # narrow what the operator named in [growroot] devices, never widen it
+        allowed = {os.path.normpath(d) for d in configured}
+        refused = [d for d in devices if os.path.normpath(d) not in allowed]
+        if refused:
+            log.warning("growroot: under --root, ignoring #cloud-config growpart devices "
+                        "not named in [growroot] devices: %s", ", ".join(refused))
+        devices = [d for d in devices if os.path.normpath(d) in allowed]
         if any(os.path.normpath(d) == "/" for d in devices):
             log.info("growroot: under --root, / is this machine's own root: left alone")
         devices = [d for d in devices if os.path.normpath(d) != "/"]
@@ -89,6 +89,19 @@ def run(ctx):
     for s in skipped:
         log.info("growroot: skipped %s", s)
     return changes
+
+
+def unchanged_inputs(ctx):
+    """What decides the next boot's growroot (see boot_guard): the block
+    devices' sizes, so a disk grown while the instance was down is noticed."""
+    try:
+        names = sorted(os.listdir(ctx.system.path("/sys/class/block")))
+    except OSError:
+        return []
+    # not loop/ram devices, nor optical drives (a config drive on sr0 may be
+    # probed after the guard runs, and nothing grows on it)
+    return [f"/sys/class/block/{n}/size" for n in names
+            if not n.startswith(("loop", "ram", "zram", "sr", "fd"))]
 
 
 def _cloud_config(ctx):
@@ -129,7 +142,7 @@ def grow_mountpoint(system, mountpoint, changes):
     Changes are added as they happen, so a partition grown before a failing
     filesystem grow is still reported.
     """
-    mount = blockdev.find_mount(mountpoint)
+    mount = find_mount(mountpoint)
     if mount is None:
         raise Skip("not a mount point")
     fstype = mount.fstype
@@ -182,7 +195,7 @@ def _node(dev, mount):
 
 def _refuse_host_root_disk(system, dev):
     """Under --root, a disk that holds this machine's own / is never touched."""
-    host = blockdev.find_mount("/")
+    host = find_mount("/")
     hdev = blockdev.device_of_mount(system, host) if host else None
     if hdev is None:
         return
@@ -266,16 +279,14 @@ def grow_filesystem(system, fstype, node, mountpoint, argv):
     """Grow the filesystem to fill its device; returns the change, if any."""
     cmd = argv(node, mountpoint)
     before = _fs_size(mountpoint)
-    res = system.run(cmd, env=dict(os.environ, LC_ALL="C"), timeout=600)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        msg = f"{' '.join(cmd)} failed (exit {res.returncode})"
-        if detail:
-            msg += ": " + detail[-1].strip()[:300]
+    try:
+        system.run(cmd, env=dict(os.environ, LC_ALL="C"), timeout=600, check=True)
+    except CommandFailed as e:
+        msg = str(e)
         if fstype.startswith("ext") and "Permission denied" in msg:
             msg += (" (growing a mounted ext filesystem needs CAP_SYS_RESOURCE, which "
                     "this process does not have: a container or restricted sandbox?)")
-        raise GrowError(msg)
+        raise GrowError(msg) from None
     after = _fs_size(mountpoint)
     if after <= before:
         return []

@@ -4,8 +4,8 @@ Everything here reads live kernel state (the mount table, /sys, /dev):
 block devices have no meaning relative to a ``--root`` tree, so these
 functions take host paths.  Nothing here changes anything.
 
-- The mount table is /proc/self/mountinfo, parsed here (cheaper than a library;
-  it also gives major:minor, the most robust way to reach /sys).
+- The mount table comes from `guestagent.mount_table` (/proc/self/mountinfo, which
+  gives major:minor, the most robust way to reach /sys).
 - A device's /sys entry is /sys/dev/block/MAJ:MIN; a partition has a
   ``partition`` file (its number) and sits in its disk's directory, which
   covers sd, vd, xvd, nvme...p, mmcblk...p and loop...p names alike.
@@ -19,65 +19,6 @@ import stat
 SYS_BLOCK = "/sys/class/block"
 SYS_DEV_BLOCK = "/sys/dev/block"
 SECTOR = 512  # /sys sizes and starts are always in 512-byte units
-
-_ESCAPES = {"\\040": " ", "\\011": "\t", "\\012": "\n", "\\134": "\\"}
-
-
-class Mount:
-    """One line of /proc/self/mountinfo."""
-
-    def __init__(self, mountpoint, major, minor, fstype, source, options):
-        self.mountpoint = mountpoint
-        self.major, self.minor = major, minor
-        self.fstype = fstype
-        self.source = source
-        self.options = options  # per-mount and superblock options together
-
-    @property
-    def read_only(self):
-        return "ro" in self.options
-
-    def __repr__(self):
-        return (f"<Mount {self.mountpoint} {self.fstype} {self.source} "
-                f"{self.major}:{self.minor}>")
-
-
-def unescape(field):
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    if "\\" not in field:
-        return field
-    for code, char in _ESCAPES.items():
-        field = field.replace(code, char)
-    return field
-
-
-def parse_mountinfo(text):
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        try:
-            sep = fields.index("-", 6)
-            major, minor = (int(n) for n in fields[2].split(":"))
-            fstype, source, superopts = fields[sep + 1], fields[sep + 2], fields[sep + 3]
-        except (ValueError, IndexError):
-            continue  # a line we do not understand is not ours to guess at
-        options = set(fields[5].split(",")) | set(superopts.split(","))
-        mounts.append(Mount(unescape(fields[4]), major, minor, fstype,
-                            unescape(source), options))
-    return mounts
-
-
-def find_mount(mountpoint, mountinfo_path="/proc/self/mountinfo"):
-    """The mount visible at ``mountpoint`` (the last one mounted there), or None."""
-    with open(mountinfo_path, encoding="utf-8", errors="surrogateescape") as f:
-        mounts = parse_mountinfo(f.read())
-    want = os.path.normpath(mountpoint)
-    found = None
-    for m in mounts:
-        if m.mountpoint == want:
-            found = m
-    return found
-
 
 # -- the kernel command line's root= -------------------------------------------
 

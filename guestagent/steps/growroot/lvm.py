@@ -25,6 +25,7 @@ import json
 import logging
 import os
 
+from ...system import CommandFailed
 from . import blockdev
 from .blockdev import human_size as _size
 from .partition_table import PartitionError, add_partition, new_partition, read_layout
@@ -122,12 +123,10 @@ def _unused_extents(pv):
 # -- doing --------------------------------------------------------------------
 
 def _run(system, argv, what):
-    res = system.run(argv, env=dict(os.environ, **_ENV), timeout=300)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise LvmError(f"{what}: {' '.join(argv)} failed (exit {res.returncode})"
-                       + (f": {detail[-1][:300]}" if detail else ""))
-    return res.stdout
+    try:
+        return system.run(argv, env=dict(os.environ, **_ENV), timeout=300, check=True).stdout
+    except CommandFailed as e:
+        raise LvmError(f"{what}: {e}") from None
 
 
 def find_lv(system, dev):

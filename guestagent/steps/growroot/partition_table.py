@@ -19,6 +19,7 @@ import logging
 import os
 import time
 
+from ...system import CommandFailed, output_tail
 from . import blockdev
 from .blockdev import human_size as _size
 
@@ -224,16 +225,10 @@ def _msdos_slots(layout, free):
 # -- the live disk ---------------------------------------------------------
 
 def _run(system, argv, what):
-    res = system.run(argv, env=dict(os.environ, **_ENV), timeout=300)
-    if res.returncode != 0:
-        raise PartitionError(f"{what}: {' '.join(argv)} failed (exit {res.returncode})"
-                             + _last_line(res))
-    return res.stdout
-
-
-def _last_line(res):
-    detail = (res.stderr or res.stdout or "").strip().splitlines()
-    return f": {detail[-1][:300]}" if detail else ""
+    try:
+        return system.run(argv, env=dict(os.environ, **_ENV), timeout=300, check=True).stdout
+    except CommandFailed as e:
+        raise PartitionError(f"{what}: {e}") from None
 
 
 def read_layout(system, disk):
@@ -267,12 +262,10 @@ def relocate_gpt_backup(system, disk):
         raise PartitionError(f"{disk} grew, but neither sfdisk (fdisk, util-linux) nor sgdisk "
                        "(gdisk) is installed to move its backup GPT header to the new end, "
                        "so no partition can be made in the new space")
-    res = system.run(argv, env=env, timeout=120)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise PartitionError(f"moving the backup GPT header of {disk} to its end: {' '.join(argv)} "
-                       f"failed (exit {res.returncode})"
-                       + (f": {detail[-1][:300]}" if detail else ""))
+    try:
+        system.run(argv, env=env, timeout=120, check=True)
+    except CommandFailed as e:
+        raise PartitionError(f"moving the backup GPT header of {disk} to its end: {e}") from None
 
 
 def _grow_extended(system, disk, number, end):
@@ -280,9 +273,8 @@ def _grow_extended(system, disk, number, end):
                      env=dict(os.environ, **_ENV), timeout=120)
     ext = read_layout(system, disk).partition(number)
     if ext is None or ext.end != end:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
         raise PartitionError(f"parted could not grow extended partition {number} of {disk} to "
-                       f"sector {end}: {detail[-1] if detail else 'no detail'}")
+                             f"sector {end}: {output_tail(res) or 'no detail'}")
 
 
 def add_partition(system, disk, where, flag=None):
@@ -302,7 +294,7 @@ def add_partition(system, disk, where, flag=None):
     new = next((s for s in layout.partitions if s.start == where.start), None)
     if new is None:
         raise PartitionError(f"parted could not make a partition on {disk} from sector "
-                             f"{where.start}" + (_last_line(res) or ": no detail"))
+                             f"{where.start}: {output_tail(res) or 'no detail'}")
     # parted exits 1 when it wrote the table but could not tell the kernel
     # about partitions in use; partition_node adds the new one either way
     if flag:
@@ -311,7 +303,7 @@ def add_partition(system, disk, where, flag=None):
         if flag not in (read_layout(system, disk).partition(new.number) or new).flags:
             log.warning("could not flag partition %d of %s for %s (%s); going on without",
                         new.number, disk, flag,
-                        (res.stderr or res.stdout).strip()[-200:] or "no detail")
+                        output_tail(res, 200) or "no detail")
     return new, partition_node(system, disk, new.number)
 
 

@@ -28,11 +28,9 @@ to the log filter as a second line of defence.
 
 import logging
 import os
-import secrets
-import string
 import sys
 
-from ... import accounts, shadow, sshd_settings
+from ... import accounts
 from ... import log as logsetup
 from .. import PER_INSTANCE, FailedButDone, Skip
 from .checks import check_chpasswd, check_password, check_ssh_pwauth  # noqa: F401
@@ -54,6 +52,7 @@ def run(ctx):
         changes += _set(ctx, wanted, expire)
     pwauth = cc.get("ssh_pwauth")
     if pwauth in (True, False):
+        from ... import sshd_settings
         value = "yes" if pwauth else "no"
         where = sshd_settings.set_option(ctx.system, "PasswordAuthentication", value)
         if where:
@@ -71,6 +70,7 @@ def run(ctx):
 
 def _wanted(ctx, cc):
     """[(user, password or None for random, hashed)], expire."""
+    from ... import shadow
     ch = cc.get("chpasswd") or {}
     expire = ch.get("expire", True)
     entries = list(ch.get("users", []))
@@ -87,6 +87,7 @@ def _wanted(ctx, cc):
 
 
 def _set(ctx, entries, expire):
+    from ... import shadow
     system = ctx.system
     known = accounts.users(system)
     missing = sorted({e["name"] for e in entries if e["name"] not in known})
@@ -127,6 +128,8 @@ def _set(ctx, entries, expire):
 
 def random_password(length=RANDOM_LENGTH):
     """Letters and digits without look-alikes (l, 1, O, 0...), one of each class at least."""
+    import secrets
+    import string
     lower = [c for c in string.ascii_lowercase if c not in "lo"]
     upper = [c for c in string.ascii_uppercase if c not in "IO"]
     digits = [c for c in string.digits if c not in "01"]

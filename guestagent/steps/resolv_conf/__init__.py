@@ -40,6 +40,21 @@ def run(ctx):
         raise Skip(f"the DNS settings would not last: {e}") from None
 
 
+def unchanged_inputs(ctx):
+    """What decides the next boot's resolv_conf step (see boot_guard): every
+    file the resolver may write for any owner, as it is now (absent ones are
+    left out).  /etc/resolv.conf only when it is a file: a symlink's target
+    in /run is made later in the boot, after the guard has looked."""
+    if not ctx.config.getbool("resolv_conf", "enabled"):
+        return []
+    files = [resolver.RESOLVED_DROPIN, resolver.NM_CONF, resolver.NM_DROPIN,
+             resolver.RESOLVCONF_HEAD, resolver.OPENRESOLV_CONF, resolver.DHCLIENT_HOOK,
+             resolver.DHCLIENT_HOOK_FILE, resolver.DHCPCD_CONF]
+    if ctx.system.readlink(resolver.RESOLV_CONF) is None:
+        files.insert(0, resolver.RESOLV_CONF)
+    return files
+
+
 # -- #cloud-config `resolv_conf`, checked before anything acts on it ------------------
 
 def _options(value):

@@ -90,8 +90,7 @@ def run(ctx):
     for spec in specs:
         try:
             changes += _set_up(ctx.system, spec)
-        except (accounts.AccountError, sudoers.SudoersError, shadow.PasswordError,
-                OSError) as e:
+        except Exception as e:  # one bad account or value costs only that account
             problems.append(f"user {spec.name}: {_reason(e)}")
     for name, members in wanted_groups.items():
         try:
@@ -178,7 +177,7 @@ def _from_entry(entry, i):
     name = entry.get("name")
     if not accounts.valid_name(name):
         log.warning("ignoring %s: name %r is not a valid account name "
-                    "(lower-case letters, digits, _ and -, at most 32)", where, name)
+                    "(lower-case letters, digits, _, - and ., at most 32)", where, name)
         return None
     spec = _Spec(name, "/bin/bash", [], [], [])
     spec.from_user_data = True
@@ -294,5 +293,5 @@ def _strings(value, what):
 def _reason(e):
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
-    return str(e)
+    return str(e) or type(e).__name__
 

@@ -58,12 +58,14 @@ def parse(line):
     if len(line) > MAX_LINE:
         raise BadKey(f"longer than {MAX_LINE} characters")
     options = ""
+    if not line.split():  # only other whitespace (U+00A0, U+3000...)
+        raise BadKey("empty")
     first = line.split(None, 1)[0]
     if first not in KEY_TYPES:
         options, line = _split_options(line)
-        if not line:
-            raise BadKey("options but no key")
     fields = line.split(None, 2)
+    if not fields:  # nothing, or only non-ASCII whitespace, after the options
+        raise BadKey("options but no key")
     keytype = fields[0]
     if keytype not in KEY_TYPES:
         raise BadKey(f"unknown key type {_short(keytype)!r}")

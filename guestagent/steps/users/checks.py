@@ -61,7 +61,7 @@ def user_name(value):
     name = value.strip()
     if not accounts.valid_name(name):
         raise Refused(f"{shown(name)} is not a valid account name (lower-case letters, "
-                      "digits, _ and -, starting with a letter or _, at most 32)")
+                      "digits, _, - and ., starting with a letter or _, at most 32)")
     return name
 
 

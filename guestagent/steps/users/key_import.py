@@ -10,6 +10,7 @@ reason.  Under ``--root`` nothing is fetched: it would write the host's files.
 import logging
 
 from ...accounts import AccountError
+from ...system import CommandFailed
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,11 @@ def import_ids(system, account, ids):
     runuser = system.which("runuser")
     if runuser is None:
         raise AccountError("ssh_import_id: runuser is not installed in this image")
-    res = system.run([runuser, "-u", account.name, "--", "env", f"HOME={account.home}",
-                      tool, "--"] + list(ids), timeout=120)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout or "").strip().splitlines()
-        raise AccountError(f"ssh-import-id {' '.join(ids)} exited {res.returncode}"
-                           + (f": {detail[-1][:200]}" if detail else "")
-                           + " (it needs the network to reach the key server)")
+    try:
+        system.run([runuser, "-u", account.name, "--", "env", f"HOME={account.home}",
+                    tool, "--"] + list(ids), timeout=120, check=True)
+    except CommandFailed as e:
+        raise AccountError(f"ssh-import-id {' '.join(ids)} exited {e.returncode}"
+                           + (f": {e.detail}" if e.detail else "")
+                           + " (it needs the network to reach the key server)") from None
     return [f"imported the SSH keys of {', '.join(ids)} for {account.name} (ssh-import-id)"]

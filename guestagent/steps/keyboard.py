@@ -1,0 +1,63 @@
+"""#cloud-config keyboard, once per instance, in the final stage.
+
+    keyboard: {layout: de, model: pc105, variant: nodeadkeys, options: compose:rwin}
+
+Debian/Ubuntu: /etc/default/keyboard (XKBMODEL, XKBLAYOUT, XKBVARIANT,
+XKBOPTIONS; read by console-setup and X), applied at once with `setupcon
+--save-only` where console-setup is installed.  Elsewhere `localectl
+set-x11-keymap` (live systems only).
+"""
+
+import re
+
+from . import PER_INSTANCE, Skip
+
+FREQUENCY = PER_INSTANCE
+CONF = "/etc/default/keyboard"
+_VALUE = re.compile(r"^[A-Za-z0-9_:,()+-]*$")
+
+
+def check_keyboard(value, key=None, warnings=None):
+    from ..userdata.checks import Bad
+    if not isinstance(value, dict) or not isinstance(value.get("layout"), str):
+        raise Bad("a mapping with a layout")
+    out = {"layout": value["layout"], "model": "pc105", "variant": "", "options": ""}
+    for field, v in value.items():
+        if field not in out or not isinstance(v, str) or not _VALUE.match(v):
+            warnings.append(f"#cloud-config keyboard: {str(field)[:32]} is not supported or "
+                            "not a plain keyboard name; ignored")
+            if field == "layout":
+                raise Bad("a mapping with a plain layout name")
+            continue
+        out[field] = v
+    return out
+
+
+def pending(ctx):
+    return bool(ctx.cloud_config.get("keyboard"))
+
+
+def run(ctx):
+    kb = ctx.cloud_config.get("keyboard")
+    if not kb:
+        raise Skip("no keyboard in #cloud-config")
+    system = ctx.system
+    if system.exists("/etc/debian_version"):
+        text = (f'XKBMODEL="{kb["model"]}"\nXKBLAYOUT="{kb["layout"]}"\n'
+                f'XKBVARIANT="{kb["variant"]}"\nXKBOPTIONS="{kb["options"]}"\n'
+                'BACKSPACE="guess"\n')
+        system.write_file(CONF, "# written by guestagent from #cloud-config keyboard\n" + text)
+        changes = [f"keyboard {kb['layout']} ({kb['model']}) in {CONF}"]
+        if system.live and system.which("setupcon"):
+            system.run(["setupcon", "--save-only"], timeout=60)
+        return changes
+    if not system.live:
+        raise Skip("not a Debian-family root and not live: localectl needs the running system")
+    if not system.which("localectl"):
+        raise RuntimeError("keyboard: no /etc/default/keyboard convention and no localectl")
+    res = system.run(["localectl", "set-x11-keymap", kb["layout"], kb["model"],
+                      kb["variant"], kb["options"]], timeout=60)
+    if res.returncode != 0:
+        raise RuntimeError("localectl set-x11-keymap failed: "
+                           + (res.stderr or res.stdout or "").strip()[-200:])
+    return [f"keyboard {kb['layout']} ({kb['model']}) via localectl"]

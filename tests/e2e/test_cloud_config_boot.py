@@ -1,0 +1,170 @@
+"""Boot a real Debian image whose #cloud-config installs packages and sets up
+time, disks and a reboot (issue 16's keys), then check what lasts.
+
+Scenario f (one guest, two boots):
+  - the test builds a package with dpkg-deb and serves a flat apt repository
+    on 127.0.0.1:8080 inside the guest's network namespace; the guest sees it
+    at 10.0.2.2.  The image's own Debian sources are unreachable there.
+  - user-data: `apt: sources:` adds the repository ([trusted=yes]),
+    `package_update` + `packages` install the package, `runcmd` uses it;
+    `timezone`, a `swap` file, and `power_state: {mode: reboot}`.
+  - a second disk, formatted with the label ephemeral0 as Nova formats the
+    ephemeral disk, must be mounted at /mnt.
+  - the guest reboots once after the final stage; the second boot must not
+    reboot again, and every check runs on that second boot, so it sees what
+    lasted (the package, the zone, swap and /mnt coming back from fstab).
+"""
+
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from test_boot import check_no_failed_units, status, write_instance
+
+import harness
+from support.aptrepo import make_repo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+PACKAGE = "ga-e2e-hello"
+REPO_PORT = 8080
+BOOTS = "/var/lib/ga-e2e-boots"
+CLOUD_CONFIG = f"""\
+#cloud-config
+bootcmd:
+  - cat /proc/sys/kernel/random/boot_id >> {BOOTS}
+apt:
+  sources:
+    ga-e2e:
+      source: "deb [trusted=yes] http://10.0.2.2:{REPO_PORT}/ ./"
+package_update: true
+packages:
+  - {PACKAGE}
+runcmd:
+  - {PACKAGE} > /var/tmp/{PACKAGE}.out
+timezone: America/Vancouver
+swap:
+  filename: /swapfile
+  size: 64M
+power_state:
+  mode: reboot
+  message: guestagent e2e reboots once
+"""
+
+
+def _serve_repo(repo, log):
+    def start(ns):
+        ns.popen([sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", "127.0.0.1",
+                  "--directory", str(repo)], stdout=log, stderr=subprocess.STDOUT)
+        probe = ("import socket,time\nfor _ in range(100):\n  try:\n"
+                 f"    socket.create_connection(('127.0.0.1', {REPO_PORT}), 1); break\n"
+                 "  except OSError: time.sleep(0.1)\nelse: raise SystemExit(1)\n")
+        ns.run([sys.executable, "-c", probe], check=True)
+    return start
+
+
+@pytest.fixture(scope="class")
+def pkg_guest(plain_image, keys, e2e_dir):
+    d = e2e_dir / "packages"
+    d.mkdir()
+    repo = make_repo(d / "repo", PACKAGE, "1.0", f'echo "hello from {PACKAGE}"')
+    ephemeral = d / "ephemeral0.raw"
+    with open(ephemeral, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "ephemeral0", str(ephemeral)], check=True)
+    tree = write_instance(d / "drive", str(uuid.uuid4()), "pkg-guest.novalocal",
+                          [harness.public_key(keys["user"])],
+                          user_data=CLOUD_CONFIG.encode())
+    iso = harness.config_drive_iso(tree, d / "config-2.iso")
+    repo_log = open(d / "repo-requests.log", "w")
+    g = harness.Guest(plain_image, d / "vm", "f-packages", key=keys["user"],
+                      root_key=keys["debug"], config_drive=iso, extra_disks=[str(ephemeral)],
+                      on_netns=_serve_repo(repo, repo_log))
+    with g:
+        g.wait_ssh()
+        g.boot_ids = _wait_for_second_boot(g)
+        g.wait_ssh()
+        g.ssh("systemctl is-system-running --wait", check=False, timeout=300)
+        yield g
+    repo_log.close()
+
+
+def _wait_for_second_boot(g, timeout=900):
+    """The guest reboots by itself (power_state); returns the boot ids it logged."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        try:
+            res = g.ssh(f"cat {BOOTS}; echo now $(cat /proc/sys/kernel/random/boot_id)",
+                        check=False, timeout=60)
+            seen = res.stdout
+        except subprocess.TimeoutExpired:
+            res = None
+        if res is not None and res.returncode == 0:
+            lines = res.stdout.split()
+            boots, now = lines[:-2], lines[-1]
+            if len(boots) >= 2 and now == boots[-1]:
+                return boots
+        if g.qemu.poll() is not None:
+            g.fail(f"QEMU exited ({g.qemu.returncode}) while waiting for the reboot")
+        time.sleep(5)
+    g.collect_journal()
+    g.fail(f"the guest did not reboot by itself within {timeout} s (boots seen: {seen!r})")
+
+
+@pytest.mark.usefixtures("pkg_guest")
+class TestPackagesTimeDisksPower:
+    def test_rebooted_exactly_once(self, pkg_guest):
+        g = pkg_guest
+        assert len(g.boot_ids) == 2, f"boots: {g.boot_ids}"
+        assert "guestagent e2e reboots once" in g.console_text()
+        st = status(g)
+        steps = {s["name"]: s["result"] for r in st["runs"] for s in r["steps"]}
+        # nothing is left for the final stage on the second boot: it does not start,
+        # so power_state cannot act again
+        assert "final" not in {r["stage"] for r in st["runs"]}, st
+        assert "power_state" not in steps
+        time.sleep(20)  # a second reboot would have come by now
+        assert g.boot_id() == g.boot_ids[-1], "the guest rebooted again"
+        assert g.ssh(f"cat {BOOTS}").stdout.split() == g.boot_ids
+
+    def test_package_installed_from_the_local_repository(self, pkg_guest):
+        g = pkg_guest
+        res = g.ssh(f"dpkg-query -W -f='${{Status}} ${{Version}}' {PACKAGE}")
+        assert res.stdout == "install ok installed 1.0"
+        assert g.ssh(f"cat /var/tmp/{PACKAGE}.out").stdout == f"hello from {PACKAGE}\n"
+        assert g.ssh("cat /etc/apt/sources.list.d/ga-e2e.list").stdout == \
+            f"deb [trusted=yes] http://10.0.2.2:{REPO_PORT}/ ./\n"
+        log = g.ssh("sudo -n cat /var/log/guestagent-packages.log").stdout
+        assert "apt-get" in log and f"Setting up {PACKAGE} (1.0)" in log
+        # the image's own sources were unreachable, and apt installed anyway
+        assert "Failed to fetch" in log or "Err:" in log, log[-2000:]
+
+    def test_timezone(self, pkg_guest):
+        g = pkg_guest
+        assert g.ssh("readlink /etc/localtime").stdout.strip() == \
+            "/usr/share/zoneinfo/America/Vancouver"
+        assert g.ssh("cat /etc/timezone").stdout == "America/Vancouver\n"
+        # the zone's current abbreviation and offset, from the guest's own tzdata
+        # (British Columbia's rules change: no fixed PST/PDT here)
+        now = g.ssh("date +%Z%z; TZ=America/Vancouver date +%Z%z").stdout.split()
+        assert now[0] == now[1] and not now[0].endswith("+0000"), now
+
+    def test_swap_file_is_on_after_the_reboot(self, pkg_guest):
+        g = pkg_guest
+        swaps = g.ssh("cat /proc/swaps").stdout
+        assert "/swapfile" in swaps, swaps
+        assert g.ssh("stat -c %a /swapfile").stdout.strip() == "600"
+
+    def test_ephemeral_disk_at_mnt(self, pkg_guest):
+        g = pkg_guest
+        src = g.ssh("findmnt -n -o SOURCE,FSTYPE /mnt", check=False).stdout.split()
+        assert src == ["/dev/vdb", "ext4"], \
+            f"/mnt: {src}; fstab:\n{g.ssh('cat /etc/fstab').stdout}"
+        fstab = g.ssh("cat /etc/fstab").stdout
+        assert "LABEL=ephemeral0\t/mnt\tauto\tdefaults,nofail,comment=guestagent" in fstab
+
+    def test_no_failed_units(self, pkg_guest):
+        check_no_failed_units(pkg_guest)

@@ -1,0 +1,60 @@
+"""A real Debian package and a flat apt repository holding it, made by the test.
+
+    repo = make_repo(tmp / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
+    # deb [trusted=yes] file:/path/to/repo ./       (or served over HTTP)
+
+The package is built with dpkg-deb and installs /usr/bin/<name>, a shell
+script.  The repository has a Packages index and a Release file with its
+checksum, which is all apt needs for a `[trusted=yes]` flat repository.
+"""
+
+import gzip
+import hashlib
+import os
+import subprocess
+
+
+def build_deb(workdir, name, version, script_body, arch="all"):
+    """Build NAME_VERSION_ARCH.deb with dpkg-deb; returns its path."""
+    tree = os.path.join(str(workdir), f"{name}-tree")
+    os.makedirs(os.path.join(tree, "DEBIAN"), exist_ok=True)
+    os.makedirs(os.path.join(tree, "usr", "bin"), exist_ok=True)
+    with open(os.path.join(tree, "DEBIAN", "control"), "w") as f:
+        f.write(f"Package: {name}\nVersion: {version}\nArchitecture: {arch}\n"
+                "Maintainer: guestagent tests <tests@example.invalid>\n"
+                "Description: a package built by the guestagent tests\n")
+    prog = os.path.join(tree, "usr", "bin", name)
+    with open(prog, "w") as f:
+        f.write("#!/bin/sh\n" + script_body + "\n")
+    os.chmod(prog, 0o755)
+    deb = os.path.join(str(workdir), f"{name}_{version}_{arch}.deb")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb],
+                   check=True, capture_output=True)
+    return deb
+
+
+def make_repo(repo, name, version, script_body):
+    """A flat repository in ``repo`` with one package; returns the directory."""
+    repo = str(repo)
+    os.makedirs(repo, exist_ok=True)
+    deb = build_deb(repo, name, version, script_body)
+    with open(deb, "rb") as f:
+        data = f.read()
+    fields = subprocess.run(["dpkg-deb", "--field", deb], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    stanza = (f"{fields}\nFilename: ./{os.path.basename(deb)}\nSize: {len(data)}\n"
+              f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n")
+    packages = stanza.encode()
+    with open(os.path.join(repo, "Packages"), "wb") as f:
+        f.write(packages)
+    with open(os.path.join(repo, "Packages.gz"), "wb") as f:
+        f.write(gzip.compress(packages, mtime=0))
+    lines = ["Origin: guestagent-tests", "Label: guestagent-tests", "Suite: ./",
+             "SHA256:"]
+    for fname in ("Packages", "Packages.gz"):
+        with open(os.path.join(repo, fname), "rb") as f:
+            body = f.read()
+        lines.append(f" {hashlib.sha256(body).hexdigest()} {len(body)} {fname}")
+    with open(os.path.join(repo, "Release"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return repo
