@@ -50,7 +50,8 @@ TIMINGS = []
 
 
 # What build-image makes when not told otherwise (its first choice of each).
-DEFAULT_VARIANT = {"suite": "bookworm", "init": "systemd", "fs": "ext4", "bus": "virtio"}
+DEFAULT_VARIANT = {"suite": "bookworm", "init": "systemd", "fs": "ext4", "bus": "virtio",
+                   "net": "networkd"}
 # Python in each suite (what the agent runs on there).
 SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 
@@ -58,9 +59,10 @@ SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 class Image:
     """A bootable raw disk plus the kernel, initrd and command line to boot it.
 
-    ``suite``, ``init``, ``fs``, ``bus``, ``layout``: the variant it was built
-    as; ``root_disk`` and ``root_device``: the guest's names for the root disk
-    and the device holding / (``/dev/nvme0n1p1``, ``/dev/mapper/vg0-root``)."""
+    ``suite``, ``init``, ``fs``, ``bus``, ``net``, ``layout``: the variant it
+    was built as (``net``: what runs DHCP, networkd or ifupdown's dhclient);
+    ``root_disk`` and ``root_device``: the guest's names for the root disk and
+    the device holding / (``/dev/nvme0n1p1``, ``/dev/mapper/vg0-root``)."""
 
     def __init__(self, out):
         self.dir = str(out)
@@ -80,6 +82,8 @@ class Image:
         self.init = variant["init"]
         self.fs = variant["fs"]
         self.bus = variant["bus"]
+        # SysV images always run ifupdown's dhclient
+        self.net = variant["net"] if self.init == "systemd" else "ifupdown"
         self.layout = variant["layout"]
         self.root_disk = variant["disk"]
         self.root_device = variant["root"]
@@ -90,7 +94,7 @@ class Image:
 
     def describe(self):
         return (f"Debian {self.suite} (Python {SUITE_PYTHON.get(self.suite, '?')}), {self.init}, "
-                f"{self.layout} {self.fs} root on {self.bus}")
+                f"{self.layout} {self.fs} root on {self.bus}, {self.net} network")
 
 
 def build_deb():
@@ -118,6 +122,17 @@ def variant_args(suite=None, init=None, fs=None, bus=None, net=None):
     return args
 
 
+def base_variant(suite=None, init=None, net=None, **_disk_options):
+    """The name of the base tree a variant's image is made from, as
+    ``build-image bases`` takes it: SUITE-INIT, or SUITE-systemd+ifupdown for
+    ``net="ifupdown"`` under systemd (ifupdown and isc-dhcp-client added).
+    The disk's options (fs, bus, layout) share their variant's tree."""
+    suite, init = suite or DEFAULT_VARIANT["suite"], init or DEFAULT_VARIANT["init"]
+    if init == "systemd" and net == "ifupdown":
+        return f"{suite}-{init}+ifupdown"
+    return f"{suite}-{init}"
+
+
 def build_base(suite=None, init=None):
     """The cached debootstrapped tree (built on first use; several minutes)."""
     res = subprocess.run([BUILD_IMAGE] + variant_args(suite, init) + ["base"],
@@ -128,7 +143,8 @@ def build_base(suite=None, init=None):
 
 
 def build_bases(variants):
-    """Build several base trees ("SUITE-INIT"), two at a time; waits for all."""
+    """Build several base trees ("SUITE-INIT[+NET]", see base_variant), two at
+    a time; waits for all."""
     res = subprocess.run([BUILD_IMAGE, "bases"] + list(variants), capture_output=True,
                          text=True)
     if res.returncode != 0:
