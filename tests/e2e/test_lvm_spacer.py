@@ -37,20 +37,21 @@ import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
-IMAGE = dict(layout="lvm-spacer", net="ifupdown")
-BASES = [harness.base_variant(**IMAGE)]
+# one scenario, so that whether CI boots it is said as for the others (scenarios.py)
+MATRIX = {"lvm-spacer": dict(image=dict(layout="lvm-spacer", net="ifupdown"), ci=True)}
 DNS = ["192.0.2.21", "192.0.2.22"]
 
 
-@pytest.fixture(scope="module")
-def spacer_guest(variant_image, keys, e2e_dir):
-    image = variant_image(**IMAGE)
-    d = e2e_dir / "lvm-spacer"
+@pytest.fixture(scope="class", params=sorted(MATRIX))
+def spacer_guest(request, variant_image, keys, e2e_dir):
+    name = request.param
+    image = variant_image(**MATRIX[name]["image"])
+    d = e2e_dir / name
     u = str(uuid.uuid4())
     tree = write_instance(d / "drive", u, "spacer-guest.novalocal",
                           [harness.public_key(keys["user"])], dns=DNS)
     iso = harness.config_drive_iso(tree, d / "config-2.iso")
-    with harness.Guest(image, d / "vm", "lvm-spacer", key=keys["user"],
+    with harness.Guest(image, d / "vm", name, key=keys["user"],
                        root_key=keys["debug"], config_drive=iso, disk_size=DISK,
                        instance_uuid=u) as g:
         g.wait_ssh()
