@@ -54,8 +54,8 @@ MATRIX = {
     "trixie-configdrive": dict(image=dict(suite="trixie"), source="configdrive", ci=True),
     "sysv-configdrive": dict(image=dict(init="sysvinit"), source="configdrive", ci=False),
     "sysv-metadata": dict(image=dict(init="sysvinit"), source="metadata", ci=False),
-    "xfs-nvme": dict(image=dict(fs="xfs", bus="nvme"), source="metadata", ci=False),
-    "btrfs-scsi": dict(image=dict(fs="btrfs", bus="scsi"), source="configdrive", ci=False),
+    "xfs-nvme": dict(image=dict(fs="xfs", bus="nvme"), source="metadata", ci=True),
+    "btrfs-scsi": dict(image=dict(fs="btrfs", bus="scsi"), source="configdrive", ci=True),
 }
 
 DNS = "192.0.2.57"
