@@ -101,6 +101,9 @@ def test_lines_with_clean_options_or_no_comment_are_accepted(line):
     ("nosuchoption " + ED1, "not an option sshd knows"),
     ('no-pty,,restrict ' + ED1, "empty option"),
     ("", "empty"),
+    # options followed only by whitespace str.strip(" \t") keeps (hypothesis found these)
+    ("no-pty \xa0", "options but no key"),
+    ('command="x" \u3000', "options but no key"),
 ])
 def test_bad_lines_are_refused_with_a_reason(line, why):
     with pytest.raises(ak.BadKey, match=why):

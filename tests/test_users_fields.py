@@ -239,11 +239,11 @@ def test_cmd_runs_nothing_for_a_refused_name(root):
 
 def test_a_dotted_user_name_is_created_as_useradd_allows(root):
     """shadow's useradd (Debian, RHEL) takes "first.last"; cloud users write it."""
-    changes = run(root, """
+    changes = run(root, f"""
 users:
   - name: dev.user
-    ssh_authorized_keys: [%s]
-""" % ED2)
+    ssh_authorized_keys: [{ED2}]
+""")
     assert "dev.user" in table(root, "passwd")
     keys = (root / "home" / "dev.user" / ".ssh" / "authorized_keys").read_text()
     assert ED2 in keys

@@ -63,9 +63,9 @@ def parse(line):
     first = line.split(None, 1)[0]
     if first not in KEY_TYPES:
         options, line = _split_options(line)
-        if not line:
-            raise BadKey("options but no key")
     fields = line.split(None, 2)
+    if not fields:  # nothing, or only non-ASCII whitespace, after the options
+        raise BadKey("options but no key")
     keytype = fields[0]
     if keytype not in KEY_TYPES:
         raise BadKey(f"unknown key type {_short(keytype)!r}")
