@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 
+from .mount_table import parse_mountinfo
 from .root_paths import RootPaths, UnsafePathError, relative
 
 
@@ -159,17 +160,28 @@ class RootFiles(RootPaths):
         finally:
             os.close(dfd)
 
-    def open_append(self, path, mode=0o644):
+    def open_append(self, path, mode=0o644, readable=False):
         """A descriptor open for appending to the regular file ``path`` (created
-        when missing), reached without following untrusted links."""
+        when missing), reached without following untrusted links;
+        ``readable``: also open for reading (a log read back with pread)."""
+        access = os.O_RDWR if readable else os.O_WRONLY
+        return self._open_regular(path, access | os.O_APPEND, mode)
+
+    def open_rw(self, path, mode=0o600):
+        """A read-write descriptor on the regular file ``path`` (created when
+        missing, never truncated), reached without following untrusted links:
+        for a file the caller holds open and locks (the runner's lock)."""
+        return self._open_regular(path, os.O_RDWR, mode)
+
+    def _open_regular(self, path, flags, mode):
         parent, name = os.path.split(relative(path))
         if not name:
             raise UnsafePathError(errno.EINVAL, "not a file path", path)
         dfd = self.open_dir(parent, create=True)
         try:
             # O_NONBLOCK: opening a FIFO for writing would wait for a reader
-            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
-                         | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=dfd)
+            fd = os.open(name, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC, mode, dir_fd=dfd)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise UnsafePathError(errno.ELOOP, "refusing to write: a symlink",
@@ -213,6 +225,30 @@ class RootFiles(RootPaths):
         finally:
             os.close(fd)
 
+    def set_mode(self, path, mode, uid=None, gid=None):
+        """Set the mode (and owner) of the existing regular file ``path``
+        through a descriptor opened without following a link, so a link
+        swapped in cannot redirect them."""
+        parent, name = os.path.split(relative(path))
+        dfd = self.open_dir(parent)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePathError(errno.ELOOP, "refusing to change a symlink",
+                                      "/" + relative(path)) from None
+            raise
+        finally:
+            os.close(dfd)
+        try:
+            _require_regular(fd, "/" + relative(path), "change")
+            if uid is not None or gid is not None:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
     def lchown(self, path, uid, gid):
         """Change the owner of ``path`` itself (a symlink is never followed)."""
         os.chown(self.path(path), uid, gid, follow_symlinks=False)
@@ -241,6 +277,33 @@ class RootFiles(RootPaths):
             return sorted(os.listdir(host))
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+    def is_file(self, path, executable=False):
+        """Is ``path`` a regular file (links resolved inside the root)?
+        ``executable``: one its owner may run, as a command found there."""
+        host = self.resolve(path)
+        if host is None or not os.path.isfile(host):
+            return False
+        return not executable or os.access(host, os.X_OK)
+
+    def read_attribute(self, path):
+        """The text of a small kernel or config file (a /sys attribute), or
+        '' when it is missing or refuses to be read (sysfs answers some reads
+        with EINVAL)."""
+        try:
+            return self.read_text(path, default="")
+        except OSError:
+            return ""
+
+    def statvfs(self, path):
+        """os.statvfs of the filesystem holding ``path`` inside the root."""
+        return os.statvfs(self.path(path))
+
+    def mounts(self):
+        """The mount table (guestagent.mount_table.Mount list) of
+        /proc/self/mountinfo inside the root; [] where there is none."""
+        return parse_mountinfo(self.read_attribute("/proc/self/mountinfo"))
+
 
 def _require_regular(fd, path, what="read"):
     st = os.fstat(fd)

@@ -47,6 +47,38 @@ class RootPaths:
             raise UnsafePathError(errno.ELOOP, "too many levels of symbolic links", path)
         return host
 
+    def command_path(self, path):
+        """Host path of ``path`` for a command, refusing one that leaves the root.
+
+        Commands resolve links on the host: under --root, a tree whose /etc (or
+        /etc/ssh) is a link would have useradd or ssh-keygen change the host's
+        files, so any link on the way is refused.
+        """
+        host = self.path(path)
+        if self.live:
+            return host
+        real_root = os.path.realpath(self.root)
+        expected = os.path.join(real_root, host[len(self.root):].lstrip("/"))
+        if os.path.realpath(host) != expected.rstrip("/"):
+            raise UnsafePathError(errno.ELOOP, "refusing: a symlink on the way would take "
+                                  "commands outside the root", path)
+        return host
+
+    def check_tool_path(self, path, tool):
+        """Refuse (UnsafePathError naming ``path``) when a host tool given
+        ROOT/``path`` would follow a link in the image out of the root.
+
+        A tool run with --prefix cannot be confined: it resolves the image's
+        absolute links (``/home -> /srv/home``) on the host.  So the path is
+        checked the way the tool will see it, before the tool runs."""
+        if self.live:
+            return
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
+        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+            raise UnsafePathError(errno.EXDEV, f"refusing to run {tool}: {path} in the image "
+                                  f"leads to {real}, outside the root", path)
+
     def open_dir(self, path, create=False, mode=0o755, trusted_uids=(0,)):
         """Open a directory inside the root without following untrusted links."""
         parts = [p for p in relative(path).split("/") if p]

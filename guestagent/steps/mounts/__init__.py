@@ -137,7 +137,7 @@ def _swapfile(ctx, cfg, changes):
         return path
     if size == "auto":
         size = auto_swap_size(_memory(), cfg.get("maxsize"),
-                              _free_bytes(system.path(os.path.dirname(path) or "/")))
+                              _free_bytes(system, os.path.dirname(path) or "/"))
     elif cfg.get("maxsize"):
         size = min(size, cfg["maxsize"])
     mib = int(size // (1024 * 1024))
@@ -154,7 +154,7 @@ def _swapfile(ctx, cfg, changes):
         system.remove(path)
         raise RuntimeError(f"cannot make swap file {path} of {mib} MiB: "
                            + (res.stderr or res.stdout or "").strip()[-200:])
-    os.chmod(host, 0o600)
+    system.set_mode(path, 0o600)
     res = system.run(["mkswap", host], timeout=120)
     if res.returncode != 0:
         system.remove(path)
@@ -179,6 +179,7 @@ def auto_swap_size(memory, maxsize, free):
 
 
 def _memory():
+    # the machine's memory, not a file of the image: the host's /proc even under --root
     with open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal:"):
@@ -186,8 +187,8 @@ def _memory():
     return 0
 
 
-def _free_bytes(path):
-    st = os.statvfs(path)
+def _free_bytes(system, path):
+    st = system.statvfs(path)
     return st.f_frsize * st.f_bfree
 
 
@@ -200,8 +201,7 @@ def _activate(system, entries):
     generator has the new lines anyway."""
     done = []
     active_swaps = system.read_text("/proc/swaps", default="")
-    mounted = {ln.split()[1] for ln in system.read_text("/proc/mounts", default="")
-               .splitlines() if len(ln.split()) > 1}
+    mounted = {m.mountpoint for m in system.mounts()}
     for e in entries:
         if e[2] == "swap":
             if e[0] in active_swaps:
