@@ -271,6 +271,7 @@ def _growpart_failure(argv, res):
 
 
 def _fs_size(mountpoint):
+    # a live host mount point: growroot grows this machine's disks, not a tree's
     st = os.statvfs(mountpoint)
     return st.f_blocks * st.f_frsize
 
