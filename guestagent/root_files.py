@@ -173,27 +173,27 @@ class RootFiles(RootPaths):
         for a file the caller holds open and locks (the runner's lock)."""
         return self._open_regular(path, os.O_RDWR, mode)
 
-    def _open_regular(self, path, flags, mode):
+    def _open_regular(self, path, flags, mode=0o600, create=True, what="write"):
         parent, name = os.path.split(relative(path))
         if not name:
             raise UnsafePathError(errno.EINVAL, "not a file path", path)
-        dfd = self.open_dir(parent, create=True)
+        dfd = self.open_dir(parent, create=create)
         try:
             # O_NONBLOCK: opening a FIFO for writing would wait for a reader
-            fd = os.open(name, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                         | os.O_CLOEXEC, mode, dir_fd=dfd)
+            fd = os.open(name, flags | (os.O_CREAT if create else 0) | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=dfd)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise UnsafePathError(errno.ELOOP, "refusing to write: a symlink",
+                raise UnsafePathError(errno.ELOOP, f"refusing to {what}: a symlink",
                                       "/" + relative(path)) from None
             if e.errno == errno.ENXIO:
-                raise UnsafePathError(errno.ENXIO, "refusing to write: not a regular file",
+                raise UnsafePathError(errno.ENXIO, f"refusing to {what}: not a regular file",
                                       "/" + relative(path)) from None
             raise
         finally:
             os.close(dfd)
         try:
-            _require_regular(fd, "/" + relative(path), "write")
+            _require_regular(fd, "/" + relative(path), what)
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
@@ -229,20 +229,8 @@ class RootFiles(RootPaths):
         """Set the mode (and owner) of the existing regular file ``path``
         through a descriptor opened without following a link, so a link
         swapped in cannot redirect them."""
-        parent, name = os.path.split(relative(path))
-        dfd = self.open_dir(parent)
+        fd = self._open_regular(path, os.O_RDONLY, create=False, what="change")
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                         dir_fd=dfd)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise UnsafePathError(errno.ELOOP, "refusing to change a symlink",
-                                      "/" + relative(path)) from None
-            raise
-        finally:
-            os.close(dfd)
-        try:
-            _require_regular(fd, "/" + relative(path), "change")
             if uid is not None or gid is not None:
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
