@@ -441,11 +441,12 @@ class Guest:
             res = self.ssh("sudo -n systemctl is-system-running --wait", check=False,
                            timeout=timeout)
             return res.stdout.strip()
-        # [c] and [e]: the patterns must not match this very shell's command line
+        # [c] and [e]: the patterns must not match this very shell's command
+        # line; /sbin/runlevel: /sbin is not on a user's PATH on Debian
         script = (f"for i in $(seq {timeout // 2}); do "
-                  "if runlevel | grep -q ' 2$' && ! pgrep -f '/etc/init.d/r[c] ' >/dev/null "
+                  "if /sbin/runlevel | grep -q ' 2$' && ! pgrep -f '/etc/init.d/r[c] ' >/dev/null "
                   "&& ! pgrep -f 'guestagent --onc[e]' >/dev/null; then echo running; exit 0; "
-                  "fi; sleep 1; done; echo starting; runlevel; ps -ef")
+                  "fi; sleep 1; done; echo starting; /sbin/runlevel; ps -ef")
         return self.ssh(script, check=False, timeout=timeout).stdout.strip()
 
     def failed_services(self):

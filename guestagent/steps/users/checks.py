@@ -26,6 +26,8 @@ from ...userdata.checks import (
     comma_list,
     describe,
     fields,
+    normalise_dashes,
+    placeholder,
     str_list,
 )
 
@@ -60,7 +62,9 @@ def user_name(value):
         raise Bad("a user name")
     name = value.strip()
     if not accounts.valid_name(name):
-        raise Refused(f"{shown(name)} is not a valid account name (lower-case letters, "
+        hint = placeholder(name)
+        raise Refused(f"{shown(name)} is not a valid account name: it {hint}" if hint else
+                      f"{shown(name)} is not a valid account name (lower-case letters, "
                       "digits, _, - and ., starting with a letter or _, at most 32)")
     return name
 
@@ -70,7 +74,9 @@ def group_name(value):
         raise Bad("a group name")
     name = value.strip()
     if not accounts.valid_name(name):
-        raise Refused(f"{shown(name)} is not a valid group name")
+        hint = placeholder(name)
+        raise Refused(f"{shown(name)} is not a valid group name" + (f": it {hint}" if hint
+                                                                      else ""))
     if name in PRIVILEGED_GROUPS:
         raise Refused(f"membership of {name} is root in all but name")
     return name
@@ -167,8 +173,53 @@ USER_FIELDS = {
 }
 
 
+# Fields users put in a user entry that cloud-init does not read there.
+_MISTAKEN = {
+    "ssh_pwauth": "it is a top-level key (password logins over SSH for all users), "
+                  "so sshd's setting is left as it is",
+    "password": "a user entry takes 'plain_text_passwd' (or 'passwd' for a hash); the "
+                "top-level 'password' is the default user's",
+}
+
+
+def _keep_good_entries(item, where, notes):
+    """`groups` and `ssh_authorized_keys` lose only their bad entries, said one by one.
+
+    `groups: users, root` keeps `users`; a key list holding a bare `-` keeps
+    the keys around it.  A field left with nothing is dropped.
+    """
+    item = dict(item)
+    groups = item.get("groups")
+    if isinstance(groups, str) or (isinstance(groups, list)
+                                   and all(isinstance(g, str) for g in groups)):
+        kept, refused = [], []
+        for name in comma_list(groups):
+            if not accounts.valid_name(name):
+                hint = placeholder(name)
+                refused.append((name, "not a valid group name" + (f": it {hint}" if hint
+                                                                  else "")))
+            elif name in PRIVILEGED_GROUPS:
+                refused.append((name, "root-equivalent (membership of it is root in all "
+                                      "but name)"))
+            else:
+                kept.append(name)
+        for name, why in refused:
+            notes.append(Note(f"{where}: group {shown(name)} refused: {why}"
+                              + ("; the other groups kept" if kept else ""), INVALID))
+        item["groups"] = kept or None
+    keys = item.get("ssh_authorized_keys")
+    if isinstance(keys, list) and any(isinstance(k, str) for k in keys):
+        for n, k in enumerate(keys, 1):
+            if not isinstance(k, str):
+                notes.append(Note(f"{where}: 'ssh_authorized_keys' entry {n} is "
+                                  f"{describe(k)}, not a key; skipped", INVALID))
+        item["ssh_authorized_keys"] = [k for k in keys if isinstance(k, str)]
+    return item
+
+
 def check_user_entry(item, where, notes, name_required=True):
     """One user mapping: USER_FIELDS checked, '-' read as '_' as cloud-init does."""
+    item = _keep_good_entries(normalise_dashes(item, where, notes), where, notes)
     home = item.get("home")
     if home is not None:
         item = {k: v for k, v in item.items() if k != "home"}
@@ -179,8 +230,18 @@ def check_user_entry(item, where, notes, name_required=True):
         else:
             notes.append(Note(f"{where}: 'home' is not a cloud-init field, and cloud-init "
                               "ignores it too: use 'homedir'", UNSUPPORTED))
+    if "create_home" in item:
+        create_home = item["create_home"]
+        item = {k: v for k, v in item.items() if k != "create_home"}
+        if create_home is True and not item.get("no_create_home") and not item.get("system"):
+            notes.append(Note(f"{where}: 'create_home' is not a cloud-init field (cloud-init "
+                              "ignores it); the home is made anyway, as by default", IGNORED))
+        else:
+            notes.append(Note(f"{where}: 'create_home' is not a cloud-init field, and "
+                              "cloud-init ignores it too: a home is made unless "
+                              "'no_create_home' or 'system' is true", UNSUPPORTED))
     out = fields(item, USER_FIELDS, where, notes,
-                 required=("name",) if name_required else (), dashes=True)
+                 required=("name",) if name_required else (), mistaken=_MISTAKEN)
     if out.get("ssh_import_id"):
         notes.append(Note(f"{where}: {_IMPORT_NOTICE}", NOTICE))
     return out
