@@ -114,10 +114,13 @@ def release(system):
     /etc/resolv.conf itself is left as it is: its owner rewrites it.
     """
     changes = []
-    for path in (RESOLVED_DROPIN, NM_DROPIN, DHCLIENT_HOOK):
+    for path, unit in ((RESOLVED_DROPIN, "systemd-resolved"), (NM_DROPIN, "NetworkManager"),
+                       (DHCLIENT_HOOK, None)):
         if system.exists(path):
             system.remove(path)
             changes.append(f"removed {path}")
+            if unit and system.live:
+                _reload(system, unit)
     if _ours(system.read_text(DHCLIENT_HOOK_FILE, default="")):
         system.remove(DHCLIENT_HOOK_FILE)
         changes.append(f"removed {DHCLIENT_HOOK_FILE}")

@@ -444,6 +444,31 @@ def test_a_later_instance_without_dns_takes_the_agents_configuration_out(root):
         step.run(StepContext(root, md()))
 
 
+def test_taking_a_drop_in_out_reloads_its_owner_on_a_live_system(root, tmp_path, monkeypatch):
+    """Removing the drop-in alone would leave systemd-resolved and NetworkManager
+    serving the old instance's servers until they next start: the live agent
+    reloads each owner whose drop-in it took out (a systemctl stand-in on PATH
+    records it; the host's own must not be driven by a test)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for dropin in (resolver.RESOLVED_DROPIN, resolver.NM_DROPIN):
+        (root / dropin.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / dropin.lstrip("/")).write_text("[Resolve]\n")
+    changes = step.run(StepContext(root, md(), live=True))
+    assert sorted(changes) == [f"removed {resolver.NM_DROPIN}",
+                               f"removed {resolver.RESOLVED_DROPIN}"]
+    assert calls.read_text().splitlines() == ["try-reload-or-restart systemd-resolved",
+                                              "try-reload-or-restart NetworkManager"]
+    calls.unlink()
+    with pytest.raises(Skip, match="no DNS servers"):
+        step.run(StepContext(root, md(), live=True))
+    assert not calls.exists()  # nothing taken out: nothing to reload
+
+
 def test_options_alone_would_not_outlast_a_dhcp_client(root):
     with_dhclient(root)
     before = (root / "etc/resolv.conf").read_text()
