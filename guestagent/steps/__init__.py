@@ -87,3 +87,21 @@ class Skip(Exception):
 class FailedButDone(RuntimeError):
     """The step failed, but is done for this instance: a reboot must not run it
     again (the runner records the failure and marks the step done)."""
+
+
+def changes_or_failure(step, changes, problems, failure="", unchanged=""):
+    """How a step that does several things ends: its ``changes``; where any of
+    it went wrong, FailedButDone saying ``failure`` (default: the ``problems``
+    joined), the changes made beside them logged first, since a failed step
+    returns none; Skip(``unchanged``), where that is given, when nothing
+    changed."""
+    if problems:
+        import logging
+
+        log = logging.getLogger(f"{__name__}.{step}")
+        for change in changes:
+            log.info("%s: %s", step, change)
+        raise FailedButDone(failure or "; ".join(problems))
+    if unchanged and not changes:
+        raise Skip(unchanged)
+    return changes

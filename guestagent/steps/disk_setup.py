@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, Skip, changes_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,8 @@ def run(ctx):
             changes += _filesystem(ctx.system, spec)
         except RuntimeError as e:
             problems.append(f"fs_setup entry {n} ({spec.get('device')}): {e}")
-    if problems:
-        for c in changes:
-            log.info("disk_setup: %s", c)
-        raise FailedButDone("; ".join(problems))
-    if not changes:
-        raise Skip("every disk and filesystem asked for is there already")
-    return changes
+    return changes_or_failure("disk_setup", changes, problems,
+                              unchanged="every disk and filesystem asked for is there already")
 
 
 def device_path(system, name):

@@ -13,7 +13,7 @@ own repositories are never overwritten).  Keys are the repository's own
 import logging
 import re
 
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, Skip, changes_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,8 @@ def run(ctx):
             continue
         ctx.system.write_file(path, text, mode=0o644)
         changes.append(f"wrote {path}")
-    if problems:
-        for c in changes:
-            log.info("yum_repos: %s", c)
-        raise FailedButDone("; ".join(problems))
-    if not changes:
-        raise Skip("every repository's .repo file exists already")
-    return changes
+    return changes_or_failure("yum_repos", changes, problems,
+                              unchanged="every repository's .repo file exists already")
 
 
 def render(repo_id, fields):
