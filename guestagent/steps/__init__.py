@@ -89,6 +89,14 @@ class FailedButDone(RuntimeError):
     again (the runner records the failure and marks the step done)."""
 
 
+def asked_for(ctx, key):
+    """#cloud-config ``key``'s value; Skip where the user-data does not ask for it."""
+    value = ctx.cloud_config.get(key)
+    if not value:
+        raise Skip(f"no {key} in #cloud-config")
+    return value
+
+
 def changes_or_failure(step, changes, problems, failure="", unchanged=""):
     """How a step that does several things ends: its ``changes``; where any of
     it went wrong, FailedButDone saying ``failure`` (default: the ``problems``

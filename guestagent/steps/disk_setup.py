@@ -39,11 +39,8 @@ _SFDISK_TYPES = {"82": "S", "83": "L", "8e": "V", "fd": "R"}
 
 
 def check_disk_setup(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
-        raise Bad("a mapping of devices to {table_type, layout, overwrite}")
-    return {k: dict(v) for k, v in value.items()}
+    from ..userdata.checks import mapping_of_mappings
+    return mapping_of_mappings(value, "a mapping of devices to {table_type, layout, overwrite}")
 
 
 def check_fs_setup(value, key=None, warnings=None):

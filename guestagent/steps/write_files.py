@@ -21,7 +21,7 @@ from ..accounts import groups as read_groups
 from ..accounts import users as read_users
 from ..log import shown
 from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
-from . import PER_INSTANCE, Skip, changes_or_failure
+from . import PER_INSTANCE, Skip, asked_for, changes_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ class BadEntry(ValueError):
 def run(ctx):
     if not ctx.config.getbool("userdata", "enabled"):
         raise Skip("user-data is turned off ([userdata] enabled = no)")
-    entries = ctx.cloud_config.get("write_files")
-    if not entries:
-        raise Skip("no write_files in #cloud-config")
+    entries = asked_for(ctx, "write_files")
     accounts = _Accounts(ctx.system)
     max_bytes = ctx.config.getint("userdata", "max_bytes")
     if not isinstance(entries, list):

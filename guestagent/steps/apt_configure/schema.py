@@ -19,23 +19,11 @@
 The old keys are folded into the `apt` form by the step.
 """
 
-from ...userdata.checks import Bad
+from ...userdata.checks import Bad, boolean, str_list, string
 
 _SOURCE_FIELDS = ("source", "key", "keyid", "keyserver", "filename", "append")
 _MIRROR_FIELDS = ("arches", "uri", "search", "search_dns")
 _MAX_NAMED = 20
-
-
-def string(value, key=None, warnings=None):
-    if not isinstance(value, str):
-        raise Bad("a string")
-    return value
-
-
-def boolean(value, key=None, warnings=None):
-    if not isinstance(value, bool):
-        raise Bad("true or false")
-    return value
 
 
 def apt(value, key, warnings):
@@ -135,11 +123,11 @@ def _source(item, where, warnings):
 
 
 def string_list(value, key=None, warnings=None):
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise Bad("a list of URLs")
-    return list(value)
+    """apt_mirror_search: one URL or a list of them."""
+    try:
+        return str_list(value)
+    except Bad:
+        raise Bad("a list of URLs") from None
 
 
 def search_dns(value, key, warnings):
