@@ -62,10 +62,7 @@ def _mirrors(value, where, warnings):
     if not isinstance(value, list):
         raise Bad("a list of {arches, uri}")
     out = []
-    for n, item in enumerate(value, 1):
-        if not isinstance(item, dict):
-            warnings.append(f"{where} entry {n} is not a mapping; skipped")
-            continue
+    for n, item in _mappings(value, where, warnings):
         entry = {}
         for field, v in item.items():
             if field not in _MIRROR_FIELDS:
@@ -142,10 +139,15 @@ def apt_sources(value, key, warnings):
     """The old list form: [{source, filename, key, keyid, keyserver}]."""
     if not isinstance(value, list):
         raise Bad("a list of {source, filename, key, ...}")
-    out = []
-    for n, item in enumerate(value, 1):
-        if not isinstance(item, dict):
-            warnings.append(f"#cloud-config apt_sources entry {n} is not a mapping; skipped")
-            continue
-        out.append(_source(item, f"#cloud-config apt_sources entry {n}", warnings))
-    return out
+    return [_source(item, f"#cloud-config apt_sources entry {n}", warnings)
+            for n, item in _mappings(value, "#cloud-config apt_sources", warnings)]
+
+
+def _mappings(entries, where, warnings):
+    """(n, entry) for each mapping in the list ``entries``, counting from 1; any
+    other entry is skipped with a warning, in turn with what the caller notes."""
+    for n, item in enumerate(entries, 1):
+        if isinstance(item, dict):
+            yield n, item
+        else:
+            warnings.append(f"{where} entry {n} is not a mapping; skipped")
