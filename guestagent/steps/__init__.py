@@ -20,6 +20,10 @@ and the per-instance "done" markers (after a change, a Skip or a
 FailedButDone; never after any other failure, so that is retried).  A final step may also define
 ``pending(ctx) -> bool`` (is there anything to run?), which the config stage
 asks so the final unit does not start on a boot with nothing to do.
+
+Two helpers here serve the steps alike: `asked_for` (the #cloud-config
+value, or Skip when the user-data does not ask), and `changes_or_failure`
+(how a step that does several things ends when some of them failed).
 """
 
 PER_BOOT = "per-boot"
