@@ -39,8 +39,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.normpath(os.path.join(REPO, "..", "shared", "corpus", "cloud-config"))
 MAX = 16 << 20
 TARGET = 0.95
-FLOOR_PUBLISHED = 77    # documents fully handled: ratchets, never lowered
-FLOOR_RENDERED = 93
+FLOOR_PUBLISHED = 78    # documents fully handled: ratchets, never lowered
+FLOOR_RENDERED = 94
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir(os.path.join(CORPUS, "userdata")),

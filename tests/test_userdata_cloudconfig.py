@@ -34,6 +34,15 @@ GOOD = [
                       "domain": "a.org", "options": {"rotate": True, "timeout": 1}}}),
     ("growpart: {mode: auto, devices: [/, /var]}",
      {"growpart": {"mode": "auto", "devices": ["/", "/var"]}}),
+    # cloud-init reads these through get_cfg_option_bool: quoted words and 0/1 count
+    ("package_update: 'true'\npackage_upgrade: 'False'\npackage_reboot_if_required: 1",
+     {"package_update": True, "package_upgrade": False, "package_reboot_if_required": True}),
+    ("apt_update: ' Yes '\napt_upgrade: 'off'\npreserve_hostname: '0'\n"
+     "manage_resolv_conf: 'on'",
+     {"apt_update": True, "apt_upgrade": False, "preserve_hostname": False,
+      "manage_resolv_conf": True}),
+    ("write_files: [{path: /etc/a, append: 'true', defer: 'no'}]",
+     {"write_files": [{"path": "/etc/a", "append": True, "defer": False}]}),
     ("growpart: {mode: off}", {"growpart": {"mode": False}}),  # YAML 1.1: off is false
     ("growpart: {mode: 'off'}", {"growpart": {"mode": "off"}}),
     ("resize_rootfs: true", {"resize_rootfs": True}),
@@ -60,10 +69,12 @@ BAD = [
     ("hostname: 1234", "hostname", "a string"),
     ("fqdn: {a: 1}", "fqdn", "a string"),
     ("preserve_hostname: maybe", "preserve_hostname", "true or false"),
+    ("package_update: 'y'", "package_update", "true or false"),  # not cloud-init's word
+    ("package_upgrade: 2", "package_upgrade", "true or false"),
     ("write_files: /etc/x", "write_files", "a list of files"),
     ("runcmd: echo hi", "runcmd", "a list of commands"),
     ("bootcmd: {a: 1}", "bootcmd", "a list of commands"),
-    ("manage_resolv_conf: 1", "manage_resolv_conf", "true or false"),
+    ("manage_resolv_conf: 2", "manage_resolv_conf", "true or false"),
     ("resolv_conf: [1.1.1.1]", "resolv_conf", "a mapping"),
     ("growpart: auto", "growpart", "a mapping"),
     ("resize_rootfs: sometimes", "resize_rootfs", "true or false"),
@@ -189,10 +200,28 @@ def test_resolv_conf_and_growpart_fields():
 # -- unknown keys, documents that are not mappings, bad YAML ---------------------
 
 def test_unknown_keys_are_named_in_one_warning():
-    config, warnings = cc("puppet: {}\nhostname: h\nchef: {}\n1: x\nlandscape: {}\n")
+    """cloud-init's keys the agent lacks in one note, keys nobody knows (typos) in another."""
+    config, warnings = cc("puppet: {}\nhostname: h\nchef: {}\n1: x\nlandscape: {}\n"
+                          "update: true\n")
     assert config == {"hostname": "h"}
     assert warnings == ["#cloud-config keys guestagent does not support, ignored: "
-                        "1, chef, landscape, puppet"]
+                        "chef, landscape, puppet",
+                        "#cloud-config keys neither guestagent nor cloud-init knows (a typo?), "
+                        "ignored: 1, update"]
+    assert all(w.kind == "unsupported" for w in warnings)
+
+
+def test_fields_cloud_init_does_not_know_get_the_right_spelling():
+    """`mode`/`permission` for write_files' `permissions`, `ssh_pwauth` inside a user:
+    cloud-init ignores them too; the note says what to write, and they stay not done."""
+    _, warnings = cc("write_files:\n  - {path: /etc/a, mode: '0600'}\n"
+                     "  - {path: /etc/b, permission: '0440'}\n"
+                     "users: [{name: u, ssh_pwauth: false}]\n")
+    assert len(warnings) == 3 and all(w.kind == "unsupported" for w in warnings)
+    assert "entry 1: 'mode' is not a cloud-init field" in warnings[0]
+    assert "the field is 'permissions'" in warnings[1]
+    assert "'ssh_pwauth' is not a cloud-init field" in warnings[2]
+    assert "top-level key" in warnings[2]
 
 
 @pytest.mark.parametrize("text, what", [("- a\n- b", "a list"), ("just text", "a string"),
@@ -205,6 +234,30 @@ def test_document_that_is_not_a_mapping(text, what):
 def test_invalid_yaml_says_where():
     config, [w] = cc("hostname: a\nruncmd: [unclosed\n")
     assert config == {} and "not valid YAML" in w and "line" in w
+
+
+def test_invalid_yaml_names_the_key_and_unrendered_template_syntax():
+    """Terraform's %{ for } left in: the line, the key it breaks and why, no text shown."""
+    _, [w] = cc("hostname: a\nruncmd:\n%{ for c in cmds ~}\n  - ${c}\n%{ endfor ~}\n")
+    assert "not valid YAML" in w and "at line 4, column 2" in w
+    assert "in key 'runcmd'" in w
+    assert "line 4 holds template syntax (%{...}): the template was not rendered" in w
+    assert "for c in" not in w and w.kind == "invalid"
+    _, [w] = cc("hostname: {{ vmname }}\n")
+    assert "in key 'hostname'" in w and "({{ ... }})" in w
+
+
+def test_invalid_yaml_names_an_unquoted_alias():
+    """`password: ******` (a redacted value) is a YAML alias: say so, not only the column."""
+    _, [w] = cc("users:\n  - name: u\n    password: ******\n")
+    assert "in key 'users'" in w
+    assert "the value on line 4 starts with '*'" in w and "quote the value" in w
+
+
+def test_a_string_where_a_boolean_belongs_names_a_placeholder():
+    _, [w] = cc("package_upgrade: ${update}\n")
+    assert "expected true or false, got a string that looks like an unfilled template " \
+           "placeholder (${...})" in w
 
 
 def test_yaml_tags_that_build_objects_are_refused():
@@ -241,6 +294,7 @@ def test_parts_merge_later_wins_and_lists_append():
         "resolv_conf": {"nameservers": ["192.0.2.1"]},  # top-level keys: later wins whole
         "manage_resolv_conf": True,
     }
-    assert len(ud.warnings) == 2
+    assert len(ud.warnings) == 3
     assert "'runcmd': expected a list of commands" in ud.warnings[0]
-    assert ud.warnings[1].endswith("ignored: landscape, weird")
+    assert ud.warnings[1].endswith("does not support, ignored: landscape")
+    assert ud.warnings[2].endswith("(a typo?), ignored: weird")

@@ -219,6 +219,47 @@ def test_home_is_not_a_cloud_init_field():
     assert b[0].kind == "unsupported" and "homedir" in b[0]
 
 
+def test_create_home_true_is_the_default_and_said_so(root):
+    """`create_home` is not a cloud-init field: cloud-init's useradd gets -m anyway
+    (no_create_home and system are what turn the home off).  `true` asks for
+    what happens; anything else asks for something neither agent does."""
+    text = ("users:\n  - {name: made, create_home: true}\n"
+            "  - {name: kept, create-home: false}\n"
+            "  - {name: sysacct, system: true, create_home: true}\n")
+    _, warnings = cloud_config(text)
+    by_user = {u: [w for w in warnings if f"'{u}'" in w] for u in ("made", "kept", "sysacct")}
+    assert [w.kind for w in by_user["made"]] == ["ignored"]
+    assert [w.kind for w in by_user["kept"]] == ["unsupported"]
+    assert "no_create_home" in by_user["kept"][0]
+    assert [w.kind for w in by_user["sysacct"]] == ["unsupported"]
+    run(root, text)
+    assert (root / "home/made").is_dir()
+    assert table(root, "passwd")["made"][5] == "/home/made"
+
+
+def test_unfilled_placeholders_are_named_as_such():
+    """Template variables that reached the instance unrendered: the note says so."""
+    _, warnings = cloud_config("users: [{name: '${username}'}, {name: '<< USERNAME >>'},"
+                               " {name: <user>}, {name: 'Bad:Name'}]\n"
+                               "groups: ['${group}']\n")
+    names = [w for w in warnings if "not a valid account name" in w]
+    assert len(names) == 4
+    assert "template placeholder (${...})" in names[0]
+    assert "template placeholder (<< ... >>)" in names[1]
+    assert "placeholder (<...>)" in names[2]
+    assert "placeholder" not in names[3] and "lower-case letters" in names[3]
+    assert any("not a valid group name" in w and "${...}" in w for w in warnings)
+
+
+def test_a_key_list_with_an_empty_entry_says_which_entry():
+    """`ssh_authorized_keys: [-  # SSH key]`: the key was left out, the list holds null."""
+    _, warnings = cloud_config("users:\n  - name: k\n    ssh_authorized_keys:\n"
+                               "      -  # SSH key\n")
+    [w] = warnings
+    assert "'ssh_authorized_keys' should be a list of strings, not a list whose entry 1 is " \
+           "empty" in w and w.kind == "invalid"
+
+
 def test_check_userdata_exit_codes_follow_the_fields(tmp_path, run_agent):
     f = tmp_path / "ud"
     f.write_text("#cloud-config\nusers: [{name: a, gecos: A, uid: 2000}]\n")

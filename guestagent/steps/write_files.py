@@ -20,7 +20,7 @@ import zlib
 from ..accounts import groups as read_groups
 from ..accounts import users as read_users
 from ..log import shown
-from ..userdata.checks import INVALID, Bad, Note, boolean, describe, fields, string
+from ..userdata.checks import INVALID, Bad, Note, cfg_bool, describe, fields, string
 from . import PER_INSTANCE, Skip, asked_for, changes_or_failure
 
 log = logging.getLogger(__name__)
@@ -237,8 +237,14 @@ def _check_path(value):
 
 
 FILE_FIELDS = {"path": _check_path, "content": _check_content, "encoding": _check_encoding,
-               "permissions": _check_permissions, "owner": string, "append": boolean,
-               "defer": boolean}
+               "permissions": _check_permissions, "owner": string, "append": cfg_bool,
+               "defer": cfg_bool}
+
+
+# What users write for `permissions`; cloud-init ignores these and writes 0644.
+_MISTAKEN = dict.fromkeys(("mode", "permission", "perms", "chmod"),
+                          "the default mode applies (0644 for a new file); the field is "
+                          "'permissions'")
 
 
 def check_write_files(value, key, notes):
@@ -251,7 +257,8 @@ def check_write_files(value, key, notes):
             notes.append(Note(f"{where} is {describe(item)}, not a mapping; skipped", INVALID))
             continue
         try:
-            out.append(fields(item, FILE_FIELDS, where, notes, required=("path",)))
+            out.append(fields(item, FILE_FIELDS, where, notes, required=("path",),
+                              mistaken=_MISTAKEN))
         except Bad:
             notes.append(Note(f"{where} has no path; skipped", INVALID))
     return out

@@ -52,11 +52,59 @@ class Refused(Bad):
     """The value is of the right type but hostile or unusable; the message says why."""
 
 
+_NAMES = {str: "a string", bool: "true/false", int: "a number", float: "a number",
+          list: "a list", dict: "a mapping", bytes: "binary data", type(None): "empty"}
+
+
 def describe(value):
-    """What kind of YAML value this is, in words ("a list", "true/false")."""
-    names = {str: "a string", bool: "true/false", int: "a number", float: "a number",
-             list: "a list", dict: "a mapping", bytes: "binary data", type(None): "empty"}
-    return names.get(type(value), type(value).__name__)
+    """What kind of YAML value this is, in words ("a list", "true/false").
+
+    A list with an entry that is not a string says which entry, so a key
+    list holding a bare `-` reads "a list whose entry 1 is empty".  A
+    string that is an unfilled template placeholder says so.
+    """
+    if isinstance(value, list):
+        for n, item in enumerate(value, 1):
+            if not isinstance(item, str):
+                return f"a list whose entry {n} is {describe(item)}"
+    what = _NAMES.get(type(value), type(value).__name__)
+    hint = placeholder(value)
+    return f"{what} that {hint}" if hint else what
+
+
+# Template syntax that reaches an instance only when the template was never
+# rendered (Terraform, Jinja, Go, ERB) or a placeholder was never replaced.
+_PLACEHOLDERS = (
+    ("${", "}", "${...}"), ("%{", "}", "%{...}"), ("{{", "}}", "{{ ... }}"),
+    ("{%", "%}", "{% ... %}"), ("<%", "%>", "<% ... %>"), ("<<", ">>", "<< ... >>"),
+)
+
+
+def placeholder(value):
+    """'looks like an unfilled template placeholder (${...})', or None.
+
+    Names the template syntax, never the text in it (user-data is secret).
+    A whole value `<username>` counts; `a<b` does not.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for start, end, shape in _PLACEHOLDERS:
+        i = text.find(start)
+        if i >= 0 and text.find(end, i + len(start)) >= 0:
+            return f"looks like an unfilled template placeholder ({shape})"
+    if len(text) > 2 and text[0] == "<" and text[-1] == ">" and "<" not in text[1:-1]:
+        return "looks like an unfilled placeholder (<...>)"
+    return None
+
+
+def template_syntax(line):
+    """The template syntax a line of text holds ('%{...}'), or None."""
+    for start, end, shape in _PLACEHOLDERS[:5]:
+        i = line.find(start)
+        if i >= 0 and (line.find(end, i + len(start)) >= 0 or start in ("%{", "{%")):
+            return shape
+    return None
 
 
 def named(names):
@@ -78,6 +126,30 @@ def boolean(value, key=None, notes=None):
     if not isinstance(value, bool):
         raise Bad("true or false")
     return value
+
+
+# cloud-init's util.TRUE_STRINGS / FALSE_STRINGS: what its get_cfg_option_bool
+# reads from a string (`package_update: "true"` from a template that quoted it).
+_TRUE_WORDS = ("true", "1", "on", "yes")
+_FALSE_WORDS = ("false", "0", "off", "no")
+
+
+def cfg_bool(value, key=None, notes=None):
+    """true/false, or a string or 0/1 as cloud-init's get_cfg_option_bool reads it.
+
+    For keys cloud-init reads through get_cfg_option_bool (package_update,
+    preserve_hostname, write_files' append ...).  cloud-init takes any other
+    string as false without a word; here it is refused by name instead.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS or word in _FALSE_WORDS:
+            return word in _TRUE_WORDS
+    raise Bad("true or false")
 
 
 def str_list(value, key=None, notes=None):
@@ -117,18 +189,26 @@ def mapping_of_mappings(value, what):
     return {k: dict(v) for k, v in value.items()}
 
 
-def fields(item, spec, where, notes, required=(), ignored=None, dashes=False):
+def fields(item, spec, where, notes, required=(), ignored=None, dashes=False, mistaken=None):
     """Check a mapping against {field: check}; drops bad fields, returns the good ones.
 
     ``ignored``: {field: why} accepted and left out with an IGNORED note.
     ``dashes``: ``ssh-authorized-keys`` is read as ``ssh_authorized_keys``, as
     cloud-init does for user entries.
+    ``mistaken``: {field: what to write instead} for fields users write that
+    cloud-init does not know either (`mode` for `permissions`): said with the
+    right spelling, still not done.
     """
     ignored = ignored or {}
+    mistaken = mistaken or {}
     if dashes:
         item = normalise_dashes(item, where, notes)
     out = {}
-    unknown = [k for k in item if k not in spec and k not in ignored]
+    for k in item:
+        if k in mistaken and k not in spec:
+            notes.append(Note(f"{where}: {k!r} is not a cloud-init field (cloud-init ignores "
+                              f"it too): {mistaken[k]}", UNSUPPORTED))
+    unknown = [k for k in item if k not in spec and k not in ignored and k not in mistaken]
     if unknown:
         notes.append(Note(f"{where}: fields guestagent does not support, ignored: "
                           + named(unknown), UNSUPPORTED))

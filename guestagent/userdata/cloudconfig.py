@@ -19,6 +19,7 @@ disagree.  Nothing here raises.
 """
 
 import importlib
+import re
 
 from . import checks
 from .checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, Bad, Note, describe, named
@@ -26,6 +27,8 @@ from .merging import BadMerge, merge_part, parse
 from .vendor import check_vendor_data
 
 MAX_DEPTH = 50
+_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]{0,63})\s*:")
+_VALUE = re.compile(r"^\s*(?:-\s+)?(?:[^:#'\"]+:\s+)?([*&])")
 
 # What check-userdata says about a key.
 DO = "do"            # a step acts on it
@@ -80,13 +83,13 @@ KEYS = {
     "ssh_pwauth":            Acts("passwords", "check_ssh_pwauth"),
     "hostname":              Acts("hostname", "check_name"),
     "fqdn":                  Acts("hostname", "check_name"),
-    "preserve_hostname":     Acts("hostname", checks.boolean),
+    "preserve_hostname":     Acts("hostname", checks.cfg_bool),
     "prefer_fqdn_over_hostname": Acts("hostname", checks.boolean),
     "manage_etc_hosts":      Acts("hostname", "check_manage_etc_hosts"),
     "write_files":           Acts("write_files", "check_write_files"),
     "runcmd":                Acts("runcmd", checks.commands),
     "bootcmd":               Acts("bootcmd", checks.commands),
-    "manage_resolv_conf":    Acts("resolv_conf", checks.boolean),
+    "manage_resolv_conf":    Acts("resolv_conf", checks.cfg_bool),
     "resolv_conf":           Acts("resolv_conf", "check_resolv_conf",
                                   after="resolv_conf_needs_manage"),
     "growpart":              Acts("growroot", "check_growpart"),
@@ -119,12 +122,12 @@ KEYS = {
     "apt_mirror_search_dns": Acts("apt_configure", "check_apt_mirror_search_dns"),
     "apt_preserve_sources_list": Acts("apt_configure", checks.boolean),
     "packages":              Acts("packages", "check_packages"),
-    "package_update":        Acts("packages", checks.boolean),
-    "package_upgrade":       Acts("packages", checks.boolean),
-    "package_reboot_if_required": Acts("packages", checks.boolean),
-    "apt_update":            Acts("packages", checks.boolean),
-    "apt_upgrade":           Acts("packages", checks.boolean),
-    "apt_reboot_if_required": Acts("packages", checks.boolean),
+    "package_update":        Acts("packages", checks.cfg_bool),
+    "package_upgrade":       Acts("packages", checks.cfg_bool),
+    "package_reboot_if_required": Acts("packages", checks.cfg_bool),
+    "apt_update":            Acts("packages", checks.cfg_bool),
+    "apt_upgrade":           Acts("packages", checks.cfg_bool),
+    "apt_reboot_if_required": Acts("packages", checks.cfg_bool),
     "power_state":           Acts("power_state", "check_power_state"),
     "merge_how":             Acts(None, "merge"),
     "merge_type":            Acts(None, "merge"),
@@ -241,9 +244,14 @@ def load_all(docs, warnings, reports=None):
         if act.after and key in merged:
             getattr(importlib.import_module(f"guestagent.steps.{act.step}"), act.after)(
                 merged, warnings)
-    if unsupported:
+    unknown = [k for k in unsupported if k not in CLOUD_INIT_KEYS]
+    known = [k for k in unsupported if k in CLOUD_INIT_KEYS]
+    if known:
         warnings.append(Note("#cloud-config keys guestagent does not support, ignored: "
-                             + named(unsupported), UNSUPPORTED))
+                             + named(known), UNSUPPORTED))
+    if unknown:
+        warnings.append(Note("#cloud-config keys neither guestagent nor cloud-init knows "
+                             "(a typo?), ignored: " + named(unknown), UNSUPPORTED))
     return merged
 
 
@@ -307,9 +315,39 @@ def _load_yaml(text, where, warnings, index=None):
         # the problem and the place, never the text around it (user-data is secret)
         mark = e.problem_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        warnings.append(Note(f"{where} is not valid YAML ({e.problem or 'syntax error'}{at}); "
-                             "ignored", INVALID, part=index))
+        context = _yaml_error_context(text, mark.line) if mark else ""
+        warnings.append(Note(f"{where} is not valid YAML ({e.problem or 'syntax error'}{at})"
+                             f"{context}; ignored", INVALID, part=index))
     except Exception as e:
         warnings.append(Note(f"{where} cannot be read as YAML ({type(e).__name__}); ignored",
                              INVALID, part=index))
     return None
+
+
+def _yaml_error_context(text, line):
+    """', in key 'write_files'; line 12 holds template syntax (%{...}) ...' or ''.
+
+    The top-level key the broken line belongs to, and whether that line (or
+    the one before, where YAML often notices late) holds template syntax
+    that was never rendered.  Key names and the kind of syntax only, never
+    the text (user-data is secret).
+    """
+    lines = text.splitlines()
+    said = []
+    for ln in reversed(lines[:line + 1]):
+        m = _TOP_KEY.match(ln)
+        if m:
+            said.append(f"in key {m.group(1)!r}")
+            break
+    for n in (line, line - 1):
+        shape = checks.template_syntax(lines[n]) if 0 <= n < len(lines) else None
+        if shape:
+            said.append(f"line {n + 1} holds template syntax ({shape}): the template was "
+                        "not rendered before it reached the instance")
+            break
+    else:
+        value = _VALUE.match(lines[line]) if line < len(lines) else None
+        if value and value.group(1) in "*&":
+            said.append(f"the value on line {line + 1} starts with {value.group(1)!r}, which "
+                        "YAML reads as an alias or anchor: quote the value")
+    return "".join(f", {s}" for s in said)

@@ -8,7 +8,7 @@ false or "unchanged".  Notes name users and fields, never a password.
 
 from ... import accounts, shadow
 from ...log import shown
-from ...userdata.checks import INVALID, UNSUPPORTED, Bad, Note, describe
+from ...userdata.checks import INVALID, UNSUPPORTED, Bad, Note, describe, placeholder
 
 TYPES = ("hash", "text", "RANDOM")
 _TRUE = ("true", "yes", "on", "1", "y")
@@ -104,8 +104,8 @@ def _user_item(item, where, notes):
         return None
     name = item.get("name")
     if not accounts.valid_name(name):
-        notes.append(Note(f"{where}: user name {shown(name)} is not a valid account name; "
-                          "skipped", INVALID))
+        notes.append(Note(f"{where}: user name {shown(name)} is not a valid account name"
+                          f"{_hint(name)}; skipped", INVALID))
         return None
     kind = item.get("type", "hash")
     if kind not in TYPES:
@@ -129,8 +129,8 @@ def _list_line(line, where, notes):
     name, password = line.split(":", 1)
     name = name.strip()
     if not accounts.valid_name(name):
-        notes.append(Note(f"{where}: user name {shown(name)} is not a valid account name; "
-                          "skipped", INVALID))
+        notes.append(Note(f"{where}: user name {shown(name)} is not a valid account name"
+                          f"{_hint(name)}; skipped", INVALID))
         return None
     if password in ("R", "RANDOM"):
         kind = "RANDOM"
@@ -150,3 +150,8 @@ def _entry(name, password, kind, where, notes):
                           INVALID))
         return None
     return {"name": name, "password": password, "type": kind}
+
+
+def _hint(name):
+    hint = placeholder(name)
+    return f" (it {hint})" if hint else ""

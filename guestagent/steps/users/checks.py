@@ -26,6 +26,7 @@ from ...userdata.checks import (
     comma_list,
     describe,
     fields,
+    placeholder,
     str_list,
 )
 
@@ -60,7 +61,9 @@ def user_name(value):
         raise Bad("a user name")
     name = value.strip()
     if not accounts.valid_name(name):
-        raise Refused(f"{shown(name)} is not a valid account name (lower-case letters, "
+        hint = placeholder(name)
+        raise Refused(f"{shown(name)} is not a valid account name: it {hint}" if hint else
+                      f"{shown(name)} is not a valid account name (lower-case letters, "
                       "digits, _, - and ., starting with a letter or _, at most 32)")
     return name
 
@@ -70,7 +73,9 @@ def group_name(value):
         raise Bad("a group name")
     name = value.strip()
     if not accounts.valid_name(name):
-        raise Refused(f"{shown(name)} is not a valid group name")
+        hint = placeholder(name)
+        raise Refused(f"{shown(name)} is not a valid group name" + (f": it {hint}" if hint
+                                                                      else ""))
     if name in PRIVILEGED_GROUPS:
         raise Refused(f"membership of {name} is root in all but name")
     return name
@@ -167,6 +172,15 @@ USER_FIELDS = {
 }
 
 
+# Fields users put in a user entry that cloud-init does not read there.
+_MISTAKEN = {
+    "ssh_pwauth": "it is a top-level key (password logins over SSH for all users), "
+                  "so sshd's setting is left as it is",
+    "password": "a user entry takes 'plain_text_passwd' (or 'passwd' for a hash); the "
+                "top-level 'password' is the default user's",
+}
+
+
 def check_user_entry(item, where, notes, name_required=True):
     """One user mapping: USER_FIELDS checked, '-' read as '_' as cloud-init does."""
     home = item.get("home")
@@ -179,8 +193,20 @@ def check_user_entry(item, where, notes, name_required=True):
         else:
             notes.append(Note(f"{where}: 'home' is not a cloud-init field, and cloud-init "
                               "ignores it too: use 'homedir'", UNSUPPORTED))
+    spelled = [k for k in ("create_home", "create-home") if k in item]
+    if spelled:
+        create_home = item[spelled[0]]
+        item = {k: v for k, v in item.items() if k not in spelled}
+        if create_home is True and not item.get("no_create_home") and not item.get("system"):
+            notes.append(Note(f"{where}: 'create_home' is not a cloud-init field (cloud-init "
+                              "ignores it); the home is made anyway, as by default", IGNORED))
+        else:
+            notes.append(Note(f"{where}: 'create_home' is not a cloud-init field, and "
+                              "cloud-init ignores it too: a home is made unless "
+                              "'no_create_home' or 'system' is true", UNSUPPORTED))
     out = fields(item, USER_FIELDS, where, notes,
-                 required=("name",) if name_required else (), dashes=True)
+                 required=("name",) if name_required else (), dashes=True,
+                 mistaken=_MISTAKEN)
     if out.get("ssh_import_id"):
         notes.append(Note(f"{where}: {_IMPORT_NOTICE}", NOTICE))
     return out
