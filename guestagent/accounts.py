@@ -7,13 +7,11 @@ image's.  Changes go through the distro's own tools (useradd, usermod); under
 host's (``--root`` would chroot and need the tools inside the tree).
 """
 
-import errno
 import logging
-import os
 import re
 from collections import namedtuple
 
-from .system import CommandFailed, CommandMissing, UnsafePathError
+from .system import CommandFailed, CommandMissing
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +150,7 @@ def ensure_user(system, name, shell="/bin/bash", extra_groups=(), options=None,
             # useradd -m makes the home itself, on the host's view of the
             # path: check where that leads before it runs
             target = options.get("homedir") or f"{_home_base(system)}/{name}"
-            check_tool_path(system, str(target), "useradd -m")
+            system.check_tool_path(str(target), "useradd -m")
         argv += _prefix(system, skel=home) + ["--", name]
         _run(system, argv, f"create user {name}")
         account = lookup(system, name)
@@ -268,47 +266,12 @@ _TOOL_PATHS = ("/etc", "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow
                "/var/log/lastlog", "/var/log/faillog")
 
 
-def check_tool_path(system, path, tool):
-    """Refuse (UnsafePathError naming ``path``) when a host tool given
-    ROOT/``path`` would follow a link in the image out of the root.
-
-    A tool run with --prefix cannot be confined: it resolves the image's
-    absolute links (``/home -> /srv/home``) on the host.  So the path is
-    checked the way the tool will see it, before the tool runs."""
-    if system.live:
-        return
-    real_root = os.path.realpath(system.root)
-    lexical = os.path.join(system.root, path.lstrip("/"))
-    real = os.path.realpath(lexical)
-    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-        raise UnsafePathError(errno.EXDEV, f"refusing to run {tool}: {path} in the image "
-                              f"leads to {real}, outside the root", path)
-
-
-def command_path(system, path):
-    """Host path of ``path`` for a command, refusing one that leaves the root.
-
-    Commands resolve links on the host: under --root, a tree whose /etc (or
-    /etc/ssh) is a link would have useradd or ssh-keygen change the host's
-    files, so any link on the way is refused.
-    """
-    host = system.path(path)
-    if system.live:
-        return host
-    real_root = os.path.realpath(system.root)
-    expected = os.path.join(real_root, host[len(system.root):].lstrip("/"))
-    if os.path.realpath(host) != expected.rstrip("/"):
-        raise UnsafePathError(errno.ELOOP, "refusing: a symlink on the way would take "
-                              "commands outside the root", path)
-    return host
-
-
 def _prefix(system, skel=False):
     if system.live:
         return []
-    command_path(system, "/etc")
+    system.command_path("/etc")
     for path in _TOOL_PATHS:
-        check_tool_path(system, path, "useradd/usermod --prefix")
+        system.check_tool_path(path, "useradd/usermod --prefix")
     argv = ["--prefix", system.root]
     if skel:
         # with --prefix, useradd still copies the host's /etc/skel: use the image's

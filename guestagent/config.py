@@ -125,6 +125,7 @@ def load(path=None, root="/"):
     files = []
     candidates = [path]
     dropins = path + ".d" if not path.endswith(".conf") else path[:-5] + ".conf.d"
+    # the agent's own config, read before System exists; --config names a host file
     if os.path.isdir(dropins):
         candidates += sorted(os.path.join(dropins, f) for f in os.listdir(dropins)
                              if f.endswith(".conf"))

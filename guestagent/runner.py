@@ -367,14 +367,10 @@ class _lock:
         self.path = STATE_DIR + "/lock"
 
     def __enter__(self):
-        # opened inside the state directory through the System seam: a
-        # symlinked /var/lib/guestagent in an image tree stays in the tree
-        dfd = self.system.open_dir(STATE_DIR)
-        try:
-            self.fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                              | os.O_NONBLOCK, 0o600, dir_fd=dfd)
-        finally:
-            os.close(dfd)
+        # opened through the System seam: a symlinked /var/lib/guestagent in
+        # an image tree stays in the tree.  The descriptor itself is ours to
+        # hold, lock and rewrite (the holder's pid) until the run ends.
+        self.fd = self.system.open_rw(self.path, mode=0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -5,6 +5,7 @@ import pytest
 from guestagent.steps import Skip, keyboard, locale, ntp, yum_repos
 from guestagent.userdata import decode
 
+from support.marks import needs_root
 from support.step_context import StepContext
 
 
@@ -65,6 +66,25 @@ def test_locale_without_locale_gen_is_named_and_lang_unchanged(root):
     (root / "etc/debian_version").write_text("12\n")
     with pytest.raises(RuntimeError, match="no locale-gen"):
         locale.run(StepContext(root, cloud_config=cc("#cloud-config\nlocale: ja_JP.utf8\n")))
+    assert not (root / "etc/default/locale").exists()
+
+
+@needs_root
+@pytest.mark.root
+def test_failing_locale_gen_is_named_with_its_own_message(root):
+    """The error names the command that failed, its exit code and the last
+    line it printed (here chroot's: the tree has no shell to run the tool)."""
+    (root / "etc/debian_version").write_text("12\n")
+    (root / "usr/share/i18n").mkdir(parents=True)
+    (root / "usr/share/i18n/SUPPORTED").write_text("ja_JP.UTF-8 UTF-8\n")
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "usr/sbin/locale-gen").write_text("#!/bin/sh\nexit 3\n")
+    (root / "usr/sbin/locale-gen").chmod(0o755)
+    with pytest.raises(RuntimeError) as e:
+        locale.run(StepContext(root, cloud_config={"locale": "ja_JP.UTF-8"}))
+    msg = str(e.value)
+    assert msg.startswith(f"cannot generate locale ja_JP.UTF-8: chroot {root} locale-gen "
+                          "failed (exit 127): chroot: failed to run command"), msg
     assert not (root / "etc/default/locale").exists()
 
 

@@ -56,8 +56,7 @@ class Image:
         return self.resolve(path) is not None
 
     def is_file(self, path):
-        host = self.resolve(path)
-        return host is not None and os.path.isfile(host)
+        return self.system.is_file(path)
 
     def is_dir(self, path):
         host = self.resolve(path)
@@ -65,26 +64,23 @@ class Image:
 
     def link_target(self, path):
         """Where a symlink points (as written), or None when it is not one."""
-        host = self.resolve(path, follow_last=False)
-        if host is None or not os.path.islink(host):
+        try:
+            return self.system.readlink(path)
+        except OSError:
             return None
-        return os.readlink(host)
 
     def listdir(self, path):
-        host = self.resolve(path)
         try:
-            return sorted(os.listdir(host)) if host else []
+            return self.system.listdir(path)
         except OSError:
             return []
 
     def read(self, path, default=None):
         """Text of a file inside the root (links resolved inside it)."""
-        host = self.resolve(path)
-        if host is None or not os.path.isfile(host):
+        if not self.system.is_file(path):
             return default
         try:
-            with open(host, "rb") as f:
-                return f.read(4 << 20).decode("utf-8", "replace")
+            return self.system.read_bytes(path, limit=4 << 20).decode("utf-8", "replace")
         except OSError:
             return default
 
@@ -92,8 +88,7 @@ class Image:
         """The image's own copy of a program (root path), or None."""
         for d in _BIN_DIRS:
             p = f"{d}/{name}"
-            host = self.resolve(p)
-            if host and os.path.isfile(host) and os.stat(host).st_mode & 0o111:
+            if self.system.is_file(p, executable=True):
                 return p
         return None
 

@@ -54,7 +54,7 @@ def render(message, values):
 
 
 def _uptime():
-    try:
+    try:  # the machine's uptime, not a file of the image: the host's /proc
         with open("/proc/uptime", encoding="ascii") as f:
             return f.read().split()[0]
     except (OSError, IndexError):

@@ -8,7 +8,6 @@ cloud-init uses, so `nova console-log` shows them and a user can check the
 key on first connection.  Per instance: a reboot keeps the keys.
 """
 
-import errno
 import fnmatch
 import logging
 import os
@@ -18,7 +17,7 @@ import threading
 import time
 
 from .. import accounts
-from ..system import CommandFailed, UnsafePathError
+from ..system import CommandFailed
 from ..userdata.checks import Bad
 from . import PER_INSTANCE, Skip
 
@@ -50,7 +49,7 @@ def run(ctx):
     # refuse a planted /etc/ssh link before deleting or creating anything there:
     # ssh-keygen gets host paths and would follow it
     os.close(system.open_dir(SSH_DIR))
-    accounts.command_path(system, SSH_DIR)
+    system.command_path(SSH_DIR)
     if (ctx.cloud_config or {}).get("ssh_deletekeys") is False:
         # cloud-init's ssh_deletekeys: false keeps the image's keys; only missing types are made
         kept = _existing_keys(system)
@@ -225,24 +224,8 @@ def _fix_group(system, types):
     group = accounts.groups(system).get("ssh_keys")
     if group is None:
         return
-    dfd = system.open_dir(SSH_DIR)
-    try:
-        for t in types:
-            try:
-                fd = os.open(f"ssh_host_{t}_key", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=dfd)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise UnsafePathError(errno.ELOOP, "host key is a symlink",
-                                          f"{SSH_DIR}/ssh_host_{t}_key") from None
-                raise
-            try:
-                os.fchown(fd, 0, group.gid)
-                os.fchmod(fd, 0o640)
-            finally:
-                os.close(fd)
-    finally:
-        os.close(dfd)
+    for t in types:
+        system.set_mode(f"{SSH_DIR}/ssh_host_{t}_key", 0o640, uid=0, gid=group.gid)
 
 
 def _print_fingerprints(system, types):

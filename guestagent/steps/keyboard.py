@@ -10,6 +10,7 @@ set-x11-keymap` (live systems only).
 
 import re
 
+from ..system import CommandFailed
 from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
@@ -53,9 +54,9 @@ def run(ctx):
         raise Skip("not a Debian-family root and not live: localectl needs the running system")
     if not system.which("localectl"):
         raise RuntimeError("keyboard: no /etc/default/keyboard convention and no localectl")
-    res = system.run(["localectl", "set-x11-keymap", kb["layout"], kb["model"],
-                      kb["variant"], kb["options"]], timeout=60)
-    if res.returncode != 0:
-        raise RuntimeError("localectl set-x11-keymap failed: "
-                           + (res.stderr or res.stdout or "").strip()[-200:])
+    try:
+        system.run(["localectl", "set-x11-keymap", kb["layout"], kb["model"],
+                    kb["variant"], kb["options"]], timeout=60, check=True)
+    except CommandFailed as e:
+        raise RuntimeError(f"cannot set keyboard {kb['layout']}: {e}") from None
     return [f"keyboard {kb['layout']} ({kb['model']}) via localectl"]

@@ -11,6 +11,7 @@ Other distros: /etc/locale.conf LANG= (their langpacks hold the locales).
 
 import re
 
+from ..system import CommandFailed
 from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
@@ -77,9 +78,9 @@ def _generate(ctx, name):
                                                     else "\n") + line + "\n")
         changes.append(f"enabled {line} in /etc/locale.gen")
     argv = ["locale-gen"] if system.live else ["chroot", system.root, "locale-gen"]
-    res = system.run(argv, timeout=600)
-    if res.returncode != 0:
-        raise RuntimeError(f"locale-gen failed for {name}: "
-                           + (res.stderr or res.stdout or "").strip()[-200:])
+    try:
+        system.run(argv, timeout=600, check=True)
+    except CommandFailed as e:
+        raise RuntimeError(f"cannot generate locale {name}: {e}") from None
     changes.append(f"generated {line.split()[0]}")
     return changes

@@ -17,7 +17,6 @@ import logging
 import os
 import shlex
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -138,18 +137,9 @@ def run_commands(ctx, key):
 
 
 def _open_log(system):
-    dfd = system.open_dir(os.path.dirname(LOG_FILE), create=True)
-    try:
-        # O_NONBLOCK: a FIFO planted at the log's name must not hold the boot
-        fd = os.open(os.path.basename(LOG_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT
-                     | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-    finally:
-        os.close(dfd)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(errno.EINVAL, "refusing to write the script log: not a regular file",
-                      LOG_FILE)
-    os.set_blocking(fd, True)
+    # readable: each script's output is read back (pread) for its report;
+    # a FIFO or link planted at the log's name is refused, never waited on
+    fd = system.open_append(LOG_FILE, mode=0o600, readable=True)
     os.fchmod(fd, 0o600)  # script output may hold anything the user printed
     return fd
 

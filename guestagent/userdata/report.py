@@ -92,7 +92,7 @@ def main(path, as_json, max_bytes, step_when=None):
     import sys
 
     from . import decode
-    try:
+    try:  # check-userdata's FILE: a host path from the command line, no root involved
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as e:

@@ -23,6 +23,7 @@ stage before the packages step.
 import logging
 import os
 
+from ...system import CommandFailed
 from .. import PER_INSTANCE, Skip, changes_or_failure
 from . import sources as src
 from .schema import apt as check_apt  # noqa: F401 (the key table names these)
@@ -203,19 +204,20 @@ def _fetch_key(system, keyid, keyserver, keyring):
     try:
         base = ["gpg", "--batch", "--no-tty", "--quiet", "--homedir", home]
         try:
-            res = system.run(base + ["--keyserver", keyserver, "--keyserver-options",
-                                     f"timeout={KEY_TIMEOUT}", "--recv-keys", keyid],
-                             timeout=KEY_TIMEOUT + 15)
+            system.run(base + ["--keyserver", keyserver, "--keyserver-options",
+                               f"timeout={KEY_TIMEOUT}", "--recv-keys", keyid],
+                       timeout=KEY_TIMEOUT + 15, check=True)
+        except CommandFailed as e:  # gpg's own last word says why (no route, no such key)
+            raise RuntimeError(f"cannot fetch key {keyid} from {keyserver}: "
+                               f"{e.detail or f'gpg exited {e.returncode}'}") from None
         except Exception as e:  # subprocess.TimeoutExpired
             raise RuntimeError(f"cannot fetch key {keyid} from {keyserver}: {e}") from None
-        if res.returncode != 0:
-            why = (res.stderr or res.stdout or "").strip().splitlines()
-            raise RuntimeError(f"cannot fetch key {keyid} from {keyserver}: "
-                               f"{why[-1][:200] if why else 'gpg exited ' + str(res.returncode)}")
         exported = system.run(base + ["--output", os.path.join(home, "k.gpg"), "--export",
                                       keyid], timeout=30)
         if exported.returncode != 0:
             raise RuntimeError(f"key {keyid} from {keyserver} could not be exported")
+        # gpg's scratch home is the agent's own temporary directory on the
+        # host, not a file of the image: read directly
         with open(os.path.join(home, "k.gpg"), "rb") as f:
             data = f.read()
         if not data:
@@ -231,10 +233,7 @@ def _debconf(system, selections):
     if not system.live:
         argv = ["chroot", system.root] + argv
     try:
-        res = system.run(argv, input=text, timeout=60)
-    except Exception as e:
+        system.run(argv, input=text, timeout=60, check=True)
+    except Exception as e:  # CommandFailed names the command and its last line
         raise RuntimeError(f"debconf_selections: {e}") from None
-    if res.returncode != 0:
-        raise RuntimeError("debconf_selections: debconf-set-selections failed: "
-                           + (res.stderr or res.stdout or "").strip()[-200:])
     return f"set {len(selections)} debconf selection group(s)"

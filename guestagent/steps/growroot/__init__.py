@@ -95,7 +95,7 @@ def unchanged_inputs(ctx):
     """What decides the next boot's growroot (see boot_guard): the block
     devices' sizes, so a disk grown while the instance was down is noticed."""
     try:
-        names = sorted(os.listdir(ctx.system.path("/sys/class/block")))
+        names = ctx.system.listdir("/sys/class/block")
     except OSError:
         return []
     # not loop/ram devices, nor optical drives (a config drive on sr0 may be
@@ -271,6 +271,7 @@ def _growpart_failure(argv, res):
 
 
 def _fs_size(mountpoint):
+    # a live host mount point: growroot grows this machine's disks, not a tree's
     st = os.statvfs(mountpoint)
     return st.f_blocks * st.f_frsize
 

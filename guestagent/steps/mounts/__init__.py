@@ -25,6 +25,7 @@ import math
 import os
 import re
 
+from ...system import CommandFailed
 from .. import PER_INSTANCE, Skip
 from .schema import default_fields as check_mount_default_fields  # noqa: F401
 from .schema import mounts as check_mounts  # noqa: F401 (the key table names them)
@@ -137,7 +138,7 @@ def _swapfile(ctx, cfg, changes):
         return path
     if size == "auto":
         size = auto_swap_size(_memory(), cfg.get("maxsize"),
-                              _free_bytes(system.path(os.path.dirname(path) or "/")))
+                              _free_bytes(system, os.path.dirname(path) or "/"))
     elif cfg.get("maxsize"):
         size = min(size, cfg["maxsize"])
     mib = int(size // (1024 * 1024))
@@ -145,20 +146,22 @@ def _swapfile(ctx, cfg, changes):
         log.info("mounts: no swap file: the size comes to 0")
         return None
     system.makedirs(os.path.dirname(path) or "/")
-    host = system.path(path)
-    res = system.run(["fallocate", "-l", f"{mib}M", host], timeout=300)
-    if res.returncode != 0:  # filesystems without fallocate support
-        res = system.run(["dd", "if=/dev/zero", f"of={host}", "bs=1M", f"count={mib}"],
-                         timeout=600)
-    if res.returncode != 0:
+    host = system.command_path(path)  # the commands get a path no link leads out of
+    try:
+        try:
+            system.run(["fallocate", "-l", f"{mib}M", host], timeout=300, check=True)
+        except CommandFailed:  # filesystems without fallocate support
+            system.run(["dd", "if=/dev/zero", f"of={host}", "bs=1M", f"count={mib}"],
+                       timeout=600, check=True)
+    except CommandFailed as e:
         system.remove(path)
-        raise RuntimeError(f"cannot make swap file {path} of {mib} MiB: "
-                           + (res.stderr or res.stdout or "").strip()[-200:])
-    os.chmod(host, 0o600)
-    res = system.run(["mkswap", host], timeout=120)
-    if res.returncode != 0:
+        raise RuntimeError(f"cannot make swap file {path} of {mib} MiB: {e}") from None
+    system.set_mode(path, 0o600)
+    try:
+        system.run(["mkswap", host], timeout=120, check=True)
+    except CommandFailed as e:
         system.remove(path)
-        raise RuntimeError(f"mkswap {path} failed: " + (res.stderr or "").strip()[-200:])
+        raise RuntimeError(f"cannot make swap file {path}: {e}") from None
     changes.append(f"made swap file {path} ({mib} MiB)")
     return path
 
@@ -179,6 +182,7 @@ def auto_swap_size(memory, maxsize, free):
 
 
 def _memory():
+    # the machine's memory, not a file of the image: the host's /proc even under --root
     with open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal:"):
@@ -186,8 +190,8 @@ def _memory():
     return 0
 
 
-def _free_bytes(path):
-    st = os.statvfs(path)
+def _free_bytes(system, path):
+    st = system.statvfs(path)
     return st.f_frsize * st.f_bfree
 
 
@@ -200,24 +204,23 @@ def _activate(system, entries):
     generator has the new lines anyway."""
     done = []
     active_swaps = system.read_text("/proc/swaps", default="")
-    mounted = {ln.split()[1] for ln in system.read_text("/proc/mounts", default="")
-               .splitlines() if len(ln.split()) > 1}
+    mounted = {m.mountpoint for m in system.mounts()}
     for e in entries:
         if e[2] == "swap":
             if e[0] in active_swaps:
                 continue
-            res = system.run(["swapon", e[0]], timeout=120)
+            argv = ["swapon", e[0]]
             what = f"swap on {e[0]}"
         elif e[1].startswith("/") and "noauto" not in e[3].split(","):
             if e[1] in mounted:
                 continue
-            res = system.run(["mount", e[1]], timeout=120)
+            argv = ["mount", e[1]]
             what = f"mounted {e[0]} on {e[1]}"
         else:
             continue
-        if res.returncode == 0:
+        try:
+            system.run(argv, timeout=120, check=True)
             done.append(what)
-        else:  # nofail: the boot goes on; the next boot's fstab pass may succeed
-            log.warning("mounts: %s failed: %s", what.split(" on ")[0],
-                        (res.stderr or res.stdout or "").strip()[-200:])
+        except CommandFailed as err:  # nofail: the boot goes on; the next boot may succeed
+            log.warning("mounts: %s", err)
     return done

@@ -24,7 +24,6 @@ moved aside too when the new plan does not write them again.
 
 import configparser
 import logging
-import os
 import re
 
 from .plan import HEADER
@@ -57,7 +56,7 @@ def stale(system, dirs, plan):
     for d in dirs:
         for name in _listdir(system, d):
             path = f"{d}/{name}"
-            if path in plan.files or not os.path.isfile(system.path(path)):
+            if path in plan.files or not system.is_file(path):
                 continue
             if HEADER in _text(system, path)[:400]:
                 out.append(path)

@@ -7,7 +7,6 @@ is missing is warned about and dropped, with what stands on it.
 """
 
 import logging
-import os
 import time
 
 from ... import netconfig as nc
@@ -88,33 +87,23 @@ class Iface:
 def kernel_nics(system):
     """{mac: [names]} of the interfaces that can stand for a NIC."""
     found = {}
-    base = system.path(SYS_NET)
     try:
-        names = sorted(os.listdir(base))
+        names = system.listdir(SYS_NET)
     except OSError:
         return found
     for name in names:
-        d = os.path.join(base, name)
-        if name == "lo" or any(os.path.exists(os.path.join(d, x))
-                               for x in ("bonding", "bridge")):
+        d = f"{SYS_NET}/{name}"
+        if name == "lo" or any(system.exists(f"{d}/{x}") for x in ("bonding", "bridge")):
             continue
-        uevent = _read(os.path.join(d, "uevent"))
+        uevent = system.read_attribute(f"{d}/uevent")
         if "DEVTYPE=vlan" in uevent or "DEVTYPE=bond" in uevent or "DEVTYPE=bridge" in uevent:
             continue
-        mac = _read(os.path.join(d, "address")).strip().lower()
+        mac = system.read_attribute(f"{d}/address").strip().lower()
         # a bond member shows the bond's MAC; its own is the permanent one
-        perm = _read(os.path.join(d, "bonding_slave", "perm_hwaddr")).strip().lower()
+        perm = system.read_attribute(f"{d}/bonding_slave/perm_hwaddr").strip().lower()
         for m in {mac, perm} - {""}:
             found.setdefault(m, []).append(name)
     return found
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):

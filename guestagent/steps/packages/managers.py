@@ -160,8 +160,7 @@ def find(system):
     for name, cls in MANAGERS:
         for d in _PATHS:
             path = f"{d}/{name}"
-            host = system.resolve(path)
-            if host and os.path.isfile(host) and os.access(host, os.X_OK):
+            if system.is_file(path, executable=True):
                 return cls(system, path)
     return None
 
@@ -169,8 +168,7 @@ def find(system):
 def find_snap(system):
     """snap, where snapd is installed in the root."""
     for d in _PATHS:
-        host = system.resolve(f"{d}/snap")
-        if host and os.path.isfile(host):
+        if system.is_file(f"{d}/snap"):
             return Snap(system, f"{d}/snap")
     return None
 

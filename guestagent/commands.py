@@ -1,0 +1,87 @@
+"""The command half of the `System` seam: every command the agent runs.
+
+Commands always run on the host (``--root`` only moves files), so nothing
+here knows about the root directory.  `System` (guestagent/system.py) is
+the one object steps use; this module holds its command methods and the
+errors they raise.
+"""
+
+import logging
+import os
+import subprocess
+import time
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Commands:
+    def which(self, name):
+        """Find a command on the host's PATH (commands always run on the host).
+
+        systemd, rc.local and sudo all put the sbin directories on PATH; an
+        unset PATH gets the same default.
+        """
+        for d in os.environ.get("PATH", _DEFAULT_PATH).split(":"):
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and os.access(p, os.X_OK):
+                return p
+        return None
+
+    def run(self, argv, input=None, timeout=None, check=False, env=None):
+        """Run a command, log it, and return CompletedProcess (text output).
+
+        ``input`` is never logged: it carries passwords (chpasswd).
+        """
+        t0 = time.monotonic()
+        log.debug("running: %s", " ".join(argv))
+        try:
+            res = subprocess.run(argv, input=input, capture_output=True, text=True,
+                                 timeout=timeout, env=env, errors="replace")
+        except FileNotFoundError:
+            raise CommandMissing(argv[0]) from None
+        log.debug("%s exited %d in %.2fs", argv[0], res.returncode, time.monotonic() - t0)
+        if check and res.returncode != 0:
+            raise CommandFailed(argv, res)
+        return res
+
+    def start(self, argv, stdout=None, stderr=None, cwd=None, env=None):
+        """Start a command and return its Popen without waiting for it.
+
+        For commands watched while they run (user scripts) or left to run on
+        (the background host key): a session of its own, so the caller can
+        signal the whole group and our exit does not take it down; stdin is
+        /dev/null.  OSError from starting it reaches the caller, which can
+        say why (a script's bad #! line).
+        """
+        log.debug("starting: %s", " ".join(argv))
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                cwd=cwd, env=env, start_new_session=True, close_fds=True)
+
+
+class CommandMissing(RuntimeError):
+    def __init__(self, name):
+        super().__init__(f"command not found: {name}")
+        self.name = name
+
+
+class CommandFailed(RuntimeError):
+    """`System.run(check=True)`: the command exited non-zero; the message names
+    it, its exit code and the last line it printed (``detail``)."""
+
+    def __init__(self, argv, res):
+        self.detail = output_tail(res)
+        msg = f"{' '.join(argv[:3])} failed (exit {res.returncode})"
+        if self.detail:
+            msg += ": " + self.detail
+        super().__init__(msg)
+        self.returncode = res.returncode
+        self.result = res
+
+
+def output_tail(res, limit=300):
+    """The last line a command printed (stderr, else stdout), cut to ``limit``,
+    for a message about it; '' when it printed nothing."""
+    lines = (res.stderr or res.stdout or "").strip().splitlines()
+    return lines[-1].strip()[:limit] if lines else ""
