@@ -204,6 +204,26 @@ def test_refused_groups_never_reach_the_system(root):
     assert table(root, "passwd")["u0"][2] != "0"
 
 
+def test_a_refused_group_or_empty_key_entry_costs_only_itself(root):
+    """`groups: users, root`: the user still joins `users`; a key list with a bare `-`
+    still installs the keys beside it.  Each refusal is named."""
+    text = (f"users:\n  - default\n  - name: g3\n    groups: staff, root\n"
+            f"    ssh_authorized_keys:\n      - {ED2}\n      -  # the second key\n")
+    cc, warnings = cloud_config(text)
+    assert cc["users"][1]["groups"] == ["staff"]
+    assert cc["users"][1]["ssh_authorized_keys"] == [ED2]
+    assert any("group 'root' refused: root-equivalent" in w and "other groups kept" in w
+               for w in warnings)
+    assert any("'ssh_authorized_keys' entry 2 is empty, not a key; skipped" in w
+               for w in warnings)
+    assert all(w.kind == "invalid" for w in warnings)
+    run(root, text)
+    group = table(root, "group")
+    assert "g3" in group["staff"][3].split(",")
+    assert "g3" not in group["root"][3].split(",")
+    assert (root / "home/g3/.ssh/authorized_keys").read_text() == ED2 + "\n"
+
+
 def test_ssh_import_id_under_root_is_said_not_fetched(root, caplog):
     cc, warnings = cloud_config("users: [{name: imp, ssh_import_id: [gh:octocat]}]\n")
     assert any("key server" in w for w in warnings)

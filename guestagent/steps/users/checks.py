@@ -26,6 +26,7 @@ from ...userdata.checks import (
     comma_list,
     describe,
     fields,
+    normalise_dashes,
     placeholder,
     str_list,
 )
@@ -183,8 +184,44 @@ _MISTAKEN = {
 }
 
 
+def _keep_good_entries(item, where, notes):
+    """`groups` and `ssh_authorized_keys` lose only their bad entries, said one by one.
+
+    `groups: users, root` keeps `users`; a key list holding a bare `-` keeps
+    the keys around it.  A field left with nothing is dropped.
+    """
+    item = dict(item)
+    groups = item.get("groups")
+    if isinstance(groups, str) or (isinstance(groups, list)
+                                   and all(isinstance(g, str) for g in groups)):
+        kept, refused = [], []
+        for name in comma_list(groups):
+            if not accounts.valid_name(name):
+                hint = placeholder(name)
+                refused.append((name, "not a valid group name" + (f": it {hint}" if hint
+                                                                  else "")))
+            elif name in PRIVILEGED_GROUPS:
+                refused.append((name, "root-equivalent (membership of it is root in all "
+                                      "but name)"))
+            else:
+                kept.append(name)
+        for name, why in refused:
+            notes.append(Note(f"{where}: group {shown(name)} refused: {why}"
+                              + ("; the other groups kept" if kept else ""), INVALID))
+        item["groups"] = kept or None
+    keys = item.get("ssh_authorized_keys")
+    if isinstance(keys, list) and any(isinstance(k, str) for k in keys):
+        for n, k in enumerate(keys, 1):
+            if not isinstance(k, str):
+                notes.append(Note(f"{where}: 'ssh_authorized_keys' entry {n} is "
+                                  f"{describe(k)}, not a key; skipped", INVALID))
+        item["ssh_authorized_keys"] = [k for k in keys if isinstance(k, str)]
+    return item
+
+
 def check_user_entry(item, where, notes, name_required=True):
     """One user mapping: USER_FIELDS checked, '-' read as '_' as cloud-init does."""
+    item = _keep_good_entries(normalise_dashes(item, where, notes), where, notes)
     home = item.get("home")
     if home is not None:
         item = {k: v for k, v in item.items() if k != "home"}
@@ -195,10 +232,9 @@ def check_user_entry(item, where, notes, name_required=True):
         else:
             notes.append(Note(f"{where}: 'home' is not a cloud-init field, and cloud-init "
                               "ignores it too: use 'homedir'", UNSUPPORTED))
-    spelled = [k for k in ("create_home", "create-home") if k in item]
-    if spelled:
-        create_home = item[spelled[0]]
-        item = {k: v for k, v in item.items() if k not in spelled}
+    if "create_home" in item:
+        create_home = item["create_home"]
+        item = {k: v for k, v in item.items() if k != "create_home"}
         if create_home is True and not item.get("no_create_home") and not item.get("system"):
             notes.append(Note(f"{where}: 'create_home' is not a cloud-init field (cloud-init "
                               "ignores it); the home is made anyway, as by default", IGNORED))
@@ -207,8 +243,7 @@ def check_user_entry(item, where, notes, name_required=True):
                               "cloud-init ignores it too: a home is made unless "
                               "'no_create_home' or 'system' is true", UNSUPPORTED))
     out = fields(item, USER_FIELDS, where, notes,
-                 required=("name",) if name_required else (), dashes=True,
-                 mistaken=_MISTAKEN)
+                 required=("name",) if name_required else (), mistaken=_MISTAKEN)
     if out.get("ssh_import_id"):
         notes.append(Note(f"{where}: {_IMPORT_NOTICE}", NOTICE))
     return out
