@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip
 from guestagent.steps import resolv_conf as step
-from guestagent.steps.resolv_conf import owner_files, owners, resolv_file
+from guestagent.steps.resolv_conf import networkmanager, owner_files, owners, resolv_file, resolved
 from guestagent.steps.resolv_conf import settings as dns_settings
 from guestagent.steps.resolv_conf.settings import DnsSettings
 
@@ -442,6 +442,31 @@ def test_a_later_instance_without_dns_takes_the_agents_configuration_out(root):
                                "removed /etc/systemd/resolved.conf.d/guestagent.conf"]
     with pytest.raises(Skip, match="no DNS servers"):
         step.run(StepContext(root, md()))
+
+
+def test_taking_a_drop_in_out_reloads_its_owner_on_a_live_system(root, tmp_path, monkeypatch):
+    """Removing the drop-in alone would leave systemd-resolved and NetworkManager
+    serving the old instance's servers until they next start: the live agent
+    reloads each owner whose drop-in it took out (a systemctl stand-in on PATH
+    records it; the host's own must not be driven by a test)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for dropin in (resolved.RESOLVED_DROPIN, networkmanager.NM_DROPIN):
+        (root / dropin.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / dropin.lstrip("/")).write_text("[Resolve]\n")
+    changes = step.run(StepContext(root, md(), live=True))
+    assert sorted(changes) == [f"removed {networkmanager.NM_DROPIN}",
+                               f"removed {resolved.RESOLVED_DROPIN}"]
+    assert calls.read_text().splitlines() == ["try-reload-or-restart systemd-resolved",
+                                              "try-reload-or-restart NetworkManager"]
+    calls.unlink()
+    with pytest.raises(Skip, match="no DNS servers"):
+        step.run(StepContext(root, md(), live=True))
+    assert not calls.exists()  # nothing taken out: nothing to reload
 
 
 def test_options_alone_would_not_outlast_a_dhcp_client(root):

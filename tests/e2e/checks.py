@@ -1,11 +1,13 @@
 """Instance data and checks shared by the boot scenarios (test_boot.py,
-test_matrix.py): what a metadata tree holds, and what every booted guest must
-show, whatever its Debian release, init, root filesystem or disk bus."""
+test_matrix.py, ...): what a metadata tree holds, and what every booted guest
+must show, whatever its Debian release, init, root filesystem or disk bus."""
 
 import email.mime.multipart
 import email.mime.text
 import json
 import re
+import subprocess
+import time
 
 import harness
 
@@ -214,3 +216,67 @@ def check_per_instance_not_rerun(first, again):
     assert not not_done_before, f"per-instance steps not done-before on a reboot: {now}"
     ran = {k: v for k, v in now.items() if v not in ("done-before", "skipped")}
     assert not ran, f"per-instance steps ran again on a reboot: {ran}"
+
+
+# -- DNS where ifupdown's dhclient owns /etc/resolv.conf ---------------------------
+QEMU_DHCP_DNS = "10.0.2.3"
+# ifup's own pid and lease files for eth0: `dhclient -r` with them stops the
+# dhclient ifup started, instead of starting a second one beside it
+IFUP_DHCLIENT = "-pf /run/dhclient.eth0.pid -lf /var/lib/dhcp/dhclient.eth0.leases"
+
+
+def check_resolv_conf(guest, nameservers, search=None, options=(), when=""):
+    """/etc/resolv.conf names exactly ``nameservers`` (never QEMU's DHCP
+    server), and ``search``/``options`` when given."""
+    text = guest.ssh("cat /etc/resolv.conf").stdout
+    found = re.findall(r"^nameserver\s+(\S+)", text, re.M)
+    assert found == list(nameservers), f"{when}: /etc/resolv.conf is\n{text}"
+    if search:
+        assert re.search(rf"^search\s+{re.escape(search)}$", text, re.M), f"{when}:\n{text}"
+    for option in options:
+        assert re.search(rf"^options\s+.*\b{re.escape(option)}\b", text, re.M), \
+            f"{when}:\n{text}"
+    return text
+
+
+def check_resolv_conf_step_lasts(st):
+    """resolv_conf said ``changed`` and named the dhclient hook that keeps it."""
+    steps = [s for s in all_steps(st) if s["name"] == "resolv_conf"]
+    assert steps and steps[0]["result"] == "changed", steps
+    assert any("dhclient" in c for s in steps for c in s.get("changes", [])), steps
+
+
+def check_dhclient_owns_the_network(guest):
+    """The image is networked as the DNS checks need: ifup's dhclient holds
+    eth0's lease and systemd-networkd is not running."""
+    assert guest.ssh("pgrep -x dhclient", check=False).returncode == 0, \
+        "no dhclient running: the image is not on ifupdown"
+    assert guest.ssh("systemctl is-active systemd-networkd.service",
+                     check=False).stdout.strip() != "active"
+
+
+def renew_dhcp_lease(guest, timeout=120):
+    """``dhclient -r; dhclient`` on eth0 with ifup's files, as an operator
+    would: the lease is released (dhclient-script RELEASE takes the address
+    away, and this SSH connection with it) and taken anew (dhclient-script
+    BOUND, which rewrites /etc/resolv.conf unless told not to).  Waits until
+    the journal shows both, and SSH works again."""
+    cursor = guest.ssh("sudo -n journalctl -n 0 --show-cursor -o cat").stdout
+    cursor = cursor.strip().rsplit("cursor: ", 1)[-1]
+    guest.ssh(f"sudo -n setsid sh -c 'dhclient -r {IFUP_DHCLIENT} eth0; sleep 1; "
+              f"dhclient {IFUP_DHCLIENT} eth0' >/dev/null 2>&1 </dev/null &")
+    deadline = time.monotonic() + timeout
+    log = ""
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        try:
+            res = guest.ssh(f"sudo -n journalctl -o cat -t dhclient --after-cursor='{cursor}'",
+                            check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            continue  # not reachable while the address is away
+        if res.returncode == 0:
+            log = res.stdout
+            if "DHCPRELEASE" in log and re.search(r"^bound to ", log, re.M):
+                return log
+    raise AssertionError(f"no release and new lease by dhclient within {timeout} s; "
+                         f"its journal since:\n{log}")

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+import scenarios
 
 import harness
 
@@ -21,7 +22,8 @@ TOOLS = {
 
 def pytest_addoption(parser):
     parser.addoption("--matrix", action="store_true",
-                     help="boot every scenario of test_matrix.py, not only those CI boots")
+                     help="boot every scenario (test_matrix.py, test_dns_lasts.py), "
+                          "not only those CI boots")
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: only what will run
@@ -33,16 +35,13 @@ def pytest_collection_modifyitems(config, items):
             if "/e2e/" in str(item.fspath):
                 item.add_marker(skip)
         return
-    import test_matrix
-
-    # Scenarios CI does not boot (MATRIX's "ci"), unless --matrix: deselected,
-    # and named at the end of the run.
+    # Scenarios CI does not boot (a module's MATRIX "ci", see scenarios.py),
+    # unless --matrix: deselected, and named at the end of the run.
     keep, dropped = [], set()
     for item in items:
-        name = _scenario(item)
-        if name and not config.getoption("--matrix", False) \
-                and not test_matrix.MATRIX[name]["ci"]:
-            dropped.add(name)
+        found = scenarios.scenario(item)
+        if found and not config.getoption("--matrix", False) and not found[1]["ci"]:
+            dropped.add(found[0])
         else:
             keep.append(item)
     if dropped:
@@ -53,23 +52,18 @@ def pytest_collection_modifyitems(config, items):
     # background from now on (debootstrap is mostly download): the image
     # fixtures wait for theirs through build-image's per-variant lock.  Left
     # running if the session ends first: the trees are cached for the next.
-    bases = test_matrix.base_variants(
-        {_scenario(i) for i in items if _scenario(i)},
-        with_test_boot=any("test_matrix.py" not in str(i.fspath) for i in items))
+    bases = set()
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            bases |= scenarios.item_bases(item)
     if bases and not config.option.collectonly:
-        BASES.append(subprocess.Popen([harness.BUILD_IMAGE, "bases"] + bases,
+        BASES.append(subprocess.Popen([harness.BUILD_IMAGE, "bases"]
+                                      + scenarios.ordered(bases),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 NOT_BOOTED = []
 BASES = []
-
-
-def _scenario(item):
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or "test_matrix.py" not in str(item.fspath):
-        return None
-    return callspec.params.get("guest")
 
 
 @pytest.fixture(scope="session")

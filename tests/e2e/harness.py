@@ -50,7 +50,8 @@ TIMINGS = []
 
 
 # What build-image makes when not told otherwise (its first choice of each).
-DEFAULT_VARIANT = {"suite": "bookworm", "init": "systemd", "fs": "ext4", "bus": "virtio"}
+DEFAULT_VARIANT = {"suite": "bookworm", "init": "systemd", "fs": "ext4", "bus": "virtio",
+                   "net": "networkd"}
 # Python in each suite (what the agent runs on there).
 SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 
@@ -58,9 +59,10 @@ SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 class Image:
     """A bootable raw disk plus the kernel, initrd and command line to boot it.
 
-    ``suite``, ``init``, ``fs``, ``bus``, ``layout``: the variant it was built
-    as; ``root_disk`` and ``root_device``: the guest's names for the root disk
-    and the device holding / (``/dev/nvme0n1p1``, ``/dev/mapper/vg0-root``)."""
+    ``suite``, ``init``, ``fs``, ``bus``, ``net``, ``layout``: the variant it
+    was built as (``net``: what runs DHCP, networkd or ifupdown's dhclient);
+    ``root_disk`` and ``root_device``: the guest's names for the root disk and
+    the device holding / (``/dev/nvme0n1p1``, ``/dev/mapper/vg0-root``)."""
 
     def __init__(self, out):
         self.dir = str(out)
@@ -80,6 +82,8 @@ class Image:
         self.init = variant["init"]
         self.fs = variant["fs"]
         self.bus = variant["bus"]
+        # SysV images always run ifupdown's dhclient
+        self.net = variant["net"] if self.init == "systemd" else "ifupdown"
         self.layout = variant["layout"]
         self.root_disk = variant["disk"]
         self.root_device = variant["root"]
@@ -90,7 +94,7 @@ class Image:
 
     def describe(self):
         return (f"Debian {self.suite} (Python {SUITE_PYTHON.get(self.suite, '?')}), {self.init}, "
-                f"{self.layout} {self.fs} root on {self.bus}")
+                f"{self.layout} {self.fs} root on {self.bus}, {self.net} network")
 
 
 def build_deb():
@@ -108,13 +112,25 @@ def build_deb():
     return os.path.join(REPO, path)
 
 
-def variant_args(suite=None, init=None, fs=None, bus=None):
+def variant_args(suite=None, init=None, fs=None, bus=None, net=None):
     """build-image's options for a variant (None: its default)."""
     args = []
-    for name, value in (("suite", suite), ("init", init), ("fs", fs), ("bus", bus)):
+    for name, value in (("suite", suite), ("init", init), ("fs", fs), ("bus", bus),
+                        ("net", net)):
         if value is not None:
             args += [f"--{name}", value]
     return args
+
+
+def base_variant(suite=None, init=None, net=None, **_disk_options):
+    """The name of the base tree a variant's image is made from, as
+    ``build-image bases`` takes it: SUITE-INIT, or SUITE-systemd+ifupdown for
+    ``net="ifupdown"`` under systemd (ifupdown and isc-dhcp-client added).
+    The disk's options (fs, bus, layout) share their variant's tree."""
+    suite, init = suite or DEFAULT_VARIANT["suite"], init or DEFAULT_VARIANT["init"]
+    if init == "systemd" and net == "ifupdown":
+        return f"{suite}-{init}+ifupdown"
+    return f"{suite}-{init}"
 
 
 def build_base(suite=None, init=None):
@@ -127,7 +143,8 @@ def build_base(suite=None, init=None):
 
 
 def build_bases(variants):
-    """Build several base trees ("SUITE-INIT"), two at a time; waits for all."""
+    """Build several base trees ("SUITE-INIT[+NET]", see base_variant), two at
+    a time; waits for all."""
     res = subprocess.run([BUILD_IMAGE, "bases"] + list(variants), capture_output=True,
                          text=True)
     if res.returncode != 0:
@@ -136,17 +153,18 @@ def build_bases(variants):
 
 
 def build_image(out, deb="-", layout="plain", root_key=None, *, suite=None, init=None,
-                fs=None, bus=None):
+                fs=None, bus=None, net=None):
     """A disk in ``out`` from the cached base tree with ``deb`` installed.
 
     ``suite`` (bookworm, bullseye, trixie), ``init`` (systemd, sysvinit),
-    ``fs`` (ext4, xfs, btrfs), ``bus`` (virtio, nvme, scsi): the variant;
-    None is build-image's default (the first of each)."""
+    ``fs`` (ext4, xfs, btrfs), ``bus`` (virtio, nvme, scsi), ``net``
+    (networkd, ifupdown): the variant; None is build-image's default (the
+    first of each)."""
     env = dict(os.environ)
     if root_key:
         env["GUESTAGENT_E2E_ROOT_KEY"] = str(root_key)
-    argv = [BUILD_IMAGE] + variant_args(suite, init, fs, bus) + ["disk", str(deb), str(out),
-                                                                  layout]
+    argv = [BUILD_IMAGE] + variant_args(suite, init, fs, bus, net) + [
+        "disk", str(deb), str(out), layout]
     res = subprocess.run(argv, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"build-image {' '.join(argv[1:])} failed:\n{res.stderr[-4000:]}")
@@ -423,11 +441,12 @@ class Guest:
             res = self.ssh("sudo -n systemctl is-system-running --wait", check=False,
                            timeout=timeout)
             return res.stdout.strip()
-        # [c] and [e]: the patterns must not match this very shell's command line
+        # [c] and [e]: the patterns must not match this very shell's command
+        # line; /sbin/runlevel: /sbin is not on a user's PATH on Debian
         script = (f"for i in $(seq {timeout // 2}); do "
-                  "if runlevel | grep -q ' 2$' && ! pgrep -f '/etc/init.d/r[c] ' >/dev/null "
+                  "if /sbin/runlevel | grep -q ' 2$' && ! pgrep -f '/etc/init.d/r[c] ' >/dev/null "
                   "&& ! pgrep -f 'guestagent --onc[e]' >/dev/null; then echo running; exit 0; "
-                  "fi; sleep 1; done; echo starting; runlevel; ps -ef")
+                  "fi; sleep 1; done; echo starting; /sbin/runlevel; ps -ef")
         return self.ssh(script, check=False, timeout=timeout).stdout.strip()
 
     def failed_services(self):

@@ -61,28 +61,6 @@ MATRIX = {
 DNS = "192.0.2.57"
 
 
-def base_variant(name):
-    """The base tree a scenario's image is made from, as build-image bases names it."""
-    image = MATRIX[name]["image"]
-    return f"{image.get('suite', 'bookworm')}-{image.get('init', 'systemd')}"
-
-
-def base_variants(names, with_test_boot=True):
-    """The base trees these scenarios need, and (``with_test_boot``) the
-    default one every other boot file uses, that one first."""
-    bases = {base_variant(n) for n in names}
-    if with_test_boot:
-        bases.add("bookworm-systemd")
-    return sorted(bases, key=lambda v: (v != "bookworm-systemd", v))
-
-
-if __name__ == "__main__":
-    # tests/run starts building these while the fast tests run
-    import sys
-    every = "--matrix" in sys.argv
-    print(" ".join(base_variants(n for n, s in MATRIX.items() if every or s["ci"])))
-
-
 @pytest.fixture(scope="class", params=sorted(MATRIX))
 def guest(request, variant_image, keys, e2e_dir):
     name = request.param

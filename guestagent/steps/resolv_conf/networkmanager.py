@@ -4,7 +4,7 @@ per-connection DNS), and whether NetworkManager writes resolv.conf at all."""
 import configparser
 import logging
 
-from .owner_files import HEADER, WontLast, remove_if_there, write_dropin
+from .owner_files import HEADER, WontLast, remove_dropin, write_dropin
 from .settings import summary
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def persist(system, dns):
 
 
 def release(system):
-    return remove_if_there(system, NM_DROPIN)
+    return remove_dropin(system, NM_DROPIN, "NetworkManager")
 
 
 def dns_mode(system):

@@ -60,6 +60,15 @@ def release_block(system, path):
     return [f"took the guestagent block out of {path}"]
 
 
+def remove_dropin(system, path, unit):
+    """Remove the drop-in ``path`` and reload ``unit`` (on a live system), so it
+    stops serving the old instance's settings now rather than at its next start."""
+    changes = remove_if_there(system, path)
+    if changes and system.live:
+        _reload(system, unit)
+    return changes
+
+
 def remove_if_there(system, path):
     """Remove ``path`` (a file the agent wrote whole); the changes."""
     if not system.exists(path):

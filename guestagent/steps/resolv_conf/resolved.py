@@ -2,7 +2,7 @@
 
 import logging
 
-from .owner_files import HEADER, WontLast, remove_if_there, write_dropin
+from .owner_files import HEADER, WontLast, remove_dropin, write_dropin
 from .settings import summary
 
 log = logging.getLogger(__name__)
@@ -28,4 +28,4 @@ def persist(system, dns):
 
 
 def release(system):
-    return remove_if_there(system, RESOLVED_DROPIN)
+    return remove_dropin(system, RESOLVED_DROPIN, "systemd-resolved")
