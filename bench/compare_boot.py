@@ -288,6 +288,16 @@ PROBE = ("sudo -n systemctl is-system-running --wait >/dev/null 2>&1; "
 IMPORTTIME = ("sudo -n python3 -X importtime /usr/bin/guestagent --once --stage local "
               "2>&1 >/dev/null | grep '^import time' | sort -t'|' -k2 -n | tail -25")
 
+# What the interpreter's own start costs in the guest, and what -I / -I -S
+# would save (candidates for the units' command line): 5 starts of each,
+# interleaved, wall time in ms per start.
+STARTUP = ("for v in plain I IS; do eval t_$v=0; done; "
+           "for i in 1 2 3 4 5; do for v in plain I IS; do "
+           "case $v in plain) f=;; I) f=-I;; IS) f='-I -S';; esac; "
+           "s=$(date +%s%N); python3 $f -c pass; e=$(date +%s%N); "
+           "eval t_$v=\\$\\(\\( t_$v + e - s \\)\\); done; done; "
+           "for v in plain I IS; do eval echo $v=\\$\\(\\( t_$v / 5000000 \\)\\); done")
+
 
 def probe_guest(g, want_unit):
     """PROBE and `systemd-analyze blame`, retried until they answer: a login that
@@ -354,27 +364,53 @@ def boot_once(kind, images, work, keys, iso, md_tree, instance_uuid, n, boots, p
                           disk_size=DISK, instance_uuid=instance_uuid)
         load = round(os.getloadavg()[0], 2)  # other work on the host skews TCG boots
         with g:
-            tts = g.wait_ssh()
-            s = measure(kind, "configdrive", g, tts, n, load)
-            if "configdrive" in boots:
-                out.append(s)
-            if "reboot" in boots:
-                load = round(os.getloadavg()[0], 2)
-                g.reboot()
-                s = measure(kind, "reboot", g, g.time_to_ssh, n, load)
-                out.append(s)
-            if profile and kind == "guestagent":
-                res = g.ssh(IMPORTTIME, check=False, timeout=600)
-                out[-1]["importtime_local_stage"] = res.stdout.splitlines()
+            tts = wait_login(g, kind, "configdrive", n, load, out)
+            if tts is not None:
+                configdrive_then_reboot(g, kind, tts, n, load, boots, profile, out)
     if "metadata" in boots:
         g = harness.Guest(images[kind], os.path.join(work, f"vm-md-{kind}"), f"bench-md-{kind}",
                           key=keys["user"], root_key=keys["debug"], metadata_tree=md_tree,
                           disk_size=DISK, instance_uuid=instance_uuid)
         load = round(os.getloadavg()[0], 2)
         with g:
-            tts = g.wait_ssh()
-            out.append(measure(kind, "metadata", g, tts, n, load))
+            tts = wait_login(g, kind, "metadata", n, load, out)
+            if tts is not None:
+                out.append(measure(kind, "metadata", g, tts, n, load))
     return out
+
+
+def configdrive_then_reboot(g, kind, tts, n, load, boots, profile, out):
+    s = measure(kind, "configdrive", g, tts, n, load)
+    if "configdrive" in boots:
+        out.append(s)
+    if "reboot" in boots:
+        load = round(os.getloadavg()[0], 2)
+        if wait_login(g, kind, "reboot", n, load, out, login=g.reboot) is None:
+            return
+        out.append(measure(kind, "reboot", g, g.time_to_ssh, n, load))
+    if profile and kind == "guestagent":
+        res = g.ssh(IMPORTTIME, check=False, timeout=600)
+        out[-1]["importtime_local_stage"] = res.stdout.splitlines()
+        res = g.ssh(STARTUP, check=False, timeout=600)
+        out[-1]["python_start_ms"] = dict(
+            ln.split("=", 1) for ln in res.stdout.splitlines() if "=" in ln)
+
+
+def wait_login(g, kind, boot, n, load, out, login=None):
+    """Seconds to the first SSH login; a guest that never lets the user in is
+    recorded as such (left out of the medians) and the run goes on."""
+    try:
+        if login is not None:
+            login()
+            return g.time_to_ssh
+        return g.wait_ssh()
+    except harness.GuestError as e:
+        log(f"round {n} {boot} {kind}: NO LOGIN ({str(e).splitlines()[0]}); recorded, "
+            f"left out of the medians")
+        out.append({"round": n, "boot": boot, "login_ok": False, "probe_ok": False,
+                    "time_to_ssh_s": None, "unit_time_s": None,
+                    "host_loadavg_1min_at_start": load, "error": str(e)[-3000:]})
+        return None
 
 
 # -- report ----------------------------------------------------------------------
@@ -491,6 +527,14 @@ def git_commit():
     return res.stdout.strip() + ("-dirty" if dirty.strip() else "")
 
 
+def agent_tree(commit):
+    """What the .deb is built from at ``commit`` (git tree ids), or None."""
+    res = subprocess.run(["git", "-C", REPO, "rev-parse"]
+                         + [f"{commit}:{d}" for d in ("guestagent", "units", "packaging")],
+                         capture_output=True, text=True)
+    return res.stdout.split() if res.returncode == 0 and "-dirty" not in commit else None
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -511,6 +555,9 @@ def main():
                          "for the metadata boot), None (a tuned image); default: Debian's "
                          "cloud.cfg as shipped "
                          "(the SPEC's incumbent)")
+    ap.add_argument("--resume", action="store_true",
+                    help="go on from the rounds already in --json (same commit, boots and "
+                         "cloud-init config), e.g. after the QEMU slot was lent out")
     args = ap.parse_args()
     boots = [b for b in BOOTS if b in args.boots.split(",")]
     if not boots:
@@ -526,6 +573,26 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     host = machine()
     commit = git_commit()  # what the .deb is built from, not what HEAD is by the end
+    samples = {b: {k: [] for k in KINDS} for b in boots}
+    first_round, resumed = 1, []
+    if args.resume and os.path.exists(args.json):
+        with open(args.json) as f:
+            prior = json.load(f)
+        same = {"boots": boots, "cloud_init_cfg": CLOUD_INIT_CFG}
+        differ = [k for k, v in same.items() if prior.get(k) != v]
+        # the same .deb: guestagent/, units/, packaging/ as committed then and now
+        if commit.endswith("-dirty") or agent_tree(prior["git_commit"]) != agent_tree(commit):
+            differ.append("the agent's code (guestagent/, units/, packaging/)")
+        if differ:
+            log(f"--resume: {args.json} was measured with other "
+                f"{', '.join(differ)}: starting from round 1")
+        else:
+            first_round = prior.get("rounds_done", 0) + 1
+            samples = prior["samples"]
+            started = datetime.datetime.strptime(prior["date"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=datetime.timezone.utc)
+            resumed = prior.get("resumed_at", []) + [
+                datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
     work = args.workdir or tempfile.mkdtemp(prefix="guestagent-compare-boot-", dir="/var/tmp")
     os.makedirs(work, exist_ok=True)
     try:
@@ -539,18 +606,19 @@ def main():
             log("images built (--build-only): nothing booted")
             return 0
         iso, instance_uuid, md_tree = config_drive(work, keys)
-        samples = {b: {k: [] for k in KINDS} for b in boots}
-        for n in range(1, args.rounds + 1):
+        for n in range(first_round, args.rounds + 1):
             for kind in KINDS:
                 for s in boot_once(kind, images, work, keys, iso, md_tree, instance_uuid, n,
                                    boots, profile=(n == 1)):
                     samples[s["boot"]][kind].append(s)
             # every round on disk as soon as it is done: an interrupted run keeps them
-            write_result(args, started, commit, host, samples, boots, complete=False)
+            write_result(args, started, commit, host, samples, boots, complete=False,
+                         resumed=resumed)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    result = write_result(args, started, commit, host, samples, boots, complete=True)
+    result = write_result(args, started, commit, host, samples, boots, complete=True,
+                          resumed=resumed)
     for boot in boots:
         print(f"\n== {boot}")
         if result["by_boot"][boot]["comparison"].get("incomplete"):
@@ -563,7 +631,7 @@ def main():
     return 0
 
 
-def write_result(args, started, commit, host, samples, boots, complete):
+def write_result(args, started, commit, host, samples, boots, complete, resumed=()):
     by_boot = {b: summarise(samples[b]) for b in boots}
     summary = by_boot.get("configdrive") or next(iter(by_boot.values()))
     result = {
@@ -582,6 +650,8 @@ def write_result(args, started, commit, host, samples, boots, complete):
                       "was false), counted as 0 in unit_time_s",
         "cloud_init_cfg": CLOUD_INIT_CFG,
         "complete": complete,
+        # when the run went on with --resume (duration_s then counts the gaps too)
+        "resumed_at": list(resumed),
         "boots": list(boots),
         "summary": summary,
         "by_boot": by_boot,

@@ -246,6 +246,10 @@ def _run_once(args):
     logging.getLogger("guestagent").debug("guestagent %s, root %s, config %s",
                                           __version__, system.root, ", ".join(config.files))
     code = run(system, config, stage=args.stage, only=only)
+    # A Type=notify unit whose process ends without READY=1 fails: say it on
+    # every way out (a stage with a background step said it earlier).
+    from . import readiness
+    readiness.ready()
     if _exit_fast:
         # Everything is on disk (each write was fsynced); tearing down the
         # interpreter and the HTTP library would add ~20 ms to the boot.

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import boot_guard, datasources, steps
+from . import boot_guard, datasources, readiness, steps
 from . import log as logsetup
 from .distro import default_user
 from .state import STATE_DIR, State
@@ -226,25 +226,24 @@ def _run_locked(system, config, state, stage, only):
             record["steps"].append(_Background(ctx, name))
         else:
             record["steps"].append(_run_step(ctx, name))
+    background = [r.name for r in record["steps"] if isinstance(r, _Background)]
+    if background:
+        # What a login needs is done: the flags the later units' conditions
+        # read go down now, and the unit says it is up (sshd starts) while
+        # growpart and resize2fs finish.
+        final_pending = _flag_configured(ctx, state, spec)
+        readiness.ready(f"{', '.join(background)} still running")
     record["steps"] = [r.join() if isinstance(r, _Background) else r for r in record["steps"]]
     failed = any(r["result"] == "failed" for r in record["steps"])
+    if not background:
+        final_pending = _flag_configured(ctx, state, spec)
     if md is not None and spec.metadata != "stored":
         record["configured"] = True
-    if md is not None and spec.steps == "config":
-        final_pending = _flag_final(ctx, state)
-        if not failed and not only:
-            boot_guard.write(ctx, steps.ALL_STEPS, final_pending)
+    if md is not None and spec.steps == "config" and not failed and not only:
+        boot_guard.write(ctx, steps.ALL_STEPS, final_pending)
     if md is not None and spec.steps == "final" and not failed and not only and all(
             state.done(md.instance_id, n) for n in boot_guard.per_instance(steps.FINAL_STEPS)):
         boot_guard.publish(system)
-    if md is not None and spec.metadata == "local":
-        # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
-        # drive or DMI-confirmed boot its Python never starts (/run is
-        # emptied every boot)
-        try:
-            system.write_file(LOCAL_DONE, md.instance_id + "\n", mode=0o644)
-        except OSError as e:
-            log.warning("cannot write %s: %s", LOCAL_DONE, e)
     if failed and code == EXIT_OK:
         code = EXIT_STEP_FAILED
     record["exit_code"] = code
@@ -264,6 +263,25 @@ def _run_locked(system, config, state, stage, only):
 
 def _needs_metadata(name):
     return getattr(importlib.import_module(f"guestagent.steps.{name}"), "NEEDS_METADATA", True)
+
+
+def _flag_configured(ctx, state, spec):
+    """The flags in /run that the later units' conditions read; returns the
+    final steps with work left (or None: this stage does not decide that)."""
+    md = ctx.metadata
+    if md is None:
+        return None
+    if spec.metadata == "local":
+        # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
+        # drive or DMI-confirmed boot its Python never starts (/run is
+        # emptied every boot)
+        try:
+            ctx.system.write_file(LOCAL_DONE, md.instance_id + "\n", mode=0o644)
+        except OSError as e:
+            log.warning("cannot write %s: %s", LOCAL_DONE, e)
+    if spec.steps == "config":
+        return _flag_final(ctx, state)
+    return None
 
 
 def _flag_final(ctx, state):
@@ -298,6 +316,7 @@ def _flag_final(ctx, state):
 
 class _Background:
     def __init__(self, ctx, name):
+        self.name = name
         self.result = None
         self.thread = threading.Thread(target=self._run, args=(ctx, name),
                                        name=f"step-{name}", daemon=True)
@@ -375,8 +394,10 @@ class _lock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            log.warning("another guestagent run (pid %s) is in progress; waiting for it "
-                        "to finish (up to %d s)", holder, LOCK_WAIT)
+            # the usual case: the final stage starts while the local stage,
+            # its unit already up (READY=1), still grows the root
+            log.info("another guestagent run (pid %s) is in progress; waiting for it "
+                     "to finish (up to %d s)", holder, LOCK_WAIT)
             deadline = time.monotonic() + LOCK_WAIT
             while True:
                 try:

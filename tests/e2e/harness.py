@@ -435,11 +435,15 @@ class Guest:
     def settle(self, timeout=300):
         """Wait until the boot is over, as a user would see it; returns the
         state.  systemd: ``systemctl is-system-running --wait`` ("running" or
-        "degraded").  SysV: runlevel 2 reached, /etc/init.d/rc finished and
-        no agent run left in the background ("running")."""
+        "degraded"), and no agent stage still growing the root after its
+        unit said READY=1.  SysV: runlevel 2 reached, /etc/init.d/rc finished
+        and no agent run left in the background ("running")."""
         if self.image.systemd:
             res = self.ssh("sudo -n systemctl is-system-running --wait", check=False,
                            timeout=timeout)
+            # [o]: the pattern must not match this very shell's command line
+            self.ssh(f"for i in $(seq {timeout}); do pgrep -f 'guestagent --onc[e]' >/dev/null "
+                     "|| exit 0; sleep 1; done", check=False, timeout=timeout + 30)
             return res.stdout.strip()
         # [c] and [e]: the patterns must not match this very shell's command
         # line; /sbin/runlevel: /sbin is not on a user's PATH on Debian
@@ -478,15 +482,22 @@ class Guest:
         # Wait until the old sshd is gone, so wait_ssh sees the new boot.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            res = subprocess.run(self._ssh_argv(USER, self.key, 5)
-                                 + ["--", "cat /proc/sys/kernel/random/boot_id"],
-                                 capture_output=True, text=True, timeout=30)
+            try:
+                res = subprocess.run(self._ssh_argv(USER, self.key, 5)
+                                     + ["--", "cat /proc/sys/kernel/random/boot_id"],
+                                     capture_output=True, text=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                break  # a login that hangs: the old guest is going down
             if res.returncode != 0 or res.stdout.strip() != before:
                 break
             time.sleep(1)
         self.wait_ssh(timeout=timeout)
         if self.boot_id() == before:
             self.fail("the guest did not reboot")
+        # sshd is up once the local stage says READY=1, which can be before
+        # that stage has written its status: what follows checks the
+        # settled boot, as after a first boot
+        self.settle()
 
     # -- what the guest shows --------------------------------------------------
     def unit_times(self):

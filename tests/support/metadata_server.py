@@ -171,6 +171,11 @@ def make_handler(docs, mode, imdsv2, faults, logfile):
                     pass
                 self.close_connection = True
                 return
+            if path in ("openstack", "openstack/") and mode in ("openstack", "both"):
+                # Nova's version list; cloud-init's OpenStack datasource asks for
+                # it first and gives up on a 404.  Only "latest" is served, so
+                # that is the one version listed (cloud-init then uses it).
+                return self._send(200, "latest")
             if path.startswith("openstack/"):
                 if mode not in ("openstack", "both"):
                     return self._send(404, "not found")
