@@ -68,56 +68,50 @@ def main_parser():
     return p
 
 
-def _query_parser():
+def _subcommand_parser(name, description, json_help="print JSON", **more):
+    """``guestagent NAME``'s parser, with its --json; the caller adds the rest."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="guestagent query",
-                                description="Show the metadata stored by the last run "
-                                            "(secrets redacted). KEY is a field name or a "
-                                            "/-separated path, e.g. public_keys or "
-                                            "raw/meta_data.json/meta.")
+    p = argparse.ArgumentParser(prog=f"guestagent {name}", description=description, **more)
+    p.add_argument("--json", action="store_true", help=json_help)
+    return p
+
+
+def _query_parser():
+    p = _subcommand_parser("query", "Show the metadata stored by the last run (secrets "
+                                    "redacted). KEY is a field name or a /-separated path, "
+                                    "e.g. public_keys or raw/meta_data.json/meta.")
     p.add_argument("key", nargs="?", metavar="KEY")
-    p.add_argument("--json", action="store_true", help="print JSON")
     _common(p)
     return p
 
 
 def _status_parser():
-    import argparse
-
-    p = argparse.ArgumentParser(prog="guestagent status",
-                                description="Show the runs of the last boot, step by step.")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = _subcommand_parser("status", "Show the runs of the last boot, step by step.")
     _common(p)
     return p
 
 
 def _check_image_parser():
-    import argparse
-
-    p = argparse.ArgumentParser(prog="guestagent check-image",
-                                description="Check an image (or the running system) against "
-                                            "the OpenStack image requirements.")
-    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = _subcommand_parser("check-image", "Check an image (or the running system) against "
+                                          "the OpenStack image requirements.",
+                           json_help="print a JSON list")
     p.add_argument("--fix", action="store_true", help="apply the safe fixes, report each")
     _common(p)
     return p
 
 
 def _check_userdata_parser():
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="guestagent check-userdata",
-        description="Decode a user-data file the way the agent will (gzip, MIME multipart, "
-                    "scripts, #cloud-config) and say, part by part and key by key, what it "
-                    "will do, and what it will ignore or cannot accept, and why. Nothing is "
-                    "run or changed.",
+    p = _subcommand_parser(
+        "check-userdata",
+        "Decode a user-data file the way the agent will (gzip, MIME multipart, "
+        "scripts, #cloud-config) and say, part by part and key by key, what it "
+        "will do, and what it will ignore or cannot accept, and why. Nothing is "
+        "run or changed.",
         epilog="exit codes: 0 everything will be acted on (or is ignored by design), "
                "1 something asked for will not happen or is invalid, 2 the file cannot be "
                "read")
     p.add_argument("file", metavar="FILE", help="the user-data file ('-' for stdin)")
-    p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--config", metavar="FILE",
                    help="config file for [userdata] max_bytes (default: "
                         "/etc/guestagent/guestagent.conf where it exists)")

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guestagent import resolver
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip
 from guestagent.steps import resolv_conf as step
+from guestagent.steps.resolv_conf import networkmanager, owner_files, owners, resolv_file, resolved
 from guestagent.steps.resolv_conf import settings as dns_settings
 from guestagent.steps.resolv_conf.settings import DnsSettings
 
@@ -68,7 +68,7 @@ def test_junk_options_are_dropped_with_a_warning(caplog):
 # -- resolv.conf text ----------------------------------------------------------
 
 def test_plain_file_keeps_options_sortlist_and_comments():
-    new = resolver.resolv_conf_text(PLAIN, DnsSettings(["192.0.2.53", "198.51.100.53"],
+    new = resolv_file.resolv_conf_text(PLAIN, DnsSettings(["192.0.2.53", "198.51.100.53"],
                                                    ["example.net"]))
     assert new == """# Dynamic resolv.conf(5) file for glibc resolver
 # kept by the image
@@ -78,29 +78,29 @@ nameserver 198.51.100.53
 options edns0 timeout:5
 sortlist 130.155.160.0/255.255.240.0
 """
-    assert resolver.resolv_conf_text(new, DnsSettings(["192.0.2.53", "198.51.100.53"],
+    assert resolv_file.resolv_conf_text(new, DnsSettings(["192.0.2.53", "198.51.100.53"],
                                                   ["example.net"])) == new
 
 
 def test_only_what_is_given_is_replaced():
-    new = resolver.resolv_conf_text(PLAIN, DnsSettings(search=["example.net"]))
+    new = resolv_file.resolv_conf_text(PLAIN, DnsSettings(search=["example.net"]))
     assert "nameserver 10.0.2.3" in new and "search example.net" in new
     assert "old.example" not in new
-    new = resolver.resolv_conf_text(PLAIN, DnsSettings(nameservers=["192.0.2.1"]))
+    new = resolv_file.resolv_conf_text(PLAIN, DnsSettings(nameservers=["192.0.2.1"]))
     assert "search old.example" in new and "domain old.example" in new
     assert "10.0.2.3" not in new
 
 
 def test_options_given_replace_only_those_keys_and_stay_stable():
     dns = DnsSettings(["192.0.2.1"], [], ["rotate", "timeout:1"])
-    new = resolver.resolv_conf_text(PLAIN, dns)
+    new = resolv_file.resolv_conf_text(PLAIN, dns)
     assert "options edns0\n" in new and new.endswith("options rotate timeout:1\n")
     assert "timeout:5" not in new
-    assert resolver.resolv_conf_text(new, dns) == new
+    assert resolv_file.resolv_conf_text(new, dns) == new
 
 
 def test_empty_file_gets_a_header():
-    new = resolver.resolv_conf_text("", DnsSettings(["192.0.2.1"]))
+    new = resolv_file.resolv_conf_text("", DnsSettings(["192.0.2.1"]))
     assert new.startswith("# Written by guestagent")
     assert new.endswith("nameserver 192.0.2.1\n")
 
@@ -110,7 +110,7 @@ def test_empty_file_gets_a_header():
 def test_no_value_ever_injects_a_line(servers, search):
     dns = dns_settings.DnsSettings(dns_settings.nameservers(servers, "test"),
                                    dns_settings.domains(search, "test"))
-    new = resolver.resolv_conf_text("", dns)
+    new = resolv_file.resolv_conf_text("", dns)
     lines = new.splitlines()[1:]
     assert len(lines) == len(dns.nameservers) + (1 if dns.search else 0)
     for line in lines:
@@ -199,14 +199,14 @@ def test_networkmanager_header_gets_a_global_dns_drop_in(root):
 def test_networkmanager_conf_decides(root, conf, owner):
     (root / "etc/NetworkManager").mkdir()
     (root / "etc/NetworkManager/NetworkManager.conf").write_text(conf)
-    assert resolver.resolv_conf_owner(step_system(root))[0] == owner
+    assert owners.resolv_conf_owner(step_system(root))[0] == owner
 
 
 def test_networkmanager_dns_none_in_a_drop_in_wins(root):
     (root / "etc/NetworkManager/conf.d").mkdir(parents=True)
     (root / "etc/NetworkManager/NetworkManager.conf").write_text("[main]\ndns=default\n")
     (root / "etc/NetworkManager/conf.d/dns.conf").write_text("[main]\ndns=none\n")
-    assert resolver.resolv_conf_owner(step_system(root))[0] == "file"
+    assert owners.resolv_conf_owner(step_system(root))[0] == "file"
 
 
 def test_networkmanager_without_servers_is_left_alone(root):
@@ -337,7 +337,7 @@ def test_agent_cloud_config_resolv_conf_and_fqdn_win(tmp_path, root, run_agent):
 def test_networkmanager_symlink_is_networkmanagers(root):
     (root / "etc/resolv.conf").unlink()
     os.symlink("/run/NetworkManager/resolv.conf", root / "etc/resolv.conf")
-    assert resolver.resolv_conf_owner(step_system(root))[0] == "NetworkManager"
+    assert owners.resolv_conf_owner(step_system(root))[0] == "NetworkManager"
 
 
 # -- owners that rewrite the file: configured, so the settings last ------------------
@@ -352,11 +352,11 @@ def test_resolvconf_head_goes_before_every_interfaces_servers(root):
     changes = step.run(StepContext(root, md(["192.0.2.1"], ["example.net"])))
     assert changes == ["wrote /etc/resolvconf/resolv.conf.d/head, which resolvconf puts first "
                        "in /etc/resolv.conf (servers 192.0.2.1; search example.net)"]
-    assert head.read_text() == shipped + resolver.HEADER + (
+    assert head.read_text() == shipped + owner_files.HEADER + (
         "search example.net\nnameserver 192.0.2.1\n")
     assert step.run(StepContext(root, md(["192.0.2.1"], ["example.net"]))) == []
     step.run(StepContext(root, md(["192.0.2.9"])))  # replaced, not added to
-    assert head.read_text() == shipped + resolver.HEADER + "nameserver 192.0.2.9\n"
+    assert head.read_text() == shipped + owner_files.HEADER + "nameserver 192.0.2.9\n"
     assert step.run(StepContext(root, md())) == [
         "took the guestagent lines out of /etc/resolvconf/resolv.conf.d/head"]
     assert head.read_text() == shipped
@@ -370,9 +370,9 @@ def test_openresolv_gets_a_marked_block(root):
     assert changes == ["set /etc/resolvconf.conf for openresolv (servers 192.0.2.1, "
                        "192.0.2.2; search example.net)"]
     assert conf.read_text() == (
-        "# shipped\nresolv_conf=/etc/resolv.conf\n" + resolver.BLOCK_BEGIN + "\n"
+        "# shipped\nresolv_conf=/etc/resolv.conf\n" + owner_files.BLOCK_BEGIN + "\n"
         'name_servers="192.0.2.1 192.0.2.2"\nsearch_domains="example.net"\n'
-        + resolver.BLOCK_END + "\n")
+        + owner_files.BLOCK_END + "\n")
     assert (root / "etc/resolv.conf").read_text().endswith("nameserver 10.0.2.3\n")
     assert step.run(StepContext(root, md(["192.0.2.1", "192.0.2.2"], ["example.net"]))) == []
 
@@ -422,10 +422,10 @@ def test_dhcpcd_gets_nohook_or_static_search_in_a_marked_block(root):
     conf.write_text("hostname\noption rapid_commit\n")
     changes = step.run(StepContext(root, md(["192.0.2.1"])))
     assert changes[-1] == "set /etc/dhcpcd.conf: dhcpcd leaves /etc/resolv.conf alone"
-    assert conf.read_text() == ("hostname\noption rapid_commit\n" + resolver.BLOCK_BEGIN
-                                + "\nnohook resolv.conf\n" + resolver.BLOCK_END + "\n")
+    assert conf.read_text() == ("hostname\noption rapid_commit\n" + owner_files.BLOCK_BEGIN
+                                + "\nnohook resolv.conf\n" + owner_files.BLOCK_END + "\n")
     step.run(StepContext(root, md([], ["a.example", "b.example"])))
-    assert conf.read_text().count(resolver.BLOCK_BEGIN) == 1
+    assert conf.read_text().count(owner_files.BLOCK_BEGIN) == 1
     assert "static domain_search=a.example b.example\n" in conf.read_text()
     assert "nohook" not in conf.read_text()
     step.run(StepContext(root, md()))
@@ -455,12 +455,12 @@ def test_taking_a_drop_in_out_reloads_its_owner_on_a_live_system(root, tmp_path,
     (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
     (bin_dir / "systemctl").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    for dropin in (resolver.RESOLVED_DROPIN, resolver.NM_DROPIN):
+    for dropin in (resolved.RESOLVED_DROPIN, networkmanager.NM_DROPIN):
         (root / dropin.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (root / dropin.lstrip("/")).write_text("[Resolve]\n")
     changes = step.run(StepContext(root, md(), live=True))
-    assert sorted(changes) == [f"removed {resolver.NM_DROPIN}",
-                               f"removed {resolver.RESOLVED_DROPIN}"]
+    assert sorted(changes) == [f"removed {networkmanager.NM_DROPIN}",
+                               f"removed {resolved.RESOLVED_DROPIN}"]
     assert calls.read_text().splitlines() == ["try-reload-or-restart systemd-resolved",
                                               "try-reload-or-restart NetworkManager"]
     calls.unlink()

@@ -20,6 +20,10 @@ and the per-instance "done" markers (after a change, a Skip or a
 FailedButDone; never after any other failure, so that is retried).  A final step may also define
 ``pending(ctx) -> bool`` (is there anything to run?), which the config stage
 asks so the final unit does not start on a boot with nothing to do.
+
+Two helpers here serve the steps alike: `asked_for` (the #cloud-config
+value, or Skip when the user-data does not ask), and `changes_or_failure`
+(how a step that does several things ends when some of them failed).
 """
 
 PER_BOOT = "per-boot"
@@ -87,3 +91,29 @@ class Skip(Exception):
 class FailedButDone(RuntimeError):
     """The step failed, but is done for this instance: a reboot must not run it
     again (the runner records the failure and marks the step done)."""
+
+
+def asked_for(ctx, key):
+    """#cloud-config ``key``'s value; Skip where the user-data does not ask for it."""
+    value = ctx.cloud_config.get(key)
+    if not value:
+        raise Skip(f"no {key} in #cloud-config")
+    return value
+
+
+def changes_or_failure(step, changes, problems, failure="", unchanged=""):
+    """How a step that does several things ends: its ``changes``; where any of
+    it went wrong, FailedButDone saying ``failure`` (default: the ``problems``
+    joined), the changes made beside them logged first, since a failed step
+    returns none; Skip(``unchanged``), where that is given, when nothing
+    changed."""
+    if problems:
+        import logging
+
+        log = logging.getLogger(f"{__name__}.{step}")
+        for change in changes:
+            log.info("%s: %s", step, change)
+        raise FailedButDone(failure or "; ".join(problems))
+    if unchanged and not changes:
+        raise Skip(unchanged)
+    return changes

@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, Skip, changes_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,8 @@ _SFDISK_TYPES = {"82": "S", "83": "L", "8e": "V", "fd": "R"}
 
 
 def check_disk_setup(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
-        raise Bad("a mapping of devices to {table_type, layout, overwrite}")
-    return {k: dict(v) for k, v in value.items()}
+    from ..userdata.checks import mapping_of_mappings
+    return mapping_of_mappings(value, "a mapping of devices to {table_type, layout, overwrite}")
 
 
 def check_fs_setup(value, key=None, warnings=None):
@@ -80,13 +77,8 @@ def run(ctx):
             changes += _filesystem(ctx.system, spec)
         except RuntimeError as e:
             problems.append(f"fs_setup entry {n} ({spec.get('device')}): {e}")
-    if problems:
-        for c in changes:
-            log.info("disk_setup: %s", c)
-        raise FailedButDone("; ".join(problems))
-    if not changes:
-        raise Skip("every disk and filesystem asked for is there already")
-    return changes
+    return changes_or_failure("disk_setup", changes, problems,
+                              unchanged="every disk and filesystem asked for is there already")
 
 
 def device_path(system, name):

@@ -11,7 +11,7 @@ set-x11-keymap` (live systems only).
 import re
 
 from ..system import CommandFailed
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
 CONF = "/etc/default/keyboard"
@@ -39,9 +39,7 @@ def pending(ctx):
 
 
 def run(ctx):
-    kb = ctx.cloud_config.get("keyboard")
-    if not kb:
-        raise Skip("no keyboard in #cloud-config")
+    kb = asked_for(ctx, "keyboard")
     system = ctx.system
     if system.exists("/etc/debian_version"):
         text = (f'XKBMODEL="{kb["model"]}"\nXKBLAYOUT="{kb["layout"]}"\n'

@@ -12,7 +12,7 @@ Other distros: /etc/locale.conf LANG= (their langpacks hold the locales).
 import re
 
 from ..system import CommandFailed
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
 BUILTIN = ("C", "C.UTF-8", "C.utf8", "POSIX")
@@ -27,10 +27,8 @@ def check_locale(value, key=None, warnings=None):
 
 
 def check_locale_configfile(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
-        raise Bad("an absolute file path")
-    return value
+    from ..userdata.checks import absolute_path
+    return absolute_path(value, "file path")
 
 
 def pending(ctx):
@@ -38,9 +36,7 @@ def pending(ctx):
 
 
 def run(ctx):
-    name = ctx.cloud_config.get("locale")
-    if not name:
-        raise Skip("no locale in #cloud-config")
+    name = asked_for(ctx, "locale")
     system = ctx.system
     debian = system.exists("/etc/debian_version")
     conf = ctx.cloud_config.get("locale_configfile") or (

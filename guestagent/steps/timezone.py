@@ -9,7 +9,7 @@ timedatectl read), and /etc/timezone is written where the image keeps one
 
 import re
 
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
 ZONEINFO = "/usr/share/zoneinfo"
@@ -24,9 +24,7 @@ def check_timezone(value, key=None, warnings=None):
 
 
 def run(ctx):
-    name = ctx.cloud_config.get("timezone")
-    if not name:
-        raise Skip("no timezone in #cloud-config")
+    name = asked_for(ctx, "timezone")
     system = ctx.system
     if not _NAME.match(name) or len(name) > 100:
         raise RuntimeError(f"timezone {name[:60]!r} is not a zone name; the zone is unchanged")

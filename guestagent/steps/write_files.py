@@ -21,7 +21,7 @@ from ..accounts import groups as read_groups
 from ..accounts import users as read_users
 from ..log import shown
 from ..userdata.checks import INVALID, Bad, Note, cfg_bool, describe, fields, string
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, Skip, asked_for, changes_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ class BadEntry(ValueError):
 def run(ctx):
     if not ctx.config.getbool("userdata", "enabled"):
         raise Skip("user-data is turned off ([userdata] enabled = no)")
-    entries = ctx.cloud_config.get("write_files")
-    if not entries:
-        raise Skip("no write_files in #cloud-config")
+    entries = asked_for(ctx, "write_files")
     accounts = _Accounts(ctx.system)
     max_bytes = ctx.config.getint("userdata", "max_bytes")
     if not isinstance(entries, list):
@@ -57,13 +55,11 @@ def run(ctx):
             problem = f"{_name(entry, i)}: {_reason(e)}"
             log.warning("write_files: not written: %s", problem)
             problems.append(problem)
-    if problems:
-        for c in changes:
-            log.info("write_files: %s", c)
-        # once per instance even so: an `append: true` entry must not append again
-        raise FailedButDone(f"{len(problems)} of {len(entries)} files not written: "
-                           + "; ".join(problems))
-    return changes
+    # once per instance even where something failed: an `append: true` entry
+    # must not append again
+    return changes_or_failure("write_files", changes, problems,
+                              failure=f"{len(problems)} of {len(entries)} files not written: "
+                                      + "; ".join(problems))
 
 
 def _name(entry, i):

@@ -13,7 +13,7 @@ own repositories are never overwritten).  Keys are the repository's own
 import logging
 import re
 
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, asked_for, changes_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +24,14 @@ _SOURCES = ("baseurl", "metalink", "mirrorlist")
 
 
 def check_yum_repos(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
-        raise Bad("a mapping of repository ids to {baseurl, name, enabled, gpgcheck, ...}")
-    return {k: dict(v) for k, v in value.items()}
+    from ..userdata.checks import mapping_of_mappings
+    return mapping_of_mappings(
+        value, "a mapping of repository ids to {baseurl, name, enabled, gpgcheck, ...}")
 
 
 def check_yum_repo_dir(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
-        raise Bad("an absolute directory path")
-    return value
+    from ..userdata.checks import absolute_path
+    return absolute_path(value, "directory path")
 
 
 def pending(ctx):
@@ -43,9 +39,7 @@ def pending(ctx):
 
 
 def run(ctx):
-    repos = ctx.cloud_config.get("yum_repos")
-    if not repos:
-        raise Skip("no yum_repos in #cloud-config")
+    repos = asked_for(ctx, "yum_repos")
     directory = ctx.cloud_config.get("yum_repo_dir", DEFAULT_DIR).rstrip("/") or DEFAULT_DIR
     changes, problems = [], []
     for raw_id, fields in repos.items():
@@ -64,13 +58,8 @@ def run(ctx):
             continue
         ctx.system.write_file(path, text, mode=0o644)
         changes.append(f"wrote {path}")
-    if problems:
-        for c in changes:
-            log.info("yum_repos: %s", c)
-        raise FailedButDone("; ".join(problems))
-    if not changes:
-        raise Skip("every repository's .repo file exists already")
-    return changes
+    return changes_or_failure("yum_repos", changes, problems,
+                              unchanged="every repository's .repo file exists already")
 
 
 def render(repo_id, fields):

@@ -168,11 +168,26 @@ def comma_list(value, key=None, notes=None):
     return str_list(value)
 
 
+def absolute_path(value, what="path"):
+    """An absolute path with no '..' in it; Bad says "an absolute ``what``"."""
+    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
+        raise Bad(f"an absolute {what}")
+    return value
+
+
 def anything(value, key=None, notes=None):
     return value
 
 
 # -- mappings ---------------------------------------------------------------------------
+
+def mapping_of_mappings(value, what):
+    """{name: {...}} (copied one level deep); Bad says ``what`` was expected."""
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
+        raise Bad(what)
+    return {k: dict(v) for k, v in value.items()}
+
 
 def fields(item, spec, where, notes, required=(), ignored=None, dashes=False, mistaken=None):
     """Check a mapping against {field: check}; drops bad fields, returns the good ones.

@@ -19,23 +19,11 @@
 The old keys are folded into the `apt` form by the step.
 """
 
-from ...userdata.checks import Bad
+from ...userdata.checks import Bad, boolean, str_list, string
 
 _SOURCE_FIELDS = ("source", "key", "keyid", "keyserver", "filename", "append")
 _MIRROR_FIELDS = ("arches", "uri", "search", "search_dns")
 _MAX_NAMED = 20
-
-
-def string(value, key=None, warnings=None):
-    if not isinstance(value, str):
-        raise Bad("a string")
-    return value
-
-
-def boolean(value, key=None, warnings=None):
-    if not isinstance(value, bool):
-        raise Bad("true or false")
-    return value
 
 
 def apt(value, key, warnings):
@@ -74,10 +62,7 @@ def _mirrors(value, where, warnings):
     if not isinstance(value, list):
         raise Bad("a list of {arches, uri}")
     out = []
-    for n, item in enumerate(value, 1):
-        if not isinstance(item, dict):
-            warnings.append(f"{where} entry {n} is not a mapping; skipped")
-            continue
+    for n, item in _mappings(value, where, warnings):
         entry = {}
         for field, v in item.items():
             if field not in _MIRROR_FIELDS:
@@ -135,11 +120,11 @@ def _source(item, where, warnings):
 
 
 def string_list(value, key=None, warnings=None):
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise Bad("a list of URLs")
-    return list(value)
+    """apt_mirror_search: one URL or a list of them."""
+    try:
+        return str_list(value)
+    except Bad:
+        raise Bad("a list of URLs") from None
 
 
 def search_dns(value, key, warnings):
@@ -154,10 +139,15 @@ def apt_sources(value, key, warnings):
     """The old list form: [{source, filename, key, keyid, keyserver}]."""
     if not isinstance(value, list):
         raise Bad("a list of {source, filename, key, ...}")
-    out = []
-    for n, item in enumerate(value, 1):
-        if not isinstance(item, dict):
-            warnings.append(f"#cloud-config apt_sources entry {n} is not a mapping; skipped")
-            continue
-        out.append(_source(item, f"#cloud-config apt_sources entry {n}", warnings))
-    return out
+    return [_source(item, f"#cloud-config apt_sources entry {n}", warnings)
+            for n, item in _mappings(value, "#cloud-config apt_sources", warnings)]
+
+
+def _mappings(entries, where, warnings):
+    """(n, entry) for each mapping in the list ``entries``, counting from 1; any
+    other entry is skipped with a warning, in turn with what the caller notes."""
+    for n, item in enumerate(entries, 1):
+        if isinstance(item, dict):
+            yield n, item
+        else:
+            warnings.append(f"{where} entry {n} is not a mapping; skipped")

@@ -23,12 +23,10 @@ captured from the real tools; `grow_lv` runs it against the live system.
 
 import json
 import logging
-import os
 
-from ...system import CommandFailed
 from . import blockdev
 from .blockdev import human_size as _size
-from .partition_table import PartitionError, add_partition, new_partition, read_layout
+from .partition_table import PartitionError, add_partition, new_partition, read_layout, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +121,7 @@ def _unused_extents(pv):
 # -- doing --------------------------------------------------------------------
 
 def _run(system, argv, what):
-    try:
-        return system.run(argv, env=dict(os.environ, **_ENV), timeout=300, check=True).stdout
-    except CommandFailed as e:
-        raise LvmError(f"{what}: {e}") from None
+    return run_tool(system, argv, what, LvmError, _ENV)
 
 
 def find_lv(system, dev):

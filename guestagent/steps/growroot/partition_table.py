@@ -224,15 +224,19 @@ def _msdos_slots(layout, free):
 
 # -- the live disk ---------------------------------------------------------
 
-def _run(system, argv, what):
+def run_tool(system, argv, what, error=None, env=None):
+    """``argv``'s output; where it fails, ``error`` (PartitionError unless
+    given) saying ``what`` failed and why.  ``env`` is added to the
+    environment (default: the C locale, so the output parses)."""
     try:
-        return system.run(argv, env=dict(os.environ, **_ENV), timeout=300, check=True).stdout
+        return system.run(argv, env=dict(os.environ, **(env or _ENV)), timeout=300,
+                          check=True).stdout
     except CommandFailed as e:
-        raise PartitionError(f"{what}: {e}") from None
+        raise (error or PartitionError)(f"{what}: {e}") from None
 
 
 def read_layout(system, disk):
-    out = _run(system, ["parted", "-m", "-s", disk, "unit", "s", "print", "free"],
+    out = run_tool(system, ["parted", "-m", "-s", disk, "unit", "s", "print", "free"],
                f"reading the partition table of {disk}")
     layout = parse_parted(out)
     if layout.table == "msdos" and system.which("sfdisk"):

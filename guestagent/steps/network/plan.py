@@ -8,6 +8,17 @@ HEADER = ("Written by guestagent from the instance's network_data.json; "
           "replaced when a new instance boots from this disk.")
 
 
+BOND_OPTIONS = ("miimon", "xmit_hash_policy", "lacp_rate")  # the ones a bond may carry
+
+
+def bond_option_lines(it, formats):
+    """The bond options the metadata gives, one line each in a stack's words
+    and in a fixed order: ``formats`` maps each of BOND_OPTIONS to a format
+    string that takes the value."""
+    return [formats[key].format(it.bond_options[key])
+            for key in BOND_OPTIONS if key in it.bond_options]
+
+
 class Plan:
     def __init__(self, stack):
         self.stack = stack

@@ -8,7 +8,7 @@ Reference: nm-settings-ifcfg-rh(5), initscripts' sysconfig.txt.
 """
 
 from ... import netconfig as nc
-from .plan import HEADER, Plan
+from .plan import BOND_OPTIONS, HEADER, Plan, bond_option_lines
 
 DIR = "/etc/sysconfig/network-scripts"
 
@@ -81,7 +81,5 @@ def _ifcfg(it):
 
 def _bonding_opts(it):
     opts = [f"mode={it.bond_mode}"]
-    for key in ("miimon", "xmit_hash_policy", "lacp_rate"):
-        if key in it.bond_options:
-            opts.append(f"{key}={it.bond_options[key]}")
+    opts += bond_option_lines(it, {key: key + "={}" for key in BOND_OPTIONS})
     return " ".join(opts)

@@ -9,9 +9,11 @@ Reference: interfaces(5) of ifupdown 0.8, ifenslave's README.Debian.
 """
 
 from ... import netconfig as nc
-from .plan import HEADER, Plan
+from .plan import HEADER, Plan, bond_option_lines
 
 PATH = "/etc/network/interfaces.d/50-guestagent"
+_BOND_FORMATS = {"miimon": "bond-miimon {}", "xmit_hash_policy": "bond-xmit-hash-policy {}",
+                 "lacp_rate": "bond-lacp-rate {}"}
 
 
 def render(ifaces):
@@ -84,14 +86,8 @@ def _method(family, subnets):
 def _link_options(it):
     out = []
     if it.kind == nc.BOND:
-        o = it.bond_options
         out += [f"bond-slaves {' '.join(it.members)}", f"bond-mode {it.bond_mode}"]
-        if "miimon" in o:
-            out.append(f"bond-miimon {o['miimon']}")
-        if "xmit_hash_policy" in o:
-            out.append(f"bond-xmit-hash-policy {o['xmit_hash_policy']}")
-        if "lacp_rate" in o:
-            out.append(f"bond-lacp-rate {o['lacp_rate']}")
+        out += bond_option_lines(it, _BOND_FORMATS)
     if it.kind == nc.VLAN:
         out.append(f"vlan-raw-device {it.parent}")
     if it.mac and it.kind != nc.PHY:

@@ -10,9 +10,12 @@ Reference: netplan's YAML reference (netplan.io 0.106).
 """
 
 from ... import netconfig as nc
-from .plan import HEADER, Plan
+from .plan import HEADER, Plan, bond_option_lines
 
 PATH = "/etc/netplan/90-guestagent.yaml"
+_BOND_FORMATS = {"miimon": "  mii-monitor-interval: {}",
+                 "xmit_hash_policy": '  transmit-hash-policy: "{}"',
+                 "lacp_rate": '  lacp-rate: "{}"'}
 
 
 def render(ifaces):
@@ -47,13 +50,7 @@ def _device(it):
     if it.kind == nc.BOND:
         out.append("interfaces: [" + ", ".join(_q(m) for m in it.members) + "]")
         out += ["parameters:", f"  mode: {_q(it.bond_mode)}"]
-        o = it.bond_options
-        if "miimon" in o:
-            out.append(f"  mii-monitor-interval: {o['miimon']}")
-        if "xmit_hash_policy" in o:
-            out.append(f"  transmit-hash-policy: {_q(o['xmit_hash_policy'])}")
-        if "lacp_rate" in o:
-            out.append(f"  lacp-rate: {_q(o['lacp_rate'])}")
+        out += bond_option_lines(it, _BOND_FORMATS)
     if it.kind == nc.VLAN:
         out += [f"id: {it.vlan_id}", f"link: {_q(it.parent)}"]
     mtu = it.mtu_to_set()

@@ -10,10 +10,12 @@ Reference: systemd.network(5), systemd.netdev(5), systemd 252.
 """
 
 from ... import netconfig as nc
-from .plan import HEADER, Plan
+from .plan import HEADER, Plan, bond_option_lines
 
 DIR = "/etc/systemd/network"
 PREFIX = "10-guestagent-"
+_BOND_FORMATS = {"miimon": "MIIMonitorSec={}ms", "xmit_hash_policy": "TransmitHashPolicy={}",
+                 "lacp_rate": "LACPTransmitRate={}"}
 
 
 def render(ifaces):
@@ -37,13 +39,7 @@ def _netdev(it):
         out.append(f"MTUBytes={it.mtu}")
     if it.kind == nc.BOND:
         out += ["", "[Bond]", f"Mode={it.bond_mode}"]
-        o = it.bond_options
-        if "miimon" in o:
-            out.append(f"MIIMonitorSec={o['miimon']}ms")
-        if "xmit_hash_policy" in o:
-            out.append(f"TransmitHashPolicy={o['xmit_hash_policy']}")
-        if "lacp_rate" in o:
-            out.append(f"LACPTransmitRate={o['lacp_rate']}")
+        out += bond_option_lines(it, _BOND_FORMATS)
     else:
         out += ["", "[VLAN]", f"Id={it.vlan_id}"]
     return "\n".join(out) + "\n"

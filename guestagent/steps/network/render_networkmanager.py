@@ -12,7 +12,7 @@ Reference: nm-settings-keyfile(5), nm-settings-nmcli(5), NetworkManager 1.42.
 import uuid
 
 from ... import netconfig as nc
-from .plan import HEADER, Plan
+from .plan import BOND_OPTIONS, HEADER, Plan, bond_option_lines
 
 DIR = "/etc/NetworkManager/system-connections"
 PREFIX = "guestagent-"
@@ -59,9 +59,7 @@ def _keyfile(it):
         out.append(f"mtu={mtu}")
     if it.kind == nc.BOND:
         out += ["", "[bond]", f"mode={it.bond_mode}"]
-        for key in ("miimon", "xmit_hash_policy", "lacp_rate"):
-            if key in it.bond_options:
-                out.append(f"{key}={it.bond_options[key]}")
+        out += bond_option_lines(it, {key: key + "={}" for key in BOND_OPTIONS})
     if it.kind == nc.VLAN:
         out += ["", "[vlan]", f"id={it.vlan_id}", f"parent={it.parent}"]
     if it.master:

@@ -19,7 +19,7 @@ spot and runs runcmd on the next boot; here runcmd runs first).
 import logging
 
 from ...power import Request
-from .. import PER_INSTANCE, FailedButDone, Skip
+from .. import PER_INSTANCE, Skip, changes_or_failure
 from .schema import packages as check_packages  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,6 @@ def run(ctx):
         if flag:
             ctx.power_requests.append(Request("reboot", reason=f"packages: {flag} exists"))
             changes.append(f"reboot after the final stage: {flag} exists")
-    if problems:
-        for c in changes:
-            log.info("packages: %s", c)
-        # once per instance even so: a reboot must not retry a failing install
-        raise FailedButDone("; ".join(problems))
-    return changes
+    # once per instance even where something failed: a reboot must not retry a
+    # failing install
+    return changes_or_failure("packages", changes, problems)

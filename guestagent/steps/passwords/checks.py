@@ -28,19 +28,23 @@ def check_password(value, key, notes):
 
 def check_ssh_pwauth(value, key, notes):
     """true/false as cloud-init reads them (yes/no, 1/0 too), or "unchanged"."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    if text == "unchanged":
+    answer = _yes_no(value)
+    if answer is not None:
+        return answer
+    if isinstance(value, str) and value.strip().lower() == "unchanged":
         return "unchanged"
     raise Bad("true, false or \"unchanged\"")
 
 
 def _expire(value):
+    answer = _yes_no(value)
+    if answer is None:
+        raise Bad("true or false")
+    return answer
+
+
+def _yes_no(value):
+    """True or False as cloud-init reads a boolean (yes/no, on/off, 1/0 too), else None."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower() if isinstance(value, (str, int)) else None
@@ -48,7 +52,7 @@ def _expire(value):
         return True
     if text in _FALSE:
         return False
-    raise Bad("true or false")
+    return None
 
 
 def check_chpasswd(value, key, notes):
@@ -112,17 +116,10 @@ def _user_item(item, where, notes):
     if unknown:
         notes.append(Note(f"{where} ({name}): fields guestagent does not support, ignored: "
                           + ", ".join(sorted(unknown)), UNSUPPORTED))
-    if kind == "RANDOM":
-        return {"name": name, "password": None, "type": kind}
     password = item.get("password")
     if isinstance(password, (int, float)) and not isinstance(password, bool):
         password = str(password)
-    why = shadow.problem(password, hashed=(kind == "hash"))
-    if why:
-        notes.append(Note(f"{where} ({name}): the password is unusable ({why}); skipped",
-                          INVALID))
-        return None
-    return {"name": name, "password": password, "type": kind}
+    return _entry(name, password, kind, where, notes)
 
 
 def _list_line(line, where, notes):
@@ -136,8 +133,17 @@ def _list_line(line, where, notes):
                           f"{_hint(name)}; skipped", INVALID))
         return None
     if password in ("R", "RANDOM"):
-        return {"name": name, "password": None, "type": "RANDOM"}
-    kind = "hash" if shadow.is_hash(password) else "text"
+        kind = "RANDOM"
+    else:
+        kind = "hash" if shadow.is_hash(password) else "text"
+    return _entry(name, password, kind, where, notes)
+
+
+def _entry(name, password, kind, where, notes):
+    """One user's {name, password, type} (a RANDOM one has no password yet), or
+    None with a note where the password cannot be used."""
+    if kind == "RANDOM":
+        return {"name": name, "password": None, "type": kind}
     why = shadow.problem(password, hashed=(kind == "hash"))
     if why:
         notes.append(Note(f"{where} ({name}): the password is unusable ({why}); skipped",

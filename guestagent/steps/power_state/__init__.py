@@ -20,7 +20,7 @@ import logging
 import shlex
 
 from ...power import Request
-from .. import PER_INSTANCE, Skip
+from .. import PER_INSTANCE, Skip, asked_for
 from .schema import power_state as check_power_state  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,7 @@ def pending(ctx):
 
 
 def run(ctx):
-    ps = ctx.cloud_config.get("power_state")
-    if not ps:
-        raise Skip("no power_state in #cloud-config")
+    ps = asked_for(ctx, "power_state")
     condition = ps.get("condition", True)
     if condition is False:
         raise Skip("power_state condition is false")

@@ -1,6 +1,6 @@
 """DNS servers and search domains, handed to whoever owns /etc/resolv.conf.
 
-`guestagent.resolver` finds the owner (systemd-resolved, NetworkManager,
+`owners` finds the owner (systemd-resolved, NetworkManager,
 resolvconf, openresolv, or the file itself with the image's DHCP clients)
 and configures it so the settings outlast every DHCP lease and renewal.
 "changed" means exactly that; where no owner can be configured the step is
@@ -14,10 +14,16 @@ from an earlier instance is taken back out, so DHCP's servers return.
 
 import logging
 
-from ... import resolver
 from ...userdata.checks import INVALID, Bad, Note, fields, str_list, string
 from .. import PER_BOOT, Skip
-from .settings import from_context
+from . import owners
+from .dhclient import DHCLIENT_HOOK, DHCLIENT_HOOK_FILE
+from .dhcpcd import DHCPCD_CONF
+from .networkmanager import NM_CONF, NM_DROPIN
+from .resolv_file import RESOLV_CONF
+from .resolvconf import OPENRESOLV_CONF, RESOLVCONF_HEAD
+from .resolved import RESOLVED_DROPIN
+from .settings import from_context, summary
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +35,14 @@ def run(ctx):
         raise Skip("[resolv_conf] enabled = no")
     dns = from_context(ctx)
     if dns.empty():
-        changes = resolver.release(ctx.system)
+        changes = owners.release(ctx.system)
         if changes:
             return changes
         raise Skip("the metadata names no DNS servers or search domains")
     try:
-        return resolver.persist(ctx.system, dns)
-    except resolver.WontLast as e:
-        log.warning("not changing the DNS settings (%s): %s", resolver.summary(dns), e)
+        return owners.persist(ctx.system, dns)
+    except owners.WontLast as e:
+        log.warning("not changing the DNS settings (%s): %s", summary(dns), e)
         raise Skip(f"the DNS settings would not last: {e}") from None
 
 
@@ -47,11 +53,10 @@ def unchanged_inputs(ctx):
     in /run is made later in the boot, after the guard has looked."""
     if not ctx.config.getbool("resolv_conf", "enabled"):
         return []
-    files = [resolver.RESOLVED_DROPIN, resolver.NM_CONF, resolver.NM_DROPIN,
-             resolver.RESOLVCONF_HEAD, resolver.OPENRESOLV_CONF, resolver.DHCLIENT_HOOK,
-             resolver.DHCLIENT_HOOK_FILE, resolver.DHCPCD_CONF]
-    if ctx.system.readlink(resolver.RESOLV_CONF) is None:
-        files.insert(0, resolver.RESOLV_CONF)
+    files = [RESOLVED_DROPIN, NM_CONF, NM_DROPIN, RESOLVCONF_HEAD, OPENRESOLV_CONF,
+             DHCLIENT_HOOK, DHCLIENT_HOOK_FILE, DHCPCD_CONF]
+    if ctx.system.readlink(RESOLV_CONF) is None:
+        files.insert(0, RESOLV_CONF)
     return files
 
 

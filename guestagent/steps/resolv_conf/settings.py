@@ -164,3 +164,15 @@ def resolver_options(value):
             log.warning("ignoring resolver option %s: value %s is not true, false or a "
                         "number", key, shown(v))
     return out
+
+
+def summary(dns):
+    """The settings in a few words, for the log and `status`."""
+    parts = []
+    if dns.nameservers:
+        parts.append("servers " + ", ".join(dns.nameservers))
+    if dns.search:
+        parts.append("search " + " ".join(dns.search))
+    if dns.options:
+        parts.append("options " + " ".join(dns.options))
+    return "; ".join(parts)

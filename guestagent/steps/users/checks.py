@@ -52,31 +52,33 @@ def _sudo(value):
     raise Bad("a sudoers rule, a list of rules, or false")
 
 
+def _account_name(value, expected, noun, rules=""):
+    """``value`` stripped, where it is a valid user or group name; else Bad
+    (``expected``) or Refused naming it as a ``noun`` name, with a placeholder's
+    hint or else the ``rules``."""
+    if not isinstance(value, str) or not value.strip():
+        raise Bad(expected)
+    name = value.strip()
+    if not accounts.valid_name(name):
+        hint = placeholder(name)
+        raise Refused(f"{shown(name)} is not a valid {noun} name"
+                      + (f": it {hint}" if hint else rules))
+    return name
+
+
 def _no_newline(value, what):
     if any(c in value for c in "\n\r\0"):
         raise Refused(f"{what} with a line break or NUL character")
 
 
 def user_name(value):
-    if not isinstance(value, str) or not value.strip():
-        raise Bad("a user name")
-    name = value.strip()
-    if not accounts.valid_name(name):
-        hint = placeholder(name)
-        raise Refused(f"{shown(name)} is not a valid account name: it {hint}" if hint else
-                      f"{shown(name)} is not a valid account name (lower-case letters, "
-                      "digits, _, - and ., starting with a letter or _, at most 32)")
-    return name
+    return _account_name(value, "a user name", "account",
+                         " (lower-case letters, digits, _, - and ., starting with a letter "
+                         "or _, at most 32)")
 
 
 def group_name(value):
-    if not isinstance(value, str) or not value.strip():
-        raise Bad("a group name")
-    name = value.strip()
-    if not accounts.valid_name(name):
-        hint = placeholder(name)
-        raise Refused(f"{shown(name)} is not a valid group name" + (f": it {hint}" if hint
-                                                                      else ""))
+    name = _account_name(value, "a group name", "group")
     if name in PRIVILEGED_GROUPS:
         raise Refused(f"membership of {name} is root in all but name")
     return name
