@@ -50,8 +50,9 @@ def run_growroot(run_agent, root, conf):
     return res, steps[0]
 
 
-def fsck_when_released(node, timeout=5.0):
-    """e2fsck -f, retried: a device just unmounted can stay busy for a moment."""
+def fsck_when_released(node, timeout=30.0):
+    """e2fsck -f, retried: a device just unmounted stays busy while udev and
+    the kernel let go of it, which took over 5 s on a loaded 2-core host."""
     deadline = time.monotonic() + timeout
     while True:
         res = sh("e2fsck", "-fp", node, check=False)
