@@ -53,7 +53,7 @@ resolv_conf:
 IMAGE = dict(net="ifupdown")
 MATRIX = {
     "dns-metadata-cloud_config": dict(image=IMAGE, source="metadata", dns=[],
-                                      user_data=CLOUD_CONFIG, ci=False),
+                                      user_data=CLOUD_CONFIG, ci=True),
     "dns-configdrive-cloud_config": dict(image=IMAGE, source="configdrive",
                                          dns=["192.0.2.29"], user_data=CLOUD_CONFIG, ci=False),
     "dns-metadata-network_data": dict(image=IMAGE, source="metadata", dns=NETWORK_DATA_DNS,
