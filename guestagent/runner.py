@@ -7,10 +7,8 @@ Stages (one systemd unit each, see units/):
   all      the three in one process (`guestagent --once`)
 """
 
-import fcntl
 import importlib
 import logging
-import os
 import threading
 import time
 from collections import namedtuple
@@ -18,7 +16,8 @@ from collections import namedtuple
 from . import boot_guard, datasources, readiness, steps
 from . import log as logsetup
 from .distro import default_user
-from .state import STATE_DIR, State
+from .run_lock import RunLock
+from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ STAGES = {
     "final": Stage("stored", "final", None, bare=False, once=False),
     "all": Stage("any", "all", None, bare=True, once=False),
 }
-LOCK_WAIT = 300
 LOCAL_DONE = "/run/guestagent/local-configured"
 FINAL_PENDING = "/run/guestagent/final-pending"
 
@@ -146,7 +144,7 @@ def run(system, config, stage="all", only=None):
         return EXIT_OK
     state = State(system)
     state.ensure()
-    with _lock(system):
+    with RunLock(system):
         return _run_locked(system, config, state, stage, only)
 
 
@@ -376,42 +374,3 @@ def _run_step(ctx, name):
             log.error("%s failed: %s", name, res["error"])
     res["duration"] = round(time.monotonic() - t0, 3)
     return res
-
-
-class _lock:
-    """One agent at a time: a second run waits (and says so), then goes on."""
-
-    def __init__(self, system):
-        self.system = system
-        self.path = STATE_DIR + "/lock"
-
-    def __enter__(self):
-        # opened through the System seam: a symlinked /var/lib/guestagent in
-        # an image tree stays in the tree.  The descriptor itself is ours to
-        # hold, lock and rewrite (the holder's pid) until the run ends.
-        self.fd = self.system.open_rw(self.path, mode=0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            # the usual case: the final stage starts while the local stage,
-            # its unit already up (READY=1), still grows the root
-            log.info("another guestagent run (pid %s) is in progress; waiting for it "
-                     "to finish (up to %d s)", holder, LOCK_WAIT)
-            deadline = time.monotonic() + LOCK_WAIT
-            while True:
-                try:
-                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        os.close(self.fd)
-                        raise RuntimeError(f"another guestagent run (pid {holder}) still "
-                                           f"holds {self.path}; giving up") from None
-                    time.sleep(0.1)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
