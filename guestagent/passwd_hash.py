@@ -7,8 +7,6 @@ specification, the scheme glibc, libxcrypt, `openssl passwd -6` and
 `mkpasswd -m sha-512` implement.
 """
 
-import hashlib
-import hmac
 import os
 
 ROUNDS_DEFAULT = 5000
@@ -38,6 +36,10 @@ def new_salt(length=SALT_MAX):
 
 def sha512_crypt(password, salt=None, rounds=None):
     """Return the ``$6$...`` hash of ``password`` (str or bytes)."""
+    # Imported here, not at the top: hashlib loads OpenSSL (~0.4 s under
+    # emulation), and every boot imports this module but few hash a password.
+    import hashlib
+
     if isinstance(password, str):
         password = password.encode("utf-8")
     if len(password) > MAX_PASSWORD:
@@ -104,6 +106,8 @@ def verify(password, hashed):
         salt = parts[3]
     else:
         salt = parts[2]
+    import hmac
+
     return hmac.compare_digest(sha512_crypt(password, salt, rounds), hashed)
 
 

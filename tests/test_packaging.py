@@ -118,7 +118,8 @@ def test_deb_contains_command_units_config_and_man_page(deb):
                 "/etc/init.d/guestagent", "/usr/share/man/man1/guestagent.1.gz",
                 "/usr/lib/python3/dist-packages/guestagent/cli.py",
                 "/usr/share/doc/guestagent/rc.local.snippet",
-                "/usr/libexec/guestagent/guestagent-unchanged"}
+                "/usr/libexec/guestagent/guestagent-unchanged",
+                "/usr/libexec/guestagent/guestagent-local-source"}
     expected |= {f"/lib/systemd/system/{u}" for u in UNIT_NAMES}
     assert expected <= names, expected - names
     assert sh("dpkg-deb", "-f", deb, "Version").strip() == __version__
@@ -204,7 +205,8 @@ def test_rpm_contains_command_units_config(rpm, tree):
     expected = {"/usr/bin/guestagent", "/etc/guestagent/guestagent.conf",
                 "/usr/share/man/man1/guestagent.1.gz",
                 "/usr/lib/systemd/system-preset/80-guestagent.preset",
-                "/usr/libexec/guestagent/guestagent-unchanged"}
+                "/usr/libexec/guestagent/guestagent-unchanged",
+                "/usr/libexec/guestagent/guestagent-local-source"}
     expected |= {f"/usr/lib/systemd/system/{u}" for u in UNIT_NAMES}
     assert expected <= files, expected - files
     assert any(f.endswith("/site-packages/guestagent/cli.py") for f in files)
@@ -301,6 +303,7 @@ def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
         assert (owner, group) == ("root", "root"), line
     assert modes["/usr/bin/guestagent"][0] == 0o755
     assert modes["/usr/libexec/guestagent/guestagent-unchanged"][0] == 0o755  # the reboot guard
+    assert modes["/usr/libexec/guestagent/guestagent-local-source"][0] == 0o755
     assert modes["/etc/guestagent/guestagent.conf"][0] == 0o644
     assert modes["/etc/guestagent"][0] == 0o755
     for unit in UNIT_NAMES:

@@ -24,6 +24,7 @@ from support.marks import needs_root
 
 UNITS = os.path.join(REPO, "units")
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
+GUARDS = ("guestagent-unchanged", "guestagent-local-source")  # the local unit's ExecConditions
 HOST_UNIT_DIR = "/usr/lib/systemd/system"
 LOGIN_UNITS = {"ssh.service", "sshd.service", "systemd-user-sessions.service",
                "getty.target", "getty@.service", "serial-getty@.service"}
@@ -82,8 +83,8 @@ def systemd_tree(tmp_path, agent=True):
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
         (root / "usr/libexec/guestagent").mkdir(parents=True)
-        shutil.copy(os.path.join(UNITS, "guestagent-unchanged"),
-                    root / "usr/libexec/guestagent/guestagent-unchanged")
+        for guard in GUARDS:
+            shutil.copy(os.path.join(UNITS, guard), root / "usr/libexec/guestagent" / guard)
     for name in UNIT_NAMES:
         shutil.copy(os.path.join(UNITS, name), unit_dir / name)
     return root
@@ -286,7 +287,7 @@ def test_init_script_lsb_header():
     assert os.access(INIT, os.X_OK)
 
 
-@pytest.mark.parametrize("path", [INIT, SNIPPET, os.path.join(UNITS, "guestagent-unchanged")])
+@pytest.mark.parametrize("path", [INIT, SNIPPET] + [os.path.join(UNITS, g) for g in GUARDS])
 def test_shell_is_posix(tmp_path, path):
     for shell in ("sh", "dash", "bash"):
         if shutil.which(shell):
@@ -437,10 +438,12 @@ def test_init_script_without_the_agent_exits_quietly():
 
 
 def test_local_unit_skips_python_when_nothing_changed(units):
-    """The reboot shortcut is the local unit's ExecCondition (its logic: test_boot_guard)."""
+    """The reboot shortcut, then the no-local-source one, are the local unit's
+    ExecConditions (their logic: test_boot_guard, test_local_source)."""
     u = units["guestagent-local.service"]
-    assert one(u, "Service", "ExecCondition") == "/usr/libexec/guestagent/guestagent-unchanged"
-    assert os.access(os.path.join(UNITS, "guestagent-unchanged"), os.X_OK)
+    assert u["Service"]["ExecCondition"] == [f"/usr/libexec/guestagent/{g}" for g in GUARDS]
+    for guard in GUARDS:
+        assert os.access(os.path.join(UNITS, guard), os.X_OK)
     for name in ("guestagent.service", "guestagent-final.service"):
         assert "ExecCondition" not in units[name]["Service"]
 

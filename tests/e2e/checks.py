@@ -134,6 +134,19 @@ def check_no_agent_python_this_boot(guest):
     assert "the agent did not start" in guest.ssh("sudo -n guestagent status").stdout
 
 
+def check_local_stage_skipped_without_source(guest):
+    """A first boot with no config drive: the local unit's second guard
+    (units/guestagent-local-source) found nothing for it to read, so its
+    Python never started; the network stage configured the instance."""
+    started = guest.ssh("sudo -n systemctl show -P ExecMainStartTimestampMonotonic "
+                        "guestagent-local.service").stdout.strip()
+    assert started in ("", "0"), "guestagent-local.service started its ExecStart= this boot"
+    journal = guest.ssh("sudo -n journalctl -b -o cat -u guestagent-local.service").stdout
+    assert "the network stage will look" in journal, journal[-2000:]
+    runs = status(guest)["runs"]
+    assert [r["stage"] for r in runs if r.get("configured")] == ["network"], runs
+
+
 def check_reboot(guest, first):
     """After a reboot of the same instance with nothing changed: under systemd
     the reboot guard starts no agent at all; elsewhere (SysV, rc.local) the

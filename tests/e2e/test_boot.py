@@ -27,6 +27,7 @@ from checks import (  # noqa: F401 (the scenarios share these)
     all_steps,
     authorized_keys,
     check_host_keys,
+    check_local_stage_skipped_without_source,
     check_no_agent_python_this_boot,
     check_no_failed_units,
     check_per_instance_not_rerun,
@@ -158,6 +159,9 @@ class TestMetadataService:
         assert sources and all("openstack" in s for s in sources), sources
         gets = [r for r in md_guest.metadata_requests() if r.startswith("GET /openstack")]
         assert 0 < len(gets) <= 5, f"metadata requests on a first boot: {gets}"
+
+    def test_no_python_for_the_local_stage(self, md_guest):
+        check_local_stage_skipped_without_source(md_guest)
 
     def test_hostname_from_metadata(self, md_guest):
         assert md_guest.ssh("hostname").stdout.strip() == "md-guest"

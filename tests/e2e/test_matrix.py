@@ -32,6 +32,7 @@ from checks import (
     SCRIPT,
     authorized_keys,
     check_host_keys,
+    check_local_stage_skipped_without_source,
     check_no_failed_units,
     check_reboot,
     check_root_grown,
@@ -146,6 +147,8 @@ class TestMatrix:
         if guest.source == "metadata":
             gets = [r for r in guest.metadata_requests() if r.startswith("GET /openstack")]
             assert 0 < len(gets) <= 5, f"metadata requests on a first boot: {gets}"
+            if guest.image.systemd:
+                check_local_stage_skipped_without_source(guest)
 
     def test_the_init_system_started_the_agent(self, guest):
         """systemd: the package's three units are enabled and the SysV script
