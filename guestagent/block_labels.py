@@ -10,8 +10,8 @@ and swap (Nova's ephemeral and swap disks).  Read-only, no subprocess.
 
 import os
 
-# never a disk a cloud attaches (and some block on open or read)
-SKIPPED = ("loop", "ram", "zram", "nbd")
+# never a disk a cloud attaches (and some, floppies without media, stall on a read)
+SKIPPED = ("loop", "ram", "zram", "nbd", "fd")
 
 
 def read_label(dev):
