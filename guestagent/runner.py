@@ -80,6 +80,20 @@ class Context:
         return self._userdata
 
     @property
+    def user_scripts(self):
+        """The user-data's scripts.  A stage that has not decoded the user-data
+        for its #cloud-config (the final stage reads the stored copy) splits
+        the parts without parsing any YAML: the config stage has already
+        logged what the #cloud-config said."""
+        with self._lock:
+            if self._userdata is not None:
+                return self._userdata.scripts
+        from .userdata import decode
+        raw = self.metadata.user_data if self.metadata else b""
+        return decode(raw, self.config.getint("userdata", "max_bytes"), log_warnings=False,
+                      cloud_config=False).scripts
+
+    @property
     def cloud_config(self):
         """The #cloud-config dict: the user's over the vendor's ({} when there is none).
 

@@ -160,14 +160,37 @@ def test_a_later_boot_reads_the_stored_cloud_config_and_never_imports_yaml(root,
     stored = root / f"var/lib/guestagent/instances/{IID}/cloud-config.json"
     assert oct(stored.stat().st_mode & 0o777) == "0o600"
     (root / "sys/class/block/vda/size").write_text("41943040\n")  # so the agent runs
+    imported, log = imports_of(root, conf, "local")
+    assert "yaml" not in imported
+    assert "using the copy worked out on this instance's first boot" in log
+    assert (root / "etc/hostname").read_text() == "cc-name\n"
+
+
+def imports_of(root, conf, stage):
+    """The modules a stage imports, and its log (-X importtime, --verbose)."""
     res = subprocess.run([sys.executable, "-X", "importtime", "-m", "guestagent", "--once",
-                          "--stage", "local", "--verbose", "--root", str(root),
+                          "--stage", stage, "--verbose", "--root", str(root),
                           "--config", str(conf)], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, PYTHONPATH=REPO))
     assert res.returncode == 0, res.stderr
     imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "guestagent.runner" in imported  # -X importtime did report
+    return imported, res.stderr
+
+
+def test_the_final_stage_runs_scripts_and_runcmd_without_parsing_yaml_again(root, instance):
+    """The first boot's final stage reads the #cloud-config the config stage
+    stored and splits the user-data for its scripts without parsing YAML."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    msg = MIMEMultipart()
+    msg.attach(MIMEText("#cloud-config\nruncmd:\n  - [/bin/true]\n", "cloud-config"))
+    msg.attach(MIMEText("#!/bin/sh\ntrue\n", "x-shellscript"))
+    boot, conf = instance(user_data=msg.as_string())
+    boot()
+    assert (root / "run/guestagent/final-pending").exists()
+    imported, log = imports_of(root, conf, "final")
     assert "yaml" not in imported
-    assert "using the copy worked out on this instance's first boot" in res.stderr
-    assert (root / "etc/hostname").read_text() == "cc-name\n"
+    assert "scripts: script 'part-002' exited 0" in log, log
+    assert "runcmd: runcmd (1 command) exited 0" in log, log

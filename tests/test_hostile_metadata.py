@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from guestagent import block_labels
 from guestagent.datasources import configdrive
 from guestagent.datasources.openstack_documents import from_openstack_documents
 
@@ -94,16 +95,16 @@ def test_config_drive_label_sniffing_on_real_images(tmp_path):
     iso = tmp_path / "cd.iso"
     subprocess.run(["genisoimage", "-quiet", "-V", "config-2", "-r", "-J", "-o", str(iso),
                     str(tmp_path / "tree")], check=True)
-    assert configdrive.read_label(str(iso)) == "config-2"
+    assert block_labels.read_label(str(iso)) == "config-2"
     for fat_bits in ("16", "32"):
         img = tmp_path / f"fat{fat_bits}.img"
         subprocess.run(["truncate", "-s", "64M", str(img)], check=True)
         subprocess.run(["mkfs.vfat", "-F", fat_bits, "-n", "CONFIG-2", str(img)], check=True,
                        capture_output=True)
-        assert configdrive.read_label(str(img)) == "CONFIG-2"
+        assert block_labels.read_label(str(img)) == "CONFIG-2"
     plain = tmp_path / "zero.img"
     plain.write_bytes(bytes(40 * 2048))
-    assert configdrive.read_label(str(plain)) is None
+    assert block_labels.read_label(str(plain)) is None
 
 
 def test_find_device_by_sysfs_without_udev(tmp_path):

@@ -124,6 +124,7 @@ def test_a_udev_label_link(root, label):
     ("iso", "config-2", "sr0", 4194305, False),   # over 2 GiB: not a config drive
     ("iso", "config-2", "sr0", 0, False),         # an empty tray
     ("iso", "config-2", "loop0", None, False),    # loop, dm, md...: never probed
+    ("iso", "config-2", "fd0", None, False),      # a floppy without media stalls a read
     ("fat12", "CONFIG-2", "vdb", None, True),
     ("fat32", "config-2", "sdb", None, True),
     ("fat32", "cidata", "sdb", None, False),

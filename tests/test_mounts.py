@@ -123,3 +123,11 @@ def test_schema_warnings():
     assert ud.cloud_config["mounts"] == [["x", "/y"]]
     text = " ".join(ud.warnings)
     assert "mounts entry 1" in text and "mounts entry 2" in text and "swap: size" in text
+
+
+def test_disks_are_mounted_before_the_users_step_makes_homes():
+    """cloud-init runs disk_setup and mounts before users_groups: a `mounts`
+    entry for /home must hold the home directories, not hide them."""
+    from guestagent import steps
+    order = steps.CONFIG_STEPS
+    assert order.index("disk_setup") < order.index("mounts") < order.index("users")

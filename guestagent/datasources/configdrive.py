@@ -13,6 +13,7 @@ import os
 import re
 import stat
 
+from .. import block_labels
 from ..log import shown
 from ..metadata import InjectedFile
 from ..system import CommandFailed
@@ -47,46 +48,10 @@ def find_device(sys_block="/sys/class/block", dev_dir="/dev"):
         link = os.path.join(dev_dir, "disk/by-label", label)
         if os.path.exists(link):
             return os.path.realpath(link)
-    try:
-        names = sorted(os.listdir(sys_block))
-    except OSError:
-        return None
-    for name in names:
-        if name.startswith(("loop", "ram", "zram", "dm-", "md", "nbd")):
-            continue
-        try:
-            with open(os.path.join(sys_block, name, "size")) as f:
-                sectors = int(f.read())
-        except (OSError, ValueError):
-            continue
-        if sectors == 0 or sectors > _MAX_DRIVE_SECTORS:
-            continue
-        dev = os.path.join(dev_dir, name)
-        if read_label(dev) in LABELS:
-            return dev
-    return None
-
-
-def read_label(dev):
-    """The iso9660 volume id or FAT label of ``dev``, or None."""
-    try:
-        fd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        head = os.pread(fd, 512, 0)
-        iso = os.pread(fd, 2048, 16 * 2048)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if iso[1:6] == b"CD001":
-        return iso[40:72].decode("ascii", "replace").strip()
-    if len(head) == 512 and head[510:512] == b"\x55\xaa":
-        for off, fstype_off in ((71, 82), (43, 54)):  # FAT32, then FAT12/16
-            if head[fstype_off:fstype_off + 3] == b"FAT":
-                return head[off:off + 11].decode("ascii", "replace").strip()
-    return None
+    # no udev link (yet, or no udev): the labels read off the small devices;
+    # units/guestagent-local-source does the same in sh
+    return block_labels.find(LABELS, sys_block, dev_dir, max_sectors=_MAX_DRIVE_SECTORS,
+                             skipped=block_labels.SKIPPED + ("dm-", "md"))
 
 
 def _read_device(system, dev, limit):

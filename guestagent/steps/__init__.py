@@ -30,12 +30,17 @@ PER_BOOT = "per-boot"
 PER_INSTANCE = "per-instance"
 
 # random_seed comes first, so the host keys are made from a pool that has it;
+# disks are set up and mounted before users, as cloud-init does (its
+# disk_setup and mounts come before users_groups), so that a `mounts` entry
+# for /home holds the home directories the users step makes;
 # hostname comes before hostkeys so the keys' comment names the final host.
 CONFIG_STEPS = [
     "random_seed",
     "bootcmd",
     "growroot",
     "network",
+    "disk_setup",
+    "mounts",
     "hostname",
     "users",
     "hostkeys",
@@ -45,8 +50,6 @@ CONFIG_STEPS = [
     "injected_files",
     "write_files",
     "timezone",
-    "disk_setup",
-    "mounts",
 ]
 # locale, keyboard and ntp run late (locale-gen takes seconds, the clients
 # restart); repositories and packages come before the user's scripts and runcmd, which

@@ -19,7 +19,7 @@ def pending(ctx):
     """Is there anything for this step to run?  (Asked by the config stage, so
     the final unit need not even start on a boot without scripts.)"""
     return (ctx.config.getbool("userdata", "enabled") and bool(ctx.metadata.user_data)
-            and bool(ctx.userdata.scripts))
+            and bool(ctx.user_scripts))
 
 
 def run(ctx):
@@ -27,7 +27,7 @@ def run(ctx):
         raise Skip("user-data is turned off ([userdata] enabled = no)")
     if not ctx.metadata.user_data:
         raise Skip("no user-data")
-    scripts = ctx.userdata.scripts
+    scripts = ctx.user_scripts
     if not scripts:
         raise Skip("user-data has no scripts")
     from ..userdata import execute

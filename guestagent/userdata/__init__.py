@@ -37,8 +37,12 @@ class UserData:
                 f"{sorted(self.cloud_config)}, {len(self.warnings)} warning(s)>")
 
 
-def decode(data, max_bytes, log_warnings=True):
-    """Decode raw user-data; never raises on any input."""
+def decode(data, max_bytes, log_warnings=True, cloud_config=True):
+    """Decode raw user-data; never raises on any input.
+
+    ``cloud_config=False``: the parts and scripts only, the #cloud-config
+    parts left unparsed (no YAML import), for a stage that reads the parsed
+    copy stored on the first boot."""
     ud = UserData()
     if not data:
         return ud
@@ -47,7 +51,7 @@ def decode(data, max_bytes, log_warnings=True):
         ud.scripts = result.scripts
         ud.warnings = result.warnings
         ud.parts = result.found
-        if result.cloud_configs:
+        if result.cloud_configs and cloud_config:
             from .cloudconfig import load_all
             ud.cloud_config = load_all(result.cloud_configs, ud.warnings, ud.keys)
     except Exception as e:  # hostile input must never stop the boot

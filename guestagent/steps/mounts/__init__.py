@@ -117,13 +117,16 @@ def _device(system, name):
 
 
 def has_label(system, label):
-    """Is there a filesystem labelled ``label``?  udev's link, then blkid."""
+    """Is there a filesystem labelled ``label``?  udev's link, then the labels
+    read off the machine's block devices (udev may not have got to the disk
+    yet this early in the boot; blkid costs a process that probes for every
+    format)."""
     if system.exists(f"/dev/disk/by-label/{label}"):
         return True
-    if not system.live or not system.which("blkid"):
+    if not system.live:
         return False
-    res = system.run(["blkid", "-L", label], timeout=30)
-    return res.returncode == 0 and bool(res.stdout.strip())
+    from ...block_labels import find
+    return find((label,)) is not None
 
 
 def _swapfile(ctx, cfg, changes):
