@@ -53,6 +53,7 @@ class Context:
         self.new_instance = new_instance
         self.stage = stage
         self._userdata = None
+        self._user_scripts = None
         self._cloud_config = None
         self._lock = threading.RLock()
         # power.Request objects: acted on once the stage's status is written
@@ -88,10 +89,12 @@ class Context:
         with self._lock:
             if self._userdata is not None:
                 return self._userdata.scripts
-        from .userdata import decode
-        raw = self.metadata.user_data if self.metadata else b""
-        return decode(raw, self.config.getint("userdata", "max_bytes"), log_warnings=False,
-                      cloud_config=False).scripts
+            if self._user_scripts is None:  # asked twice in one run (pending, then run)
+                from .userdata import decode
+                raw = self.metadata.user_data if self.metadata else b""
+                self._user_scripts = decode(raw, self.config.getint("userdata", "max_bytes"),
+                                            log_warnings=False, cloud_config=False).scripts
+            return self._user_scripts
 
     @property
     def cloud_config(self):

@@ -264,3 +264,30 @@ def test_a_script_that_cannot_be_written_does_not_stop_the_next(drive, tmp_path)
     err = drive.step("scripts")["error"]
     assert "script 'part-001' could not be written to /var/lib/guestagent/instances/" in err
     assert "script 'part-002' exited 0" in err
+
+
+def test_scripts_are_split_out_once_per_run_and_without_yaml(tmp_path, monkeypatch):
+    """The config stage asks whether scripts are pending and the same run (the
+    `all` stage) then runs them: the user-data is split once, and a run that
+    reads the stored #cloud-config never parses the YAML for its scripts."""
+    import guestagent.userdata as userdata_pkg
+    from guestagent.metadata import Metadata
+
+    from support.step_context import StepContext
+
+    calls = []
+    real = userdata_pkg.decode
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("cloud_config", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(userdata_pkg, "decode", counting)
+    msg = MIMEMultipart()
+    msg.attach(MIMEText("#cloud-config\nhostname: h\n", "cloud-config"))
+    msg.attach(MIMEText("#!/bin/sh\ntrue\n", "x-shellscript"))
+    md = Metadata(source="test", instance_id="i-1", user_data=msg.as_bytes())
+    ctx = StepContext(tmp_path, metadata=md)
+    assert [s.content for s in ctx.user_scripts] == [b"#!/bin/sh\ntrue\n"]
+    assert [s.content for s in ctx.user_scripts] == [b"#!/bin/sh\ntrue\n"]
+    assert calls == [False]
