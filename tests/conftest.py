@@ -42,6 +42,41 @@ _HOST_FILES = ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/hostname", "/et
 _HOST_DIRS = ["/etc/sudoers.d", "/etc/udev/rules.d", "/etc/lvm/backup", "/etc/lvm/archive",
               "/etc/guestagent", "/var/lib/guestagent", "/home", "/root/.ssh"]
 _UNIT_DIRS = ["/usr/lib/systemd/system", "/etc/systemd/system"]
+# The agent's own paths, fingerprinted all the way down: a leak into a state
+# directory that already exists must fail too, not only one that creates it.
+_AGENT_PATHS = ["/var/lib/guestagent", "/var/log/guestagent.log", "/run/guestagent",
+                "/etc/guestagent"]
+
+
+def _tree_fingerprint(top):
+    """Every entry under top with its type, mode, size and content hash."""
+    import hashlib
+    entries = []
+    if not os.path.lexists(top):
+        return "absent"
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in [""] + sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name) if name else dirpath
+            if not name and dirpath != top:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError as e:
+                entries.append((path, type(e).__name__))
+                continue
+            digest = ""
+            if os.path.islink(path):
+                digest = os.readlink(path)
+            elif os.path.isfile(path):
+                try:
+                    with open(path, "rb") as fh:
+                        digest = hashlib.sha256(fh.read()).hexdigest()
+                except OSError as e:
+                    digest = type(e).__name__
+            entries.append((path, st.st_mode, st.st_size if not os.path.isdir(path) else 0,
+                            digest))
+    return entries
 
 
 def _host_snapshot():
@@ -64,6 +99,8 @@ def _host_snapshot():
             snap[d] = sorted(n for n in os.listdir(d) if n.startswith("guestagent"))
         except OSError as e:
             snap[d] = type(e).__name__
+    for p in _AGENT_PATHS:
+        snap["agent " + p] = _tree_fingerprint(p)
     return snap
 
 

@@ -185,7 +185,10 @@ def test_live_path_with_chpasswd_in_a_private_mount_namespace(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     subprocess.run(["cp", "-a", "/etc", str(scratch / "etc")], check=True)
-    (scratch / "home").mkdir(parents=True)
+    # The agent's own state, log and run flags go to scratch too: the steps
+    # cache the #cloud-config under /var/lib/guestagent (issue 25).
+    for d in ("home", "var-lib", "var-log", "run"):
+        (scratch / d).mkdir(parents=True)
     for d in ("etc", "home"):
         (scratch / d / ".ga-test-marker").write_text("")
     conf = tmp_path / "a.conf"
@@ -195,6 +198,8 @@ def test_live_path_with_chpasswd_in_a_private_mount_namespace(tmp_path):
     host_passwd = open("/etc/passwd", "rb").read()
     host_shadow = open("/etc/shadow", "rb").read()
     script = (f"set -e; mount --bind {scratch}/etc /etc; mount --bind {scratch}/home /home; "
+              f"mount --bind {scratch}/var-lib /var/lib; mount --bind {scratch}/var-log /var/log; "
+              f"mount --bind {scratch}/run /run; "
               "test -e /etc/.ga-test-marker; test -e /home/.ga-test-marker; "
               'exec "$@"')
     res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
