@@ -47,8 +47,12 @@ class Metadata:
         self.vendor_data2 = vendor_data2  # vendor_data2.json (Nova's dynamic vendor data)
         self.admin_pass = admin_pass
         self.random_seed = random_seed
-        self.dns_nameservers = list(dns_nameservers or [])
-        self.dns_search = list(dns_search or [])
+        # A source that gives only a network model (network-config) lets its DNS
+        # servers stand for the instance's: the resolv_conf step reads these.
+        network_dns = network.dns() if network is not None else ([], [])
+        self.dns_nameservers = list(network_dns[0] if dns_nameservers is None
+                                    else dns_nameservers)
+        self.dns_search = list(network_dns[1] if dns_search is None else dns_search)
         self.files = list(files or [])  # InjectedFile
         self.availability_zone = availability_zone
         self.name = name

@@ -97,20 +97,25 @@ def _links(entries):
             continue
         kind = e.get("type")
         try:
-            mtu = _mtu(e.get("mtu"))
+            mtu = mtu_value(e.get("mtu"))
             if kind in PHYSICAL_TYPES:
-                links.append(nc.Link(link_id, nc.PHY, _mac(e.get("ethernet_mac_address"),
+                links.append(nc.Link(link_id, nc.PHY, mac_address(e.get("ethernet_mac_address"),
                                                            required=True),
                                      mtu, vif_type=kind))
             elif kind == "bond":
-                links.append(_bond(e, link_id, mtu))
+                links.append(bond_from_fields(e, link_id, mtu))
             elif kind == "vlan":
-                links.append(_vlan(e, link_id, mtu))
+                links.append(vlan_from_fields(e, link_id, mtu))
             else:
                 raise ValueError(f"unknown link type {shown(kind)}")
         except ValueError as err:
             log.warning("ignoring link %s: %s", shown(link_id), err)
-    # Members and parents must exist; what leans on a dropped link goes too.
+    return without_dangling(links)
+
+
+def without_dangling(links):
+    """``links`` less the bonds and VLANs whose members or parent are not in it
+    (one warning each): what leans on a dropped link goes too."""
     while True:
         ids = {x.id for x in links}
         bad = [x for x in links
@@ -126,7 +131,7 @@ def _links(entries):
             links.remove(x)
 
 
-def _bond(e, link_id, mtu):
+def bond_from_fields(e, link_id, mtu):
     members = e.get("bond_links")
     if not isinstance(members, list) or not members or \
             not all(isinstance(m, str) for m in members):
@@ -153,11 +158,11 @@ def _bond(e, link_id, mtu):
         else:
             log.warning("bond %s: ignoring %s = %s (not a bond option the agent sets, "
                         "or not a valid value)", shown(link_id), shown(key), shown(value))
-    return nc.Link(link_id, nc.BOND, _mac(e.get("ethernet_mac_address")), mtu,
+    return nc.Link(link_id, nc.BOND, mac_address(e.get("ethernet_mac_address")), mtu,
                    vif_type="bond", bond_mode=mode, bond_links=members, bond_options=options)
 
 
-def _vlan(e, link_id, mtu):
+def vlan_from_fields(e, link_id, mtu):
     parent = e.get("vlan_link")
     if not isinstance(parent, str) or not parent:
         raise ValueError("no vlan_link")
@@ -166,11 +171,11 @@ def _vlan(e, link_id, mtu):
         vid = int(vid)
     if not isinstance(vid, int) or isinstance(vid, bool) or not 1 <= vid <= 4094:
         raise ValueError(f"vlan_id {shown(vid)} is not a VLAN id (1-4094)")
-    return nc.Link(link_id, nc.VLAN, _mac(e.get("vlan_mac_address")), mtu, vif_type="vlan",
+    return nc.Link(link_id, nc.VLAN, mac_address(e.get("vlan_mac_address")), mtu, vif_type="vlan",
                    vlan_link=parent, vlan_id=vid)
 
 
-def _mac(value, required=False):
+def mac_address(value, required=False):
     if value is None or value == "":
         if required:
             raise ValueError("no ethernet_mac_address")
@@ -180,7 +185,7 @@ def _mac(value, required=False):
     return value.lower().replace("-", ":")
 
 
-def _mtu(value):
+def mtu_value(value):
     if value is None:
         return None
     if isinstance(value, str) and value.isdigit():
@@ -210,7 +215,7 @@ def _network(i, n, known_links):
     address = ""
     try:
         if n.get("ip_address") not in (None, ""):
-            address = _interface(n.get("ip_address"), n.get("netmask"), family)
+            address = interface_address(n.get("ip_address"), n.get("netmask"), family)
         elif method == nc.STATIC:
             raise ValueError("a static network needs ip_address")
         routes = [_route(r, family) for r in (n.get("routes") or [])]
@@ -221,14 +226,14 @@ def _network(i, n, known_links):
     return nc.Subnet(net_id, link, family, method, address, routes, servers, search)
 
 
-def _interface(ip, netmask, family):
+def interface_address(ip, netmask, family):
     if not isinstance(ip, str):
         raise ValueError(f"ip_address {shown(ip)} is not an address")
     try:
         if "/" in ip:
             iface = ipaddress.ip_interface(ip)
         else:
-            iface = ipaddress.ip_interface(f"{ip}/{_prefix(netmask, family)}")
+            iface = ipaddress.ip_interface(f"{ip}/{prefix_length(netmask, family)}")
     except ValueError:
         raise ValueError(f"ip_address {shown(ip)} with netmask {shown(netmask)} is not "
                          f"an IPv{family} address") from None
@@ -237,7 +242,7 @@ def _interface(ip, netmask, family):
     return str(iface)
 
 
-def _prefix(netmask, family):
+def prefix_length(netmask, family):
     """A prefix length from a dotted mask, an IPv6 mask, or a number."""
     if isinstance(netmask, int) and not isinstance(netmask, bool):
         return netmask
@@ -257,7 +262,7 @@ def _route(r, family):
     if not isinstance(r, dict):
         raise ValueError("a route is not an object")
     try:
-        dest = ipaddress.ip_network(f"{r.get('network')}/{_prefix(r.get('netmask'), family)}",
+        dest = ipaddress.ip_network(f"{r.get('network')}/{prefix_length(r.get('netmask'), family)}",
                                     strict=False)
         gateway = ipaddress.ip_address(r.get("gateway"))
     except (ValueError, TypeError):
