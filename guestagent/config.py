@@ -35,6 +35,7 @@ DEFAULTS = {
         "groups": "",
         "sudo": "yes",
         "shell": "/bin/bash",
+        "remove_previous_instance_keys": "yes",
     },
     "ssh": {
         "regenerate_host_keys": "yes",

@@ -29,7 +29,9 @@ Who gets what, as in cloud-init:
   as they are.  Without the key root is left alone.
 
 Per instance: a key the user removed on purpose does not come back on a
-reboot; a new instance (a clone) gets its own keys merged in.
+reboot; a new instance (a clone) gets its own keys merged in, and the keys
+an earlier instance's data installed that the new one does not list are
+taken out (`previous_keys`; [users] remove_previous_instance_keys).
 """
 
 import logging
@@ -38,7 +40,7 @@ from ... import accounts, shadow
 from ... import log as logsetup
 from ...system import UnsafePathError
 from .. import PER_INSTANCE, Skip
-from . import authorized_keys, key_import, root_login, sudoers
+from . import authorized_keys, key_import, key_record, previous_keys, root_login, sudoers
 from .checks import (  # noqa: F401 -- the #cloud-config table names them here
     check_disable_root,
     check_disable_root_opts,
@@ -79,9 +81,14 @@ def run(ctx):
     specs = plan(ctx)
     cc = ctx.cloud_config or {}
     wanted_groups = cc.get("groups") or {}
+    record = _Record(ctx, specs)
+    changes = record.forget_earlier()
     if not specs and not wanted_groups and cc.get("disable_root") is None:
+        record.save()
+        if changes:
+            return changes
         raise Skip("#cloud-config `users` lists nobody, and there is no default user")
-    changes, problems = [], []
+    problems = []
     for name in wanted_groups:
         try:
             changes += accounts.ensure_group(ctx.system, name)
@@ -89,7 +96,7 @@ def run(ctx):
             problems.append(f"group {name}: {e}")
     for spec in specs:
         try:
-            changes += _set_up(ctx.system, spec)
+            changes += _set_up(ctx.system, spec, record.on_added(spec.name, spec))
         except Exception as e:  # one bad account or value costs only that account
             problems.append(f"user {spec.name}: {_reason(e)}")
     for name, members in wanted_groups.items():
@@ -103,14 +110,64 @@ def run(ctx):
         keys = _checked_keys(owner_spec) if owner_spec else []
         try:
             changes += root_login.apply(ctx.system, cc["disable_root"],
-                                        cc.get("disable_root_opts"), owner, keys)
+                                        cc.get("disable_root_opts"), owner, keys,
+                                        on_added=record.on_added("root", owner_spec))
         except (accounts.AccountError, OSError) as e:
             problems.append(f"root: {_reason(e)}")
+    record.save()
     if problems:
         for c in changes:  # the runner reports changes only for a step that succeeds
             log.info("users: %s", c)
         raise RuntimeError("; ".join(problems))
     return changes
+
+
+class _Record:
+    """The keys this run installs, in the record of who brought which key."""
+
+    def __init__(self, ctx, specs):
+        self.ctx = ctx
+        self.record = key_record.KeyRecord.load(ctx.system) if ctx.metadata else None
+        self.wanted = {}
+        for spec in specs:  # _set_up warns about the bad lines; not twice
+            self.wanted[spec.name] = {authorized_keys.identity(line) for _, line in spec.keys
+                                      if isinstance(line, str)} - {None}
+        cc = ctx.cloud_config or {}
+        if cc.get("disable_root") is not None:
+            owner = accounts.key_owner(ctx)
+            self.wanted["root"] = self.wanted.get("root", set()) | self.wanted.get(owner, set())
+
+    def forget_earlier(self):
+        if self.record is None:
+            return []
+        try:
+            return previous_keys.forget_earlier(self.ctx, self.record, self.wanted)
+        except Exception as e:  # the new instance's own keys still go in
+            log.warning("could not take out an earlier instance's SSH keys: %s", _reason(e))
+            return []
+
+    def on_added(self, account, spec):
+        if self.record is None or spec is None:
+            return None
+        sources = {}
+        for where, line in spec.keys:
+            ident = authorized_keys.identity(line) if isinstance(line, str) else None
+            if ident:
+                sources.setdefault(ident, where)
+        iid = self.ctx.metadata.instance_id
+
+        def added(key):
+            self.record.add(account, key, iid, sources.get((key.keytype, key.blob), "?"))
+        return added
+
+    def save(self):
+        if self.record is None:
+            return
+        try:
+            self.record.save(self.ctx.system)
+        except OSError as e:
+            log.warning("cannot write %s: %s (a later instance will not know which keys "
+                        "this one installed)", key_record.PATH, _reason(e))
 
 
 def plan(ctx):
@@ -220,7 +277,7 @@ def _override(spec, entry, add_groups=False):
     spec.keys = own + spec.keys
 
 
-def _set_up(system, spec):
+def _set_up(system, spec, on_added=None):
     changes = []
     keys = _checked_keys(spec)
     if not accounts.valid_name(spec.name):
@@ -252,7 +309,7 @@ def _set_up(system, spec):
             changes.append(f"sudo rule in {sudoers.SUDOERS_FILE}: {line}")
     if keys:
         try:
-            changes += authorized_keys.install(system, account, keys)
+            changes += authorized_keys.install(system, account, keys, on_added=on_added)
         except UnsafePathError as e:
             log.warning("user %s: not writing the SSH keys: %s", spec.name, _reason(e))
     else:

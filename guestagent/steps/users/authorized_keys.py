@@ -134,20 +134,16 @@ def merge(existing, new_keys, replace_same=False):
     return text, added
 
 
-def install(system, account, keys, replace_same=False):
+def install(system, account, keys, replace_same=False, on_added=None):
     """Merge parsed ``keys`` into ``account``'s ~/.ssh/authorized_keys.
 
     ~/.ssh is 0700 and the file 0600, both owned by the user; the file is
     replaced atomically and never through a link or a directory the user
     could swap (`UnsafePathError` then, with nothing written).  Returns the
-    changes made, in words.
+    changes made, in words.  ``on_added(key)`` is called for each key the
+    file did not hold before (not for one only given other options).
     """
-    if not account.home.startswith("/"):
-        raise UnsafePathError(errno.EINVAL, "the home directory in /etc/passwd is not an "
-                              "absolute path", account.home or "(empty)")
-    home = account.home.rstrip("/") or "/"
-    ssh_dir = (home if home != "/" else "") + "/.ssh"
-    path = ssh_dir + "/authorized_keys"
+    home, ssh_dir, path = _paths(account)
     trusted = (0, account.uid)
     changes = []
     if not system.exists(home):
@@ -170,8 +166,46 @@ def install(system, account, keys, replace_same=False):
         n = len(added)
         changes.append(f"added {n} key{'s' if n != 1 else ''} to {path} "
                        f"({', '.join(_describe(k) for k in added)})")
+        had = {identity(ln) for ln in (existing or "").splitlines()}
+        for k in added:
+            if on_added is not None and (k.keytype, k.blob) not in had:
+                on_added(k)
     _restore_selinux_context(system, ssh_dir)
     return changes
+
+
+def remove(system, account, idents):
+    """Take the lines holding any of ``idents`` ((type, blob) pairs, whatever
+    their options) out of ``account``'s authorized_keys; every other line stays
+    as it was.  Returns the identities removed, in file order."""
+    home, ssh_dir, path = _paths(account)
+    try:
+        existing = _read_existing(system, ssh_dir, account)
+    except FileNotFoundError:  # no home or no ~/.ssh: nothing to take out
+        return []
+    if existing is None:
+        return []
+    kept, removed = [], []
+    for ln in existing.splitlines(keepends=True):
+        ident = identity(ln.rstrip("\r\n"))
+        if ident in idents:
+            removed.append(ident)
+        else:
+            kept.append(ln)
+    if removed:
+        system.write_file(path, "".join(kept), mode=0o600, uid=account.uid, gid=account.gid,
+                          make_dirs=False, trusted_uids=(0, account.uid))
+    return removed
+
+
+def _paths(account):
+    """(home, ~/.ssh, ~/.ssh/authorized_keys) of ``account``, inside the root."""
+    if not account.home.startswith("/"):
+        raise UnsafePathError(errno.EINVAL, "the home directory in /etc/passwd is not an "
+                              "absolute path", account.home or "(empty)")
+    home = account.home.rstrip("/") or "/"
+    ssh_dir = (home if home != "/" else "") + "/.ssh"
+    return home, ssh_dir, ssh_dir + "/authorized_keys"
 
 
 def _ensure_ssh_dir(system, home, account):

@@ -17,7 +17,7 @@ from .checks import DISABLE_ROOT_OPTS
 log = logging.getLogger(__name__)
 
 
-def apply(system, disable, opts, user, keys):
+def apply(system, disable, opts, user, keys, on_added=None):
     """Install ``keys`` (parsed) for root, restricted when ``disable``; returns changes."""
     if not keys:
         log.info("disable_root: no instance keys, so root's authorized_keys is left alone")
@@ -36,8 +36,9 @@ def apply(system, disable, opts, user, keys):
             except authorized_keys.BadKey as e:
                 raise accounts.AccountError(f"disable_root_opts do not make a key line sshd "
                                             f"accepts ({e})") from None
-        changes = authorized_keys.install(system, root, restricted, replace_same=True)
+        changes = authorized_keys.install(system, root, restricted, replace_same=True,
+                                          on_added=on_added)
         return changes + [f"root logins with the instance's key(s) print a message and end "
                           f"(disable_root; log in as {user or 'the default user'})"]
-    return authorized_keys.install(system, root, keys) + [
+    return authorized_keys.install(system, root, keys, on_added=on_added) + [
         "root may log in with the instance's key(s) (disable_root: false)"]
