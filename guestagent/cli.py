@@ -5,6 +5,7 @@ import os
 import sys
 
 from . import __version__
+from .root_paths import UnsafePathError
 
 EXIT_CODES = """\
 exit codes:
@@ -12,6 +13,9 @@ exit codes:
   1  a step failed (the others still ran; see `guestagent status`)
   2  usage or configuration error
   3  no datasource found before the deadline (steps that need no metadata still ran)
+  4  one of the agent's own files under the root (state, lock, status, log, /run
+     flags) is unsafe to use, e.g. a symlink: the message names it; --once, status
+     and query refuse it before reading or writing anything
 """
 
 MAIN_DESC = """\
@@ -126,7 +130,35 @@ def _check_root(args):
 
 
 _exit_fast = False
+EXIT_UNSAFE = 4  # one of the agent's own files is unsafe to use (own_files.py)
 EXIT_BROKEN_PIPE = 141  # what a shell shows for a tool that SIGPIPE ended
+
+
+def _on_own_files(command, args):
+    """Run a command that reads or writes the agent's own files (--once,
+    status, query; whatever is added to them inherits this): after the
+    config reads and own_files.check finds each of them safe to use."""
+    from .config import ConfigError, load
+    from .system import System
+
+    system = System(args.root)
+    try:
+        config = load(args.config, root=system.root)
+    except ConfigError as e:
+        print(f"guestagent: config error: {e}", file=sys.stderr)
+        return 2
+    from . import own_files
+    own_files.check(system, config)
+    return command(args, system, config)
+
+
+def _refuse(e, root):
+    """One line for an unsafe path of the agent's own: what, where, why."""
+    path = "/" + e.filename.lstrip("/") if isinstance(e.filename, str) else "a path"
+    where = f" under {os.path.abspath(root)}" if root and os.path.abspath(root) != "/" else ""
+    from .own_files import why
+    print(f"guestagent: refusing {escape(path)}{escape(where)}: {escape(why(e))}",
+          file=sys.stderr)
 
 
 def _config_ok(args):
@@ -144,6 +176,7 @@ def main(argv=None):
     global _exit_fast
     _exit_fast = argv is None  # the real command, not a caller in Python
     argv = sys.argv[1:] if argv is None else argv
+    args = None
     try:
         commands = {"query": (_query_parser, _query), "status": (_status_parser, _status),
                     "check-image": (_check_image_parser, _check_image),
@@ -153,13 +186,31 @@ def main(argv=None):
             args = make_parser().parse_args(argv[1:])
             if not hasattr(args, "root"):
                 code = command(args)
+            elif not _check_root(args):
+                code = 2
+            elif command in (_query, _status):
+                code = _on_own_files(command, args)
             else:
-                code = command(args) if _check_root(args) else 2
+                code = command(args)
         else:
-            unit = _unit_args(argv)
-            code = _run_once(unit) if unit is not None else _once(main_parser(), argv)
+            args = _unit_args(argv)
+            if args is None:
+                parser = main_parser()
+                args = parser.parse_args(argv)
+            if not args.once:
+                parser.print_help()
+                code = 0
+            elif not _check_root(args):
+                code = 2
+            else:
+                code = _on_own_files(_run_once, args)
         sys.stdout.flush()  # here, so a closed pipe is seen while it can be handled
         return code
+    except UnsafePathError as e:
+        # met after the check (a new instance's directory, a link planted
+        # since): the same one line, never a traceback
+        _refuse(e, getattr(args, "root", "/"))
+        return EXIT_UNSAFE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -209,22 +260,10 @@ def _check_userdata(args):
     return main(path, args.json, max_bytes, when_they_run())
 
 
-def _once(parser, argv):
-    args = parser.parse_args(argv)
-    if not args.once:
-        parser.print_help()
-        return 0
-    if not _check_root(args):
-        return 2
-    return _run_once(args)
-
-
-def _run_once(args):
+def _run_once(args, system, config):
     from . import log as logsetup
-    from .config import ConfigError, load
     from .runner import EXIT_USAGE, run
     from .steps import ALL_STEPS
-    from .system import System
 
     logsetup.setup(verbose=args.verbose)
     only = None
@@ -235,12 +274,6 @@ def _run_once(args):
             print(f"guestagent: unknown step(s) for --only: {', '.join(unknown)} "
                   f"(known: {', '.join(ALL_STEPS)})", file=sys.stderr)
             return EXIT_USAGE
-    system = System(args.root)
-    try:
-        config = load(args.config, root=system.root)
-    except ConfigError as e:
-        print(f"guestagent: config error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     logsetup.add_file(system, config.get("main", "log_file"))
     import logging
     logging.getLogger("guestagent").debug("guestagent %s, root %s, config %s",
@@ -260,12 +293,8 @@ def _run_once(args):
     return code
 
 
-def _query(args):
+def _query(args, system, config):
     from .state import State
-    from .system import System
-    if not _config_ok(args):
-        return 2
-    system = System(args.root)
     md = State(system).stored_metadata()
     if md is None:
         print("guestagent: no stored metadata: the agent has not found a datasource yet",
@@ -295,12 +324,9 @@ def _query(args):
     return 0
 
 
-def _status(args):
+def _status(args, system, config):
     from .state import State
-    from .system import System
-    if not _config_ok(args):
-        return 2
-    status = State(System(args.root)).read_status()
+    status = State(system).read_status()
     if not status:
         print("guestagent: no runs recorded yet", file=sys.stderr)
         return 3
@@ -308,7 +334,6 @@ def _status(args):
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
     from .boot_guard import skipped_this_boot
-    system = System(args.root)
     if skipped_this_boot(system) and status.get("boot_id") != State(system).boot_id():
         print("this boot: the agent did not start (same instance, disks, host name, DNS "
               "and config as when it last ran); its last runs:")

@@ -10,6 +10,7 @@ from .state import STATE_DIR
 
 log = logging.getLogger(__name__)
 
+LOCK = STATE_DIR + "/lock"
 LOCK_WAIT = 300
 
 
@@ -18,7 +19,7 @@ class RunLock:
 
     def __init__(self, system):
         self.system = system
-        self.path = STATE_DIR + "/lock"
+        self.path = LOCK
 
     def __enter__(self):
         # opened through the System seam: a symlinked /var/lib/guestagent in

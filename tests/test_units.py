@@ -454,7 +454,7 @@ def test_units_command_line_is_read_without_argparse():
     code = ("import sys\n"
             "from guestagent import cli\n"
             "seen = []\n"
-            "cli._run_once = lambda a: seen.append((a.once, a.stage, a.root, a.config,"
+            "cli._run_once = lambda a, *_: seen.append((a.once, a.stage, a.root, a.config,"
             " a.verbose, a.only)) or 0\n"
             "assert cli.main(['--once', '--stage', 'network']) == 0\n"
             "assert 'argparse' not in sys.modules, 'argparse imported'\n"
