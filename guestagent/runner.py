@@ -13,7 +13,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import boot_guard, datasources, readiness, steps
+from . import boot_guard, datasources, done_markers, readiness, steps
 from . import log as logsetup
 from .distro import default_user
 from .run_lock import RunLock
@@ -58,6 +58,9 @@ class Context:
         self._lock = threading.RLock()
         # power.Request objects: acted on once the stage's status is written
         self.power_requests = []
+        # step -> (Popen, what): work a step left running; the step is done
+        # only once it has ended (guestagent/done_markers.py)
+        self.left_running = {}
 
     @property
     def default_user(self):
@@ -242,6 +245,7 @@ def _run_locked(system, config, state, stage, only):
         else:
             record["steps"].append(_run_step(ctx, name))
     background = [r.name for r in record["steps"] if isinstance(r, _Background)]
+    background += [n for n in ctx.left_running if n not in background]
     if background:
         # What a login needs is done: the flags the later units' conditions
         # read go down now, and the unit says it is up (sshd starts) while
@@ -249,6 +253,7 @@ def _run_locked(system, config, state, stage, only):
         final_pending = _flag_configured(ctx, state, spec)
         readiness.ready(f"{', '.join(background)} still running")
     record["steps"] = [r.join() if isinstance(r, _Background) else r for r in record["steps"]]
+    done_markers.finish_left_running(ctx, record["steps"])
     failed = any(r["result"] == "failed" for r in record["steps"])
     if not background:
         final_pending = _flag_configured(ctx, state, spec)
@@ -353,16 +358,23 @@ def _run_step(ctx, name):
     try:
         mod = importlib.import_module(f"guestagent.steps.{name}")
         res["frequency"] = mod.FREQUENCY
+        step_run = mod.run
         if ctx.metadata is None and getattr(mod, "NEEDS_METADATA", True):
             raise steps.Skip("no metadata")
         if mod.FREQUENCY == steps.PER_INSTANCE:
             if iid is None:
                 raise steps.Skip("no instance id")
             if ctx.state.done(iid, name):
-                res["result"] = "done-before"
-                log.debug("%s: already done for instance %s", name, iid)
-                return res
-        changes = mod.run(ctx) or []
+                broken = done_markers.broken_since(ctx, mod, name)
+                if not broken:
+                    res["result"] = "done-before"
+                    log.debug("%s: already done for instance %s", name, iid)
+                    return res
+                log.warning("%s: done for instance %s on an earlier boot, but %s: "
+                            "doing it again", name, iid, broken)
+                res["redone"] = broken
+                step_run = done_markers.redo(mod)
+        changes = step_run(ctx) or []
         res["changes"] = list(changes)
         res["result"] = "changed" if changes else "ok"
         for c in changes:
@@ -384,7 +396,7 @@ def _run_step(ctx, name):
         done = isinstance(e, steps.FailedButDone)
     if done and res.get("frequency") == steps.PER_INSTANCE and iid is not None:
         try:
-            ctx.state.mark_done(iid, name)
+            done_markers.mark(ctx, iid, name, res["result"])
         except OSError as e:
             res["result"] = "failed"
             res["error"] = f"cannot record it as done for this instance: {e}"

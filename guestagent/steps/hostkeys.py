@@ -75,7 +75,11 @@ def run(ctx):
     if made:
         changes.append(f"generated new host keys ({', '.join(made)}) in {took:.2f} s")
     if later and made:
-        generate_later(system, keygen, later, _comment(ctx), made + later)
+        from ..done_markers import leave_running
+        job = generate_later(system, keygen, later, _comment(ctx), made + later)
+        # not done (no marker) until the key exists and is on the disk: a
+        # power cut before that makes the next boot do the step again
+        leave_running(ctx, "hostkeys", job, f"the {', '.join(later)} host key")
         changes.append(f"the {', '.join(later)} key is being made in the background; the "
                        f"fingerprint block follows on the console when it is done")
     else:
@@ -84,6 +88,89 @@ def run(ctx):
         raise RuntimeError("; ".join(failed) + (" (the other types were generated)"
                                                  if made else ""))
     return changes
+
+
+def check_done(ctx):
+    """On a later boot: the host keys this instance's first boot made, each
+    present, non-empty and parseable ('' when they are; else what is not)."""
+    if not ctx.system.exists(SSH_DIR) or not ctx.config.getbool("ssh", "regenerate_host_keys"):
+        return ""
+    broken = _broken_keys(ctx)
+    return "; ".join(f"{SSH_DIR}/ssh_host_{t}_key {why}" for t, why in broken)
+
+
+def redo(ctx):
+    """Make again the host keys `check_done` found missing or damaged; the
+    sound ones stay (clients may know them already)."""
+    system = ctx.system
+    keygen = system.which("ssh-keygen")
+    if keygen is None:
+        raise RuntimeError("ssh-keygen is not installed: cannot make the missing host keys")
+    os.close(system.open_dir(SSH_DIR))
+    system.command_path(SSH_DIR)
+    broken = [t for t, _ in _broken_keys(ctx)]
+    for t in broken:
+        for name in (f"ssh_host_{t}_key", f"ssh_host_{t}_key.pub"):
+            system.remove(f"{SSH_DIR}/{name}")
+    made, failed = _generate(system, keygen, broken, _comment(ctx))
+    _fix_group(system, made)
+    _print_fingerprints(system, [t for t in _wanted_or_present(ctx)
+                                 if system.exists(f"{SSH_DIR}/ssh_host_{t}_key.pub")])
+    changes = [f"made the {t} host key again" for t in made]
+    if failed:
+        raise RuntimeError("; ".join(failed))
+    return changes
+
+
+def _wanted_or_present(ctx):
+    types = key_types(ctx)
+    return types + [t for t in _existing_keys(ctx.system) if t not in types]
+
+
+def _broken_keys(ctx):
+    """[(type, what is wrong)] for each wanted or present key type."""
+    out = []
+    for t in _wanted_or_present(ctx):
+        for path, check in ((f"{SSH_DIR}/ssh_host_{t}_key", _private_key_problem),
+                            (f"{SSH_DIR}/ssh_host_{t}_key.pub", _public_key_problem)):
+            try:
+                data = ctx.system.read_bytes(path, limit=1 << 16)
+            except FileNotFoundError:
+                out.append((t, "is missing" if path.endswith("_key") else "has no .pub"))
+                break
+            why = check(data)
+            if why:
+                out.append((t, why if path.endswith("_key") else f"(.pub) {why}"))
+                break
+    return out
+
+
+def _private_key_problem(data):
+    if not data.strip(b"\0 \n"):
+        return "is empty"
+    text = data.decode("ascii", "replace").strip()
+    if not (text.startswith("-----BEGIN ") and text.endswith("PRIVATE KEY-----")
+            and "\0" not in text):
+        return "is damaged (not a whole private key)"
+    return ""
+
+
+def _public_key_problem(data):
+    import base64
+    import binascii
+    import struct
+
+    if not data.strip(b"\0 \n"):
+        return "is empty"
+    fields = data.decode("ascii", "replace").split()
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+        (n,) = struct.unpack(">I", blob[:4])
+        if blob[4:4 + n].decode("ascii") != fields[0]:
+            raise ValueError("the key type inside differs")
+    except (IndexError, ValueError, binascii.Error, struct.error, UnicodeDecodeError):
+        return "is damaged (not an OpenSSH public key)"
+    return ""
 
 
 def key_types(ctx):

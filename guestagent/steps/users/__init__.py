@@ -170,6 +170,45 @@ class _Record:
                         "this one installed)", key_record.PATH, _reason(e))
 
 
+def check_done(ctx):
+    """On a later boot: what a login needs of what this step left ('' when
+    all is there): the key owner's account and a non-empty authorized_keys
+    when the instance has keys, and a sudoers file sudo can read."""
+    problems = []
+    cc = ctx.cloud_config or {}
+    owner = accounts.key_owner(ctx)
+    if owner and (ctx.metadata.public_keys or cc.get("ssh_authorized_keys")):
+        account = accounts.lookup(ctx.system, owner)
+        if account is None:
+            problems.append(f"the account {owner} is missing")
+        elif account.home.startswith("/"):
+            path = account.home.rstrip("/") + "/.ssh/authorized_keys"
+            try:
+                data = ctx.system.read_bytes(path, limit=1 << 20)
+            except FileNotFoundError:
+                data = None
+            except OSError:
+                data = b"?"  # there but not ours to read: not a power cut's doing
+            if data is None:
+                problems.append(f"{path} is missing")
+            elif not data.strip(b"\0 \n") or b"\0" in data:
+                problems.append(f"{path} is empty or damaged")
+    broken_rules = sudoers.damage(ctx.system)
+    if broken_rules:
+        problems.append(broken_rules)
+    return "; ".join(problems)
+
+
+def redo(ctx):
+    """The step again after `check_done` found damage; a rules file sudo
+    cannot read is set aside first (kept, under a name sudo skips)."""
+    changes = []
+    if sudoers.damage(ctx.system):
+        aside = sudoers.set_aside(ctx.system)
+        changes.append(f"moved the damaged {sudoers.SUDOERS_FILE} to {aside}")
+    return changes + (run(ctx) or [])
+
+
 def plan(ctx):
     """The accounts to set up, from the config, #cloud-config and the metadata."""
     conf = ctx.config

@@ -20,6 +20,7 @@ _CHECK_FILE = SUDOERS_DIR + "/.90-guestagent-users.check"
 DEFAULT_RULE = "ALL=(ALL) NOPASSWD:ALL"
 _HEADER = "# Written by guestagent for the accounts it manages.\n"
 MAX_RULE = 1024
+MAX_FILE = 1 << 20
 
 
 class SudoersError(RuntimeError):
@@ -77,6 +78,37 @@ def add_rules(system, rules):
     system.write_file(SUDOERS_FILE, text, mode=0o440, uid=0, gid=0, dir_mode=0o750)
     _warn_if_not_included(system)
     return added
+
+
+def damage(system):
+    """What is wrong with the rules file as it is on the disk ('' when sudo
+    can read it, or there is none): empty or holding NUL bytes (cut off by a
+    power loss), or refused by visudo.  A file sudo chokes on locks everyone
+    out of sudo."""
+    try:
+        data = system.read_bytes(SUDOERS_FILE, limit=MAX_FILE)
+    except FileNotFoundError:
+        return ""
+    if not data.strip(b"\0 \n"):
+        return f"{SUDOERS_FILE} is empty"
+    if b"\0" in data:
+        return f"{SUDOERS_FILE} is damaged (it holds NUL bytes)"
+    visudo = system.which("visudo")
+    if visudo is not None:
+        res = system.run([visudo, "-c", "-f", system.path(SUDOERS_FILE)], timeout=30)
+        if res.returncode != 0:
+            return f"visudo rejects {SUDOERS_FILE}"
+    return ""
+
+
+def set_aside(system):
+    """Move a damaged rules file out of sudo's way (sudo skips names with a
+    '.'), keeping it for the operator; returns where it went."""
+    aside = SUDOERS_DIR + "/.90-guestagent-users.damaged"
+    system.write_file(aside, system.read_bytes(SUDOERS_FILE, limit=MAX_FILE), mode=0o400,
+                      uid=0, gid=0, dir_mode=0o750)
+    system.remove(SUDOERS_FILE)
+    return aside
 
 
 def _check_with_visudo(system, text):
