@@ -30,6 +30,17 @@ def test_ignored_by_design_is_said_plainly_and_exits_0(run_agent, tmp_path):
         assert "ignored" in line and "cloud-init" in line
 
 
+def test_autoinstall_is_ignored_by_design_not_unsupported(run_agent, tmp_path):
+    """Only Ubuntu's live installer acts on autoinstall; cloud-init's
+    cc_ubuntu_autoinstall skips it on an installed system."""
+    res = check(run_agent, tmp_path, "#cloud-config\nautoinstall:\n  version: 1\n"
+                "  identity: {hostname: h, username: u, password: x}\nruncmd: [ls]\n")
+    assert res.returncode == 0, res.stdout
+    line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("autoinstall"))
+    assert "ignored" in line and "live-server installer" in line
+    assert "unsupported" not in res.stdout
+
+
 def test_unsupported_unknown_and_invalid_exit_1_with_reasons(run_agent, tmp_path):
     res = check(run_agent, tmp_path, "#cloud-config\nchef: {}\nhostnmae: x\nhostname: [a]\n"
                 "users: [{name: bob, frobnicate: 1}]\n")

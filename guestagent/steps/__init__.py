@@ -53,7 +53,9 @@ CONFIG_STEPS = [
 ]
 # locale, keyboard and ntp run late (locale-gen takes seconds, the clients
 # restart); repositories and packages come before the user's scripts and runcmd, which
-# usually need the packages; power_state is last (it acts after the stage).
+# usually need the packages; wireguard and snap come after packages (which may
+# install wireguard-tools or snapd) and before the scripts (which may need the
+# tunnel or the snaps); power_state is last (it acts after the stage).
 FINAL_STEPS = [
     "locale",
     "keyboard",
@@ -61,6 +63,8 @@ FINAL_STEPS = [
     "yum_repos",
     "apt_configure",
     "packages",
+    "wireguard",
+    "snap",
     "scripts",
     "runcmd",
     "final_message",

@@ -129,6 +129,8 @@ KEYS = {
     "apt_upgrade":           Acts("packages", checks.cfg_bool),
     "apt_reboot_if_required": Acts("packages", checks.cfg_bool),
     "power_state":           Acts("power_state", "check_power_state"),
+    "wireguard":             Acts("wireguard", "check_wireguard"),
+    "snap":                  Acts("snap", "check_snap"),
     "merge_how":             Acts(None, "merge"),
     "merge_type":            Acts(None, "merge"),
     # ignored by design
@@ -141,6 +143,9 @@ KEYS = {
     "instance-id":           Ignored("the instance id " + _NOT_USER_DATA),
     "local-hostname":        Ignored("the host name " + _NOT_USER_DATA
                                      + " (use hostname: in #cloud-config)"),
+    "autoinstall":           Ignored("Ubuntu's live-server installer (subiquity) reads it "
+                                     "while it installs; on an installed system cloud-init "
+                                     "skips it too"),
     # known, not done, and why
     "byobu_by_default":      Unsupported("byobu is an interactive terminal setting: install "
                                          "byobu and run byobu-enable from runcmd"),
