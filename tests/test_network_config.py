@@ -464,3 +464,17 @@ def test_metadata_takes_its_dns_from_the_network_config_unless_given():
                                         network=config).to_dict())
     assert again.dns_nameservers == ["198.51.100.53", "192.0.2.53"]
     assert again.network.source == nc.NETWORK_CONFIG_V1
+
+
+def test_an_unquoted_all_decimal_mac_read_as_a_base_60_number_is_the_mac_again():
+    # PyYAML (YAML 1.1) reads 52:54:00:12:34:56 unquoted as a sexagesimal integer
+    doc = load("version: 2\nethernets:\n  nic:\n    match: {macaddress: 52:54:00:12:34:56}\n"
+               "    dhcp4: true\n")
+    assert isinstance(doc["ethernets"]["nic"]["match"]["macaddress"], int)
+    config = parse(doc)
+    assert config.links[0].mac == "52:54:00:12:34:56"
+    assert load(config.netplan)["network"]["ethernets"]["nic"]["match"] == {
+        "macaddress": "52:54:00:12:34:56"}
+    v1 = parse(load("version: 1\nconfig:\n- {type: physical, name: eth0, "
+                    "mac_address: 96:00:00:12:34:56}\n"))
+    assert v1.links[0].mac == "96:00:00:12:34:56"

@@ -21,6 +21,7 @@ import re
 from .. import netconfig as nc
 from ..dns_names import BadName, check_name
 from ..log import shown
+from .network_data import mac_address
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,31 @@ def report(problems, err, fmt, *args):
         problems.unsupported(fmt, *args, err)
     else:
         problems.invalid(fmt, *args, err)
+
+
+def mac(value):
+    """A checked MAC address.  An unquoted MAC whose groups are all decimal (and
+    below 60 after the first) is a base-60 integer to a YAML 1.1 loader such as
+    PyYAML (``52:54:00:12:34:56``); it is turned back into the MAC it was."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        groups = []
+        for _ in range(5):
+            value, rest = divmod(value, 60)
+            groups.append(rest)
+        if value < 100:
+            value = ":".join(f"{g:02d}" for g in [value] + groups[::-1])
+    return mac_address(value)
+
+
+def unmangled(doc):
+    """``doc`` with every ``macaddress`` a YAML loader read as a number written as
+    the MAC it was (for netplan, which would refuse the number)."""
+    if isinstance(doc, dict):
+        return {k: (mac(v) if k == "macaddress" and isinstance(v, int) else unmangled(v))
+                for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [unmangled(v) for v in doc]
+    return doc
 
 
 def ifname(value, what):

@@ -28,6 +28,7 @@ from .network_config import (
     drop_bridge_ports,
     gateway_route,
     ifname,
+    mac,
     make_route,
     nameservers,
     search_domains,
@@ -35,7 +36,6 @@ from .network_config import (
 from .network_data import (
     bond_from_fields,
     interface_address,
-    mac_address,
     mtu_value,
     prefix_length,
     vlan_from_fields,
@@ -102,9 +102,9 @@ def parse_v1(doc):
 def _link(kind, name, e):
     mtu = mtu_value(e.get("mtu"))
     if kind == "physical":
-        mac = mac_address(e.get("mac_address"))
-        return nc.Link(name, nc.PHY, mac, mtu, vif_type="physical",
-                       match_name="" if mac else name, name=name)
+        found = mac(e.get("mac_address"))
+        return nc.Link(name, nc.PHY, found, mtu, vif_type="physical",
+                       match_name="" if found else name, name=name)
     if kind == "bond":
         fields = {"bond_links": e.get("bond_interfaces"),
                   "ethernet_mac_address": e.get("mac_address")}

@@ -28,16 +28,17 @@ from .network_config import (
     drop_bridge_ports,
     gateway_route,
     ifname,
+    mac,
     make_route,
     name_glob,
     nameservers,
     report,
     search_domains,
+    unmangled,
 )
 from .network_data import (
     bond_from_fields,
     interface_address,
-    mac_address,
     mtu_value,
     vlan_from_fields,
     without_dangling,
@@ -127,18 +128,18 @@ def _link(kind, dev_id, d, problems):
         if match.get("driver") is not None:
             raise Unsupported("matching by driver is done only through netplan (the agent "
                               "matches by macaddress or name)")
-        mac = mac_address(match.get("macaddress"))
+        found = mac(match.get("macaddress"))
         if match.get("name") is not None:
             pattern = name_glob(match.get("name"), "match.name")
         else:
-            pattern = "" if mac else name_glob(dev_id, "the id")
+            pattern = "" if found else name_glob(dev_id, "the id")
         set_name = d.get("set-name")
         if set_name is not None:
             set_name = ifname(set_name, "set-name")
         if d.get("macaddress") is not None:
             problems.unsupported("%s: macaddress (a new MAC for the NIC) is set only "
                                  "through netplan", shown(dev_id))
-        return nc.Link(dev_id, nc.PHY, mac, mtu, vif_type="ethernet", match_name=pattern,
+        return nc.Link(dev_id, nc.PHY, found, mtu, vif_type="ethernet", match_name=pattern,
                        name=set_name or "")
     name = ifname(dev_id, "the id")
     if kind == "bonds":
@@ -265,7 +266,8 @@ def _netplan_text(doc, problems):
         return ""
     import yaml
     try:
-        return yaml.safe_dump({"network": doc}, default_flow_style=False, sort_keys=False)
+        return yaml.safe_dump({"network": unmangled(doc)}, default_flow_style=False,
+                              sort_keys=False)
     except yaml.YAMLError as e:
         log.warning("%s: cannot write it back as YAML (%s)", nc.NETWORK_CONFIG_V2, e)
         return ""

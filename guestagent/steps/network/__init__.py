@@ -1,7 +1,8 @@
-"""The network from network_data.json, in the image's own network stack.
+"""The network from network_data.json or network-config, in the image's own
+network stack.
 
 Once per instance: the document's links are matched to this machine's NICs
-by MAC address (`interfaces`), the stack the image uses is found (`stack`),
+by MAC address or name (`interfaces`), the stack the image uses is found (`stack`),
 its renderer writes that stack's native files, and the image's own files
 for the same NICs are moved aside (`image_files`, `apply`).  On a
 config-drive boot this runs in the local stage, before network-pre.target,
@@ -51,19 +52,20 @@ def run(ctx):
     config = ctx.metadata.network
     if config is None or not config.links:
         return _nothing_to_render(system, renderer,
-                                  "the metadata describes no network "
-                                  "(no network_data.json links)")
+                                  "the metadata describes no network (no "
+                                  f"{config.source if config else 'network_data.json'} "
+                                  "links)")
     # early in boot a NIC's driver may still be loading (udev is only asked
     # to start before the local stage)
     ifaces = resolve(config, system, wait=NIC_WAIT if system.live else 0)
     if not ifaces:
         return _nothing_to_render(system, renderer,
-                                  "no link in network_data.json matches an interface here")
+                                  f"no link in {config.source} matches an interface here")
     if renderer is None:
         log.warning("not configuring the network: %s", why)
         raise Skip(why)
     log.info("network stack: %s (%s)", renderer, why)
-    plan, ifaces = build_plan(system, renderer, ifaces)
+    plan, ifaces = build_plan(system, renderer, ifaces, config)
     if not ifaces:
         raise Skip("every described interface stays as the image configures it")
     changes = applying.apply(system, plan)
@@ -88,14 +90,25 @@ def _nothing_to_render(system, renderer, why):
     return changes
 
 
-def build_plan(system, renderer, ifaces):
-    """(Plan, the interfaces it configures) for ``renderer``."""
+def build_plan(system, renderer, ifaces, config=None):
+    """(Plan, the interfaces it configures) for ``renderer``; ``config`` (the
+    NetworkConfig) names the document in the files and may carry netplan's."""
     mod = importlib.import_module(f"{__name__}.{_MODULES[renderer]}")
     aside = []
     if renderer == "netplan":
         left, aside = image_files.netplan(system, ifaces, mod.PATH, "/etc/netplan")
         ifaces = without(ifaces, left)
-    plan = mod.render(ifaces)
+        document = config.netplan if config is not None else ""
+        if document and left:
+            log.info("not handing the network-config to netplan as it is: an image file "
+                     "also describes %s; writing what the agent read instead",
+                     ", ".join(sorted(left)))
+            document = ""
+        plan = mod.render(ifaces, document)
+    else:
+        plan = mod.render(ifaces)
+    if config is not None:
+        plan.retitle(config.source)
     for path in aside:
         plan.replace(path)
     if renderer == "ifupdown":

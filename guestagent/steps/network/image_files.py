@@ -18,7 +18,8 @@ for what the agent's files replace:
   definitions across files, so half of a file cannot be taken away).
 
 Everything replaced is moved aside (see `apply`), never deleted.  Files
-the agent wrote for an earlier instance (they start with its header) are
+the agent wrote for an earlier instance (they start with its header, from
+whichever document) are
 moved aside too when the new plan does not write them again.
 """
 
@@ -26,7 +27,7 @@ import configparser
 import logging
 import re
 
-from .plan import HEADER
+from .plan import MARK
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def stale(system, dirs, plan):
             path = f"{d}/{name}"
             if path in plan.files or not system.is_file(path):
                 continue
-            if HEADER in _text(system, path)[:400]:
+            if MARK in _text(system, path)[:400]:
                 out.append(path)
     return out
 
@@ -138,7 +139,7 @@ def ifcfg(system, ifaces, plan, scripts_dir):
             m = re.search(r"^DEVICE=\"?([^\"\s]+)", _text(system, path), re.M)
             device = m.group(1) if m else device
         if device in names and (path not in plan.files
-                                or HEADER not in _text(system, path)[:400]):
+                                or MARK not in _text(system, path)[:400]):
             plan.replace(path)
 
 

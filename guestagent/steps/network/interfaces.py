@@ -1,11 +1,17 @@
-"""The document's links matched to this machine's interfaces, by MAC address.
+"""The document's links matched to this machine's interfaces, by MAC address
+or by name.
 
 A NIC is found in /sys/class/net (under the root): the interface with the
-link's MAC that is not itself a bond, VLAN or bridge.  Bonds and VLANs get
-names of the agent's choosing (``bond0``, ``eth0.100``).  A link whose NIC
-is missing is warned about and dropped, with what stands on it.
+link's MAC that is not itself a bond, VLAN or bridge; or, for a
+network-config link without a MAC, the interfaces whose kernel name matches
+its name or glob (each of them is configured, as netplan does; only one
+when the link has a static address).  A NIC keeps its kernel name.  Bonds
+and VLANs get the document's name when it is free, else names of the
+agent's choosing (``bond0``, ``eth0.100``).  A link whose NIC is missing is
+warned about and dropped, with what stands on it.
 """
 
+import fnmatch
 import logging
 import time
 
@@ -112,60 +118,81 @@ def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):
     ``wait``: seconds to give NICs still missing (early in boot, udev may
     not have loaded their driver yet); 0 looks once.
     """
-    wanted = {x.mac for x in config.links if x.kind == nc.PHY}
+    src = config.source
     deadline = clock() + wait
     nics = kernel_nics(system)
-    while not wanted <= set(nics) and clock() < deadline:
+    while _missing(config, nics) and clock() < deadline:
         sleep(0.1)
         nics = kernel_nics(system)
-    missing = wanted - set(nics)
-    if missing and wait:
-        log.info("waited %.0f s for the NICs with MAC %s", wait, ", ".join(sorted(missing)))
-    names = {}
-    for link in config.links:
+    if _missing(config, nics) and wait:
+        log.info("waited %.0f s for the NICs %s", wait, ", ".join(_missing(config, nics)))
+    links = [nc.Link.from_dict(x.to_dict()) for x in config.links]  # a glob may add twins
+    subnets = {x.id: config.subnets_on(x.id) for x in links}
+    names, macs = {}, {}
+    for link in list(links):
         if link.kind != nc.PHY:
             continue
-        candidates = nics.get(link.mac, [])
+        candidates = _candidates(link, nics, src)
         if not candidates:
-            log.warning("network_data.json link %s: no interface here has MAC %s; "
-                        "leaving it out", shown(link.id), link.mac)
             continue
-        if len(candidates) > 1:
-            log.warning("network_data.json link %s: several interfaces have MAC %s (%s); "
-                        "using %s", shown(link.id), link.mac, ", ".join(candidates),
-                        candidates[0])
-        if candidates[0] in names.values():
-            log.warning("network_data.json link %s: interface %s is already taken by "
-                        "another link; leaving it out", shown(link.id), candidates[0])
+        if len(candidates) > 1 and not link.match_name:
+            log.warning("%s link %s: several interfaces have MAC %s (%s); using %s", src,
+                        shown(link.id), link.mac, ", ".join(candidates), candidates[0])
+            candidates = candidates[:1]
+        free = [c for c in candidates if c not in names.values()]
+        if not free:
+            log.warning("%s link %s: interface %s is already taken by another link; "
+                        "leaving it out", src, shown(link.id), candidates[0])
             continue
-        names[link.id] = candidates[0]
+        if len(free) > 1 and any(s.method == nc.STATIC for s in subnets[link.id]):
+            log.warning("%s link %s matches %s; one static address belongs on one: using "
+                        "%s", src, shown(link.id), ", ".join(free), free[0])
+            free = free[:1]
+        names[link.id], macs[link.id] = free[0], link.mac or _mac_of(system, free[0])
+        for extra in free[1:]:  # a glob that matches several NICs configures each
+            twin = nc.Link.from_dict(dict(link.to_dict(), id=f"{link.id} ({extra})"))
+            links.append(twin)
+            subnets[twin.id] = [nc.Subnet.from_dict(dict(x.to_dict(), link=twin.id))
+                                for x in subnets[link.id]]
+            names[twin.id], macs[twin.id] = extra, _mac_of(system, extra)
+            for bond in links:
+                if bond.kind == nc.BOND and link.id in bond.bond_links:
+                    bond.bond_links = bond.bond_links + [twin.id]
+        if link.name and link.name != free[0]:
+            log.info("%s link %s is %s here; the document's name %s is applied by netplan "
+                     "only", src, shown(link.id), free[0], shown(link.name))
     bond_no = 0
-    for link in config.links:
+    for link in links:
         if link.kind == nc.BOND:
             if all(m in names for m in link.bond_links):
+                if link.name and link.name not in _all_names(nics, names):
+                    names[link.id] = link.name
+                    continue
                 while f"bond{bond_no}" in _all_names(nics, names):
                     bond_no += 1
                 names[link.id] = f"bond{bond_no}"
                 bond_no += 1
             else:
-                log.warning("network_data.json bond %s: a member NIC is missing; leaving "
-                            "the bond and its members as the image has them", shown(link.id))
-    for link in config.links:  # VLANs may stand on VLANs' parents only once resolved
+                log.warning("%s bond %s: a member NIC is missing; leaving the bond and its "
+                            "members as the image has them", src, shown(link.id))
+    for link in links:  # VLANs may stand on VLANs' parents only once resolved
         if link.kind == nc.VLAN and link.vlan_link in names:
             parent = names[link.vlan_link]
-            name = f"{parent}.{link.vlan_id}"
+            name = link.name if link.name and link.name not in _all_names(nics, names) \
+                else f"{parent}.{link.vlan_id}"
             if len(name) > IFNAMSIZ:
                 name = f"vlan{link.vlan_id}"
             names[link.id] = name
         elif link.kind == nc.VLAN:
-            log.warning("network_data.json VLAN %s: its parent link is not here; leaving "
-                        "it out", shown(link.id))
+            log.warning("%s VLAN %s: its parent link is not here; leaving it out", src,
+                        shown(link.id))
     ifaces = {}
-    for link in config.links:
+    for link in links:
         if link.id in names:
-            ifaces[link.id] = Iface(names[link.id], link.kind, link,
-                                    config.subnets_on(link.id))
-    for link in config.links:
+            it = Iface(names[link.id], link.kind, link, subnets[link.id])
+            it.mac = macs.get(link.id, it.mac)
+            ifaces[link.id] = it
+    for link in links:
         it = ifaces.get(link.id)
         if it is None:
             continue
@@ -174,14 +201,55 @@ def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):
             for m in link.bond_links:
                 ifaces[m].master = it.name
                 if ifaces[m].subnets:
-                    log.warning("network_data.json: %s is in bond %s; its own networks are "
-                                "ignored", ifaces[m].name, it.name)
+                    log.warning("%s: %s is in bond %s; its own networks are ignored", src,
+                                ifaces[m].name, it.name)
                     ifaces[m].subnets = []
         if link.kind == nc.VLAN:
             it.parent = names[link.vlan_link]
             ifaces[link.vlan_link].vlans.append(it.name)
     order = {nc.PHY: 0, nc.BOND: 1, nc.VLAN: 2}
     return sorted(ifaces.values(), key=lambda i: order[i.kind])
+
+
+def _missing(config, nics):
+    """The NICs the document names that are not here (yet), in words."""
+    here = {n for names in nics.values() for n in names}
+    out = []
+    for link in config.links:
+        if link.kind != nc.PHY:
+            continue
+        if link.match_name:
+            if not any(fnmatch.fnmatchcase(n, link.match_name) for n in here):
+                out.append(f"named {link.match_name}")
+        elif link.mac not in nics:
+            out.append(f"with MAC {link.mac}")
+    return out
+
+
+def _candidates(link, nics, src):
+    """This machine's interfaces that stand for a NIC link, best first."""
+    if not link.match_name:
+        found = nics.get(link.mac, [])
+        if not found:
+            log.warning("%s link %s: no interface here has MAC %s; leaving it out", src,
+                        shown(link.id), link.mac)
+        return found
+    here = sorted({n for names in nics.values() for n in names})
+    found = [n for n in here if fnmatch.fnmatchcase(n, link.match_name)
+             and (not link.mac or n in nics.get(link.mac, []))]
+    if not found:
+        log.warning("%s link %s: no interface here is named %s%s; leaving it out", src,
+                    shown(link.id), shown(link.match_name),
+                    f" with MAC {link.mac}" if link.mac else "")
+    return found
+
+
+def _mac_of(system, name):
+    """A NIC's own MAC (the permanent one of a bond member): what the stacks that
+    match by MAC are given for a NIC the document names."""
+    d = f"{SYS_NET}/{name}"
+    perm = system.read_attribute(f"{d}/bonding_slave/perm_hwaddr").strip().lower()
+    return perm or system.read_attribute(f"{d}/address").strip().lower()
 
 
 def _all_names(nics, names):

@@ -115,6 +115,9 @@ def _one(ipr, it):
     return changes
 
 
+RTNH_F_ONLINK = 4  # linux/rtnetlink.h
+
+
 def _route(ipr, it, index, family, r):
     import socket
     fam = socket.AF_INET if family == 4 else socket.AF_INET6
@@ -131,5 +134,9 @@ def _route(ipr, it, index, family, r):
             if e.get_attr("RTA_GATEWAY") == r.gateway:
                 return []
     kw = {"dst": str(net.network_address), "dst_len": net.prefixlen} if not r.default else {}
+    if r.metric is not None:
+        kw["priority"] = r.metric
+    if r.on_link:
+        kw["flags"] = RTNH_F_ONLINK  # the gateway is outside every prefix on the link
     ipr.route("add", family=fam, gateway=r.gateway, oif=index, **kw)
     return [f"{it.name}: added the route to {r.destination} via {r.gateway} (live)"]

@@ -4,8 +4,17 @@ A plan is glean's file map plus the image's own files the agent replaces:
 every path is absolute inside the root; nothing is written until `apply`.
 """
 
+from ... import netconfig as nc
+
 HEADER = ("Written by guestagent from the instance's network_data.json; "
           "replaced when a new instance boots from this disk.")
+# what every file the agent writes starts with, whichever document it came from
+MARK = "Written by guestagent from the instance's "
+
+
+def header_for(source):
+    """HEADER naming ``source`` (network_data.json, network-config v1 or v2)."""
+    return HEADER.replace(nc.NETWORK_DATA, source)
 
 
 BOND_OPTIONS = ("miimon", "xmit_hash_policy", "lacp_rate")  # the ones a bond may carry
@@ -30,6 +39,13 @@ class Plan:
 
     def add(self, path, text, mode=0o644, what=""):
         self.files[path] = (text, mode, what)
+
+    def retitle(self, source):
+        """Name ``source`` in the files' headers instead of network_data.json."""
+        if source == nc.NETWORK_DATA:
+            return
+        for path, (text, mode, what) in self.files.items():
+            self.files[path] = (text.replace(HEADER, header_for(source), 1), mode, what)
 
     def replace(self, path):
         if path not in self.move_aside:

@@ -18,8 +18,10 @@ def render(ifaces):
     for it in ifaces:
         plan.add(f"{DIR}/ifcfg-{it.name}", _ifcfg(it), what=f"{it.name}: {it.describe()}")
         for family, name in ((4, "route"), (6, "route6")):
-            lines = [f"{r.destination} via {r.gateway} dev {it.name}"
-                     for f, r in it.routes() if f == family and not r.default]
+            lines = [f"{'default' if r.default else r.destination} via {r.gateway} "
+                     f"dev {it.name}" + (" onlink" if r.on_link else "")
+                     + (f" metric {r.metric}" if r.metric is not None else "")
+                     for f, r in it.routes() if f == family and not _plain_default(r)]
             path = f"{DIR}/{name}-{it.name}"
             if lines:
                 plan.add(path, f"# {HEADER}\n" + "\n".join(lines) + "\n",
@@ -53,7 +55,7 @@ def _ifcfg(it):
         suffix = "" if n == 0 else str(n)
         addr, prefix = s.address.split("/")
         out += [f"IPADDR{suffix}={addr}", f"PREFIX{suffix}={prefix}"]
-    gw4 = next((r.gateway for s in v4 for r in s.routes if r.default), None)
+    gw4 = next((r.gateway for s in v4 for r in s.routes if _plain_default(r)), None)
     if gw4:
         out.append(f"GATEWAY={gw4}")
     if m6:
@@ -69,7 +71,7 @@ def _ifcfg(it):
             out.append(f"IPV6ADDR={v6[0].address}")
         if len(v6) > 1:
             out.append('IPV6ADDR_SECONDARIES="' + " ".join(s.address for s in v6[1:]) + '"')
-        gw6 = next((r.gateway for s in v6 for r in s.routes if r.default), None)
+        gw6 = next((r.gateway for s in v6 for r in s.routes if _plain_default(r)), None)
         if gw6:
             out.append(f"IPV6_DEFAULTGW={gw6}")
     for n, ns in enumerate(it.nameservers()[:3], 1):
@@ -77,6 +79,12 @@ def _ifcfg(it):
     if it.search():
         out.append('DOMAIN="' + " ".join(it.search()) + '"')
     return "\n".join(out) + "\n"
+
+
+def _plain_default(r):
+    """A default route GATEWAY= can say; one with a metric or on-link goes into
+    the route file, as ``default via ...``."""
+    return r.default and r.metric is None and not r.on_link
 
 
 def _bonding_opts(it):

@@ -46,17 +46,19 @@ def _stanzas(it):
             out.append(f"    address {s.address}")
         for s in static:
             for r in s.routes:
-                if r.default:
+                if _plain_default(r):
                     out.append(f"    gateway {r.gateway}")
                     break
         for s in static:
             for r in s.routes:
-                if not r.default:
+                if not _plain_default(r):
                     opt = "-6 " if family == 6 else ""
+                    extra = (" onlink" if r.on_link else "") + (
+                        f" metric {r.metric}" if r.metric is not None else "")
                     out.append(f"    post-up ip {opt}route add {r.destination} via "
-                               f"{r.gateway} dev {it.name}")
+                               f"{r.gateway} dev {it.name}{extra}")
                     out.append(f"    pre-down ip {opt}route del {r.destination} via "
-                               f"{r.gateway} dev {it.name} || true")
+                               f"{r.gateway} dev {it.name}{extra} || true")
         if family == 6 and nc.DHCPV6_STATELESS in {s.method for s in subnets}:
             out.append("    dhcp 1")
         servers = [n for s in subnets for n in s.nameservers]
@@ -66,6 +68,11 @@ def _stanzas(it):
         if search:
             out.append("    dns-search " + " ".join(dict.fromkeys(search)))
     return out
+
+
+def _plain_default(r):
+    """A default route ifupdown's ``gateway`` can say (no metric, not on-link)."""
+    return r.default and r.metric is None and not r.on_link
 
 
 def _inet(family):

@@ -6,6 +6,10 @@ files in name order; the step moves an image's file aside when it only
 describes NICs this file describes, and otherwise leaves those NICs as the
 image had them.  Written without a YAML library: every scalar is a checked
 address, number or name, quoted where YAML could misread it.
+A network-config v2 document is netplan's own format: when the whole of it
+could be read, it is written as it is instead (`render` ``document``),
+so what the model has no place for (bridges, set-name, dhcp4-overrides,
+match by driver) is netplan's to do.
 Reference: netplan's YAML reference (netplan.io 0.106).
 """
 
@@ -18,8 +22,16 @@ _BOND_FORMATS = {"miimon": "  mii-monitor-interval: {}",
                  "lacp_rate": '  lacp-rate: "{}"'}
 
 
-def render(ifaces):
+def render(ifaces, document=""):
+    """The plan for ``ifaces``; with ``document`` (network-config v2 as netplan
+    YAML), that document as it is, for netplan to read in full."""
     plan = Plan("netplan")
+    if document:
+        for it in ifaces:
+            plan.summary[it.name] = it.describe()
+        plan.add(PATH, f"# {HEADER}\n{document}", mode=0o600,
+                 what="the instance's network-config v2 as it is: " + plan.described())
+        return plan
     groups = {"ethernets": [], "bonds": [], "vlans": []}
     for it in ifaces:
         key = {nc.PHY: "ethernets", nc.BOND: "bonds", nc.VLAN: "vlans"}[it.kind]
@@ -73,6 +85,10 @@ def _device(it):
         for _family, r in routes:
             to = "default" if r.default else _q(r.destination)
             out += [f"  - to: {to}", f"    via: {_q(r.gateway)}"]
+            if r.on_link:
+                out.append("    on-link: true")
+            if r.metric is not None:
+                out.append(f"    metric: {r.metric}")
     if it.nameservers() or it.search():
         out.append("nameservers:")
         if it.nameservers():

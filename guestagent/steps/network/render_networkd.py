@@ -78,4 +78,8 @@ def _network(it):
         out += ["", "[IPv6AcceptRA]", "Token=eui64"]
     for _family, r in it.routes():
         out += ["", "[Route]", f"Destination={r.destination}", f"Gateway={r.gateway}"]
+        if r.on_link:
+            out.append("GatewayOnLink=yes")
+        if r.metric is not None:
+            out.append(f"Metric={r.metric}")
     return "\n".join(out) + "\n"

@@ -69,6 +69,12 @@ def _keyfile(it):
     return "\n".join(out) + "\n"
 
 
+def _plain_default(r):
+    """A default route ``gateway=`` can say; one with a metric or on-link is a
+    route (0.0.0.0/0) of its own."""
+    return r.default and r.metric is None and not r.on_link
+
+
 def _ip_section(it, family):
     subnets = it.by_family(family)
     methods = {s.method for s in subnets}
@@ -90,7 +96,7 @@ def _ip_section(it, family):
             n += 1
             out.append(f"address{n}={s.address}")
     gateway = next((r.gateway for s in subnets if s.method == nc.STATIC
-                    for r in s.routes if r.default), None)
+                    for r in s.routes if _plain_default(r)), None)
     if gateway:
         out.append(f"gateway={gateway}")
     n = 0
@@ -98,9 +104,12 @@ def _ip_section(it, family):
         if s.method != nc.STATIC:
             continue
         for r in s.routes:
-            if not r.default:
+            if not _plain_default(r):
                 n += 1
-                out.append(f"route{n}={r.destination},{r.gateway}")
+                metric = f",{r.metric}" if r.metric is not None else ""
+                out.append(f"route{n}={r.destination},{r.gateway}{metric}")
+                if r.on_link:
+                    out.append(f"route{n}_options=onlink=true")
     servers = [x for x in it.nameservers() if (":" in x) == (family == 6)]
     if servers:
         out.append("dns=" + "".join(f"{x};" for x in servers))
