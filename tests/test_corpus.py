@@ -39,8 +39,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.normpath(os.path.join(REPO, "..", "shared", "corpus", "cloud-config"))
 MAX = 16 << 20
 TARGET = 0.95
-FLOOR_PUBLISHED = 78    # documents fully handled: ratchets, never lowered
-FLOOR_RENDERED = 94
+FLOOR_PUBLISHED = 79    # documents fully handled: ratchets, never lowered
+FLOOR_RENDERED = 96
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir(os.path.join(CORPUS, "userdata")),

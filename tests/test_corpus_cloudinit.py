@@ -44,9 +44,7 @@ ALLOWED = (
 )
 # Documents cloud-init accepts that guestagent does not handle yet, each with
 # the issue that covers it and the words of the problem guestagent names.
-KNOWN_GAPS = {
-    "035.yaml": ("issue 25 (groups: root in a user's groups)", "group 'root' refused"),
-}
+KNOWN_GAPS = {}  # 035.yaml (groups: root) was one until issue 25 honoured it
 
 _LEGACY_APT = {"apt_sources", "apt_proxy", "apt_http_proxy", "apt_https_proxy",
                "apt_ftp_proxy", "apt_mirror", "apt_mirror_search", "apt_mirror_search_dns",

@@ -2,7 +2,8 @@
 
 Each document goes through the real decoder and its validators, then the
 users step runs on a scratch root (useradd/groupadd/usermod --prefix for
-real).  Hostile values are refused by name before anything acts.
+real).  Hostile values are refused by name before anything acts; what the
+instance owner may ask for (root-equivalent groups) is done and said.
 """
 
 import subprocess
@@ -177,13 +178,10 @@ def test_no_disable_root_key_leaves_root_alone(root):
     ("users: [{name: 'evil:x'}]", "is not a valid account name"),
     ("users: [{name: \"two\\nlines\"}]", "is not a valid account name"),
     ("users: [{name: u0, uid: 0}]", "uid 0 is root's"),
-    ("users: [{name: g1, groups: [root, shadow]}]", "root-equivalent"),
-    ("users: [{name: g2, primary_group: disk}]", "root in all but name"),
     ("users: [{name: p1, plain_text_passwd: \"a\\nroot::0:0\"}]", "line break"),
     ("users: [{name: p2, passwd: not-a-hash}]", "not a crypt(3) hash"),
     ("users: [{name: c1, gecos: 'a:b'}]", "field of /etc/passwd"),
     ("users: [{name: h1, homedir: '/home/../etc'}]", "absolute path without"),
-    ("groups: [{shadow: [bob]}]", "root in all but name"),
     ("disable_root_opts: \"x\\ny\"", "one line"),
 ])
 def test_hostile_values_are_refused_by_name(text, said):
@@ -192,35 +190,64 @@ def test_hostile_values_are_refused_by_name(text, said):
     for entry in cc.get("users", []):
         if isinstance(entry, dict):
             assert entry.get("uid") != 0
-            assert not {"root", "shadow", "disk"} & set(entry.get("groups", []))
             assert ":" not in entry.get("name", "")
 
 
-def test_refused_groups_never_reach_the_system(root):
-    run(root, "users: [default, {name: g1, groups: [root, shadow]}, {name: u0, uid: 0}]\n")
-    group = table(root, "group")
-    assert "g1" not in group["root"][3].split(",")
-    assert "g1" not in group.get("shadow", ["", "", "", ""])[3]
+def test_refused_values_never_reach_the_system(root):
+    run(root, "users: [default, {name: u0, uid: 0}, {name: 'evil:x'}]\n")
     assert table(root, "passwd")["u0"][2] != "0"
+    assert not any(name.startswith("evil") for name in table(root, "passwd"))
+
+
+@pytest.mark.parametrize("groups", ["root", "users, root", "[root, shadow]"])
+def test_root_equivalent_groups_the_user_data_asks_for_are_joined_and_said(root, groups):
+    """Issue 25: `groups: root` (corpus document 035) is what cloud-init does
+    too; the same entry grants sudo.  check-userdata says it, as a notice."""
+    text = ("users:\n  - name: x\n    sudo: ALL=(ALL) NOPASSWD:ALL\n"
+            f"    groups: {groups}\n")
+    cc, warnings = cloud_config(text)
+    asked = [g.strip() for g in groups.strip("[]").split(",")]
+    assert cc["users"][0]["groups"] == asked
+    said = [w for w in warnings if "root in all but name" in w]
+    assert len(said) == 1 and said[0].kind == "notice", warnings
+    assert all(w.kind == "notice" for w in warnings), warnings
+    run(root, text)
+    group = table(root, "group")
+    for name in asked:
+        assert "x" in group[name][3].split(","), (name, group[name])
+    assert "x ALL=(ALL) NOPASSWD:ALL" in (root / "etc/sudoers.d/90-guestagent-users"
+                                          ).read_text()
+
+
+def test_root_equivalent_primary_and_top_level_groups_are_honoured_and_said(root):
+    text = ("groups: [{shadow: [debian]}]\n"
+            "users: [default, {name: g2, primary_group: disk}]\n")
+    cc, warnings = cloud_config(text)
+    assert cc["groups"] == {"shadow": ["debian"]}
+    assert cc["users"][1]["primary_group"] == "disk"
+    assert sorted(w.kind for w in warnings) == ["notice", "notice"], warnings
+    run(root, text)
+    assert "debian" in table(root, "group")["shadow"][3].split(",")
+    assert table(root, "passwd")["g2"][3] == table(root, "group")["disk"][2]
 
 
 def test_a_refused_group_or_empty_key_entry_costs_only_itself(root):
-    """`groups: users, root`: the user still joins `users`; a key list with a bare `-`
-    still installs the keys beside it.  Each refusal is named."""
-    text = (f"users:\n  - default\n  - name: g3\n    groups: staff, root\n"
+    """`groups: staff, ${admin_group}` (a template never rendered): the user
+    still joins `staff`; a key list with a bare `-` still installs the keys
+    beside it.  Each refusal is named."""
+    text = (f"users:\n  - default\n  - name: g3\n    groups: staff, ${{admin_group}}\n"
             f"    ssh_authorized_keys:\n      - {ED2}\n      -  # the second key\n")
     cc, warnings = cloud_config(text)
     assert cc["users"][1]["groups"] == ["staff"]
     assert cc["users"][1]["ssh_authorized_keys"] == [ED2]
-    assert any("group 'root' refused: root-equivalent" in w and "other groups kept" in w
-               for w in warnings)
+    assert any("group '${admin_group}' refused: not a valid group name" in w
+               and "other groups kept" in w for w in warnings), warnings
     assert any("'ssh_authorized_keys' entry 2 is empty, not a key; skipped" in w
                for w in warnings)
     assert all(w.kind == "invalid" for w in warnings)
     run(root, text)
     group = table(root, "group")
     assert "g3" in group["staff"][3].split(",")
-    assert "g3" not in group["root"][3].split(",")
     assert (root / "home/g3/.ssh/authorized_keys").read_text() == ED2 + "\n"
 
 

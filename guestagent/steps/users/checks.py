@@ -4,9 +4,12 @@
 every rule about what they may hold (names, groups, ids, paths, passwords)
 is here, once, so it is read and hardened in one place.  Hostile values are
 refused by name, with the rule they break: a user name with ':' or a line
-break, uid 0, membership of root-equivalent groups (root, shadow, disk,
-kmem), a password with a line break.  Validators only look at values: no
-system access, no logging (see `guestagent.userdata.checks`).
+break, uid 0, a password with a line break.  Membership of a root-equivalent
+group (root, shadow, disk, kmem, mem) is done as asked, as cloud-init does:
+the user-data is the instance owner's, who can grant sudo or run commands
+as root just as well; it is said (a notice), never silently.  Validators
+only look at values: no system access, no logging (see
+`guestagent.userdata.checks`).
 """
 
 import datetime
@@ -31,8 +34,9 @@ from ...userdata.checks import (
     str_list,
 )
 
-# Membership of these is root in all but name: /etc/shadow, raw disks, kernel memory.
-PRIVILEGED_GROUPS = frozenset({"root", "shadow", "disk", "kmem", "mem"})
+# Membership of these is root in all but name: /etc/shadow, raw disks, kernel
+# memory.  Granted when the user-data asks (it may grant sudo too), and said.
+ROOT_EQUIVALENT_GROUPS = frozenset({"root", "shadow", "disk", "kmem", "mem"})
 MAX_UID = 2**31 - 2  # 2^32-1 is (uid_t)-1, and many tools treat large ids as signed
 _PATH = re.compile(r"^/[^\x00-\x1f\x7f:]{0,254}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -78,20 +82,26 @@ def user_name(value):
 
 
 def group_name(value):
-    name = _account_name(value, "a group name", "group")
-    if name in PRIVILEGED_GROUPS:
-        raise Refused(f"membership of {name} is root in all but name")
-    return name
+    return _account_name(value, "a group name", "group")
 
 
 def _groups(value):
-    """A list or comma string of group names; privileged or bad names are refused."""
+    """A list or comma string of group names; invalid names are refused."""
     names = comma_list(value)
-    bad = [n for n in names if not accounts.valid_name(n) or n in PRIVILEGED_GROUPS]
+    bad = [n for n in names if not accounts.valid_name(n)]
     if bad:
-        raise Refused(", ".join(shown(b) for b in bad[:5]) + ": "
-                      + ("root-equivalent or invalid group names"))
+        raise Refused(", ".join(shown(b) for b in bad[:5]) + ": invalid group names")
     return names
+
+
+def root_equivalent(joined, what):
+    """The notice for ``what`` (a user, or members of a group) joining the
+    root-equivalent groups among ``joined``, or None."""
+    named = [g for g in joined if g in ROOT_EQUIVALENT_GROUPS]
+    if not named:
+        return None
+    return Note(f"{what} {', '.join(named)}, as asked (as cloud-init does): membership of "
+                f"{'it' if len(named) == 1 else 'each'} is root in all but name", NOTICE)
 
 
 def _uid(value):
@@ -200,9 +210,6 @@ def _keep_good_entries(item, where, notes):
                 hint = placeholder(name)
                 refused.append((name, "not a valid group name" + (f": it {hint}" if hint
                                                                   else "")))
-            elif name in PRIVILEGED_GROUPS:
-                refused.append((name, "root-equivalent (membership of it is root in all "
-                                      "but name)"))
             else:
                 kept.append(name)
         for name, why in refused:
@@ -244,6 +251,10 @@ def check_user_entry(item, where, notes, name_required=True):
                               "'no_create_home' or 'system' is true", UNSUPPORTED))
     out = fields(item, USER_FIELDS, where, notes,
                  required=("name",) if name_required else (), mistaken=_MISTAKEN)
+    joins = root_equivalent(list(out.get("groups") or []) + [out.get("primary_group")],
+                            f"{where}: the user joins")
+    if joins:
+        notes.append(joins)
     if out.get("ssh_import_id"):
         notes.append(Note(f"{where}: {_IMPORT_NOTICE}", NOTICE))
     return out
@@ -358,6 +369,11 @@ def check_groups(value, key, notes):
             except Bad as e:
                 notes.append(Note(f"{where}: {e}; skipped", INVALID))
                 continue
+            joins = root_equivalent([name] if members else [],
+                                    f"{where}: {', '.join(shown(m) for m in members[:5])} "
+                                    "join")
+            if joins:
+                notes.append(joins)
             out.setdefault(name, [])
             out[name] += [m for m in members if m not in out[name]]
     return out
