@@ -35,6 +35,13 @@ AGENT = textwrap.dedent("""
 """)
 
 
+AGENT_NETWORK_CONFIG = AGENT.replace(
+    "from guestagent.datasources.network_data import parse",
+    "from guestagent.datasources.network_config import parse").replace(
+    "json.load(open(sys.argv[1]))", "__import__('yaml').safe_load(open(sys.argv[1]))")
+NETWORK_CONFIG = os.path.join(os.path.dirname(FIXTURES), "network-config")
+
+
 class Namespace:
     def __init__(self):
         self.name = "ga-net-" + uuid.uuid4().hex[:8]
@@ -50,9 +57,10 @@ class Namespace:
                 f"peer-{name}")
         self.ip("link", "set", f"peer-{name}", "up")
 
-    def agent(self, fixture):
-        res = subprocess.run(["ip", "netns", "exec", self.name, sys.executable, "-c", AGENT,
-                              os.path.join(FIXTURES, f"{fixture}.json")],
+    def agent(self, fixture, script=AGENT, path=None):
+        path = path or os.path.join(FIXTURES, f"{fixture}.json")
+        res = subprocess.run(["ip", "netns", "exec", self.name, sys.executable, "-c", script,
+                              path],
                              capture_output=True, text=True, env=dict(os.environ,
                                                                       PYTHONPATH=REPO))
         assert res.returncode == 0, res.stderr
@@ -125,3 +133,20 @@ def test_rerun_changes_nothing(ns):
     ns.agent("static-v4-v6")
     changes, _log = ns.agent("static-v4-v6")
     assert changes == []
+
+
+def test_network_config_on_link_default_and_metric_route_live(ns):
+    # netplan's direct-connect-gateway shape: the gateway is outside the prefix
+    ns.nic("ens3", "52:54:00:00:0a:01")
+    changes, log = ns.agent(None, AGENT_NETWORK_CONFIG,
+                            os.path.join(NETWORK_CONFIG, "netplan-on-link.yaml"))
+    _link, addrs = ns.addrs("ens3")
+    assert addrs == {"10.10.10.1/24"}
+    v4 = ns.routes("-4")
+    default = [r for r in v4 if r["dst"] == "default"]
+    assert [(r["gateway"], r["dev"]) for r in default] == [("9.9.9.9", "ens3")]
+    assert "onlink" in default[0]["flags"]
+    (metric,) = [r for r in v4 if r["dst"] == "192.168.5.0/24"]
+    assert (metric["gateway"], metric["metric"]) == ("10.10.10.254", 100)
+    assert "ens3: added the route to 0.0.0.0/0 via 9.9.9.9 (live)" in changes
+    assert "Traceback" not in log
