@@ -33,36 +33,6 @@ def valid_name(name):
     return isinstance(name, str) and bool(NAME_RE.fullmatch(name))
 
 
-def key_owner(ctx):
-    """The account that gets the metadata's credentials (keys, admin_pass), or None.
-
-    The same rule as the users step's `plan`, without its warnings (that step
-    gives them); here so admin_pass can ask without importing a sibling step.
-    """
-    cc = ctx.cloud_config or {}
-    entries = cc.get("users", ["default"])
-    if not isinstance(entries, list) or "default" in entries or cc.get("user"):
-        return ctx.default_user
-    for entry in entries:
-        name = entry.get("name") if isinstance(entry, dict) else entry
-        if valid_name(name):
-            return name
-    return None
-
-
-def default_account(ctx):
-    """The default user as cloud-init's `password` means it, or None.
-
-    None when #cloud-config `users` lists accounts but no "default" (the
-    legacy `user:` key adds it back, as in cloud-init).
-    """
-    cc = ctx.cloud_config or {}
-    entries = cc.get("users", ["default"])
-    if isinstance(entries, list) and "default" not in entries and not cc.get("user"):
-        return None
-    return ctx.default_user
-
-
 def valid_shell(shell):
     return isinstance(shell, str) and bool(_SHELL_RE.fullmatch(shell)) and ".." not in shell
 

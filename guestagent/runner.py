@@ -15,7 +15,6 @@ from collections import namedtuple
 
 from . import boot_guard, datasources, done_markers, readiness, steps
 from . import log as logsetup
-from .distro import default_user
 from .run_lock import RunLock
 from .state import State
 
@@ -61,17 +60,6 @@ class Context:
         # step -> (Popen, what): work a step left running; the step is done
         # only once it has ended (guestagent/done_markers.py)
         self.left_running = {}
-
-    @property
-    def default_user(self):
-        """The default account: #cloud-config `user` or `system_info.default_user`
-        name it (cloud-init's way to rename it), else [main] default_user, else
-        the distro's."""
-        cc = self.cloud_config or {}
-        for given in (cc.get("user"), (cc.get("system_info") or {}).get("default_user")):
-            if isinstance(given, dict) and given.get("name"):
-                return given["name"]
-        return default_user(self.system, self.config.get("main", "default_user").strip())
 
     @property
     def userdata(self):

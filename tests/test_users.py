@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guestagent import accounts
+from guestagent import account_plan
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip, users
 from guestagent.steps.users import authorized_keys as ak
@@ -328,7 +328,7 @@ def test_users_without_default_skip_the_default_user_and_keys_go_to_the_first(ro
     assert _keys_file(root, "alice").read_text() == ED3 + "\n" + ED1 + "\n" + ED2 + "\n"
     assert not _keys_file(root, "bob").exists()
     assert "the instance's keys go to alice" in caplog.text
-    assert accounts.key_owner(_ctx(root, cloud_config=cc)) == "alice"
+    assert account_plan.plan(_ctx(root, cloud_config=cc)).key_owner == "alice"
 
 
 def test_cloud_config_entry_for_the_default_user_overrides_the_config(root):

@@ -12,7 +12,7 @@ import pytest
 
 from guestagent.metadata import Metadata
 from guestagent.passwd_hash import sha512_crypt, verify
-from guestagent.steps import users
+from guestagent.steps import admin_pass, users
 from guestagent.userdata import decode
 
 from support.marks import needs_root
@@ -344,3 +344,30 @@ def test_names_useradd_or_a_shell_would_misread_are_still_refused(name):
     assert not accounts.valid_name(name)
     _, warnings = cloud_config(f"users:\n  - name: {name!r}\n")
     assert any("not a valid account name" in w for w in warnings), warnings
+
+
+# -- whose accounts (guestagent/account_plan.py; the matrix: test_account_plan.py) --
+
+def test_user_beside_users_without_default_gets_the_keys_admin_pass_and_root_s_message(
+        root):
+    """Issue 27 part 1: before the planner, alice alone was created and held
+    the keys; admin_pass failed with "user bob does not exist" and root's
+    message told people to log in as bob."""
+    text = "users: [alice]\nuser: {name: bob}\ndisable_root: true\n"
+    cc, _ = cloud_config(text)
+    md = Metadata(source="test", instance_id="i-1", public_keys=[ED1],
+                  admin_pass="s3cret-Admin-pass")
+    ctx = StepContext(root, md, cloud_config=cc, conf_text=CONF)
+    users.run(ctx)
+    passwd = {ln.split(":")[0] for ln in (root / "etc/passwd").read_text().splitlines()}
+    assert {"alice", "bob"} <= passwd
+    assert (root / "home/bob/.ssh/authorized_keys").read_text() == ED1 + "\n"
+    assert not (root / "home/alice/.ssh/authorized_keys").exists()
+    root_keys = (root / "root/.ssh/authorized_keys").read_text()
+    assert 'as the user \\"bob\\"' in root_keys and ED1.split()[1] in root_keys
+    changes = admin_pass.run(ctx)
+    assert changes and "bob" in changes[0]
+    shadow = {ln.split(":")[0]: ln.split(":")[1]
+              for ln in (root / "etc/shadow").read_text().splitlines()}
+    assert verify("s3cret-Admin-pass", shadow["bob"])
+    assert shadow["alice"].startswith("!")  # listed users' passwords stay locked

@@ -1,4 +1,6 @@
-"""The config drive's admin_pass as the default user's password.
+"""The config drive's admin_pass as the password of the account holding the
+instance's keys (guestagent/account_plan.py: the default user, or the first
+listed user when `users` leaves the default out).
 
 Nova puts ``admin_pass`` in the metadata when an instance is booted without
 a key pair (seed: "inject an admin password").  The password is hashed here
@@ -10,7 +12,7 @@ password is never in an argv, a log line or the status.
 
 import logging
 
-from .. import accounts, shadow
+from .. import account_plan, accounts, shadow
 from ..passwd_hash import sha512_crypt
 from . import PER_INSTANCE, Skip
 
@@ -22,7 +24,7 @@ def run(ctx):
     password = ctx.metadata.admin_pass
     if not password:
         raise Skip("no admin_pass in the metadata")
-    user = accounts.key_owner(ctx)
+    user = account_plan.plan(ctx).admin_pass_owner
     if user is None:
         raise Skip("#cloud-config users lists nobody to give admin_pass to")
     if not accounts.valid_name(user):

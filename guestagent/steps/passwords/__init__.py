@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 
-from ... import accounts
+from ... import account_plan, accounts
 from ... import log as logsetup
 from .. import PER_INSTANCE, FailedButDone, Skip
 from .checks import check_chpasswd, check_password, check_ssh_pwauth  # noqa: F401
@@ -75,7 +75,7 @@ def _wanted(ctx, cc):
     expire = ch.get("expire", True)
     entries = list(ch.get("users", []))
     if not entries and cc.get("password") is not None:
-        owner = accounts.default_account(ctx)
+        owner = account_plan.plan(ctx).password_owner
         if owner is None:
             log.warning("#cloud-config password: there is no default user to give it to "
                         "(users lists no 'default')")

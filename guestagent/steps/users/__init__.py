@@ -1,19 +1,13 @@
 """The default user and SSH keys (and #cloud-config `users`).
 
-Who gets what, as in cloud-init:
-- With no `users` in #cloud-config, the default user ([main] default_user,
-  else the distro's account) is created if missing, gets passwordless sudo
-  ([users] sudo), [users] groups and shell, and the metadata's keys plus the
-  cloud-config's top-level `ssh_authorized_keys`.
-- `users` may list "default" (the above) and accounts of its own; an entry
-  named like the default user overrides its settings.  Without "default"
-  the default user is not created, and the metadata keys (plus top-level
-  `ssh_authorized_keys`) go to the first listed user instead, so the key
-  pair the instance was booted with still opens a door.  cloud-init would
-  drop them; we say in the log where they went.
+Who is created, who holds the instance's keys and whom disable_root names
+is guestagent/account_plan.py's answer (the one admin_pass and passwords
+ask too): the default user ([main] default_user, else the distro's account,
+with [users] sudo, groups and shell) unless `users` leaves out "default"
+and no `user` puts it back; the metadata's keys and the top-level
+`ssh_authorized_keys` go to it, else to the first listed user (cloud-init
+would drop them; the log says where they went).  Here, for each account:
 - Extra users get sudo only when their entry's `sudo` says so.
-- `user:` and `system_info: {default_user: ...}` rename and configure the
-  default user, as in cloud-init (groups are added to [users] groups).
 - Each entry's fields as cloud-init documents them: a new account gets
   `gecos`, `primary_group`, `homedir`, `system`, `uid`, `no_create_home`,
   `expiredate` from useradd (an existing one keeps its own, except
@@ -36,7 +30,7 @@ taken out (`previous_keys`; [users] remove_previous_instance_keys).
 
 import logging
 
-from ... import accounts, shadow
+from ... import account_plan, accounts, shadow
 from ... import log as logsetup
 from ...system import UnsafePathError
 from .. import PER_INSTANCE, Skip
@@ -51,37 +45,18 @@ from .checks import (  # noqa: F401 -- the #cloud-config table names them here
     check_users,
 )
 
-_OPTIONS = ("gecos", "primary_group", "homedir", "system", "uid", "no_create_home",
-            "expiredate")
-# the one that wins when several are given: cloud-init sets them in this order
-_PASSWORD_FIELDS = (("hashed_passwd", True), ("plain_text_passwd", False), ("passwd", True))
-
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
 
 
-class _Spec:
-    """One account to set up: its settings and the keys it should hold."""
-
-    def __init__(self, name, shell, groups, sudo, keys, is_default=False):
-        self.name = name
-        self.shell = shell
-        self.groups = list(groups)
-        self.sudo = list(sudo)
-        self.keys = list(keys)  # (where from, line)
-        self.is_default = is_default
-        self.options = {}
-        self.password = None  # (value, hashed)
-        self.lock = None  # None: leave the password's lock as it is
-        self.import_ids = []
-        self.from_user_data = False  # its groups are created when missing
-
-
 def run(ctx):
-    specs = plan(ctx)
+    plan = account_plan.plan(ctx)
+    for level, note in plan.notes:
+        log.log(level, "%s", note)
+    specs = plan.accounts
     cc = ctx.cloud_config or {}
     wanted_groups = cc.get("groups") or {}
-    record = _Record(ctx, specs)
+    record = _Record(ctx, plan)
     changes = record.forget_earlier()
     if not specs and not wanted_groups and cc.get("disable_root") is None:
         record.save()
@@ -105,8 +80,8 @@ def run(ctx):
         except accounts.AccountError as e:
             problems.append(f"group {name}: {e}")
     if cc.get("disable_root") is not None:
-        owner = accounts.key_owner(ctx)
-        owner_spec = next((s for s in specs if s.name == owner), None)
+        owner = plan.key_owner
+        owner_spec = plan.account(owner)
         keys = _checked_keys(owner_spec) if owner_spec else []
         try:
             changes += root_login.apply(ctx.system, cc["disable_root"],
@@ -125,16 +100,16 @@ def run(ctx):
 class _Record:
     """The keys this run installs, in the record of who brought which key."""
 
-    def __init__(self, ctx, specs):
+    def __init__(self, ctx, plan):
         self.ctx = ctx
         self.record = key_record.KeyRecord.load(ctx.system) if ctx.metadata else None
         self.wanted = {}
-        for spec in specs:  # _set_up warns about the bad lines; not twice
+        for spec in plan.accounts:  # _set_up warns about the bad lines; not twice
             self.wanted[spec.name] = {authorized_keys.identity(line) for _, line in spec.keys
                                       if isinstance(line, str)} - {None}
         cc = ctx.cloud_config or {}
         if cc.get("disable_root") is not None:
-            owner = accounts.key_owner(ctx)
+            owner = plan.key_owner
             self.wanted["root"] = self.wanted.get("root", set()) | self.wanted.get(owner, set())
 
     def forget_earlier(self):
@@ -176,7 +151,7 @@ def check_done(ctx):
     when the instance has keys, and a sudoers file sudo can read."""
     problems = []
     cc = ctx.cloud_config or {}
-    owner = accounts.key_owner(ctx)
+    owner = account_plan.plan(ctx).key_owner
     if owner and (ctx.metadata.public_keys or cc.get("ssh_authorized_keys")):
         account = accounts.lookup(ctx.system, owner)
         if account is None:
@@ -207,113 +182,6 @@ def redo(ctx):
         aside = sudoers.set_aside(ctx.system)
         changes.append(f"moved the damaged {sudoers.SUDOERS_FILE} to {aside}")
     return changes + (run(ctx) or [])
-
-
-def plan(ctx):
-    """The accounts to set up, from the config, #cloud-config and the metadata."""
-    conf = ctx.config
-    cc = ctx.cloud_config or {}
-    md_keys = [("metadata", k) for k in (ctx.metadata.public_keys if ctx.metadata else [])]
-    cc_keys = [("#cloud-config ssh_authorized_keys", k)
-               for k in _strings(cc.get("ssh_authorized_keys"), "ssh_authorized_keys")]
-    default = _Spec(ctx.default_user, conf.get("users", "shell").strip() or "/bin/bash",
-                    conf.getlist("users", "groups"),
-                    [sudoers.DEFAULT_RULE] if conf.getbool("users", "sudo") else [],
-                    cc_keys + md_keys, is_default=True)
-    # cloud-init's older ways to configure the default user; `user` wins
-    for given in ((cc.get("system_info") or {}).get("default_user"), cc.get("user")):
-        if isinstance(given, dict):
-            _override(default, given, add_groups=True)
-    if cc.get("ssh_import_id"):
-        default.import_ids += cc["ssh_import_id"]
-    entries = cc.get("users", ["default"])
-    if not isinstance(entries, list):
-        log.warning("ignoring #cloud-config users: expected a list, got %s",
-                    type(entries).__name__)
-        entries = ["default"]
-    specs = []
-    for i, entry in enumerate(entries):
-        if entry == "default":
-            if default not in specs:
-                specs.append(default)
-            continue
-        spec = _from_entry(entry, i)
-        if spec is None:
-            continue
-        same = [s for s in specs if s.name == spec.name]
-        if spec.name == default.name:
-            _override(default, entry)
-            if default not in specs:
-                specs.append(default)
-        elif same:
-            log.warning("#cloud-config users[%d]: %s is listed twice; using the first", i,
-                        spec.name)
-        else:
-            specs.append(spec)
-    if default not in specs:
-        owner = specs[0] if specs else None
-        if owner is not None and default.keys:
-            log.info("#cloud-config users has no 'default' entry: the default user %s is "
-                     "not created, and the instance's keys go to %s", default.name, owner.name)
-            owner.keys = default.keys + owner.keys
-        elif default.keys:
-            log.warning("#cloud-config users lists nobody: the instance's %d key(s) are "
-                        "not installed anywhere", len(default.keys))
-    return specs
-
-
-def _from_entry(entry, i):
-    where = f"#cloud-config users[{i}]"
-    if isinstance(entry, str):
-        entry = {"name": entry}
-    if not isinstance(entry, dict):
-        log.warning("ignoring %s: expected \"default\" or a mapping, got %s", where,
-                    type(entry).__name__)
-        return None
-    name = entry.get("name")
-    if not accounts.valid_name(name):
-        log.warning("ignoring %s: name %r is not a valid account name "
-                    "(lower-case letters, digits, _, - and ., at most 32)", where, name)
-        return None
-    spec = _Spec(name, "/bin/bash", [], [], [])
-    spec.from_user_data = True
-    spec.lock = True  # cloud-init's default for a listed user
-    _override(spec, entry)
-    return spec
-
-
-def _override(spec, entry, add_groups=False):
-    """Apply a cloud-config user entry's settings onto ``spec``."""
-    where = f"#cloud-config user {spec.name}"
-    if isinstance(entry.get("shell"), str):
-        spec.shell = entry["shell"]
-    if "groups" in entry:
-        g = entry["groups"]
-        if isinstance(g, str):
-            g = [x.strip() for x in g.split(",") if x.strip()]
-        g = _strings(g, f"{where} groups")
-        spec.groups = spec.groups + [x for x in g if x not in spec.groups] if add_groups else g
-        spec.from_user_data = True
-    if "sudo" in entry:
-        s = entry["sudo"]
-        if s is False or s is None:
-            spec.sudo = []
-        elif isinstance(s, (str, list)):
-            spec.sudo = _strings([s] if isinstance(s, str) else s, f"{where} sudo")
-        else:
-            log.warning("%s: ignoring sudo %r: expected a rule such as %r, a list of rules "
-                        "or false", where, s, sudoers.DEFAULT_RULE)
-    spec.options.update({k: entry[k] for k in _OPTIONS if entry.get(k) is not None})
-    for field, hashed in _PASSWORD_FIELDS:
-        if entry.get(field):
-            spec.password = (entry[field], hashed)
-            break
-    if isinstance(entry.get("lock_passwd"), bool):
-        spec.lock = entry["lock_passwd"]
-    spec.import_ids += entry.get("ssh_import_id") or []
-    own = [(f"{where} ssh_authorized_keys", k)
-           for k in _strings(entry.get("ssh_authorized_keys"), f"{where} ssh_authorized_keys")]
-    spec.keys = own + spec.keys
 
 
 def _set_up(system, spec, on_added=None):
@@ -369,21 +237,6 @@ def _checked_keys(spec):
             log.warning("user %s: skipping a line from %s that is not a public key: %s",
                         spec.name, where, e)
     return keys
-
-
-def _strings(value, what):
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        log.warning("ignoring %s: expected a list, got %s", what, type(value).__name__)
-        return []
-    out = []
-    for i, v in enumerate(value):
-        if isinstance(v, str):
-            out.append(v)
-        else:
-            log.warning("ignoring %s[%d]: expected text, got %s", what, i, type(v).__name__)
-    return out
 
 
 def _reason(e):

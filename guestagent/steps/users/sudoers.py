@@ -17,7 +17,6 @@ SUDOERS_FILE = SUDOERS_DIR + "/90-guestagent-users"
 # sudo skips files in sudoers.d whose names contain a '.', so a check copy
 # left behind by a crash is never read as rules
 _CHECK_FILE = SUDOERS_DIR + "/.90-guestagent-users.check"
-DEFAULT_RULE = "ALL=(ALL) NOPASSWD:ALL"
 _HEADER = "# Written by guestagent for the accounts it manages.\n"
 MAX_RULE = 1024
 MAX_FILE = 1 << 20
