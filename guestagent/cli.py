@@ -1,4 +1,4 @@
-"""Command line: `guestagent --once`, `query`, `status`, `check-image`."""
+"""Command line: `guestagent --once`, `query`, `status`, `check-image`, `clean`."""
 
 import json
 import os
@@ -33,6 +33,10 @@ commands:
       this boot's runs, step by step
   guestagent check-image [--root DIR] [--json] [--fix]
       check an image against the OpenStack image requirements
+  guestagent clean [--root DIR] [--dry-run] [--poweroff] (--all | --state --logs
+                   --network --host-keys --machine-id --dhcp-leases --keys)
+      seal an image: remove what this instance left (the next boot is a
+      first boot); exit 0 done, 1 something stayed, 2 usage error
   guestagent check-userdata FILE [--json]
       say, part by part and key by key, what the agent will do with a
       user-data file (exit 0: all of it, 1: not all, 2: unreadable)
@@ -102,6 +106,34 @@ def _check_image_parser():
                            json_help="print a JSON list")
     p.add_argument("--fix", action="store_true", help="apply the safe fixes, report each")
     _common(p)
+    return p
+
+
+def _clean_parser():
+    import argparse
+
+    from .clean import FLAGS, HELP
+    p = argparse.ArgumentParser(
+        prog="guestagent clean",
+        description="Seal an image, as `cloud-init clean` and virt-sysprep do, for what is "
+                    "the agent's business: remove what this instance left, so the next boot "
+                    "is a new instance's first. Every removal is listed on stdout and logged; "
+                    "nothing else is touched.",
+        epilog="exit codes: 0 done (or nothing to remove), 1 something could not be removed "
+               "or must stay (stderr says why; --poweroff then does not power off), 2 usage "
+               "or config error")
+    for c in FLAGS:
+        p.add_argument(f"--{c}", action="store_true", help=HELP[c])
+    p.add_argument("--all", action="store_true", help="all of the above")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would be removed; change nothing")
+    p.add_argument("--poweroff", action="store_true",
+                   help="power off when done (refused with --root: the host is not the image)")
+    p.add_argument("--root", metavar="DIR", default="/",
+                   help="clean the image tree mounted at DIR instead of the running system")
+    p.add_argument("--config", metavar="FILE",
+                   help="config file, for [main] log_file and [ssh] (default: "
+                        "ROOT/etc/guestagent/guestagent.conf and its drop-ins)")
     return p
 
 
@@ -180,7 +212,8 @@ def main(argv=None):
     try:
         commands = {"query": (_query_parser, _query), "status": (_status_parser, _status),
                     "check-image": (_check_image_parser, _check_image),
-                    "check-userdata": (_check_userdata_parser, _check_userdata)}
+                    "check-userdata": (_check_userdata_parser, _check_userdata),
+                    "clean": (_clean_parser, _clean)}
         if argv and argv[0] in commands:
             make_parser, command = commands[argv[0]]
             args = make_parser().parse_args(argv[1:])
@@ -228,6 +261,11 @@ def _check_image(args):
         return 2
     from .checkimage import main as check_main
     return check_main(args)
+
+
+def _clean(args):
+    from .clean.command import main as clean_main
+    return clean_main(args)
 
 
 class _UnitArgs:

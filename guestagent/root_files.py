@@ -214,6 +214,21 @@ class RootFiles(RootPaths):
         finally:
             os.close(dfd)
 
+    def remove_tree(self, path):
+        """Remove ``path`` and, when it is a directory, everything in it; a
+        link is removed itself, never followed.  False when it was not there."""
+        parent, name = os.path.split(relative(path))
+        if not name:
+            raise UnsafePathError(errno.EINVAL, "refusing to remove the root", path)
+        try:
+            dfd = self.open_dir(parent, create=False)
+        except FileNotFoundError:
+            return False
+        try:
+            return _remove_at(dfd, name)
+        finally:
+            os.close(dfd)
+
     def makedirs(self, path, mode=0o755):
         os.close(self.open_dir(relative(path), create=True, mode=mode))
 
@@ -314,6 +329,25 @@ class RootFiles(RootPaths):
         """The mount table (guestagent.mount_table.Mount list) of
         /proc/self/mountinfo inside the root; [] where there is none."""
         return parse_mountinfo(self.read_attribute("/proc/self/mountinfo"))
+
+
+def _remove_at(dfd, name):
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dfd)
+        try:
+            for entry in os.listdir(fd):
+                _remove_at(fd, entry)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dfd)
+    else:
+        os.unlink(name, dir_fd=dfd)
+    return True
 
 
 def _require_regular(fd, path, what="read"):

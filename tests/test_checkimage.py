@@ -210,7 +210,7 @@ ALL_IDS = {"growpart", "resize-tools", "root-filesystem", "single-partition", "k
            "mac-bound-config", "nozeroconf", "network-dhcp", "serial-console",
            "boot-entries-console", "ssh-server-installed", "ssh-server-enabled",
            "ssh-key-login", "root-password", "firewall-disabled", "agent-enabled",
-           "cloud-init-disabled", "acpi-shutdown"}
+           "cloud-init-disabled", "acpi-shutdown", "instance-leftovers"}
 
 
 # -- whole trees --------------------------------------------------------------

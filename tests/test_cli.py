@@ -12,13 +12,14 @@ DEMO_CONF = f"{EXAMPLES}/demo.conf"
 
 def test_every_command_takes_config(tmp_path, root, run_agent):
     run_agent("--once", "--root", root, "--config", DEMO_CONF, check=True)
-    for cmd in (["status"], ["status", "--json"], ["query"], ["check-image"]):
+    for cmd in (["status"], ["status", "--json"], ["query"], ["check-image"],
+                ["clean", "--all", "--dry-run"]):
         res = run_agent(*cmd, "--root", root, "--config", DEMO_CONF)
         assert "unrecognized arguments" not in res.stderr, cmd
         assert res.returncode in (0, 1), (cmd, res.stderr)
     bad = tmp_path / "bad.conf"
     bad.write_text("[main]\nno equals sign here\n")
-    for cmd in (["status"], ["query"], ["check-image"]):
+    for cmd in (["status"], ["query"], ["check-image"], ["clean", "--all"]):
         res = run_agent(*cmd, "--root", root, "--config", bad)
         assert res.returncode == 2 and str(bad) in res.stderr, (cmd, res.stderr)
 

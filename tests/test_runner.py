@@ -112,7 +112,7 @@ def test_query_key_paths_and_missing_key(root, run_agent):
 
 
 def test_a_missing_root_is_a_usage_error(tmp_path, run_agent):
-    for args in (["--once"], ["status"], ["query"], ["check-image"]):
+    for args in (["--once"], ["status"], ["query"], ["check-image"], ["clean", "--all"]):
         res = run_agent(*args, "--root", tmp_path / "nope")
         assert res.returncode == 2, args
         assert "not a directory" in res.stderr and "Traceback" not in res.stderr

@@ -3,7 +3,8 @@
 Each check reads the image tree (``--root``, or the running system) and
 returns a `Finding`: pass, warn or fail, with the fix.  ``--fix`` applies the
 fixes that only undo build-machine leftovers (MAC-bound rules, HWADDR, the
-missing console arguments, NOZEROCONF, units not enabled) and leaves
+missing console arguments, NOZEROCONF, units not enabled, and what
+`guestagent clean --all` removes) and leaves
 anything that changes what the image does on purpose (packages, firewalls,
 passwords) to the builder, with the command to run.
 """
@@ -12,13 +13,13 @@ import os
 import sys
 
 from ..system import System, UnsafePathError
-from . import checks_boot, checks_disk, checks_network, checks_services
+from . import checks_boot, checks_disk, checks_leftovers, checks_network, checks_services
 from .finding import FAIL, failed
 from .report import as_json, as_table
 from .tree import Image
 
 CHECKS = (checks_disk.CHECKS + checks_network.CHECKS + checks_boot.CHECKS
-          + checks_services.CHECKS)
+          + checks_services.CHECKS + checks_leftovers.CHECKS)
 
 
 def run_checks(image):

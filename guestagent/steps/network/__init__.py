@@ -122,13 +122,17 @@ def build_plan(system, renderer, ifaces, config=None):
     return plan, ifaces
 
 
-def _own_dirs(renderer):
-    """Where the agent's files for ``renderer`` live (to find an earlier instance's)."""
-    return {"ifupdown": ["/etc/network/interfaces.d"],
+# Where the agent's files for each stack live (to find an earlier instance's;
+# `guestagent clean --network` looks in all of them).
+OWN_DIRS = {"ifupdown": ["/etc/network/interfaces.d"],
             "ifcfg": ["/etc/sysconfig/network-scripts"],
             "networkmanager": ["/etc/NetworkManager/system-connections"],
             "netplan": ["/etc/netplan"],
-            "networkd": ["/etc/systemd/network"]}[renderer]
+            "networkd": ["/etc/systemd/network"]}
+
+
+def _own_dirs(renderer):
+    return OWN_DIRS[renderer]
 
 
 def without(ifaces, names):

@@ -198,6 +198,17 @@ def remove(system, account, idents):
     return removed
 
 
+def held(system, account):
+    """The (type, blob) identities in ``account``'s authorized_keys (empty when
+    there is no file, or it cannot be read safely)."""
+    _, ssh_dir, _ = _paths(account)
+    try:
+        text = _read_existing(system, ssh_dir, account)
+    except (OSError, UnsafePathError):
+        return set()
+    return {identity(ln) for ln in (text or "").splitlines()} - {None}
+
+
 def _paths(account):
     """(home, ~/.ssh, ~/.ssh/authorized_keys) of ``account``, inside the root."""
     if not account.home.startswith("/"):

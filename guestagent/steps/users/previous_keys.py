@@ -47,16 +47,22 @@ def forget_earlier(ctx, record, wanted):
         log.info("keeping %d SSH key(s) an earlier instance installed and this one does "
                  "not list ([users] remove_previous_instance_keys = no)", len(kept))
         return []
-    return take_out(ctx.system, record, kept,
-                    lambda e: f"installed for instance {e.get('instance_id') or '?'}, "
-                              f"not listed by this instance")
-
-
-def take_out(system, record, entries, why):
-    """Take the recorded ``entries`` out of their accounts' authorized_keys and
-    out of ``record``; ``why(entry)`` says why, for the log.  An entry whose
-    file cannot be changed safely stays recorded (a warning says why)."""
     changes = []
+    for e in take_out(ctx.system, record, kept):
+        fp = fingerprint(e["type"], e["blob"])
+        why = (f"installed for instance {e.get('instance_id') or '?'}, not listed by this "
+               "instance")
+        log.info("removed SSH key %s from %s's authorized_keys (%s)", fp, e["account"], why)
+        changes.append(f"removed SSH key {fp} from {e['account']}'s authorized_keys ({why})")
+    return changes
+
+
+def take_out(system, record, entries):
+    """Take the recorded ``entries`` out of their accounts' authorized_keys and
+    out of ``record``; returns the entries whose key was in a file and is gone
+    now.  An entry whose file cannot be changed safely stays recorded (a
+    warning says why); one whose account or key is gone is forgotten."""
+    removed_entries = []
     by_account = {}
     for e in entries:
         by_account.setdefault(e["account"], []).append(e)
@@ -78,14 +84,24 @@ def take_out(system, record, entries, why):
             continue
         for e in group:
             record.drop(e)
-            ident = (e["type"], e["blob"])
-            if ident not in removed:
-                log.debug("user %s: %s was already gone", name, fingerprint(*ident))
-                continue
-            fp = fingerprint(*ident)
-            log.info("removed SSH key %s from %s's authorized_keys (%s)", fp, name, why(e))
-            changes.append(f"removed SSH key {fp} from {name}'s authorized_keys ({why(e)})")
-    return changes
+            if (e["type"], e["blob"]) in removed:
+                removed_entries.append(e)
+            else:
+                log.debug("user %s: %s was already gone", name,
+                          fingerprint(e["type"], e["blob"]))
+    return removed_entries
+
+
+def present(system, entries):
+    """The recorded ``entries`` whose key is still in its account's authorized_keys."""
+    known = accounts.users(system)
+    out = []
+    for e in entries:
+        account = known.get(e["account"])
+        if account is not None and (e["type"], e["blob"]) in authorized_keys.held(
+                system, account):
+            out.append(e)
+    return out
 
 
 def _earlier_instance_on_disk(ctx):
