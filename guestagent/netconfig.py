@@ -16,7 +16,7 @@ SLAAC = "slaac"                      # router advertisements only
 DHCPV6_STATELESS = "dhcpv6-stateless"  # SLAAC addresses, DHCPv6 for the rest
 METHODS = (STATIC, DHCP, SLAAC, DHCPV6_STATELESS)
 
-PHY, BOND, VLAN = "phy", "bond", "vlan"
+PHY, BOND, VLAN, BRIDGE = "phy", "bond", "vlan", "bridge"
 
 # Which document a NetworkConfig came from (NetworkConfig.source).
 NETWORK_DATA = "network_data.json"
@@ -57,15 +57,17 @@ class Route:
 
 
 class Link:
-    """A layer-2 interface: a NIC (by MAC or by name), a bond of NICs, or a VLAN
-    on a link."""
+    """A layer-2 interface: a NIC (by MAC or by name), a bond of NICs, a VLAN on
+    a link, or a bridge of links (network-config only: Nova's ``bridge`` is a
+    VIF type, a NIC)."""
 
     __slots__ = ("id", "kind", "mac", "mtu", "vif_type", "bond_mode", "bond_links",
-                 "bond_options", "vlan_link", "vlan_id", "match_name", "name")
+                 "bond_options", "vlan_link", "vlan_id", "match_name", "name",
+                 "bridge_links", "bridge_options")
 
     def __init__(self, id, kind, mac="", mtu=None, vif_type="", bond_mode="",
                  bond_links=None, bond_options=None, vlan_link="", vlan_id=None,
-                 match_name="", name=""):
+                 match_name="", name="", bridge_links=None, bridge_options=None):
         self.id = id
         self.kind = kind
         self.mac = mac            # lower case; for a VLAN its own MAC, if given
@@ -75,6 +77,8 @@ class Link:
         # the name the document wants: a bond's or VLAN's is used when free; a
         # NIC keeps the kernel's name (renaming is netplan's alone, see docs)
         self.name = name
+        self.bridge_links = list(bridge_links or [])  # link ids: the bridge's ports
+        self.bridge_options = dict(bridge_options or {})  # stp (bool), forward_delay (s)
         self.mtu = mtu
         self.vif_type = vif_type  # as the document said: phy, ovs, bridge, ...
         self.bond_mode = bond_mode              # kernel name: 802.3ad, active-backup, ...
@@ -91,6 +95,9 @@ class Link:
                      bond_options=dict(self.bond_options))
         if self.kind == VLAN:
             d.update(vlan_link=self.vlan_link, vlan_id=self.vlan_id)
+        if self.kind == BRIDGE:
+            d.update(bridge_links=list(self.bridge_links),
+                     bridge_options=dict(self.bridge_options))
         if self.match_name:
             d["match_name"] = self.match_name
         if self.name:
@@ -102,7 +109,7 @@ class Link:
         return cls(d["id"], d["kind"], d.get("mac", ""), d.get("mtu"), d.get("vif_type", ""),
                    d.get("bond_mode", ""), d.get("bond_links"), d.get("bond_options"),
                    d.get("vlan_link", ""), d.get("vlan_id"), d.get("match_name", ""),
-                   d.get("name", ""))
+                   d.get("name", ""), d.get("bridge_links"), d.get("bridge_options"))
 
     def __repr__(self):
         return f"Link({self.id!r}, {self.kind}, {self.mac or '-'})"

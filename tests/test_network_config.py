@@ -199,26 +199,43 @@ config:
                                                             ("bond0.100", nc.STATIC)]
 
 
-def test_v1_bridge_is_warned_about_and_its_ports_stay_the_images(caplog):
+def test_v1_bridge_with_its_params_and_a_vlan_on_it(caplog):
     with caplog.at_level(logging.WARNING):
         config = parse(load("""
 version: 1
 config:
   - {type: physical, name: eth0, mac_address: "52:54:00:00:00:01"}
-  - {type: physical, name: eth1, mac_address: "52:54:00:00:00:02",
-     subnets: [{type: dhcp}]}
   - type: bridge
     name: br0
     bridge_interfaces: [eth0]
-    params: {bridge_stp: 'off'}
+    params: {bridge_stp: 'on', bridge_fd: 4, bridge_hello: 1}
     subnets: [{type: static, address: 192.0.2.9/24}]
   - {type: vlan, name: br0.5, vlan_link: br0, vlan_id: 5}
+  - {type: bridge, name: br1, bridge_interfaces: [eth7]}
+  - {type: bridge, name: br2, bridge_interfaces: [eth0], params: {bridge_stp: maybe}}
 """))
-    assert [x.id for x in config.links] == ["eth1"]
-    assert [s.link for s in config.subnets] == ["eth1"]
-    assert "bridge 'br0' is not set up by the agent" in caplog.text
-    assert "ports 'eth0' stay as the image configures them" in caplog.text
-    assert "'br0.5'" in caplog.text  # the VLAN on it goes too, said once
+    eth0, br0, vlan = config.links
+    assert (br0.kind, br0.bridge_links, br0.bridge_options, br0.name) == (
+        nc.BRIDGE, ["eth0"], {"stp": True, "forward_delay": 4}, "br0")
+    assert vlan.vlan_link == "br0"
+    assert [s.link for s in config.subnets] == ["br0"]
+    text = caplog.text
+    assert "bridge 'br0': ignoring 'bridge_hello'" in text
+    assert "ignoring bridge link 'br1': it needs link 'eth7'" in text
+    assert "ignoring 'bridge' entry 'br2': stp 'maybe' is not on or off" in text
+
+
+def test_v2_bridge_stp_defaults_on_as_in_netplan():
+    config = parse(load("""
+version: 2
+ethernets: {enp3s0: {dhcp4: false}}
+bridges:
+  br0: {dhcp4: true, interfaces: [enp3s0]}
+  br1: {interfaces: [], parameters: {stp: false, forward-delay: 15s, priority: 1}}
+"""))
+    assert [(x.id, x.bridge_links, x.bridge_options) for x in config.links[1:]] == [
+        ("br0", ["enp3s0"], {"stp": True}), ("br1", [], {"stp": False, "forward_delay": 15})]
+    assert config.netplan  # priority is netplan's to set: the document is still whole
 
 
 def test_v1_bad_values_are_named_and_the_rest_is_kept(caplog):
@@ -373,6 +390,7 @@ version: 2
 renderer: networkd
 ethernets:
   byname: {match: {driver: virtio_net}, dhcp4: true}
+  eth1: {}
   eth0:
     dhcp4: true
     gateway4: 10.0.0.1
@@ -383,12 +401,12 @@ ethernets:
 wifis:
   wlan0: {dhcp4: true}
 bridges:
-  br0: {interfaces: [eth1]}
+  br0: {interfaces: [eth1], parameters: {path-cost: {eth1: 50}}}
 """))
-    assert [x.id for x in config.links] == ["eth0"]
+    assert [x.id for x in config.links] == ["eth1", "eth0", "br0"]
     text = caplog.text
     for said in ["matching by driver", "gateway4", "table 100", "scope 'link'",
-                 "'wifis' are not set up", "bridge 'br0'"]:
+                 "'wifis' are not set up", "bridge 'br0': 'path-cost' is set only through"]:
         assert said in text, said
     assert "optional" not in text  # applied by netplan only, said at info level
     assert config.netplan.startswith("network:\n  version: 2\n")

@@ -42,6 +42,8 @@ MACHINES = {
     "netplan-bond-vlan": {"enp1s0": "52:54:00:00:0b:01", "enp2s0": "52:54:00:00:0b:02",
                           "ens5": "52:54:00:00:0b:05"},
     "cloudinit-v1-bonded-vlan": {"ens3": "cd:11:22:33:44:00", "ens4": "cd:11:22:33:44:02"},
+    "cloudinit-v1-bridge": {"ens3": "00:11:22:33:44:55", "ens4": "aa:11:22:33:44:55"},
+    "netplan-bridge": {"enp3s0": "52:54:00:00:0c:01"},
 }
 FIXTURE_NAMES = sorted(MACHINES)
 # NICs a fixture's machine has that its document does not name: left alone

@@ -102,7 +102,7 @@ def test_a_static_address_goes_on_one_nic_of_a_glob(tmp_path, caplog):
     assert "matches ens3, ens4; one static address belongs on one: using ens3" in caplog.text
 
 
-def test_a_bridges_ports_keep_the_images_configuration(tmp_path, caplog):
+def test_a_bridge_takes_its_port_from_the_image(tmp_path):
     root = tmp_path / "root"
     make_nics(root, {"ens3": "52:54:00:00:00:03", "ens4": "52:54:00:00:00:04"})
     (root / "etc/network/interfaces.d").mkdir(parents=True)
@@ -111,17 +111,31 @@ def test_a_bridges_ports_keep_the_images_configuration(tmp_path, caplog):
     (root / "etc/network/interfaces").write_text(image)
     doc = {"version": 1, "config": [
         {"type": "physical", "name": "ens3"},
-        {"type": "physical", "name": "ens4", "subnets": [{"type": "static",
-                                                          "address": "192.0.2.4/24"}]},
         {"type": "bridge", "name": "br0", "bridge_interfaces": ["ens3"],
          "subnets": [{"type": "dhcp"}]}]}
-    with caplog.at_level(logging.WARNING):
-        step.run(ctx_for(root, doc, conf_text="[network]\nrenderer = ifupdown\n"))
+    changes = step.run(ctx_for(root, doc, conf_text="[network]\nrenderer = ifupdown\n"))
     main = (root / "etc/network/interfaces").read_text()
-    assert "iface ens3 inet dhcp" in main and "ens4" not in main
+    assert "ens3" not in main and "iface ens4 inet dhcp" in main
     ours = (root / "etc/network/interfaces.d/50-guestagent").read_text()
-    assert "ens3" not in ours and "address 192.0.2.4/24" in ours
-    assert "bridge 'br0' is not set up by the agent except through netplan" in caplog.text
+    assert "# ens3: a port of br0\n" in ours
+    assert "auto br0\niface br0 inet dhcp\n    bridge-ports ens3\n    bridge-stp off\n" in ours
+    assert any("br0: bridge of ens3, ipv4 dhcp" in c for c in changes)
+
+
+def test_a_bridge_missing_a_port_leaves_every_port_the_images(tmp_path, caplog):
+    root = networkd_root(tmp_path / "root")
+    make_nics(root, {"ens3": "52:54:00:00:00:03", "ens4": "52:54:00:00:00:04"})
+    doc = {"version": 2, "ethernets": {"ens3": {}, "lan": {"match": {"name": "eth9"}},
+                                       "ens4": {"dhcp4": True}},
+           "bonds": {"bond0": {"interfaces": ["ens3"]}},
+           "bridges": {"br0": {"interfaces": ["bond0", "lan"], "dhcp4": True}},
+           "vlans": {"v5": {"id": 5, "link": "br0"}}}
+    with caplog.at_level(logging.WARNING):
+        step.run(ctx_for(root, doc))
+    assert os.listdir(root / "etc/systemd/network") == ["10-guestagent-ens4.network"]
+    assert ("network-config v2 bridge 'br0': a port is missing; leaving the bridge and its "
+            "ports as the image has them") in caplog.text
+    assert "VLAN 'v5': its parent link is not here" in caplog.text
 
 
 def test_netplan_gets_the_v2_document_as_it_is(tmp_path):

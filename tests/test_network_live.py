@@ -150,3 +150,32 @@ def test_network_config_on_link_default_and_metric_route_live(ns):
     assert (metric["gateway"], metric["metric"]) == ("10.10.10.254", 100)
     assert "ens3: added the route to 0.0.0.0/0 via 9.9.9.9 (live)" in changes
     assert "Traceback" not in log
+
+
+def test_network_config_bridge_created_live_with_its_port(ns, tmp_path):
+    ns.nic("enp3s0", "52:54:00:00:0c:01")
+    doc = tmp_path / "nc.yaml"
+    doc.write_text("version: 2\nethernets:\n  enp3s0: {}\nbridges:\n  br0:\n"
+                   "    interfaces: [enp3s0]\n    parameters: {stp: false}\n"
+                   "    addresses: [192.0.2.7/24]\n")
+    changes, log = ns.agent(None, AGENT_NETWORK_CONFIG, str(doc))
+    link, addrs = ns.addrs("br0")
+    assert addrs == {"192.0.2.7/24"} and "UP" in link["flags"]
+    port = json.loads(ns.ip("-j", "-d", "link", "show", "enp3s0").stdout)[0]
+    assert port["master"] == "br0"
+    assert "br0: created the bridge of enp3s0 (live)" in changes
+    assert "Traceback" not in log
+
+
+def test_a_port_carrying_the_running_network_is_not_bridged_live(ns, tmp_path):
+    ns.nic("enp3s0", "52:54:00:00:0c:01")
+    ns.ip("link", "set", "enp3s0", "up")
+    ns.ip("addr", "add", "10.0.2.15/24", "dev", "enp3s0")
+    doc = tmp_path / "nc.yaml"
+    doc.write_text("version: 2\nethernets:\n  enp3s0: {}\nbridges:\n  br0:\n"
+                   "    interfaces: [enp3s0]\n    dhcp4: true\n")
+    changes, log = ns.agent(None, AGENT_NETWORK_CONFIG, str(doc))
+    _link, addrs = ns.addrs("enp3s0")
+    assert addrs == {"10.0.2.15/24"}
+    assert ns.ip("link", "show", "br0", check=False).returncode != 0
+    assert "not creating the bridge now: enp3s0 carries the running network" in log

@@ -239,16 +239,25 @@ def gateway_route(gateway, subnet):
     return route
 
 
-def drop_bridge_ports(links, bridges, problems):
-    """Bridges are not in the model: each is one warning, and its ports stay as
-    the image configures them (rendering them without the bridge's addresses
-    would leave the machine less reachable)."""
-    ports = set()
-    for name, members in bridges.items():
-        members = [m for m in members if isinstance(m, str)]
-        problems.unsupported(
-            "bridge %s is not set up by the agent except through netplan; its ports %s "
-            "stay as the image configures them", shown(name),
-            ", ".join(shown(m) for m in members) or "(none)")
-        ports.update(members)
-    return [x for x in links if x.id not in ports]
+def bridge_link(link_id, ports, stp, forward_delay, mac_value, mtu):
+    """A bridge `Link` of ``ports`` (link ids); ValueError naming a bad value."""
+    if not isinstance(ports, list) or not all(isinstance(p, str) and p for p in ports):
+        raise ValueError("its ports must be a list of interface names")
+    options = {"stp": _flag(stp, "stp")}
+    if forward_delay is not None:
+        text = str(forward_delay).strip().lower()
+        text = text[:-1] if text.endswith("s") else text
+        if isinstance(forward_delay, bool) or not text.isdigit() or int(text) > 30:
+            raise ValueError(f"forward delay {shown(forward_delay)} is not 0-30 seconds")
+        options["forward_delay"] = int(text)
+    return nc.Link(link_id, nc.BRIDGE, mac(mac_value), mtu, vif_type="bridge",
+                   name=ifname(link_id, "the name"), bridge_links=ports,
+                   bridge_options=options)
+
+
+def _flag(value, what):
+    if value in (True, "on", "yes", "true", 1):
+        return True
+    if value in (False, "off", "no", "false", 0):
+        return False
+    raise ValueError(f"{what} {shown(value)} is not on or off")

@@ -10,7 +10,8 @@ Reference: cloud-init's "Networking config Version 1"
 ``dhcp``/``dhcp4``, ``dhcp6``, ``ipv6_slaac``, ``ipv6_dhcpv6-stateful``,
 ``ipv6_dhcpv6-stateless`` and ``manual`` with ``address`` (CIDR, or with
 ``netmask`` or ``prefix``), ``gateway``, ``routes``, ``dns_nameservers``,
-``dns_search``.  ``bridge`` is not in the model: see `drop_bridge_ports`.
+``dns_search``; ``bridge`` (``bridge_interfaces``, ``params`` bridge_stp,
+bridge_fd; STP off unless said, as the kernel has it).
 
 A physical entry with ``mac_address`` is found by MAC (cloud-init renames
 it to ``name``; the agent keeps the kernel's name); one without is found
@@ -25,7 +26,7 @@ from .network_config import (
     Problems,
     as_list,
     attach_route,
-    drop_bridge_ports,
+    bridge_link,
     gateway_route,
     ifname,
     mac,
@@ -60,7 +61,7 @@ def parse_v1(doc):
     if not isinstance(entries, list):
         problems.invalid("ignoring it: config is %s, not a list", type(entries).__name__)
         return None
-    links, with_subnets, bridges, dns_entries, route_entries = [], [], {}, [], []
+    links, with_subnets, dns_entries, route_entries = [], [], [], []
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
             problems.invalid("ignoring config[%d]: not a mapping", i)
@@ -78,16 +79,13 @@ def parse_v1(doc):
         name = e.get("name")
         try:
             name = ifname(name, "name")
-            if any(x.id == name for x in links) or name in bridges:
+            if any(x.id == name for x in links):
                 raise ValueError("a second entry with this name")
-            if kind == "bridge":
-                bridges[name] = as_list(e.get("bridge_interfaces"))
-                continue
-            links.append(_link(kind, name, e))
+            links.append(_link(kind, name, e, problems))
             with_subnets.append((name, e.get("subnets")))
         except ValueError as err:
             problems.invalid("ignoring %s entry %s: %s", shown(kind), shown(name), err)
-    links = without_dangling(drop_bridge_ports(links, bridges, problems))
+    links = without_dangling(links)
     usable = {x.id for x in links}
     subnets = []
     for name, entries in with_subnets:
@@ -99,8 +97,22 @@ def parse_v1(doc):
     return nc.NetworkConfig(links, subnets, servers, search, source=nc.NETWORK_CONFIG_V1)
 
 
-def _link(kind, name, e):
+_BRIDGE_PARAMS = {"bridge_stp", "bridge_fd", "bridge_hw"}
+
+
+def _link(kind, name, e, problems):
     mtu = mtu_value(e.get("mtu"))
+    if kind == "bridge":
+        params = e.get("params") or {}
+        if not isinstance(params, dict):
+            raise ValueError("params is not a mapping")
+        for key in params:
+            if key not in _BRIDGE_PARAMS:
+                problems.unsupported("bridge %s: ignoring %s (the agent sets bridge_stp and "
+                                     "bridge_fd)", shown(name), shown(key))
+        return bridge_link(name, e.get("bridge_interfaces"), params.get("bridge_stp", False),
+                           params.get("bridge_fd"),
+                           e.get("mac_address", params.get("bridge_hw")), mtu)
     if kind == "physical":
         found = mac(e.get("mac_address"))
         return nc.Link(name, nc.PHY, found, mtu, vif_type="physical",

@@ -5,15 +5,16 @@ and cloud-init's "Networking config Version 2".  Read: ``ethernets``
 (``match`` by ``macaddress`` and/or ``name`` glob, else the id is the
 kernel name; ``set-name``), ``bonds`` (``interfaces``, ``parameters``:
 mode, mii-monitor-interval, transmit-hash-policy, lacp-rate), ``vlans``
-(``id``, ``link``), and on each: ``dhcp4``, ``dhcp6``, ``accept-ra``,
+(``id``, ``link``), ``bridges`` (``interfaces``, ``parameters`` stp and
+forward-delay; STP on unless said, as in netplan), and on each: ``dhcp4``, ``dhcp6``, ``accept-ra``,
 ``addresses``, ``gateway4``/``gateway6``, ``routes`` (``to`` as a network,
 an address or ``default``; ``via``; ``metric``; ``on-link``),
 ``nameservers`` (``addresses``, ``search``), ``mtu``, ``macaddress``.
 
-``bridges`` and the other device kinds (wifis, tunnels, vrfs, ...) are not
-in the model.  The whole document is also kept as netplan YAML
-(`NetworkConfig.netplan`): an image whose stack is netplan is handed it as
-it is, when every value in it could be read.
+The other device kinds (wifis, tunnels, vrfs, ...) are not in the model.
+The whole document is also kept as netplan YAML (`NetworkConfig.netplan`):
+an image whose stack is netplan is handed it as it is, when every value in
+it could be read.
 """
 
 import logging
@@ -25,7 +26,7 @@ from .network_config import (
     Unsupported,
     as_list,
     attach_route,
-    drop_bridge_ports,
+    bridge_link,
     gateway_route,
     ifname,
     mac,
@@ -81,7 +82,7 @@ def parse_v2(doc):
             value = {}
         sections[kind] = {k: (v if v is not None else {}) for k, v in value.items()}
     links, devices = [], []
-    for kind in ("ethernets", "bonds", "vlans"):
+    for kind in ("ethernets", "bonds", "vlans", "bridges"):
         for dev_id, d in sections[kind].items():
             try:
                 if not isinstance(dev_id, str) or not dev_id:
@@ -94,9 +95,7 @@ def parse_v2(doc):
                 devices.append((dev_id, d))
             except ValueError as err:
                 report(problems, err, "ignoring %s %s: %s", kind, shown(dev_id))
-    bridges = {k: (v.get("interfaces") if isinstance(v, dict) else None) or []
-               for k, v in sections["bridges"].items()}
-    links = without_dangling(drop_bridge_ports(links, bridges, problems))
+    links = without_dangling(links)
     usable = {x.id for x in links}
     subnets, servers, search = [], [], []
     for dev_id, d in devices:
@@ -142,6 +141,17 @@ def _link(kind, dev_id, d, problems):
         return nc.Link(dev_id, nc.PHY, found, mtu, vif_type="ethernet", match_name=pattern,
                        name=set_name or "")
     name = ifname(dev_id, "the id")
+    if kind == "bridges":
+        params = d.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ValueError("parameters is not a mapping")
+        for key in params:
+            if key not in ("stp", "forward-delay"):
+                problems.unsupported("bridge %s: %s is set only through netplan (the agent "
+                                     "sets stp and forward-delay)", shown(dev_id), shown(key))
+        # netplan's default is STP on
+        return bridge_link(dev_id, d.get("interfaces") or [], params.get("stp", True),
+                           params.get("forward-delay"), d.get("macaddress"), mtu)
     if kind == "bonds":
         fields = {"bond_links": d.get("interfaces"),
                   "ethernet_mac_address": d.get("macaddress")}

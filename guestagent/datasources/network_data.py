@@ -120,11 +120,13 @@ def without_dangling(links):
         ids = {x.id for x in links}
         bad = [x for x in links
                if (x.kind == nc.BOND and not set(x.bond_links) <= ids)
+               or (x.kind == nc.BRIDGE and not set(x.bridge_links) <= ids)
                or (x.kind == nc.VLAN and x.vlan_link not in ids)]
         if not bad:
             return links
         for x in bad:
             missing = (sorted(set(x.bond_links) - ids) if x.kind == nc.BOND
+                       else sorted(set(x.bridge_links) - ids) if x.kind == nc.BRIDGE
                        else [x.vlan_link])
             log.warning("ignoring %s link %s: it needs link %s, which is not usable",
                         x.kind, shown(x.id), ", ".join(shown(m) for m in missing))

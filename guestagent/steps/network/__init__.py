@@ -146,7 +146,7 @@ def without(ifaces, names):
         for it in ifaces:
             if it.name in drop:
                 continue
-            if (it.kind == nc.BOND and drop & set(it.members)) or \
+            if (it.kind in (nc.BOND, nc.BRIDGE) and drop & set(it.members)) or \
                     (it.kind == nc.VLAN and it.parent in drop) or it.master in drop:
                 drop.add(it.name)
                 changed = True

@@ -29,14 +29,16 @@ class Iface:
 
     def __init__(self, name, kind, link, subnets):
         self.name = name
-        self.kind = kind            # phy, bond, vlan
-        self.mac = link.mac         # phy: its MAC; bond/vlan: the one to set, or ""
+        self.kind = kind            # phy, bond, vlan, bridge
+        self.mac = link.mac         # phy: its MAC; others: the one to set, or ""
         self.mtu = link.mtu
         self.subnets = subnets
         self.bond_mode = link.bond_mode
         self.bond_options = dict(link.bond_options)
-        self.members = []           # bond: member interface names
-        self.master = ""            # phy in a bond: the bond's name
+        self.members = []           # bond, bridge: member (port) interface names
+        self.master = ""            # in a bond or bridge: its name
+        self.master_kind = ""       # ... and which: bond or bridge
+        self.bridge_options = dict(link.bridge_options)
         self.parent = ""            # vlan: the parent's name
         self.vlan_id = link.vlan_id
         self.vlans = []             # names of the VLANs on this interface
@@ -80,6 +82,8 @@ class Iface:
             parts.insert(0, f"bond of {', '.join(self.members)}")
         if self.kind == nc.VLAN:
             parts.insert(0, f"VLAN {self.vlan_id} on {self.parent}")
+        if self.kind == nc.BRIDGE:
+            parts.insert(0, f"bridge of {', '.join(self.members) or 'no ports'}")
         if self.master:
             parts.append(f"in {self.master}")
         if self.mtu_to_set():
@@ -161,29 +165,23 @@ def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):
         if link.name and link.name != free[0]:
             log.info("%s link %s is %s here; the document's name %s is applied by netplan "
                      "only", src, shown(link.id), free[0], shown(link.name))
-    bond_no = 0
-    for link in links:
-        if link.kind == nc.BOND:
-            if all(m in names for m in link.bond_links):
-                if link.name and link.name not in _all_names(nics, names):
-                    names[link.id] = link.name
-                    continue
-                while f"bond{bond_no}" in _all_names(nics, names):
-                    bond_no += 1
-                names[link.id] = f"bond{bond_no}"
-                bond_no += 1
-            else:
-                log.warning("%s bond %s: a member NIC is missing; leaving the bond and its "
-                            "members as the image has them", src, shown(link.id))
-    for link in links:  # VLANs may stand on VLANs' parents only once resolved
-        if link.kind == nc.VLAN and link.vlan_link in names:
-            parent = names[link.vlan_link]
-            name = link.name if link.name and link.name not in _all_names(nics, names) \
-                else f"{parent}.{link.vlan_id}"
-            if len(name) > IFNAMSIZ:
-                name = f"vlan{link.vlan_id}"
-            names[link.id] = name
-        elif link.kind == nc.VLAN:
+    _name_bonds(links, names, nics, src)
+    pending = [x for x in links if x.kind in (nc.VLAN, nc.BRIDGE)]
+    while True:  # a VLAN may stand on a bridge, a bridge on VLANs: name what can be named
+        ready = [x for x in pending if (x.vlan_link in names if x.kind == nc.VLAN
+                                        else all(p in names for p in x.bridge_links))]
+        if not ready:
+            break
+        for link in ready:
+            pending.remove(link)
+            names[link.id] = _virtual_name(link, names, nics)
+    for link in pending:
+        if link.kind == nc.BRIDGE:
+            _leave_members(link, links, names, "bridge", "port", src)
+    for link in pending + [x for x in links if x.kind == nc.VLAN and x.id in names
+                           and x.vlan_link not in names]:
+        if link.kind == nc.VLAN:
+            names.pop(link.id, None)
             log.warning("%s VLAN %s: its parent link is not here; leaving it out", src,
                         shown(link.id))
     ifaces = {}
@@ -196,19 +194,65 @@ def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):
         it = ifaces.get(link.id)
         if it is None:
             continue
-        if link.kind == nc.BOND:
-            it.members = [names[m] for m in link.bond_links]
-            for m in link.bond_links:
-                ifaces[m].master = it.name
+        if link.kind in (nc.BOND, nc.BRIDGE):
+            ports = link.bond_links if link.kind == nc.BOND else link.bridge_links
+            it.members = [names[m] for m in ports]
+            for m in ports:
+                ifaces[m].master, ifaces[m].master_kind = it.name, link.kind
                 if ifaces[m].subnets:
-                    log.warning("%s: %s is in bond %s; its own networks are ignored", src,
-                                ifaces[m].name, it.name)
+                    log.warning("%s: %s is in %s %s; its own networks are ignored", src,
+                                ifaces[m].name, link.kind, it.name)
                     ifaces[m].subnets = []
         if link.kind == nc.VLAN:
             it.parent = names[link.vlan_link]
             ifaces[link.vlan_link].vlans.append(it.name)
-    order = {nc.PHY: 0, nc.BOND: 1, nc.VLAN: 2}
+    order = {nc.PHY: 0, nc.BOND: 1, nc.VLAN: 2, nc.BRIDGE: 3}
     return sorted(ifaces.values(), key=lambda i: order[i.kind])
+
+
+def _name_bonds(links, names, nics, src):
+    bond_no = 0
+    for link in links:
+        if link.kind != nc.BOND:
+            continue
+        if not all(m in names for m in link.bond_links):
+            _leave_members(link, links, names, "bond", "member NIC", src)
+            continue
+        if link.name and link.name not in _all_names(nics, names):
+            names[link.id] = link.name
+            continue
+        while f"bond{bond_no}" in _all_names(nics, names):
+            bond_no += 1
+        names[link.id] = f"bond{bond_no}"
+        bond_no += 1
+
+
+def _leave_members(link, links, names, kind, member, src):
+    """A bond or bridge that cannot be made: its members that are here (and theirs,
+    for a bond in a bridge) stay as the image has them: configured alone, without
+    the addresses the whole had, they would be less reachable than before."""
+    log.warning("%s %s %s: a %s is missing; leaving the %s and its %ss as the image has "
+                "them", src, kind, shown(link.id), member, kind, member)
+    by_id = {x.id: x for x in links}
+    todo = list(link.bond_links if link.kind == nc.BOND else link.bridge_links)
+    while todo:
+        m = todo.pop()
+        if names.pop(m, None) is not None and m in by_id:
+            todo += by_id[m].bond_links + by_id[m].bridge_links
+
+
+def _virtual_name(link, names, nics):
+    """The document's name for a VLAN or bridge when free, else one of the agent's."""
+    taken = _all_names(nics, names)
+    if link.name and link.name not in taken:
+        return link.name
+    if link.kind == nc.BRIDGE:
+        n = 0
+        while f"br{n}" in taken:
+            n += 1
+        return f"br{n}"
+    name = f"{names[link.vlan_link]}.{link.vlan_id}"
+    return name if len(name) <= IFNAMSIZ else f"vlan{link.vlan_id}"
 
 
 def _missing(config, nics):

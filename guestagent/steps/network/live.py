@@ -3,7 +3,7 @@
 Used when the network is already up (the metadata service answered, or a
 manual run): the files the renderer wrote take effect at the next start of
 the network stack, and this makes what they add true now.  It only adds:
-missing bonds and VLANs, static addresses, routes, MTU, links up.  It
+missing bonds, bridges and VLANs, static addresses, routes, MTU, links up.  It
 never removes an address or route, never adds a second default route next
 to one that works, and never enslaves a NIC that carries addresses (that
 would cut the network that reached the metadata service): such changes are
@@ -57,25 +57,32 @@ def _has_global_address(ipr, index):
 def _one(ipr, it):
     changes = []
     index = _index(ipr, it.name)
-    if it.kind == nc.BOND and index is None:
+    if it.kind in (nc.BOND, nc.BRIDGE) and index is None:
         members = [_index(ipr, m) for m in it.members]
         busy = [m for m, i in zip(it.members, members) if i is None or
                 _has_global_address(ipr, i)]
         if busy:
-            log.warning("%s: not creating the bond now: %s carries the running network "
-                        "(or is missing); it is created at the next boot", it.name,
+            log.warning("%s: not creating the %s now: %s carries the running network "
+                        "(or is missing); it is created at the next boot", it.name, it.kind,
                         ", ".join(busy))
             return []
-        kw = {"bond_mode": BOND_MODE_NUMBERS[it.bond_mode]}
-        if "miimon" in it.bond_options:
-            kw["bond_miimon"] = it.bond_options["miimon"]
-        ipr.link("add", ifname=it.name, kind="bond", **kw)
+        if it.kind == nc.BOND:
+            kw = {"bond_mode": BOND_MODE_NUMBERS[it.bond_mode]}
+            if "miimon" in it.bond_options:
+                kw["bond_miimon"] = it.bond_options["miimon"]
+        else:
+            kw = {"br_stp_state": 1 if it.bridge_options.get("stp") else 0}
+            if "forward_delay" in it.bridge_options:  # in centiseconds
+                kw["br_forward_delay"] = it.bridge_options["forward_delay"] * 100
+        ipr.link("add", ifname=it.name, kind=it.kind, **kw)
         index = _index(ipr, it.name)
         for i in members:
-            ipr.link("set", index=i, state="down")
+            if it.kind == nc.BOND:
+                ipr.link("set", index=i, state="down")  # the kernel enslaves only those
             ipr.link("set", index=i, master=index)
             ipr.link("set", index=i, state="up")
-        changes.append(f"{it.name}: created the bond of {', '.join(it.members)} (live)")
+        changes.append(f"{it.name}: created the {it.kind} of {', '.join(it.members)} "
+                       f"(live)")
     if it.kind == nc.VLAN and index is None:
         parent = _index(ipr, it.parent)
         if parent is None:

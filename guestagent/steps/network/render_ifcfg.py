@@ -2,7 +2,8 @@
 
 Read by initscripts' ``network`` service and by NetworkManager's ifcfg-rh
 plugin alike.  The file names the kernel's interface (``DEVICE=``); bonds
-take ``BONDING_OPTS``, VLANs ``VLAN=yes`` with ``PHYSDEV``.  Values are
+take ``BONDING_OPTS``, VLANs ``VLAN=yes`` with ``PHYSDEV``, bridges
+``TYPE=Bridge`` and their ports ``BRIDGE=``.  Values are
 quoted only where they hold spaces (all are checked addresses and numbers).
 Reference: nm-settings-ifcfg-rh(5), initscripts' sysconfig.txt.
 """
@@ -38,6 +39,10 @@ def _ifcfg(it):
         out.append("TYPE=Ethernet")
     elif it.kind == nc.BOND:
         out += ["TYPE=Bond", "BONDING_MASTER=yes", f'BONDING_OPTS="{_bonding_opts(it)}"']
+    elif it.kind == nc.BRIDGE:
+        out += ["TYPE=Bridge", f"STP={'yes' if it.bridge_options.get('stp') else 'no'}"]
+        if "forward_delay" in it.bridge_options:
+            out.append(f"DELAY={it.bridge_options['forward_delay']}")
     else:
         out += ["VLAN=yes", f"PHYSDEV={it.parent}", f"VLAN_ID={it.vlan_id}"]
     if it.mac and it.kind != nc.PHY:
@@ -45,6 +50,9 @@ def _ifcfg(it):
     mtu = it.mtu_to_set()
     if mtu:
         out.append(f"MTU={mtu}")
+    if it.master and it.master_kind == nc.BRIDGE:
+        out += [f"BRIDGE={it.master}", "BOOTPROTO=none"]
+        return "\n".join(out) + "\n"
     if it.master:
         out += [f"MASTER={it.master}", "SLAVE=yes", "BOOTPROTO=none"]
         return "\n".join(out) + "\n"

@@ -3,8 +3,9 @@
 ifupdown has no MAC matching: stanzas name the kernel's interfaces.  Static
 routes other than the default are ``post-up``/``pre-down`` ``ip route``
 commands (every value in them was checked as an address).  Bonds need
-Debian's ifenslave (``bond-*`` options), VLANs are ifupdown's own
-``NAME.VID`` interfaces with ``vlan-raw-device``.
+Debian's ifenslave (``bond-*`` options), bridges bridge-utils
+(``bridge-ports``), VLANs are ifupdown's own ``NAME.VID`` interfaces with
+``vlan-raw-device``.
 Reference: interfaces(5) of ifupdown 0.8, ifenslave's README.Debian.
 """
 
@@ -28,8 +29,10 @@ def render(ifaces):
 
 def _stanzas(it):
     if it.master:
-        # ifenslave enslaves the master's bond-slaves; a member has no stanza
-        return [f"# {it.name}: a member of {it.master}"]
+        # ifenslave enslaves the master's bond-slaves, bridge-utils a bridge's
+        # bridge-ports; a member has no stanza
+        return [f"# {it.name}: a {'port' if it.master_kind == nc.BRIDGE else 'member'} "
+                f"of {it.master}"]
     out = [f"auto {it.name}"]
     v4 = it.by_family(4)
     v6 = it.by_family(6)
@@ -97,6 +100,11 @@ def _link_options(it):
         out += bond_option_lines(it, _BOND_FORMATS)
     if it.kind == nc.VLAN:
         out.append(f"vlan-raw-device {it.parent}")
+    if it.kind == nc.BRIDGE:
+        out += [f"bridge-ports {' '.join(it.members) or 'none'}",
+                f"bridge-stp {'on' if it.bridge_options.get('stp') else 'off'}"]
+        if "forward_delay" in it.bridge_options:
+            out.append(f"bridge-fd {it.bridge_options['forward_delay']}")
     if it.mac and it.kind != nc.PHY:
         out.append(f"hwaddress ether {it.mac}")
     mtu = it.mtu_to_set()

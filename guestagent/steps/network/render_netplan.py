@@ -32,9 +32,10 @@ def render(ifaces, document=""):
         plan.add(PATH, f"# {HEADER}\n{document}", mode=0o600,
                  what="the instance's network-config v2 as it is: " + plan.described())
         return plan
-    groups = {"ethernets": [], "bonds": [], "vlans": []}
+    groups = {"ethernets": [], "bonds": [], "vlans": [], "bridges": []}
     for it in ifaces:
-        key = {nc.PHY: "ethernets", nc.BOND: "bonds", nc.VLAN: "vlans"}[it.kind]
+        key = {nc.PHY: "ethernets", nc.BOND: "bonds", nc.VLAN: "vlans",
+               nc.BRIDGE: "bridges"}[it.kind]
         groups[key].append(it)
         plan.summary[it.name] = it.describe()
     out = [f"# {HEADER}", "network:", "  version: 2"]
@@ -65,6 +66,11 @@ def _device(it):
         out += bond_option_lines(it, _BOND_FORMATS)
     if it.kind == nc.VLAN:
         out += [f"id: {it.vlan_id}", f"link: {_q(it.parent)}"]
+    if it.kind == nc.BRIDGE:
+        out.append("interfaces: [" + ", ".join(_q(m) for m in it.members) + "]")
+        out += ["parameters:", f"  stp: {'true' if it.bridge_options.get('stp') else 'false'}"]
+        if "forward_delay" in it.bridge_options:
+            out.append(f"  forward-delay: {it.bridge_options['forward_delay']}")
     mtu = it.mtu_to_set()
     if mtu:
         out.append(f"mtu: {mtu}")

@@ -23,7 +23,7 @@ def render(ifaces):
     plan.ours.append((DIR, PREFIX))
     for it in ifaces:
         base = f"{DIR}/{PREFIX}{it.name}"
-        if it.kind in (nc.BOND, nc.VLAN):
+        if it.kind in (nc.BOND, nc.VLAN, nc.BRIDGE):
             plan.add(base + ".netdev", _netdev(it), what=it.name)
         plan.add(base + ".network", _network(it), what=f"{it.name}: {it.describe()}")
         plan.summary[it.name] = it.describe()
@@ -32,7 +32,7 @@ def render(ifaces):
 
 def _netdev(it):
     out = [f"# {HEADER}", "[NetDev]", f"Name={it.name}",
-           f"Kind={'bond' if it.kind == nc.BOND else 'vlan'}"]
+           f"Kind={it.kind}"]
     if it.mac:
         out.append(f"MACAddress={it.mac}")
     if it.mtu:
@@ -40,6 +40,10 @@ def _netdev(it):
     if it.kind == nc.BOND:
         out += ["", "[Bond]", f"Mode={it.bond_mode}"]
         out += bond_option_lines(it, _BOND_FORMATS)
+    elif it.kind == nc.BRIDGE:
+        out += ["", "[Bridge]", f"STP={'yes' if it.bridge_options.get('stp') else 'no'}"]
+        if "forward_delay" in it.bridge_options:
+            out.append(f"ForwardDelaySec={it.bridge_options['forward_delay']}")
     else:
         out += ["", "[VLAN]", f"Id={it.vlan_id}"]
     return "\n".join(out) + "\n"
@@ -56,7 +60,7 @@ def _network(it):
         out += ["", "[Link]", f"MTUBytes={mtu}"]
     out += ["", "[Network]"]
     if it.master:
-        out.append(f"Bond={it.master}")
+        out.append(f"{'Bridge' if it.master_kind == nc.BRIDGE else 'Bond'}={it.master}")
         return "\n".join(out) + "\n"
     m4, m6 = it.methods(4), it.methods(6)
     dhcp = [f for f, m in (("ipv4", m4), ("ipv6", m6)) if nc.DHCP in m]

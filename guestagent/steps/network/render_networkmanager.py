@@ -41,14 +41,15 @@ def connection_uuid(name, mac):
 
 
 def _keyfile(it):
-    kind = {nc.PHY: "ethernet", nc.BOND: "bond", nc.VLAN: "vlan"}[it.kind]
+    kind = {nc.PHY: "ethernet", nc.BOND: "bond", nc.VLAN: "vlan",
+            nc.BRIDGE: "bridge"}[it.kind]
     out = [f"# {HEADER}", "[connection]", f"id=guestagent {it.name}",
            f"uuid={connection_uuid(it.name, it.mac)}", f"type={kind}",
            "autoconnect=true", f"autoconnect-priority={PRIORITY}"]
     if it.kind != nc.PHY:
         out.append(f"interface-name={it.name}")
     if it.master:
-        out += [f"master={it.master}", "slave-type=bond"]
+        out += [f"master={it.master}", f"slave-type={it.master_kind}"]
     mtu = it.mtu_to_set()
     out += ["", "[ethernet]"]
     if it.kind == nc.PHY:
@@ -62,6 +63,11 @@ def _keyfile(it):
         out += bond_option_lines(it, {key: key + "={}" for key in BOND_OPTIONS})
     if it.kind == nc.VLAN:
         out += ["", "[vlan]", f"id={it.vlan_id}", f"parent={it.parent}"]
+    if it.kind == nc.BRIDGE:
+        # NetworkManager's default is STP on: say it either way
+        out += ["", "[bridge]", f"stp={'true' if it.bridge_options.get('stp') else 'false'}"]
+        if 2 <= it.bridge_options.get("forward_delay", 0):  # NM's range is 2-30
+            out.append(f"forward-delay={it.bridge_options['forward_delay']}")
     if it.master:
         return "\n".join(out) + "\n"
     for family in (4, 6):
