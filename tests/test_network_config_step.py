@@ -178,3 +178,22 @@ def test_dns_from_network_config_reaches_the_dhclient_hook_that_keeps_it(tmp_pat
                        "2a01:4ff:ff00::add:1"]
     assert any("dhclient keeps the metadata's resolv.conf at every lease" in c
                for c in changes)
+
+
+def test_clean_knows_the_agents_files_from_network_config_too(tmp_path):
+    # a second instance moves the first one's network-config file aside; clean
+    # must drop that copy (the agent's), not restore it as the image's own
+    from guestagent.clean import network as clean_network
+    from guestagent.system import System
+    root = networkd_root(tmp_path / "root")
+    make_nics(root, {"ens18": "bc:24:11:5e:7a:01"})
+    step.run(ctx_for(root, fixture("proxmox-v1-static"), iid="i-1"))
+    ours = "/etc/systemd/network/10-guestagent-ens18.network"
+    aside = root / ASIDE_DIR.lstrip("/") / ours.lstrip("/")
+    aside.parent.mkdir(parents=True)
+    aside.write_text((root / ours.lstrip("/")).read_text())
+    actions = {(a.verb, a.path) for a in clean_network.find(System(str(root)))
+               if hasattr(a, "verb")}
+    assert ("remove", ours) in actions
+    assert ("remove", ASIDE_DIR + ours) in actions
+    assert not any(verb == "restore" for verb, _path in actions)

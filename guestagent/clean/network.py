@@ -1,6 +1,6 @@
 """`clean --network`: the build instance's network files out, the image's back.
 
-The network step marks every file it writes with its header (plan.HEADER,
+The network step marks every file it writes with its header (plan.MARK,
 in the first lines) and moves the image's own files it replaces to
 /var/lib/guestagent/network-replaced/<path> (a second move of one path gets
 a time suffix).  Here the marked files go, and each moved-aside file is put
@@ -16,7 +16,7 @@ import re
 from ..steps.network import OWN_DIRS
 from ..steps.network.apply import ASIDE_DIR
 from ..steps.network.image_files import IFUPDOWN_MAIN, stale, without_stanzas
-from ..steps.network.plan import HEADER, Plan
+from ..steps.network.plan import MARK, Plan
 from . import Action
 from .targets import Refusal
 
@@ -36,7 +36,7 @@ def find(system):
         first = f"{ASIDE_DIR}{original}"
         for aside in sorted(asides):
             text = _text(system, aside)
-            if HEADER in text[:400]:
+            if MARK in text[:400]:  # whichever document it came from
                 actions.append(Action("network", "remove", aside, _remover(system, aside),
                                       "a copy of the agent's own file for an earlier instance"))
             elif aside != first:
