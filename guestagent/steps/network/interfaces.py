@@ -39,6 +39,7 @@ class Iface:
         self.master = ""            # in a bond or bridge: its name
         self.master_kind = ""       # ... and which: bond or bridge
         self.bridge_options = dict(link.bridge_options)
+        self.dhcp_decides_mtu = True  # network_data.json's rule; see mtu_to_set
         self.parent = ""            # vlan: the parent's name
         self.vlan_id = link.vlan_id
         self.vlans = []             # names of the VLANs on this interface
@@ -70,8 +71,11 @@ class Iface:
         return [(s.family, r) for s in self.static() for r in s.routes]
 
     def mtu_to_set(self):
-        """The document's MTU, unless DHCP decides it (Nova leaves it out then)."""
-        if self.mtu and nc.DHCP in self.methods(4):
+        """The document's MTU, unless DHCP decides it: Nova's network_data.json
+        states the network's MTU, which its DHCP server hands out too.  A
+        network-config's ``mtu`` is the user's own and is set with DHCP as well,
+        as cloud-init and netplan set it."""
+        if self.mtu and self.dhcp_decides_mtu and nc.DHCP in self.methods(4):
             return None
         return self.mtu
 
@@ -189,6 +193,7 @@ def resolve(config, system, wait=0.0, sleep=time.sleep, clock=time.monotonic):
         if link.id in names:
             it = Iface(names[link.id], link.kind, link, subnets[link.id])
             it.mac = macs.get(link.id, it.mac)
+            it.dhcp_decides_mtu = src == nc.NETWORK_DATA
             ifaces[link.id] = it
     for link in links:
         it = ifaces.get(link.id)
