@@ -328,3 +328,82 @@ def test_check_image_cli_fix(used, run_agent):
     assert got["instance-leftovers"]["status"] == "pass"
     assert any("removed /etc/ssh/ssh_host_" in c for c in got["instance-leftovers"]["changes"])
     assert (used / "etc/machine-id").read_bytes() == b""
+
+
+# -- the running system, and --poweroff ------------------------------------------------
+# `clean` without --root, in a mount namespace of the test's own: /etc (a copy of
+# the host's with the used tree's on top), /var, /home and /run are the used
+# tree's, bind-mounted; every mount is checked by a marker before the command
+# runs, so it never sees this machine's files.  The systemctl and shutdown it
+# finds first on PATH record their arguments: the host is never powered off.
+
+LIVE = ("set -e; mount --bind \"$1\" /etc; mount --bind \"$2\"/var /var; "
+        "mount --bind \"$2\"/home /home; mount --bind \"$2\"/run /run; "
+        "for d in /etc /var /home /run; do test -e $d/.ga-test-marker; done; "
+        "shift 2; exec \"$@\"")
+
+
+def _live_clean(used, tmp_path, *flags, systemd=True):
+    import sys
+
+    from support import REPO
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    calls = tmp_path / "calls"
+    for name in ("systemctl", "shutdown"):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\n")
+        (bin_dir / name).chmod(0o755)
+    etc = tmp_path / "live-etc"
+    if not etc.exists():
+        subprocess.run(["cp", "-a", "/etc", str(etc)], check=True)
+        for stale in etc.glob("ssh/ssh_host_*"):
+            stale.unlink()  # the host's own, not the used tree's
+        subprocess.run(["cp", "-a", "--remove-destination", f"{used}/etc/.", str(etc)],
+                       check=True)
+    (used / "run").mkdir(exist_ok=True)
+    if systemd:
+        (used / "run/systemd/system").mkdir(parents=True, exist_ok=True)
+    for d in (etc, used / "var", used / "home", used / "run"):
+        (d / ".ga-test-marker").write_text("")
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", LIVE,
+                          "sh", str(etc), str(used), sys.executable, "-m", "guestagent",
+                          "clean", *flags],
+                         capture_output=True, text=True, timeout=180,
+                         env=dict(os.environ, PYTHONPATH=REPO,
+                                  PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    return res, etc, (calls.read_text() if calls.exists() else "")
+
+
+def test_running_system_all_and_poweroff(used, tmp_path):
+    res, etc, calls = _live_clean(used, tmp_path, "--all", "--poweroff")
+    assert res.returncode == 0, res.stderr
+    assert calls == "systemctl --no-block poweroff\n"
+    assert res.stdout.splitlines()[-1] == "powering off"
+    # the cleaning came first, on the running system's paths
+    assert not list((etc / "ssh").glob("ssh_host_*"))
+    assert (etc / "machine-id").read_bytes() == b""
+    assert (etc / "network/interfaces").read_text() == IMAGE_INTERFACES
+    assert os.listdir(used / STATE) == []
+    assert not (used / "var/log/guestagent.log").exists()
+
+
+def test_running_system_without_systemd_powers_off_with_shutdown(used, tmp_path):
+    res, _, calls = _live_clean(used, tmp_path, "--host-keys", "--poweroff", systemd=False)
+    assert res.returncode == 0, res.stderr
+    assert calls == "shutdown -P now\n"
+
+
+def test_running_system_dry_run_never_powers_off(used, tmp_path):
+    before = snapshot(used)
+    res, _, calls = _live_clean(used, tmp_path, "--all", "--dry-run", "--poweroff")
+    assert res.returncode == 0 and calls == ""
+    assert res.stdout.splitlines()[-1] == "would power off"
+    assert {p for p in changed(before, snapshot(used)) if ".ga-test-marker" not in p
+            and not p.startswith("run")} == set()
+
+
+def test_no_poweroff_when_something_stayed(used, tmp_path):
+    (used / "etc/network/interfaces").write_text("# edited by hand after the agent\n")
+    res, _, calls = _live_clean(used, tmp_path, "--all", "--poweroff")
+    assert res.returncode == 1 and calls == ""
+    assert "not powering off" in res.stderr

@@ -12,17 +12,21 @@ def chosen(args):
 
 
 def main(args):
+    from ..system import System
+    return run(System(args.root), args)
+
+
+def run(system, args):
+    """The command on ``system`` (the running one unless --root)."""
     from .. import log as logsetup
     from ..config import ConfigError, load
     from ..state import STATE_DIR
-    from ..system import System
 
     categories = chosen(args)
     if not categories:
         print("guestagent clean: say what to remove: --all, or one or more of "
               + ", ".join(f"--{c}" for c in CATEGORIES), file=sys.stderr)
         return EXIT_USAGE
-    system = System(args.root)
     if args.poweroff and not system.live:
         print(f"guestagent clean: refusing --poweroff with --root {args.root}: that would "
               "power off this machine, not the image", file=sys.stderr)

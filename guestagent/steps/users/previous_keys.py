@@ -105,9 +105,6 @@ def present(system, entries):
 
 
 def _earlier_instance_on_disk(ctx):
-    from ...state import safe_id
-    try:
-        names = ctx.system.listdir(ctx.state.instance_dir("x").rsplit("/", 1)[0])
-    except OSError:
-        return False
+    from ...state import STATE_DIR, safe_id
+    names = ctx.system.listdir(STATE_DIR + "/instances")
     return any(n != safe_id(ctx.metadata.instance_id) for n in names)
