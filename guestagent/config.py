@@ -20,6 +20,8 @@ DEFAULTS = {
         "default_user": "",  # empty: the distro's customary account
         "metadata_url": "http://169.254.169.254",
         "deadline": "120",
+        "assume_cloud": "no",
+        "probe_deadline": "10",
         "request_timeout": "3",
         "max_response_bytes": "4194304",
         "log_file": "/var/log/guestagent.log",
@@ -182,13 +184,14 @@ def _describe(e, f):
 
 def _validate(cfg):
     """Check typed keys now, so a typo fails at start with exit 2."""
-    for section, key in (("main", "deadline"), ("main", "request_timeout")):
+    for section, key in (("main", "deadline"), ("main", "request_timeout"),
+                         ("main", "probe_deadline")):
         if cfg.getfloat(section, key) < 0:
             raise ConfigError(f"[{section}] {key} must not be negative")
     cfg.getint("main", "max_response_bytes")
     cfg.getint("userdata", "max_bytes")
     cfg.getfloat("userdata", "script_timeout")
-    for section, key in (("growroot", "enabled"), ("users", "sudo"),
+    for section, key in (("main", "assume_cloud"), ("growroot", "enabled"), ("users", "sudo"),
                          ("ssh", "regenerate_host_keys"), ("ssh", "rsa_in_background"),
                          ("hostname", "enabled"),
                          ("hostname", "manage_hosts"), ("resolv_conf", "enabled"),

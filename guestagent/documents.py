@@ -1,4 +1,4 @@
-"""JSON documents from a datasource, made safe for everything downstream.
+"""JSON (and YAML) documents from a datasource, made safe for everything downstream.
 
 A document is parsed once here, and every later reader (the metadata
 object, `query`, the stored copy) can then trust two things: nothing is
@@ -41,6 +41,76 @@ def load_json(data, name):
     except ValueError as e:
         raise BadDocument(f"{name} is not valid JSON: {e}") from None
     return tame(doc, name)
+
+
+def load_yaml(data, name):
+    """Parse ``data`` (bytes or str) as the YAML (or JSON) document ``name``,
+    as `load_json` does; BadDocument if unusable.
+
+    Safe loading only.  Nesting is measured on the event stream before any
+    node is built (libyaml builds them recursively in C), and what YAML
+    types JSON has not (dates, binary, non-text keys) becomes text, so the
+    document can be stored and shown like a JSON one.
+    """
+    import yaml
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        depth = 0
+        for event in yaml.parse(data, Loader=loader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise BadDocument(f"{name} nests lists and mappings more than "
+                                      f"{MAX_DEPTH} deep")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+        doc = yaml.load(data, Loader=loader)  # noqa: S506 -- a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        # the problem and the place, never the text (a seed may hold secrets)
+        mark = e.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BadDocument(f"{name} is not valid YAML ({e.problem or 'syntax error'}{at})") \
+            from None
+    except yaml.YAMLError as e:
+        raise BadDocument(f"{name} cannot be read as YAML ({type(e).__name__})") from None
+    budget = [MAX_YAML_NODES]
+    try:
+        return tame(_plain(doc, budget), name)
+    except _TooBig:
+        # aliases make a small text a huge tree ("billion laughs")
+        raise BadDocument(f"{name} expands to more than {MAX_YAML_NODES} values "
+                          f"(through YAML aliases)") from None
+
+
+MAX_YAML_NODES = 200000
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _plain(value, budget):
+    """``value`` with only JSON's types (depth already bounded)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig()
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _plain(v, budget)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, budget) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) \
+            else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def tame(doc, name):

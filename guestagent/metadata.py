@@ -165,7 +165,7 @@ class Metadata:
         return [s for s in out if s and len(s) >= 4]
 
 
-_SECRET_DOC_KEYS = {"admin_pass", "random_seed", "password"}
+_SECRET_DOC_KEYS = {"admin_pass", "random_seed", "password", "vendor_data"}
 _SECRET_DOCS = {"user_data", "vendor_data.json", "vendor_data2.json", "user-data"}
 
 

@@ -200,6 +200,10 @@ def _run_locked(system, config, state, stage, only):
                          "service is not asked", e, ", ".join(only))
             elif spec.metadata == "local":
                 log.info("no local datasource (%s); the network stage will look", e)
+            elif e.stand_aside:
+                log.warning("%s", e.stand_aside)
+                log.debug("no datasource: %s", e)
+                code = EXIT_NO_DATASOURCE
             else:
                 log.error("no datasource found: %s", e)
                 code = EXIT_NO_DATASOURCE

@@ -210,7 +210,7 @@ ALL_IDS = {"growpart", "resize-tools", "root-filesystem", "single-partition", "k
            "mac-bound-config", "nozeroconf", "network-dhcp", "serial-console",
            "boot-entries-console", "ssh-server-installed", "ssh-server-enabled",
            "ssh-key-login", "root-password", "firewall-disabled", "agent-enabled",
-           "cloud-init-disabled", "acpi-shutdown", "instance-leftovers"}
+           "cloud-init-disabled", "nocloud-seed", "acpi-shutdown", "instance-leftovers"}
 
 
 # -- whole trees --------------------------------------------------------------
@@ -790,3 +790,19 @@ def test_the_projects_own_units_are_enabled_as_systemctl_would(tmp_path):
     fix(root)
     assert statuses(root)["agent-enabled"] == "pass"
     assert snapshot(root) == {p.replace(twin, root): v for p, v in snapshot(twin).items()}
+
+
+@pytest.mark.parametrize("seed, status", [
+    ("/var/lib/cloud/seed/nocloud/meta-data", "fail"),
+    ("/var/lib/cloud/seed/nocloud-net/meta-data", "fail"),
+    ("/var/lib/cloud/seed/nocloud/README", "pass"),   # diskimage-builder's empty seed dir
+])
+def test_a_nocloud_seed_left_in_the_image(deb, seed, status):
+    write(deb, seed, "instance-id: iid-build-machine\n")
+    f = findings(deb)["nocloud-seed"]
+    assert f.status == status
+    if status == "fail":
+        assert seed.rsplit("/", 1)[0] in f.detail
+        assert f"rm -r {deb}{seed.rsplit('/', 1)[0]}" in f.fix and f.repair is None
+        fix(deb)
+        assert os.path.exists(inside(deb, seed))  # --fix deletes nothing

@@ -11,7 +11,8 @@ from support import REPO
 
 def test_defaults_when_no_file(tmp_path):
     cfg = load(root=str(tmp_path))
-    assert cfg.getlist("main", "datasources") == ["configdrive", "openstack", "ec2"]
+    assert cfg.getlist("main", "datasources") == ["configdrive", "nocloud", "nocloud-net",
+                                                 "hetzner", "openstack", "ec2"]
     assert cfg.get("main", "metadata_url") == "http://169.254.169.254"
     assert cfg.getlist("growroot", "devices") == ["/"]
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from guestagent.datasources import configdrive
+from guestagent.datasources import configdrive, nocloud
 
 from support import REPO
 
@@ -62,7 +62,7 @@ def fat(tmp_path, label, bits):
 def test_nothing_to_read_skips_the_stage_and_says_why(root):
     code, out = local_source(root)
     assert code == 1
-    assert "no config drive and no stored instance" in out
+    assert "no config drive, no NoCloud seed and no stored instance" in out
     assert "the network stage will look" in out
 
 
@@ -107,7 +107,19 @@ def test_a_configured_config_drive_tree(root, conf, dropin, start):
     assert local_source(root)[0] == (0 if start else 1)
 
 
-@pytest.mark.parametrize("label", ["config-2", "CONFIG-2"])
+@pytest.mark.parametrize("seed, start", [
+    ("var/lib/cloud/seed/nocloud/meta-data", True),
+    ("var/lib/cloud/seed/nocloud-net/meta-data", True),
+    ("var/lib/cloud/seed/nocloud/user-data", False),   # no meta-data: not a seed
+    ("var/lib/cloud/seed/azure/meta-data", False),
+])
+def test_a_nocloud_seed_directory_in_the_image(root, seed, start):
+    (root / seed).parent.mkdir(parents=True)
+    (root / seed).write_text("instance-id: iid-1\n")
+    assert local_source(root)[0] == (0 if start else 1)
+
+
+@pytest.mark.parametrize("label", ["config-2", "CONFIG-2", "cidata", "CIDATA"])
 def test_a_udev_label_link(root, label):
     links = root / "dev/disk/by-label"
     links.mkdir(parents=True)
@@ -127,7 +139,12 @@ def test_a_udev_label_link(root, label):
     ("iso", "config-2", "fd0", None, False),      # a floppy without media stalls a read
     ("fat12", "CONFIG-2", "vdb", None, True),
     ("fat32", "config-2", "sdb", None, True),
-    ("fat32", "cidata", "sdb", None, False),
+    ("fat32", "cidata", "sdb", None, True),       # NoCloud (cloud-localds --filesystem vfat)
+    ("iso", "cidata", "sr0", None, True),         # NoCloud (cloud-localds, libvirt, Proxmox)
+    ("iso", "CIDATA", "vdb", None, True),
+    ("fat12", "CIDATA", "vdb", None, True),
+    ("iso", "cidata2", "sr0", None, False),
+    ("iso", "cidata", "sr0", 4194305, False),
 ])
 def test_a_label_read_off_the_device_agrees_with_the_agent(tmp_path, root, kind, label, name,
                                                           sectors, start):
@@ -136,7 +153,8 @@ def test_a_label_read_off_the_device_agrees_with_the_agent(tmp_path, root, kind,
     # a disk that is no config drive beside it, as in every guest
     block_device(root, "vda", fat(tmp_path, "rootfs", "12"))
     assert local_source(root)[0] == (0 if start else 1)
-    agent = configdrive.find_device(str(root / "sys/class/block"), str(root / "dev"))
+    finder = nocloud if label.lower().startswith("cidata") else configdrive
+    agent = finder.find_device(str(root / "sys/class/block"), str(root / "dev"))
     assert (agent == str(dev)) == start
 
 

@@ -271,5 +271,25 @@ def check_acpi(image):
                   f"install acpid: {image.install_cmd('acpid')}")
 
 
+NOCLOUD_SEED_DIRS = ("/var/lib/cloud/seed/nocloud", "/var/lib/cloud/seed/nocloud-net")
+
+
+def check_nocloud_seed(image):
+    """A NoCloud seed left in the image (guestagent/datasources/nocloud.py
+    reads it before any cloud's own metadata): every instance made from the
+    image would be that one instance, with its keys and user-data."""
+    left = [d for d in NOCLOUD_SEED_DIRS if image.is_file(f"{d}/meta-data")]
+    if not left:
+        return passed("nocloud-seed", "no NoCloud seed directory with meta-data in the image")
+    return failed("nocloud-seed",
+                  f"NoCloud seed left in the image: {', '.join(left)}: every instance made "
+                  "from it would take that seed's instance-id, keys and user-data instead of "
+                  "its cloud's",
+                  "remove it unless the image is meant for that one machine: "
+                  + "; ".join(f"rm -r {image.host(d)}" for d in left)
+                  + " (not done by --fix: no file is deleted)")
+
+
 CHECKS = [check_ssh_installed, check_ssh_enabled, check_ssh_key_login, check_root_password,
-          check_firewall, check_agent_enabled, check_cloud_init, check_acpi]
+          check_firewall, check_agent_enabled, check_cloud_init, check_nocloud_seed,
+          check_acpi]

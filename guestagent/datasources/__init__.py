@@ -1,8 +1,17 @@
-"""Find the instance's metadata: config drive, then the network services.
+"""Find the instance's metadata: what the machine holds, then the network.
 
 Each datasource module has NEEDS_NETWORK and ``fetch(ctx) -> Metadata``,
-raising NotFound when it is definitely not there; NAMES lists them all.  The network sources share
-one client, so one deadline covers the whole search.
+raising NotFound when it is definitely not there; NAMES lists them all (a
+name's module is the name with ``-`` made ``_``).  The network sources share
+one deadline.
+
+Before the first network request the search decides, from local evidence
+only (evidence.py: DMI, the kernel command line), as cloud-init's
+ds-identify does: the network sources with evidence are the only ones asked,
+with the whole deadline; with no evidence at all every network source gets
+a short probe ([main] probe_deadline), after which the agent stands aside
+and says so in one line.  ``[main] assume_cloud = yes`` gives the whole
+deadline without evidence, for clouds that hide their DMI.
 """
 
 import importlib
@@ -13,7 +22,7 @@ import time
 log = logging.getLogger(__name__)
 
 # Every datasource, in the order they are tried by default ([main] datasources).
-NAMES = ("configdrive", "openstack", "ec2")
+NAMES = ("configdrive", "nocloud", "nocloud-net", "hetzner", "openstack", "ec2")
 
 
 class NotFound(Exception):
@@ -21,7 +30,12 @@ class NotFound(Exception):
 
 
 class NoDatasource(Exception):
-    """No source gave metadata before the deadline."""
+    """No source gave metadata before the deadline.  ``stand_aside`` is the
+    one line to show when nothing said this machine is in a cloud."""
+
+    def __init__(self, message, stand_aside=""):
+        super().__init__(message)
+        self.stand_aside = stand_aside
 
 
 class Unreachable(Exception):
@@ -34,6 +48,7 @@ class SearchContext:
         self.system = system
         self.deadline_at = deadline_at
         self._client = None
+        self._others = []
 
     def client(self):
         """The shared HTTP client (imports requests on first use)."""
@@ -49,13 +64,28 @@ class SearchContext:
                 alternates=ipv6_urls(url))
         return self._client
 
+    def client_for(self, base_url):
+        """A client for another base URL (a NoCloud seed), under the same
+        deadline, timeout and size cap."""
+        from .http import MetadataClient
+        client = MetadataClient(
+            base_url, self.deadline_at,
+            timeout=self.config.getfloat("main", "request_timeout"),
+            max_bytes=self.config.getint("main", "max_response_bytes"),
+            on_first_failure=lambda why: _explain_wait(base_url, why, self.deadline_at))
+        self._others.append(client)
+        return client
+
     @property
     def requests_made(self):
-        return self._client.requests_made if self._client else 0
+        return sum(c.requests_made for c in self._clients())
+
+    def _clients(self):
+        return ([self._client] if self._client else []) + self._others
 
     def close(self):
-        if self._client is not None:
-            self._client.close()
+        for c in self._clients():
+            c.close()
 
 
 def _explain_wait(url, why, deadline_at):
@@ -69,7 +99,7 @@ def _explain_wait(url, why, deadline_at):
 
 
 def _module(name):
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
 def needs_network(name):
@@ -90,14 +120,21 @@ def search(config, system, names, state=None, deadline=None):
     # boot waits for the agent no longer than configured.
     ctx = SearchContext(config, system, time.monotonic() + max(0.0, deadline - process_age()))
     reasons = []
+    plan = None
     try:
         for name in names:
             mod = _module(name)
-            if mod.NEEDS_NETWORK and state is not None:
-                cached = _same_instance_by_dmi(system, state)
-                if cached is not None:
-                    return cached
-                state = None  # check once
+            if mod.NEEDS_NETWORK:
+                if state is not None:
+                    cached = _same_instance_by_dmi(system, state)
+                    if cached is not None:
+                        return cached
+                    state = None  # check once
+                if plan is None:
+                    plan = _Plan(config, system, names, ctx)
+                if name not in plan.names:
+                    reasons.append(f"{name}: no evidence of it")
+                    continue
             try:
                 md = mod.fetch(ctx)
             except NotFound as e:
@@ -122,7 +159,42 @@ def search(config, system, names, state=None, deadline=None):
                 return cached
     finally:
         ctx.close()
-    raise NoDatasource("; ".join(reasons) or "no datasource configured")
+    message = "; ".join(reasons) or "no datasource configured"
+    raise NoDatasource(message, plan.stand_aside_line() if plan is not None else "")
+
+
+class _Plan:
+    """Which network sources to ask, and for how long (see the module's doc)."""
+
+    def __init__(self, config, system, names, ctx):
+        from .evidence import describe_machine, gather
+        network = [n for n in names if _module(n).NEEDS_NETWORK]
+        found = {n: why for n, why in gather(system).items() if n in network}
+        self.probing = False
+        if found:
+            self.names = [n for n in network if n in found]
+            log.info("evidence of %s: %s", ", ".join(found),
+                     "; ".join(sorted(set(found.values()))))
+        elif config.getbool("main", "assume_cloud"):
+            self.names = network
+            log.info("no evidence of a cloud, but [main] assume_cloud is set: asking %s "
+                     "for the whole deadline", ", ".join(network))
+        else:
+            self.names = network
+            self.machine = describe_machine(system)
+            left = max(0.0, ctx.deadline_at - time.monotonic())
+            self.probe = min(config.getfloat("main", "probe_deadline"), left)
+            ctx.deadline_at = time.monotonic() + self.probe
+            log.info("no evidence of a cloud (no config drive, no NoCloud seed, %s): a "
+                     "%.0f s probe of %s", self.machine, self.probe, ", ".join(network))
+            self.probing = True
+
+    def stand_aside_line(self):
+        if not self.probing:
+            return ""
+        return (f"no datasource found: no config drive, no NoCloud seed, {self.machine}, "
+                f"and nothing answered a {self.probe:.0f} s probe; standing aside "
+                f"([main] assume_cloud = yes waits the whole deadline)")
 
 
 def process_age():

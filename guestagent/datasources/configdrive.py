@@ -11,13 +11,11 @@ import errno
 import logging
 import os
 import re
-import stat
 
 from .. import block_labels
 from ..log import shown
 from ..metadata import InjectedFile
-from ..system import CommandFailed
-from . import NotFound
+from . import NotFound, seed_tree
 from .openstack_documents import from_openstack_documents
 
 log = logging.getLogger(__name__)
@@ -55,37 +53,14 @@ def find_device(sys_block="/sys/class/block", dev_dir="/dev"):
 
 
 def _read_device(system, dev, limit):
-    import tempfile  # only when a device is mounted (it brings shutil, random, bz2...)
-
-    mnt = tempfile.mkdtemp(prefix="guestagent-configdrive-", dir="/run")
-    try:
-        try:
-            system.run(["mount", "-o", "ro,nosuid,nodev,noexec", dev, mnt], check=True)
-        except CommandFailed as e:
-            raise RuntimeError(f"cannot mount the config drive {dev}: "
-                               f"{e.detail or f'exit {e.returncode}'}") from None
-        try:
-            return read_tree(mnt, limit, source=f"configdrive ({dev})")
-        finally:
-            system.run(["umount", mnt])
-    finally:
-        try:
-            os.rmdir(mnt)
-        except OSError:
-            pass
+    return seed_tree.read_mounted(
+        system, dev, "the config drive",
+        lambda mnt: read_tree(mnt, limit, source=f"configdrive ({dev})"))
 
 
 # Caps on what a drive may make the agent hold (docs/hostname-dns-files.md).
 MAX_DOCUMENT = 4 << 20      # each JSON document
 MAX_INJECTED_FILES = 100    # entries in meta_data.json `files`
-
-
-class OutsideDrive(OSError):
-    """A path on the drive that leads off it (a symlink), is not a plain
-    file, or is over its size cap."""
-
-    def __str__(self):
-        return f"{self.filename}: {self.strerror}"
 
 
 def read_tree(top, limit, source="configdrive"):
@@ -98,7 +73,7 @@ def read_tree(top, limit, source="configdrive"):
     """
     from ..documents import BadDocument, load_json
 
-    drive = _Drive(top)
+    drive = seed_tree.Tree(top, "the config drive")
     base = _version_dir(drive, top)
     docs = {}
     for name in ("meta_data.json", "network_data.json", "vendor_data.json",
@@ -124,81 +99,6 @@ def read_tree(top, limit, source="configdrive"):
     return from_openstack_documents(source, meta, docs.get("network_data.json"),
                                     docs.get("vendor_data.json"), user_data, files,
                                     vendor_data2=docs.get("vendor_data2.json"))
-
-
-class _Drive:
-    """Reads under one directory, as if it were the root: no symlink may lead
-    off it, and only regular files are read (a FIFO would block the boot)."""
-
-    def __init__(self, top):
-        self.top = top
-
-    def _open(self, rel, directory=False):
-        parts = [p for p in rel.split("/") if p and p != "."]
-        fds = [os.open(self.top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
-        links = 0
-        try:
-            while parts:
-                part = parts.pop(0)
-                if part == "..":
-                    if len(fds) == 1:
-                        raise OutsideDrive(errno.EXDEV, "leads off the config drive", rel)
-                    os.close(fds.pop())
-                    continue
-                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-                if parts or directory:
-                    flags |= os.O_DIRECTORY
-                try:
-                    fd = os.open(part, flags, dir_fd=fds[-1])
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    st = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
-                    if not stat.S_ISLNK(st.st_mode):
-                        raise
-                    target = os.readlink(part, dir_fd=fds[-1])
-                    links += 1
-                    if target.startswith("/") or links > 16:
-                        raise OutsideDrive(errno.EXDEV, f"{part} is a symlink to {target!r}, "
-                                           f"which leads off the config drive", rel) from None
-                    parts[:0] = [p for p in target.split("/") if p and p != "."]
-                    continue
-                fds.append(fd)
-            fd = fds.pop()
-            if not directory and not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise OutsideDrive(errno.EINVAL, "not a regular file", rel)
-            return fd
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def read(self, rel, limit):
-        """Bytes of the file ``rel`` (None when it does not exist); OSError
-        (OutsideDrive, or ValueError-like size refusal) names the problem."""
-        try:
-            fd = self._open(rel)
-        except FileNotFoundError:
-            return None
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise OutsideDrive(errno.EFBIG, f"larger than {limit} bytes", rel)
-        return data
-
-    def isdir(self, rel):
-        try:
-            os.close(self._open(rel, directory=True))
-            return True
-        except OSError:
-            return False
-
-    def listdir(self, rel):
-        fd = self._open(rel, directory=True)
-        try:
-            return os.listdir(fd)
-        finally:
-            os.close(fd)
 
 
 def _version_dir(drive, top):
@@ -248,7 +148,7 @@ def _injected_files(drive, meta, limit):
             except OSError as err:
                 content = err
             if content is None:
-                content = OutsideDrive(errno.ENOENT, "missing")
+                content = seed_tree.OutsideTree(errno.ENOENT, "missing")
             contents[cp] = content
         content = contents[cp]
         if isinstance(content, Exception):

@@ -219,12 +219,16 @@ class Guest:
     disks (/dev/vdb, ...; written to by the guest).
     ``on_netns``: called with the guest's Netns before QEMU starts, to start
     servers the guest reaches at 10.0.2.2 (the namespace's 127.0.0.1).
+    ``metadata_args``: more arguments for the metadata server (``--hetzner
+    DIR``).  ``smbios``: the SMBIOS type 1 fields (default: Nova's, with the
+    instance UUID); ``{uuid}`` in it is the instance UUID.
     """
 
     def __init__(self, image, workdir, name="guest", *, key=None, root_key=None,
                  metadata_tree=None, config_drive=None, disk_size="3G",
                  instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
-                 ssh_to=None, extra_nics=(), extra_disks=(), on_netns=None):
+                 ssh_to=None, extra_nics=(), extra_disks=(), on_netns=None,
+                 metadata_args=(), smbios=None):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -240,6 +244,9 @@ class Guest:
         self.extra_append = extra_append
         self.extra_disks = list(extra_disks)
         self.on_netns = on_netns
+        self.metadata_args = [str(a) for a in metadata_args]
+        self.smbios = smbios or ("manufacturer=OpenStack Foundation,product=OpenStack Nova,"
+                                 "uuid={uuid}")
         # ssh_to: the guest address SSH is forwarded to (default: whatever
         # QEMU's DHCP handed out); extra_nics: (mac, net CIDR) of more NICs,
         # each on its own isolated user network with nothing to reach
@@ -266,7 +273,8 @@ class Guest:
                         "-F", "raw", self.overlay, self.disk_size], check=True)
         self.ns = Netns()
         if self.metadata_tree is not None:
-            self.ns.start_server(self.metadata_tree, "--log", self.metadata_log)
+            self.ns.start_server(self.metadata_tree, "--log", self.metadata_log,
+                                 *self.metadata_args)
         if self.on_netns is not None:
             self.on_netns(self.ns)
         append = f"{self.image.cmdline} {self.extra_append}".strip()
@@ -280,8 +288,7 @@ class Guest:
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-{self.ssh_to}:22",
             "-device", f"virtio-net-pci,netdev=n0,mac={FIRST_MAC}",
             "-device", "virtio-rng-pci",
-            "-smbios", f"type=1,manufacturer=OpenStack Foundation,"
-                       f"product=OpenStack Nova,uuid={self.uuid}",
+            "-smbios", "type=1," + self.smbios.format(uuid=self.uuid),
         ]
         for i, (mac, net) in enumerate(self.extra_nics, 1):
             argv += ["-netdev", f"user,id=n{i},net={net},restrict=on",

@@ -3,7 +3,10 @@
 
 Serves a config-drive-shaped tree (openstack/latest/meta_data.json, ...) as the
 OpenStack metadata service and as an EC2 2009-04-04 tree, with IMDSv2 tokens
-and fault injection.  Every request is appended to --log as
+and fault injection; and, beside it, a NoCloud seed directory (its files at
+/meta-data, /user-data, ...: ``--nocloud DIR``) and Hetzner's two documents
+(/hetzner/v1/metadata and /hetzner/v1/userdata from DIR/metadata and
+DIR/userdata: ``--hetzner DIR``).  Every request is appended to --log as
 "METHOD PATH STATUS UNIXTIME" so tests and the benchmark can count and time them.
 
     metadata_server.py --tree examples/configdrive --port 80 --bind 169.254.169.254
@@ -53,7 +56,24 @@ def load_tree(tree):
     return docs
 
 
-def make_handler(docs, mode, imdsv2, faults, logfile):
+def load_static(nocloud=None, hetzner=None, nocloud_at=""):
+    """{URL path: body} for the NoCloud seed (under the path ``nocloud_at``)
+    and the Hetzner documents given."""
+    static = {}
+    at = nocloud_at.strip("/") + "/" if nocloud_at.strip("/") else ""
+    for top, names, prefix in ((nocloud, ("meta-data", "user-data", "vendor-data",
+                                          "network-config"), at),
+                               (hetzner, ("metadata", "userdata"), "hetzner/v1/")):
+        for name in names if top else ():
+            p = os.path.join(top, name)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    static[prefix + name] = f.read()
+    return static
+
+
+def make_handler(docs, mode, imdsv2, faults, logfile, static=None):
+    static = static or {}
     meta = json.loads(docs["meta_data.json"]) if "meta_data.json" in docs else {}
     tokens = set()
 
@@ -171,6 +191,8 @@ def make_handler(docs, mode, imdsv2, faults, logfile):
                     pass
                 self.close_connection = True
                 return
+            if path in static:
+                return self._send(200, static[path])
             if path in ("openstack", "openstack/") and mode in ("openstack", "both"):
                 # Nova's version list; cloud-init's OpenStack datasource asks for
                 # it first and gives up on a 404.  Only "latest" is served, so
@@ -205,7 +227,10 @@ def make_handler(docs, mode, imdsv2, faults, logfile):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tree", required=True, help="config-drive-shaped tree to serve")
+    p.add_argument("--tree", help="config-drive-shaped tree to serve")
+    p.add_argument("--nocloud", help="NoCloud seed directory to serve (at --nocloud-at)")
+    p.add_argument("--nocloud-at", default="/", help="URL path of the NoCloud seed")
+    p.add_argument("--hetzner", help="directory with Hetzner's metadata and userdata")
     p.add_argument("--bind", default="169.254.169.254")
     p.add_argument("--port", type=int, default=80)
     p.add_argument("--mode", choices=("openstack", "ec2", "both"), default="both")
@@ -225,10 +250,11 @@ def main(argv=None):
     p.add_argument("--log", help="append 'METHOD PATH STATUS UNIXTIME' per request here")
     p.add_argument("--ready-file", help="write the unix time it began listening here")
     args = p.parse_args(argv)
-    docs = load_tree(args.tree)
+    docs = load_tree(args.tree) if args.tree else {}
     if args.start_after:
         time.sleep(args.start_after)
-    handler = make_handler(docs, args.mode, args.imdsv2, Faults(args), args.log)
+    handler = make_handler(docs, args.mode, args.imdsv2, Faults(args), args.log,
+                           load_static(args.nocloud, args.hetzner, args.nocloud_at))
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     server_class = ThreadingHTTPServer
