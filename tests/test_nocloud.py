@@ -94,8 +94,13 @@ def test_cloud_localds_images(tmp_path, filesystem, network):
         doc = md.raw["network-config"]
         assert doc["version"] == 2
         assert doc["ethernets"]["id0"]["addresses"] == ["10.0.2.50/24"]
+        # handed to the network model, and its DNS to resolv.conf
+        assert [(x.id, x.mac) for x in md.network.links] == [("id0", "52:54:00:12:34:56")]
+        assert [str(x.address) for x in md.network.subnets] == ["10.0.2.50/24"]
+        assert (md.dns_nameservers, md.dns_search) == (["10.0.2.3"], ["localds.example"])
     else:
         assert "network-config" not in md.raw and md.network is None
+        assert md.dns_nameservers == []
 
 
 @needs_localds
@@ -126,6 +131,9 @@ def test_proxmox_citype_nocloud():
                                       "netmask": "255.255.255.0", "gateway": "192.0.2.1"}
     assert nameserver == {"type": "nameserver", "address": ["192.0.2.53"],
                           "search": ["pve.example"]}
+    assert [(x.id, x.mac) for x in md.network.links] == [("eth0", "bc:24:11:2a:3b:4c")]
+    assert [str(x.address) for x in md.network.subnets] == ["192.0.2.10/24"]
+    assert (md.dns_nameservers, md.dns_search) == (["192.0.2.53"], ["pve.example"])
 
 
 def test_multipass_seed():
@@ -135,6 +143,9 @@ def test_multipass_seed():
     eth = md.raw["network-config"]["ethernets"]
     assert eth["primary"]["match"] == {"macaddress": "52:54:00:56:78:90"}
     assert eth["extra0"]["dhcp4-overrides"] == {"route-metric": 200}
+    assert [(x.id, x.mac) for x in md.network.links] == [
+        ("primary", "52:54:00:56:78:90"), ("extra0", "52:54:00:d8:12:9c")]
+    assert {x.method for x in md.network.subnets} == {"dhcp"}
 
 
 def test_seed_directory_in_the_image_via_the_search(tmp_path, root):

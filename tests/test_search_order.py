@@ -66,6 +66,9 @@ def test_hetzner_two_requests_and_nothing_else(tmp_path, root, run_agent):
     assert q["user_data"] == "<redacted>" and q["vendor_data"] == "<redacted>"
     assert q["raw"]["metadata"]["vendor_data"] == "<redacted>"
     assert q["raw"]["metadata"]["network-config"]["version"] == 1
+    assert [link["mac"] for link in q["network"]["links"]] == ["96:00:00:ab:cd:ef"]
+    assert q["dns_nameservers"] == ["185.12.64.1", "185.12.64.2", "2a01:4ff:ff00::add:2",
+                                    "2a01:4ff:ff00::add:1"]
     stored = State(System(str(root))).stored_metadata()
     assert stored.user_data == open(os.path.join(HETZNER, "userdata"), "rb").read()
     assert stored.vendor_data == "#cloud-config\npackage_update: false\n"

@@ -58,7 +58,7 @@ def fetch(ctx):
     if vendor_data is not None and not isinstance(vendor_data, (str, list, dict)):
         log.warning("ignoring vendor_data: expected text, got %s", type(vendor_data).__name__)
         vendor_data = None
-    network_doc = meta.get("network-config")
+    network, dns, search = parse_network_config(meta.get("network-config"))
     return Metadata(
         source=f"hetzner ({client.base})",
         instance_id=iid,
@@ -67,6 +67,8 @@ def fetch(ctx):
         user_data=user_data,
         vendor_data=vendor_data,
         availability_zone=text(meta.get("availability-zone"), "availability-zone"),
+        dns_nameservers=dns,
+        dns_search=search,
         raw={"metadata": meta},
-        network=parse_network_config(network_doc, f"network-config in {BASE}/metadata"),
+        network=network,
     )

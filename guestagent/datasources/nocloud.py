@@ -126,6 +126,7 @@ def from_seed_files(source, files, overrides=None):
             log.warning("ignoring %s", e)
         if network_doc is not None:
             raw["network-config"] = network_doc
+    network, dns, search = parse_network_config(network_doc)
     vendor = None
     if files.get("vendor-data"):
         vendor = str(files["vendor-data"], "utf-8", "surrogateescape")
@@ -136,8 +137,10 @@ def from_seed_files(source, files, overrides=None):
         public_keys=keys_from_meta(meta.get("public-keys", meta.get("public_keys"))),
         user_data=files.get("user-data") or b"",
         vendor_data=vendor,
+        dns_nameservers=dns,
+        dns_search=search,
         raw=raw,
-        network=parse_network_config(network_doc, f"network-config in {source}"),
+        network=network,
     )
 
 
@@ -167,14 +170,15 @@ def keys_from_meta(value):
     return dedupe(out)
 
 
-def parse_network_config(doc, what):
-    """network-config v1/v2 into the network model (network_config.py), or
-    None when there is none or the parser is not there."""
+def parse_network_config(doc):
+    """network-config v1/v2 into the network model (network_config.py; it
+    names what it cannot use), and the DNS servers and search domains it
+    gives, for resolv.conf: (NetworkConfig or None, servers, search)."""
     if doc is None:
-        return None
-    try:
-        from . import network_config
-    except ImportError:
-        log.info("%s: kept as given; this agent does not apply network-config", what)
-        return None
-    return network_config.parse(doc)
+        return None, [], []
+    from .network_config import parse
+    network = parse(doc)
+    if network is None:
+        return None, [], []
+    servers, search = network.dns()
+    return network, servers, search

@@ -17,6 +17,7 @@ TOOLS = {
     "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
     "debootstrap": "debootstrap", "genisoimage": "genisoimage", "mkfs.ext4": "e2fsprogs",
     "sfdisk": "fdisk", "lvm": "lvm2", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
+    "cloud-localds": "cloud-image-utils",
 }
 
 
