@@ -30,8 +30,9 @@ COMPLAINTS = ("Unknown key", "Unknown section", "Failed to parse", "Invalid",
               "ignoring assignment", "is not valid", "Ignoring")
 
 
-def run_networkd(tmp_path, fixture, seconds=6):
-    plan = render(tmp_path, "networkd", fixture)
+def run_networkd(tmp_path, fixture, seconds=6, plan=None, nics=None):
+    """networkd on ``fixture``'s files (a Nova fixture), or on ``plan`` for ``nics``."""
+    plan = plan or render(tmp_path, "networkd", fixture)
     confdir = tmp_path / "network"
     confdir.mkdir()
     for path, (text, _mode, _what) in plan.files.items():
@@ -39,7 +40,7 @@ def run_networkd(tmp_path, fixture, seconds=6):
     ns = "ga-nd-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        nics = nics_for(parse(nova_doc(fixture)))
+        nics = nics or nics_for(parse(nova_doc(fixture)))
         for name, mac in nics.items():
             subprocess.run(["ip", "-n", ns, "link", "add", name, "address", mac, "type",
                             "veth", "peer", "name", f"p-{name}"], check=True)
@@ -96,6 +97,45 @@ def test_networkd_leaves_a_nic_the_document_does_not_describe(tmp_path):
     assert eth1["mtu"] == 1400
     assert {f"{a['local']}/{a['prefixlen']}" for a in eth1["addr_info"]
             if a.get("scope") == "global"} == {"192.168.77.5/24"}
+
+
+# -- network-config ------------------------------------------------------------------
+
+@pytest.mark.parametrize("fixture", ["netplan-on-link", "cloudinit-v1-bridge", "hetzner-v1",
+                                     "proxmox-v1-two-nics"])
+def test_networkd_reads_network_config_files_without_a_complaint(tmp_path, fixture):
+    from test_network_config_render import MACHINES
+    from test_network_config_render import render as render_nc
+    plan, _ifaces, _config = render_nc(tmp_path, "networkd", fixture)
+    log, _addrs, _routes = run_networkd(tmp_path, None, seconds=3, plan=plan,
+                                        nics=MACHINES[fixture])
+    assert "10-guestagent" in log, log[-2000:]
+    assert our_complaints(log) == [], our_complaints(log)
+
+
+def test_networkd_sets_the_on_link_default_route_and_the_metric(tmp_path):
+    from test_network_config_render import MACHINES
+    from test_network_config_render import render as render_nc
+    plan, _ifaces, _config = render_nc(tmp_path, "networkd", "netplan-on-link")
+    log, addrs, routes = run_networkd(tmp_path, None, plan=plan,
+                                      nics=MACHINES["netplan-on-link"])
+    assert {f"{a['local']}/{a['prefixlen']}" for a in addrs["ens3"]["addr_info"]
+            if a.get("scope") == "global"} == {"10.10.10.1/24"}, log[-3000:]
+    default = next(r for r in routes if r["dst"] == "default")
+    assert default["gateway"] == "9.9.9.9" and "onlink" in default["flags"]
+    metric = next(r for r in routes if r["dst"] == "192.168.5.0/24")
+    assert (metric["gateway"], metric["metric"]) == ("10.10.10.254", 100)
+
+
+def test_networkd_makes_the_bridge_with_its_port(tmp_path):
+    from test_network_config_render import MACHINES
+    from test_network_config_render import render as render_nc
+    plan, _ifaces, _config = render_nc(tmp_path, "networkd", "cloudinit-v1-bridge")
+    log, addrs, _routes = run_networkd(tmp_path, None, plan=plan,
+                                       nics=MACHINES["cloudinit-v1-bridge"])
+    assert addrs["ens4"].get("master") == "br0", log[-3000:]
+    assert {f"{a['local']}/{a['prefixlen']}" for a in addrs["br0"]["addr_info"]
+            if a.get("scope") == "global"} == {"192.168.14.2/24"}
 
 
 if shutil.which("unshare") is None:  # pragma: no cover - util-linux is in apt-packages
