@@ -6,6 +6,8 @@ import logging
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from guestagent import netconfig as nc
 from guestagent.datasources.network_config import parse
@@ -496,3 +498,32 @@ def test_an_unquoted_all_decimal_mac_read_as_a_base_60_number_is_the_mac_again()
     v1 = parse(load("version: 1\nconfig:\n- {type: physical, name: eth0, "
                     "mac_address: 96:00:00:12:34:56}\n"))
     assert v1.links[0].mac == "96:00:00:12:34:56"
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(),
+                     st.sampled_from(["eth0", "en*", "192.0.2.1", "192.0.2.1/24", "::/0",
+                                      "default", "52:54:00:00:00:01", "bond0", "static",
+                                      "dhcp", "physical", "bond", "vlan", "bridge", "route",
+                                      "nameserver", "802.3ad", "on", "", "a\nb"]),
+                     st.text(max_size=8))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.sampled_from(
+        ["type", "name", "mac_address", "subnets", "address", "netmask", "gateway",
+         "routes", "bond_interfaces", "params", "vlan_link", "vlan_id", "match",
+         "macaddress", "dhcp4", "addresses", "to", "via", "on-link", "metric",
+         "interfaces", "parameters", "nameservers", "search", "id", "link", "mtu"]),
+        inner, max_size=6)), max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=st.lists(_values, max_size=5), devices=st.dictionaries(
+    st.sampled_from(["ethernets", "bonds", "vlans", "bridges", "wifis"]),
+    st.dictionaries(st.sampled_from(["eth0", "bond0", "br0", "v5"]), _values, max_size=3),
+    max_size=4))
+def test_any_document_is_read_or_refused_never_raised(config, devices):
+    for doc in ({"version": 1, "config": config}, dict(devices, version=2)):
+        result = parse(doc)
+        assert result is None or isinstance(result, nc.NetworkConfig)
+        if result is not None:
+            nc.NetworkConfig.from_dict(result.to_dict())
