@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 MANIFEST = STATE_DIR + "/unchanged.sha256"
 PENDING = MANIFEST + ".pending"
 SKIPPED_MARK = "/run/guestagent/unchanged"  # left by the guard script when it skips
+# The other flags in /run (emptied every boot) that units' conditions read:
+# the local stage configured this boot (the network unit does not start), and
+# the final steps with work left (the final unit starts).  The guard script
+# leaves LOCAL_DONE too.
+LOCAL_DONE = "/run/guestagent/local-configured"
+FINAL_PENDING = "/run/guestagent/final-pending"
 DMI_UUID = "/sys/class/dmi/id/product_uuid"
 
 

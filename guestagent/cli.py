@@ -1,4 +1,4 @@
-"""Command line: `guestagent --once`, `query`, `status`, `check-image`, `clean`."""
+"""Command line: `guestagent --once`, `query`, `status [--wait]`, `check-image`, `clean`."""
 
 import json
 import os
@@ -29,8 +29,9 @@ commands:
       one full run in the foreground (the boot units call this)
   guestagent query [KEY] [--json]
       the metadata stored by the last run, secrets redacted
-  guestagent status [--json]
-      this boot's runs, step by step
+  guestagent status [--json] [--wait [--timeout S]]
+      this boot's runs, step by step; --wait first blocks until this boot's
+      agent work is over (exit codes as `cloud-init status --wait`)
   guestagent check-image [--root DIR] [--json] [--fix]
       check an image against the OpenStack image requirements
   guestagent clean [--root DIR] [--dry-run] [--poweroff] (--all | --state --logs
@@ -94,8 +95,34 @@ def _query_parser():
     return p
 
 
+STATUS_EPILOG = """\
+--wait blocks until this boot's agent work is over: every stage this boot
+owes has run (the final stage too, when user scripts or runcmd wait for it)
+and no agent run is going.  It returns at once when the agent will not run
+this boot: the reboot guard found nothing changed, /etc/guestagent/disabled
+or guestagent=disabled is set, or cloud-init owns the boot.  It needs no
+systemd (SysV and rc.local boots too).  As in image pipelines that wait with
+`cloud-init status --wait`, its exit codes are cloud-init's:
+  0  done (or the agent will not run this boot)
+  1  a step failed, a stage exited non-zero, or the state is not readable
+  2  done, with warnings (a recoverable problem: see each run's warnings)
+  3  --timeout ran out before the work was over
+Without --wait: 0 the last run went well, 1 it did not, 3 no run recorded.
+"""
+
+
 def _status_parser():
-    p = _subcommand_parser("status", "Show the runs of the last boot, step by step.")
+    import argparse
+
+    p = _subcommand_parser("status", "Show the runs of the last boot, step by step.",
+                           epilog=STATUS_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--wait", action="store_true",
+                   help="block until this boot's agent work is over (or the agent will "
+                        "not run this boot), then report; exit codes as `cloud-init status "
+                        "--wait` (below)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="with --wait: give up after S seconds (exit 3)")
     _common(p)
     return p
 
@@ -364,6 +391,15 @@ def _query(args, system, config):
 
 def _status(args, system, config):
     from .state import State
+    if args.timeout is not None and (not args.wait or args.timeout < 0):
+        print("guestagent: --timeout takes --wait and a number of seconds >= 0",
+              file=sys.stderr)
+        return 2
+    if args.wait:
+        return _status_wait(args, system)
+    newer = State(system).newer_format()
+    if newer:
+        print(f"guestagent: {newer}", file=sys.stderr)
     status = State(system).read_status()
     if not status:
         print("guestagent: no runs recorded yet", file=sys.stderr)
@@ -371,7 +407,43 @@ def _status(args, system, config):
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
+    _print_runs(system, status)
+    last = status.get("last") or {}
+    return 0 if last.get("exit_code", 0) == 0 else 1
+
+
+def _status_wait(args, system):
+    import time
+
+    from .state import STATE_DIR
+    if system.live and os.geteuid() != 0 and system.exists(STATE_DIR) and not os.access(
+            system.path(STATE_DIR), os.R_OK | os.X_OK):
+        print(f"guestagent: status --wait needs root ({STATE_DIR} is root-only)",
+              file=sys.stderr)
+        return 1
+    from .boot_wait import TIMED_OUT, wait
+    t0 = time.monotonic()
+    outcome, status = wait(system, args.timeout)
+    if args.json:
+        doc = dict(status or {"runs": []})
+        doc["this_boot"] = dict(outcome.as_dict(), waited=round(time.monotonic() - t0, 3))
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return outcome.exit_code
+    if outcome.exit_code == TIMED_OUT:
+        print(f"guestagent: not done after {args.timeout:g} s: {outcome.detail}",
+              file=sys.stderr)
+    elif outcome.state == "error":
+        print(f"guestagent: {outcome.detail}", file=sys.stderr)
+    elif outcome.state == "disabled":
+        print(f"this boot: {outcome.detail}")
+    if status and outcome.state != "disabled":
+        _print_runs(system, status)
+    return outcome.exit_code
+
+
+def _print_runs(system, status):
     from .boot_guard import skipped_this_boot
+    from .state import State
     if skipped_this_boot(system) and status.get("boot_id") != State(system).boot_id():
         print("this boot: the agent did not start (same instance, disks, host name, DNS "
               "and config as when it last ran); its last runs:")
@@ -394,8 +466,9 @@ def _status(args, system, config):
                 "; ".join(str(c) for c in changes) if isinstance(changes, list) else "")
             print(f"  {_field(s, 'name', '?'):<16} {_field(s, 'result', '?'):<12} "
                   f"{_seconds(s.get('duration')):>6} s  {escape(str(extra))}")
-    last = status.get("last") or {}
-    return 0 if last.get("exit_code", 0) == 0 else 1
+        warnings = run.get("warnings")
+        for w in warnings if isinstance(warnings, list) else []:
+            print(f"  warning: {escape(str(w))}")
 
 
 def escape(text):

@@ -25,6 +25,10 @@ _secrets = set()
 REDACTED = "<redacted>"
 OWN_LOGGER = "guestagent"
 _verbose = False
+# This process's WARNING lines (scrubbed and escaped), for the run's status:
+# `guestagent status --wait` exits 2 (done, with a recoverable problem) on them
+_warnings = []
+MAX_WARNINGS = 50
 
 
 # C0 (tab aside), DEL, C1, the Unicode line and paragraph separators, the
@@ -78,6 +82,22 @@ class _OwnDetailOnly(logging.Filter):
         return record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
 
 
+class _CollectWarnings(logging.Handler):
+    def emit(self, record):
+        if record.levelno == logging.WARNING and len(_warnings) < MAX_WARNINGS:
+            _warnings.append(record.getMessage())
+
+
+def warnings_mark():
+    """Where this process's warnings stand now (for `warnings_since`)."""
+    return len(_warnings)
+
+
+def warnings_since(mark):
+    """The warnings logged since ``mark`` (at most MAX_WARNINGS in all)."""
+    return list(_warnings[mark:])
+
+
 def shown(value, limit=64):
     """A safe, bounded rendering of an untrusted value for a log line."""
     if isinstance(value, str):
@@ -104,6 +124,9 @@ def setup(verbose=False, quiet=False):
     console.addFilter(_OwnDetailOnly())
     console.addFilter(_Scrub())
     root.addHandler(console)
+    collect = _CollectWarnings(logging.WARNING)
+    collect.addFilter(_Scrub())
+    root.addHandler(collect)
 
 
 def add_file(system, path):

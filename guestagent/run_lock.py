@@ -10,7 +10,7 @@ from .state import STATE_DIR
 
 log = logging.getLogger(__name__)
 
-LOCK = STATE_DIR + "/lock"
+LOCK = STATE_DIR + "/lock"  # `status --wait` waits on it too (boot_wait.py)
 LOCK_WAIT = 300
 
 

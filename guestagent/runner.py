@@ -15,6 +15,7 @@ from collections import namedtuple
 
 from . import boot_guard, datasources, done_markers, readiness, steps
 from . import log as logsetup
+from .off_switches import disabled_reason
 from .run_lock import RunLock
 from .state import State
 
@@ -37,8 +38,7 @@ STAGES = {
     "final": Stage("stored", "final", None, bare=False, once=False),
     "all": Stage("any", "all", None, bare=True, once=False),
 }
-LOCAL_DONE = "/run/guestagent/local-configured"
-FINAL_PENDING = "/run/guestagent/final-pending"
+LOCAL_DONE, FINAL_PENDING = boot_guard.LOCAL_DONE, boot_guard.FINAL_PENDING
 
 
 class Context:
@@ -129,21 +129,6 @@ class Context:
         return cc
 
 
-def disabled_reason(system):
-    """Why the agent must not run here, or '' (checked before anything else)."""
-    if system.exists("/etc/guestagent/disabled"):
-        return "/etc/guestagent/disabled exists"
-    cmdline = system.read_text("/proc/cmdline", default="").split()
-    if "guestagent=disabled" in cmdline:
-        return "guestagent=disabled is on the kernel command line"
-    if system.exists("/usr/bin/cloud-init") and not (
-            system.exists("/etc/cloud/cloud-init.disabled")
-            or "cloud-init=disabled" in cmdline):
-        return ("cloud-init is installed and enabled, and owns first boot here "
-                "(touch /etc/cloud/cloud-init.disabled to hand it to guestagent)")
-    return ""
-
-
 def run(system, config, stage="all", only=None):
     """One run of ``stage``; returns the exit code."""
     why = disabled_reason(system)
@@ -151,6 +136,10 @@ def run(system, config, stage="all", only=None):
         log.info("standing aside: %s", why)
         return EXIT_OK
     state = State(system)
+    newer = state.newer_format()
+    if newer:
+        log.error("%s", newer)
+        return EXIT_USAGE
     state.ensure()
     with RunLock(system):
         return _run_locked(system, config, state, stage, only)
@@ -158,6 +147,7 @@ def run(system, config, stage="all", only=None):
 
 def _run_locked(system, config, state, stage, only):
     t0 = time.monotonic()
+    warned = logsetup.warnings_mark()
     boot_id = state.boot_id()
     record = {"stage": stage, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "steps": [], "source": None, "instance_id": None}
@@ -259,6 +249,9 @@ def _run_locked(system, config, state, stage, only):
     if failed and code == EXIT_OK:
         code = EXIT_STEP_FAILED
     record["exit_code"] = code
+    warnings = logsetup.warnings_since(warned)
+    if warnings:  # what `status --wait` calls a recoverable problem (exit 2)
+        record["warnings"] = warnings
     record["duration"] = round(time.monotonic() - t0, 3)
     status["runs"].append(record)
     status["last"] = record

@@ -7,6 +7,10 @@
     instances/<id>/done/<step>     per-instance steps that have completed
     instances/<id>/scripts/        user scripts, runcmd, bootcmd as run
     status.json                    this boot's runs, step by step (no secrets)
+    format                         the layout's version (FORMAT); absent: 1
+
+An agent that finds a newer format than it knows (a package downgraded under
+a newer agent's state) leaves the state alone and says so in one line.
 
 The directory is root-only (0700).  Instance ids become directory names, so
 anything but a plain id is hashed first.
@@ -21,6 +25,10 @@ from .metadata import Metadata
 log = logging.getLogger(__name__)
 
 STATE_DIR = "/var/lib/guestagent"
+# The stored layout's version: bumped when an older agent would misread what
+# a newer one stores.  State from before the file existed is format 1.
+FORMAT = 1
+FORMAT_FILE = STATE_DIR + "/format"
 # What the agent itself wrote is far smaller; a bigger file is not ours.
 MAX_STATE_FILE = 64 << 20
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -46,6 +54,34 @@ class State:
         # image tree resolves inside the root, never on the host
         self.system.makedirs(STATE_DIR, mode=0o700)
         self.system.chmod_dir(STATE_DIR, 0o700)
+        if not self.system.exists(FORMAT_FILE):
+            self.system.write_file(FORMAT_FILE, f"{FORMAT}\n", mode=0o644)
+
+    # -- format ----------------------------------------------------------
+    def stored_format(self):
+        """The format the stored state says it is in (1 when it does not say;
+        None when the marker is damaged)."""
+        try:
+            text = self.system.read_bytes(FORMAT_FILE, limit=64)
+        except OSError:
+            return 1
+        text = text.decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+
+    def newer_format(self):
+        """One line saying why this agent must leave the stored state alone, or ''."""
+        found = self.stored_format()
+        if found is None:
+            log.warning("%s is damaged (not a number); taking the state for format %d",
+                        FORMAT_FILE, FORMAT)
+            return ""
+        if found <= FORMAT:
+            return ""
+        from . import __version__
+        return (f"the state in {STATE_DIR} is format {found}, written by a newer guestagent; "
+                f"this one ({__version__}) knows format {FORMAT} and leaves it alone: "
+                f"reinstall the newer package, or remove {STATE_DIR} to configure this "
+                f"instance again from scratch")
 
     # -- instance ------------------------------------------------------
     def previous_instance_id(self):

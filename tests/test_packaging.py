@@ -6,10 +6,13 @@ alone; then the packages are read back with dpkg-deb and rpm, linted, and
 their payload is run.
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +20,12 @@ from guestagent import __version__
 
 from support import REPO
 from support.marks import needs_root
+from support.package_tree import bump_version, clean_copy
 
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
-DEB_DEPENDS = ("python3-requests", "python3-pyroute2", "python3-yaml",
+DEB_DEPENDS = ("python3-requests", "python3-pyroute2", "python3-yaml", "python3-psutil",
                "cloud-guest-utils", "e2fsprogs", "parted")
-RPM_REQUIRES = ("python3-requests", "python3-pyroute2", "python3-pyyaml",
+RPM_REQUIRES = ("python3-requests", "python3-pyroute2", "python3-pyyaml", "python3-psutil",
                 "cloud-utils-growpart", "e2fsprogs", "parted")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -57,33 +61,11 @@ def test_debian_install_list_names_real_files():
 
 # ---- the builds -------------------------------------------------------------------------------
 
-def clean_copy(dest):
-    """The tree as a fresh clone would have it (tracked files plus new,
-    unignored ones), committed into a scratch repository."""
-    files = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], capture_output=True, check=True).stdout
-    dest.mkdir()
-    for rel in filter(None, files.decode().split("\0")):
-        src = os.path.join(REPO, rel)
-        if not os.path.lexists(src):
-            continue  # deleted in the working tree, not yet committed
-        os.makedirs(dest / os.path.dirname(rel), exist_ok=True)
-        if os.path.islink(src):
-            os.symlink(os.readlink(src), dest / rel)
-        else:
-            shutil.copy2(src, dest / rel)
-    git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    sh(*git, "init", "-q")
-    sh(*git, "add", "-A")
-    sh(*git, "commit", "-q", "-m", "snapshot")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the build scripts install their build dependencies as root")
-    return clean_copy(tmp_path_factory.mktemp("pkg") / "guestagent")
+    return Path(clean_copy(tmp_path_factory.mktemp("pkg") / "guestagent"))
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +110,6 @@ def test_deb_contains_command_units_config_and_man_page(deb):
     for dep in DEB_DEPENDS:
         assert re.search(rf"(^|, ){re.escape(dep)}\b", depends), f"{dep} not in Depends"
     assert "python3 (>= 3.9)" in depends
-    assert "psutil" not in depends  # nothing imports it (pyproject does not list it)
     assert {"lvm2", "openssh-server", "xfsprogs"} <= set(
         sh("dpkg-deb", "-f", deb, "Recommends").replace(",", " ").split())
 
@@ -221,7 +202,6 @@ def test_rpm_requires_and_scriptlets(rpm):
     for dep in RPM_REQUIRES:
         assert dep in requires, f"{dep} not in Requires"
     assert "python3 >= 3.9" in requires
-    assert not [r for r in requires if "psutil" in r]
     recommends = sh("rpm", "-qp", "--recommends", rpm).split()
     assert {"lvm2", "openssh-server", "xfsprogs"} <= set(recommends)
     scripts = sh("rpm", "-qp", "--scripts", rpm)
@@ -352,3 +332,139 @@ def test_rpm_rebuilds_from_its_source_rpm_in_a_clean_tree(rpm, tree, tmp_path):
     for query in (["-qlp"], ["-qp", "--requires"], ["-qp", "--recommends"],
                   ["-qp", "--scripts"], ["-qp", "--configfiles"]):
         assert sh("rpm", *query, rebuilt) == sh("rpm", *query, rpm), query
+
+
+# ---- the .deb over a configured instance: upgrade, remove, purge --------------------------
+
+@pytest.fixture(scope="module")
+def next_deb(tmp_path_factory):
+    """The .deb of the next release (the tree with its version bumped)."""
+    nxt = clean_copy(tmp_path_factory.mktemp("pkg-next") / "guestagent")
+    version = bump_version(nxt)
+    path = sh(os.path.join(nxt, "packaging/build-deb")).strip().splitlines()[-1]
+    assert path.endswith(f"/guestagent_{version}_all.deb"), path
+    return path, version
+
+
+# Records every call; unit-file work (what enables the units) is done by the
+# real systemctl, offline as in any chroot; anything that would act on a
+# running system (start, restart, daemon-reload) only leaves its record.
+RECORDING_SYSTEMCTL = """#!/bin/sh
+echo "$*" >>/var/log/systemctl.calls
+for arg; do
+    case $arg in
+    preset|enable|disable|reenable|is-enabled|mask|unmask) exec /usr/bin/systemctl.real "$@" ;;
+    esac
+done
+exit 0
+"""
+
+
+class Chroot:
+    """The e2e base tree (Debian 12 with the agent's dependencies, cached by
+    tests/e2e/build-image) under an overlay, so the cache stays as it is:
+    each ``sh`` mounts it (and /proc) in a mount namespace of its own, which
+    takes the mounts away when it ends.  systemd looks like PID 1 to the
+    maintainer scripts (/run/systemd/system exists) and systemctl only
+    records how it was called, so a start or restart would show."""
+
+    def __init__(self, lower, top):
+        self.lower, self.upper = lower, top / "upper"
+        self.work, self.merged = top / "work", top / "merged"
+        for d in (self.upper, self.work, self.merged):
+            d.mkdir(parents=True)
+        self.sh("mkdir -p $M/run/systemd/system && "
+                "mv $M/usr/bin/systemctl $M/usr/bin/systemctl.real && "
+                "cat >$M/usr/bin/systemctl && chmod 755 $M/usr/bin/systemctl",
+                input=RECORDING_SYSTEMCTL)
+
+    def sh(self, script, input=None):
+        mount = (f"mount -t overlay overlay -o lowerdir={self.lower},upperdir={self.upper},"
+                 f"workdir={self.work} {self.merged} && mount -t proc proc {self.merged}/proc")
+        res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                              f"{mount}\nM={self.merged}\n{script}"],
+                             input=input, capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, PATH=SYSTEM_PATH, LC_ALL="C.UTF-8"))
+        assert res.returncode == 0, \
+            f"{script}\nexited {res.returncode}:\n{res.stdout}\n{res.stderr}"
+        return res.stdout
+
+    def dpkg(self, *args):
+        return self.sh("chroot $M env DEBIAN_FRONTEND=noninteractive dpkg " + " ".join(args))
+
+    def systemctl_calls(self):
+        return self.sh("cat $M/var/log/systemctl.calls 2>/dev/null; "
+                       "rm -f $M/var/log/systemctl.calls").splitlines()
+
+    def fingerprint(self, *paths):
+        """{path: sha256 of a file, '-> target' of a link} under ``paths``."""
+        code = ("import hashlib, json, os, sys\n"
+                "top = sys.argv[1]; found = {}\n"
+                "for p in sys.argv[2:]:\n"
+                "    for d, dirs, files in os.walk(top + p):\n"
+                "        for n in dirs + files:\n"
+                "            f = os.path.join(d, n); rel = f[len(top):]\n"
+                "            if os.path.islink(f): found[rel] = '-> ' + os.readlink(f)\n"
+                "            elif os.path.isfile(f):\n"
+                "                found[rel] = hashlib.sha256(open(f, 'rb').read()).hexdigest()\n"
+                "    if os.path.isfile(top + p): found[p] = hashlib.sha256("
+                "open(top + p, 'rb').read()).hexdigest()\n"
+                "print(json.dumps(found))\n")
+        return json.loads(self.sh(f"/usr/bin/python3 - $M {' '.join(paths)}", input=code))
+
+
+AGENT_STATE = ("/var/lib/guestagent", "/var/log/guestagent.log",
+               "/var/log/guestagent-user-data.log")
+ENABLEMENT = ("/etc/systemd/system", "/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d",
+              "/var/lib/systemd/deb-systemd-helper-enabled")
+INSTANCE = ("/home/debian/.ssh", "/etc/ssh", "/etc/hostname", "/etc/passwd", "/etc/shadow")
+
+
+@mark_root
+def test_deb_upgrade_over_a_configured_instance_then_purge(deb, next_deb, tmp_path):
+    """Installing the next release over an instance the agent configured
+    starts and reruns nothing and leaves the state, the log and the units'
+    enablement as they were; `dpkg --remove` keeps the state, `--purge`
+    removes it, the log and the enablement, and leaves the users, their keys
+    and the host keys alone."""
+    import harness
+    next_path, next_version = next_deb
+    root = Chroot(harness.build_base(), tmp_path)
+    root.sh(f"cp {deb} $M/tmp/old.deb && cp {next_path} $M/tmp/next.deb")
+    root.dpkg("-i", "/tmp/old.deb")
+    calls = root.systemctl_calls()
+    assert any("preset" in c for c in calls), calls  # the real scripts did run
+    assert not [c for c in calls if re.search(r"\b(start|restart)\b", c)], calls
+    enabled = root.fingerprint(*ENABLEMENT)
+    assert {"/etc/systemd/system/multi-user.target.wants/" + u for u in UNIT_NAMES} <= set(enabled)
+
+    # the instance, configured by the agent (from outside, on the tree: a
+    # live run in a chroot would set this machine's host name)
+    drive = tmp_path / "drive"
+    shutil.copytree(os.path.join(REPO, "examples/configdrive"), drive)
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\ndefault_user = debian\n"
+                    f"[configdrive]\npath = {drive}\n")
+    root.sh(f"PYTHONPATH={REPO} {sys.executable} -m guestagent --once --root $M "
+            f"--config {conf} >/dev/null 2>&1")
+    state = root.fingerprint(*AGENT_STATE)
+    assert {"/var/lib/guestagent/status.json", "/var/log/guestagent.log",
+            "/var/log/guestagent-user-data.log"} <= set(state)
+    instance = root.fingerprint(*INSTANCE)
+    assert "/home/debian/.ssh/authorized_keys" in instance
+
+    root.dpkg("-i", "/tmp/next.deb")
+    assert root.sh("chroot $M dpkg-query -W -f '${Version}' guestagent") == next_version
+    calls = root.systemctl_calls()
+    assert not [c for c in calls if re.search(r"\b(start|restart|try-restart|stop)\b", c)], calls
+    assert root.fingerprint(*AGENT_STATE) == state, "the upgrade changed the agent's state"
+    assert root.fingerprint(*ENABLEMENT) == enabled, "the upgrade changed the units' enablement"
+    assert root.fingerprint(*INSTANCE) == instance
+
+    root.dpkg("--remove", "guestagent")
+    assert root.fingerprint(*AGENT_STATE) == state, "a plain remove dropped the state"
+    root.dpkg("--purge", "guestagent")
+    assert root.fingerprint(*AGENT_STATE) == {}, "purge left the agent's state or log"
+    left = [p for p in root.fingerprint(*ENABLEMENT) if "guestagent" in p]
+    assert left == [], f"purge left the units enabled: {left}"
+    assert root.fingerprint(*INSTANCE) == instance, "purge touched users, keys or host keys"

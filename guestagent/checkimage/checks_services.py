@@ -197,7 +197,7 @@ def check_agent_enabled(image):
 
 
 def _agent_switched_off(image):
-    """The agent's own off switches (runner.disabled_reason), as baked into the image."""
+    """The agent's own off switches (off_switches.disabled_reason), as baked into the image."""
     if image.lexists("/etc/guestagent/disabled"):
         return "/etc/guestagent/disabled exists"
     if "guestagent=disabled" in _grub_args(image):

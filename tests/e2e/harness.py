@@ -171,6 +171,24 @@ def build_image(out, deb="-", layout="plain", root_key=None, *, suite=None, init
     return Image(out)
 
 
+def build_next_deb(workdir):
+    """The .deb of the release after this tree's (its version bumped in a
+    clean copy, then packaging/build-deb there): what an upgrade installs.
+    Returns (path, version)."""
+    from support.package_tree import bump_version, clean_copy
+    tree = clean_copy(os.path.join(str(workdir), "next-release"))
+    version = bump_version(tree)
+    res = subprocess.run([os.path.join(tree, "packaging", "build-deb")], cwd=tree,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"build-deb of {version} failed ({res.returncode}):\n"
+                           f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    path = res.stdout.strip().splitlines()[-1]
+    if not path.endswith(f"_{version}_all.deb"):
+        raise RuntimeError(f"build-deb of {version} printed {path!r} last")
+    return path, version
+
+
 def make_keypair(directory, name="id_ed25519"):
     """A throwaway ed25519 key pair; returns the private key's path."""
     path = os.path.join(str(directory), name)
@@ -228,7 +246,7 @@ class Guest:
                  metadata_tree=None, config_drive=None, disk_size="3G",
                  instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
                  ssh_to=None, extra_nics=(), extra_disks=(), on_netns=None,
-                 metadata_args=(), smbios=None):
+                 metadata_args=(), smbios=None, mac=FIRST_MAC):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -251,6 +269,7 @@ class Guest:
         # QEMU's DHCP handed out); extra_nics: (mac, net CIDR) of more NICs,
         # each on its own isolated user network with nothing to reach
         self.ssh_to = ssh_to or ""
+        self.mac = mac  # the first NIC's, which SSH is forwarded through
         self.extra_nics = list(extra_nics)
         os.makedirs(self.workdir, exist_ok=True)
         self.console = os.path.join(self.workdir, "console.log")
@@ -263,14 +282,17 @@ class Guest:
         self.boots = []  # seconds to SSH, per boot
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self):
-        for p in (self.console, self.overlay, self.metadata_log):
+    def start(self, keep_disk=False):
+        """Start QEMU; ``keep_disk``: on the disk an earlier start left (a
+        powered-off guest booted again, see ``boot_as``)."""
+        for p in (self.console, self.metadata_log) + (() if keep_disk else (self.overlay,)):
             if os.path.exists(p):
                 os.unlink(p)
-        # A previous run's logs must not pass for this one's.
-        shutil.rmtree(os.path.join(LOG_ROOT, self.name), ignore_errors=True)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", self.image.disk,
-                        "-F", "raw", self.overlay, self.disk_size], check=True)
+        if not keep_disk:
+            # A previous run's logs must not pass for this one's.
+            shutil.rmtree(os.path.join(LOG_ROOT, self.name), ignore_errors=True)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", self.image.disk,
+                            "-F", "raw", self.overlay, self.disk_size], check=True)
         self.ns = Netns()
         if self.metadata_tree is not None:
             self.ns.start_server(self.metadata_tree, "--log", self.metadata_log,
@@ -286,7 +308,7 @@ class Guest:
             "-kernel", self.image.kernel, "-initrd", self.image.initrd, "-append", append,
         ] + self._disk_args() + [
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{SSH_PORT}-{self.ssh_to}:22",
-            "-device", f"virtio-net-pci,netdev=n0,mac={FIRST_MAC}",
+            "-device", f"virtio-net-pci,netdev=n0,mac={self.mac}",
             "-device", "virtio-rng-pci",
             "-smbios", "type=1," + self.smbios.format(uuid=self.uuid),
         ]
@@ -338,6 +360,59 @@ class Guest:
     def __enter__(self):
         return self.start()
 
+    def wait_poweroff(self, timeout=300):
+        """Wait for the guest to power itself off (QEMU exits); returns the seconds."""
+        t0 = time.monotonic()
+        try:
+            self.qemu.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"the guest did not power off within {timeout} s")
+        return time.monotonic() - t0
+
+    def power_off(self, timeout=300):
+        """Power the guest off from inside, as a user stops an instance."""
+        command = "sudo -n systemctl poweroff" if self.image.systemd else "sudo -n /sbin/poweroff"
+        try:
+            self.ssh(command, check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            pass  # the connection may hang while the guest goes down
+        return self.wait_poweroff(timeout)
+
+    def boot_as(self, instance_uuid=None, config_drive=None, mac=None, ssh_to=None, key=None):
+        """Boot the powered-off guest's disk again as another instance (what
+        a cloud does with a snapshot or an image made from this disk):
+        another SMBIOS UUID, config drive, first NIC MAC, SSH target and key.
+        Waits for an SSH login and for the boot to settle.  The earlier
+        boots' consoles are kept as console-bootN.log."""
+        if self.qemu is not None and self.qemu.poll() is None:
+            raise RuntimeError("boot_as: the guest is still running; power it off first")
+        self.qemu_log.close()
+        if self.ns is not None:
+            self.ns.close()
+            self.ns = None
+        n = len(self.boots)
+        for name in ("console.log", "qemu.log", "metadata-requests.log"):
+            src = os.path.join(self.workdir, name)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(self.workdir, f"{name[:-4]}-boot{n}.log"))
+        self.uuid = instance_uuid or self.uuid
+        self.config_drive = config_drive or self.config_drive
+        self.mac = mac or self.mac
+        self.ssh_to = self.ssh_to if ssh_to is None else ssh_to
+        self.key = key or self.key
+        self.start(keep_disk=True)
+        self.wait_ssh()
+        self.settle()
+        return self
+
+    def copy_in(self, local, remote, user=USER):
+        """Copy a host file into the guest (as ``user``, over SSH)."""
+        with open(local, "rb") as f:
+            res = subprocess.run(self._ssh_argv(user, self.key) + ["--", f"cat > {remote}"],
+                                 stdin=f, capture_output=True, timeout=300)
+        if res.returncode != 0:
+            self.fail(f"copying {local} to the guest's {remote} failed: {res.stderr[-2000:]}")
+
     def __exit__(self, *exc):
         self.close()
 
@@ -345,10 +420,11 @@ class Guest:
         """Copy the console log where a developer finds it; returns its path."""
         dest = os.path.join(LOG_ROOT, self.name)
         os.makedirs(dest, exist_ok=True)
-        for name in ("console.log", "metadata-requests.log", "qemu.log", "journal.txt"):
-            src = os.path.join(self.workdir, name)
-            if os.path.exists(src):
-                shutil.copy(src, os.path.join(dest, name))
+        kept = ("console.log", "metadata-requests.log", "qemu.log", "journal.txt")
+        for name in os.listdir(self.workdir):
+            if name in kept or re.fullmatch(r"(console|qemu|metadata-requests)-boot\d+\.log",
+                                            name):
+                shutil.copy(os.path.join(self.workdir, name), os.path.join(dest, name))
         return os.path.join(dest, "console.log")
 
     # -- reading the guest -----------------------------------------------------
