@@ -2,7 +2,7 @@
 
     /var/lib/guestagent/            the state directory (state.py)
       lock                          one run at a time (run_lock.py)
-      status.json, instance-id
+      status.json, instance-id, format
       unchanged.sha256[.pending]    the reboot guard's list (boot_guard.py)
       instances/ID/                 metadata.json, cloud-config.json, done/STEP
     [main] log_file                 /var/log/guestagent.log
@@ -21,11 +21,10 @@ import errno
 import os
 import stat
 
-from .boot_guard import MANIFEST, PENDING, SKIPPED_MARK
+from .boot_guard import FINAL_PENDING, LOCAL_DONE, MANIFEST, PENDING, SKIPPED_MARK
 from .root_paths import UnsafePathError
 from .run_lock import LOCK
-from .runner import FINAL_PENDING, LOCAL_DONE
-from .state import STATE_DIR, State
+from .state import FORMAT_FILE, STATE_DIR, State
 
 RUN_DIR = "/run/guestagent"
 
@@ -34,7 +33,7 @@ def own_paths(system, config):
     """[(directory, [file names in it])] for every path the agent's own
     bookkeeping reads or writes, parents before what they hold."""
     groups = [(STATE_DIR, [_name(LOCK), "status.json", "instance-id", _name(MANIFEST),
-                           _name(PENDING)]),
+                           _name(PENDING), _name(FORMAT_FILE)]),
               (STATE_DIR + "/instances", [])]
     iid = State(system).previous_instance_id()
     if iid:
