@@ -407,3 +407,38 @@ def test_no_poweroff_when_something_stayed(used, tmp_path):
     res, _, calls = _live_clean(used, tmp_path, "--all", "--poweroff")
     assert res.returncode == 1 and calls == ""
     assert "not powering off" in res.stderr
+
+
+def test_host_keys_wait_for_the_key_still_being_made_in_the_background(used, tmp_path,
+                                                                         run_agent):
+    """The hostkeys step may leave RSA to a detached maker (rsa_in_background);
+    a key it finished after the seal would ship in the image."""
+    from guestagent.steps import hostkeys
+    slow = tmp_path / "slow-keygen"
+    slow.write_text("#!/bin/sh\nsleep 3\nexec ssh-keygen \"$@\"\n")
+    slow.chmod(0o755)
+    maker = hostkeys.generate_later(System(str(used)), str(slow), ["rsa"], "root@a", ["rsa"],
+                                    stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(50):  # the maker has written its pid
+            if (used / "etc/ssh" / hostkeys.MAKING).exists():
+                break
+            import time
+            time.sleep(0.1)
+        res = _clean(run_agent, used, "--host-keys")
+        assert res.returncode == 0, res.stderr
+        assert maker.poll() is not None  # clean returned only once the maker was done
+    finally:
+        maker.wait(timeout=60)
+    assert sorted(p.name for p in (used / "etc/ssh").iterdir()) == ["ssh_known_hosts",
+                                                                     "sshd_config"]
+
+
+def test_a_key_makers_leftovers_from_a_power_cut_go(used, run_agent):
+    from guestagent.steps import hostkeys
+    (used / "etc/ssh" / hostkeys.MAKING).write_text("999999999\n")  # no such process
+    (used / "etc/ssh/.ssh_host_rsa_key.guestagent-new").write_text("half a key")
+    res = _clean(run_agent, used, "--host-keys")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (used / "etc/ssh").iterdir()) == ["ssh_known_hosts",
+                                                                     "sshd_config"]

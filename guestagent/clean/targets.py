@@ -30,6 +30,7 @@ LEASES = (
     ("/var/db/dhcpcd", ("*.lease", "*.lease6", "duid")),
 )
 # the step that makes each category's things again, on the next boot
+KEY_MAKER_WAIT = 300  # RSA 4096 under emulation takes a while
 STEP_OF = {"host-keys": "hostkeys", "keys": "users", "network": "network"}
 
 
@@ -101,12 +102,32 @@ def _is_file_or_link(system, path):
 
 
 def host_keys(system, config):
-    found = _files(system, SSH_DIR, ("ssh_host_*key*",))
+    from ..steps import hostkeys
+    pid = _wait_for(lambda: hostkeys.background_maker(system), KEY_MAKER_WAIT)
+    if pid:
+        return [Refusal("host-keys", f"{SSH_DIR}/ssh_host_*key*", f"the host key being made "
+                        f"in the background (pid {pid}) is still not done after "
+                        f"{KEY_MAKER_WAIT} s")]
+    # with the key maker's leftovers, should it have been cut off
+    found = _files(system, SSH_DIR, ("ssh_host_*key*", ".ssh_host_*guestagent-*"))
     if found and not config.getbool("ssh", "regenerate_host_keys"):
         # nothing would make new ones, and sshd does not start without a key
         return [Refusal("host-keys", f"{SSH_DIR}/ssh_host_*key*",
                         "[ssh] regenerate_host_keys = no: nothing would make new ones")]
     return [_remove(system, "host-keys", p) for p in found]
+
+
+def _wait_for(busy, seconds):
+    """Poll ``busy()`` until it is falsy or ``seconds`` pass; returns its last answer."""
+    import time
+    deadline = time.monotonic() + seconds
+    answer = busy()
+    if answer:
+        log.info("waiting for the SSH host key being made in the background (pid %s)", answer)
+    while answer and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answer = busy()
+    return answer
 
 
 def machine_id(system, config):

@@ -279,8 +279,14 @@ def _background_types(ctx, types):
 # reloaded: SIGHUP re-executes it and a login arriving at that moment is
 # refused; it serves the RSA key from its next start, and meanwhile offers
 # ed25519 and ecdsa, which every client of the last decade speaks.
+# While the detached maker runs, MAKING (in the ssh directory) holds its pid:
+# `guestagent clean --host-keys` waits for it, so no key lands after a seal.
+MAKING = ".ssh_host_keys.guestagent-making"
 _LATER = r"""
 keygen=$1 dir=$2 comment=$3 later=$4; shift 4
+mark="$dir/""" + MAKING + r""""
+echo $$ > "$mark"
+trap 'rm -f "$mark"' EXIT
 for t in $later; do
     new="$dir/.ssh_host_${t}_key.guestagent-new"
     rm -f "$new" "$new.pub"
@@ -304,6 +310,22 @@ def generate_later(system, keygen, later, comment, all_types, stdout=None):
              ", ".join(later))
     return system.start(["sh", "-c", _LATER, "sh", keygen, system.path(SSH_DIR), comment,
                          " ".join(later)] + list(all_types), stdout=stdout)
+
+
+def background_maker(system):
+    """The pid of a detached key maker still running for this root, or None
+    (a marker a power cut left behind names a process that is gone)."""
+    try:
+        pid = int(system.read_bytes(f"{SSH_DIR}/{MAKING}", limit=32).strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, someone else's: still wait
+    return pid
 
 
 def _fix_group(system, types):
