@@ -442,3 +442,13 @@ def test_a_key_makers_leftovers_from_a_power_cut_go(used, run_agent):
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (used / "etc/ssh").iterdir()) == ["ssh_known_hosts",
                                                                      "sshd_config"]
+
+
+def test_a_state_directory_that_is_a_link_is_not_emptied(used, run_agent):
+    """An image whose /var/lib/guestagent links to /etc must not lose its /etc."""
+    os.rename(used / STATE, used / "var/lib/guestagent-real")
+    os.symlink("/etc", used / STATE)
+    before = snapshot(used)
+    res = _clean(run_agent, used, "--state")
+    assert res.returncode == 1 and "a symlink; not emptying" in res.stderr
+    assert {p for p in changed(before, snapshot(used)) if not p.startswith("var/log")} == set()

@@ -68,6 +68,12 @@ def _remove(system, category, path, detail=""):
 
 
 def state(system, config):
+    try:
+        if stat.S_ISLNK(system.lstat(STATE_DIR).st_mode):
+            # whatever it points at (inside the image) is not the agent's to empty
+            return [Refusal("state", STATE_DIR, "a symlink; not emptying what it points at")]
+    except OSError:
+        return []
     # the key record and the network files moved aside are the keys and
     # network categories' to settle: without them they stay
     kept = (KEY_RECORD_NAME, NETWORK_ASIDE_NAME)
