@@ -452,3 +452,12 @@ def test_a_state_directory_that_is_a_link_is_not_emptied(used, run_agent):
     res = _clean(run_agent, used, "--state")
     assert res.returncode == 1 and "a symlink; not emptying" in res.stderr
     assert {p for p in changed(before, snapshot(used)) if not p.startswith("var/log")} == set()
+
+
+def test_check_image_fix_says_what_must_stay_in_one_line(used, run_agent):
+    (used / "etc/guestagent/guestagent.conf").write_text("[ssh]\nregenerate_host_keys = no\n")
+    image = Image(System(str(used)))
+    (finding,) = [f for f in run_checks(image) if f.id == "instance-leftovers"]
+    lines = apply_fixes(image, [finding])
+    assert "instance-leftovers: keeping /etc/ssh/ssh_host_*key*: [ssh] regenerate_host_keys " \
+           "= no: nothing would make new ones" in lines

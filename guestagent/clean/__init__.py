@@ -58,6 +58,8 @@ _PAST = {"remove": "removed", "empty": "emptied", "restore": "restored",
 class Action:
     """One change: ``verb`` ``path`` (``detail``), done by ``do()``."""
 
+    refusal = False  # a thing that must stay (targets.Refusal)
+
     def __init__(self, category, verb, path, do, detail=""):
         self.category, self.verb, self.path, self.do, self.detail = (
             category, verb, path, do, detail)
@@ -91,7 +93,7 @@ def carry_out(actions):
         try:
             a.do()
         except (OSError, UnsafePathError, RuntimeError) as e:
-            line = f"could not {a.verb} {a.path}: {_reason(e)}"
+            line = a.describe() if a.refusal else f"could not {a.verb} {a.path}: {_reason(e)}"
             log.warning("clean: %s", line)
             failed.append(line)
             continue

@@ -45,7 +45,7 @@ def run(system, args):
             print("nothing to remove")
         if args.poweroff:
             print("would power off")
-        return EXIT_FAILED if any(getattr(a, "refusal", False) for a in actions) else EXIT_OK
+        return EXIT_FAILED if any(a.refusal for a in actions) else EXIT_OK
     if "logs" not in categories:
         logsetup.add_file(system, config.get("main", "log_file"))
     try:

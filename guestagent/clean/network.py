@@ -49,7 +49,7 @@ def find(system):
             else:
                 actions.append(Refusal("network", aside, f"{original} changed since the agent "
                                        f"replaced it; the image's copy stays here"))
-    if system.exists(ASIDE_DIR) and not any(getattr(a, "refusal", False) for a in actions):
+    if system.exists(ASIDE_DIR) and not any(a.refusal for a in actions):
         actions.append(Action("network", "remove", ASIDE_DIR,
                               lambda: system.remove_tree(ASIDE_DIR),
                               "left empty: every file in it went back or went"))

@@ -39,9 +39,10 @@ class Refusal(Action):
 
     def __init__(self, category, path, reason):
         def refuse():
-            raise RuntimeError(f"kept {path}: {reason}")
+            raise RuntimeError(reason)
         super().__init__(category, "keep", path, refuse, reason)
-        self.refusal = True
+
+    refusal = True
 
     def describe(self, done=True):
         return f"keeping {self.path}: {self.detail}"
