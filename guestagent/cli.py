@@ -38,7 +38,7 @@ commands:
                    --network --host-keys --machine-id --dhcp-leases --keys)
       seal an image: remove what this instance left (the next boot is a
       first boot); exit 0 done, 1 something stayed, 2 usage error
-  guestagent check-userdata FILE [--json]
+  guestagent check-userdata FILE [--json] [--instance-data FILE]
       say, part by part and key by key, what the agent will do with a
       user-data file (exit 0: all of it, 1: not all, 2: unreadable)
 
@@ -88,8 +88,10 @@ def _subcommand_parser(name, description, json_help="print JSON", **more):
 
 def _query_parser():
     p = _subcommand_parser("query", "Show the metadata stored by the last run (secrets "
-                                    "redacted). KEY is a field name or a /-separated path, "
-                                    "e.g. public_keys or raw/meta_data.json/meta.")
+                                    "redacted), with cloud-init's instance data names (v1, "
+                                    "ds, sys_info). KEY is a field name or a /-separated "
+                                    "path, e.g. public_keys or raw/meta_data.json/meta, or a "
+                                    ".-separated one as cloud-init's, e.g. v1.instance_id.")
     p.add_argument("key", nargs="?", metavar="KEY")
     _common(p)
     return p
@@ -178,6 +180,10 @@ def _check_userdata_parser():
     p.add_argument("--config", metavar="FILE",
                    help="config file for [userdata] max_bytes (default: "
                         "/etc/guestagent/guestagent.conf where it exists)")
+    p.add_argument("--instance-data", metavar="FILE",
+                   help="instance data for `## template: jinja` parts (default: this "
+                        "instance's /run/guestagent/instance-data-sensitive.json or "
+                        "instance-data.json where readable, else an example)")
     return p
 
 
@@ -321,8 +327,15 @@ def _check_userdata(args):
     except ConfigError as e:
         print(f"guestagent: config error: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
+    from .instance_data import for_check
+    from .system import System
+    try:
+        jinja = for_check(System("/"), args.instance_data)
+    except (OSError, ValueError) as e:
+        print(f"guestagent: --instance-data {args.instance_data}: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
     path = "/dev/stdin" if args.file == "-" else args.file
-    return main(path, args.json, max_bytes, when_they_run())
+    return main(path, args.json, max_bytes, when_they_run(), jinja)
 
 
 def _run_once(args, system, config):
@@ -366,8 +379,16 @@ def _query(args, system, config):
               file=sys.stderr)
         return 3
     data = md.public_dict()
+    # cloud-init's `query` names: v1.instance_id, ds.meta_data..., sys_info
+    from . import instance_data
+    published = instance_data.read(system, instance_data.PUBLIC)
+    for name, value in (published or instance_data.redacted(
+            instance_data.build(md, system))).items():
+        if name in ("v1", "ds", "sys_info"):
+            data[name] = value
     if args.key:
-        for part in args.key.split("/"):
+        sep = "/" if "/" in args.key or args.key in data else "."
+        for part in args.key.split(sep):
             if isinstance(data, dict) and part in data:
                 data = data[part]
             elif isinstance(data, list) and part.isdigit() and int(part) < len(data):

@@ -3,10 +3,12 @@
     /var/lib/guestagent/            the state directory (state.py)
       lock                          one run at a time (run_lock.py)
       status.json, instance-id, format
+      instance-data[-sensitive].json  the copies the reboot guard restores (instance_data.py)
       unchanged.sha256[.pending]    the reboot guard's list (boot_guard.py)
       instances/ID/                 metadata.json, cloud-config.json, done/STEP
     [main] log_file                 /var/log/guestagent.log
-    /run/guestagent/                local-configured, final-pending, unchanged
+    /run/guestagent/                local-configured, final-pending, unchanged,
+                                    instance-data.json, instance-data-sensitive.json
 
 Every write to them goes through `System`, which refuses a planted link; but
 a refusal met half-way through a run ended it with a traceback, and `status`
@@ -22,6 +24,7 @@ import os
 import stat
 
 from .boot_guard import FINAL_PENDING, LOCAL_DONE, MANIFEST, PENDING, SKIPPED_MARK
+from .instance_data import PUBLIC, SENSITIVE
 from .root_paths import UnsafePathError
 from .run_lock import LOCK
 from .state import FORMAT_FILE, STATE_DIR, State
@@ -32,8 +35,9 @@ RUN_DIR = "/run/guestagent"
 def own_paths(system, config):
     """[(directory, [file names in it])] for every path the agent's own
     bookkeeping reads or writes, parents before what they hold."""
+    data_files = [_name(PUBLIC), _name(SENSITIVE)]
     groups = [(STATE_DIR, [_name(LOCK), "status.json", "instance-id", _name(MANIFEST),
-                           _name(PENDING), _name(FORMAT_FILE)]),
+                           _name(PENDING), _name(FORMAT_FILE)] + data_files),
               (STATE_DIR + "/instances", [])]
     iid = State(system).previous_instance_id()
     if iid:
@@ -44,7 +48,8 @@ def own_paths(system, config):
     if log_file:
         log_dir, log_name = os.path.split("/" + log_file.lstrip("/"))
         groups.append((log_dir, [log_name]))
-    groups.append((RUN_DIR, [_name(p) for p in (LOCAL_DONE, FINAL_PENDING, SKIPPED_MARK)]))
+    groups.append((RUN_DIR, [_name(p) for p in (LOCAL_DONE, FINAL_PENDING, SKIPPED_MARK)]
+                   + data_files))
     return groups
 
 

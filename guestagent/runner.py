@@ -68,7 +68,8 @@ class Context:
             if self._userdata is None:
                 from .userdata import decode
                 raw = self.metadata.user_data if self.metadata else b""
-                self._userdata = decode(raw, self.config.getint("userdata", "max_bytes"))
+                self._userdata = decode(raw, self.config.getint("userdata", "max_bytes"),
+                                        jinja=self.template_variables)
         return self._userdata
 
     @property
@@ -84,8 +85,15 @@ class Context:
                 from .userdata import decode
                 raw = self.metadata.user_data if self.metadata else b""
                 self._user_scripts = decode(raw, self.config.getint("userdata", "max_bytes"),
-                                            log_warnings=False, cloud_config=False).scripts
+                                            log_warnings=False, cloud_config=False,
+                                            jinja=self.template_variables).scripts
             return self._user_scripts
+
+    def template_variables(self):
+        """(Jinja variables, False): the instance data, for `## template: jinja` parts."""
+        from .instance_data import build
+        from .userdata.jinja import jinja_variables
+        return jinja_variables(build(self.metadata, self.system)), False
 
     @property
     def cloud_config(self):
@@ -119,7 +127,7 @@ class Context:
         cc = self.userdata.cloud_config if md.user_data else {}
         if payloads:
             if vendor.wanted(cc):
-                vd = vendor.decode_all(md, max_bytes)
+                vd = vendor.decode_all(md, max_bytes, jinja=self.template_variables)
                 cc = vendor.under(cc, vd.cloud_config)
             else:
                 log.info("vendor data turned off by the user-data "
@@ -204,6 +212,8 @@ def _run_locked(system, config, state, stage, only):
         if spec.metadata != "stored":
             prev = state.previous_instance_id()
             new_instance = state.set_instance(md)
+            from . import instance_data
+            instance_data.publish(system, md)
             if new_instance:
                 log.info("new instance %s (previous: %s): per-instance steps will run",
                          md.instance_id, prev or "none")

@@ -83,6 +83,24 @@ def test_unchanged_reboot_is_skipped_and_says_so(root, instance, run_agent):
     assert "the agent did not start" in res.stdout
 
 
+def test_skipped_reboot_puts_the_instance_data_back_in_run(root, instance):
+    """/run is empty at every boot; scripts still find the instance data when
+    no Python starts (guestagent/instance_data.py)."""
+    boot, conf = instance()
+    boot()
+    before = {n: (root / "run/guestagent" / n).read_bytes()
+              for n in ("instance-data.json", "instance-data-sensitive.json")}
+    assert json.loads(before["instance-data.json"])["v1"]["instance_id"] == IID
+    reboot(root)
+    assert not (root / "run/guestagent").exists()
+    assert guard(root)[0] == 1
+    for name, data in before.items():
+        path = root / "run/guestagent" / name
+        assert path.read_bytes() == data
+        assert oct(path.stat().st_mode & 0o777) == \
+            ("0o644" if name == "instance-data.json" else "0o600")
+
+
 @pytest.mark.parametrize("change", ["disk grown", "hostname edited", "hosts edited",
                                     "config edited", "config drop-in added",
                                     "other instance", "list damaged"])

@@ -124,7 +124,12 @@ def test_secrets_never_reach_logs_output_or_readable_files(tmp_path):
                 assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) & 0o077 == 0, \
                     f"{path} holds a secret but is mode {oct(st.st_mode)}"
     assert holders, "the stored metadata should hold the secrets (root-only)"
-    assert all("/var/lib/guestagent/" in h for h in holders), holders
+    # and the instance data's complete copy (cloud-init's instance-data-sensitive.json),
+    # root-only as checked above; the world-readable one has none
+    assert all("/var/lib/guestagent/" in h or h.endswith(
+        "/run/guestagent/instance-data-sensitive.json") for h in holders), holders
+    public = open(os.path.join(root, "run/guestagent/instance-data.json")).read()
+    assert "redacted for non-root user" in public
     shadow = (root / "etc/shadow").read_text()
     assert "debian:$6$" in shadow
 

@@ -110,7 +110,7 @@ def test_deb_contains_command_units_config_and_man_page(deb):
     for dep in DEB_DEPENDS:
         assert re.search(rf"(^|, ){re.escape(dep)}\b", depends), f"{dep} not in Depends"
     assert "python3 (>= 3.9)" in depends
-    assert {"lvm2", "openssh-server", "xfsprogs"} <= set(
+    assert {"lvm2", "openssh-server", "python3-jinja2", "xfsprogs"} <= set(
         sh("dpkg-deb", "-f", deb, "Recommends").replace(",", " ").split())
 
 
@@ -203,7 +203,7 @@ def test_rpm_requires_and_scriptlets(rpm):
         assert dep in requires, f"{dep} not in Requires"
     assert "python3 >= 3.9" in requires
     recommends = sh("rpm", "-qp", "--recommends", rpm).split()
-    assert {"lvm2", "openssh-server", "xfsprogs"} <= set(recommends)
+    assert {"lvm2", "openssh-server", "python3-jinja2", "xfsprogs"} <= set(recommends)
     scripts = sh("rpm", "-qp", "--scripts", rpm)
     assert "preset " + " ".join(UNIT_NAMES) in scripts   # enabled, by preset
     assert "disable " + " ".join(UNIT_NAMES) in scripts  # on erase

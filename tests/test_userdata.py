@@ -131,7 +131,6 @@ def test_gzipped_mime():
     (b"#cloud-boothook\n#!/bin/sh\necho\n", "#cloud-boothook (text/cloud-boothook)"),
     (b"#upstart-job\ndescription x\n", "#upstart-job"),
     (b"#part-handler\ndef list_types(): pass\n", "#part-handler (text/part-handler)"),
-    (b"## template: jinja\n#cloud-config\nhostname: {{ x }}\n", "jinja template"),
     (b"#cloud-config-archive\n- type: foo\n", "#cloud-config-archive"),
 ])
 def test_unsupported_formats_are_warned_by_name(raw, named):

@@ -37,17 +37,19 @@ class UserData:
                 f"{sorted(self.cloud_config)}, {len(self.warnings)} warning(s)>")
 
 
-def decode(data, max_bytes, log_warnings=True, cloud_config=True):
+def decode(data, max_bytes, log_warnings=True, cloud_config=True, jinja=None):
     """Decode raw user-data; never raises on any input.
 
     ``cloud_config=False``: the parts and scripts only, the #cloud-config
     parts left unparsed (no YAML import), for a stage that reads the parsed
-    copy stored on the first boot."""
+    copy stored on the first boot.  ``jinja``: () -> (variables, example),
+    the instance data for `## template: jinja` parts (userdata/jinja.py),
+    asked only when there is one."""
     ud = UserData()
     if not data:
         return ud
     try:
-        result = split(bytes(data), max_bytes)
+        result = split(bytes(data), max_bytes, jinja)
         ud.scripts = result.scripts
         ud.warnings = result.warnings
         ud.parts = result.found

@@ -1,8 +1,10 @@
 """Split raw user-data into parts: gzip, MIME multipart, and what each part is.
 
-A part is a script (it starts with ``#!``), a #cloud-config document, or
-something guestagent does not handle (#include, boothooks, part handlers,
-jinja templates...), which is named in a warning and skipped.  Sizes are
+A part is a script (it starts with ``#!``), a #cloud-config document, a
+`## template: jinja` part rendered into one of those (userdata/jinja.py,
+with the instance data the caller hands in), or something guestagent does
+not handle (#include, boothooks, part handlers...), which is named in a
+warning and skipped.  Sizes are
 checked after every decompression, so a small gzip bomb cannot inflate past
 [userdata] max_bytes.  The work is capped too: every byte decompressed or
 split at any depth counts against one budget of [userdata] max_bytes, and
@@ -21,6 +23,7 @@ MAX_NESTING = 4  # gzip inside MIME inside gzip...
 
 SCRIPT = "text/x-shellscript"
 CLOUD_CONFIG = "text/cloud-config"
+JINJA = "text/jinja2"
 # Parts whose content type says nothing: their first line decides (as in cloud-init).
 _GUESSED = {"text/plain", "text/x-not-multipart", "application/octet-stream"}
 _GZIP_TYPES = {"application/gzip", "application/x-gzip", "application/x-gzip-compressed"}
@@ -36,7 +39,7 @@ _STARTS = (
     ("#cloud-boothook", "text/cloud-boothook"),
     ("#upstart-job", "text/upstart-job"),
     ("#part-handler", "text/part-handler"),
-    ("## template: jinja", "text/jinja2"),
+    ("## template: jinja", JINJA),
 )
 # What to call each unsupported type in a warning, beside its MIME type.
 _KNOWN_NAMES = {
@@ -45,7 +48,6 @@ _KNOWN_NAMES = {
     "text/cloud-boothook": "#cloud-boothook",
     "text/upstart-job": "#upstart-job",
     "text/part-handler": "#part-handler",
-    "text/jinja2": "jinja template",
     "text/cloud-config-archive": "#cloud-config-archive",
     "text/cloud-config-jsonp": "#cloud-config-jsonp",
 }
@@ -78,7 +80,10 @@ class Part:
 
 
 class Parts:
-    def __init__(self):
+    def __init__(self, max_bytes=0, jinja=None):
+        self.max_bytes = max_bytes
+        # () -> (instance data as Jinja names, True when they are only an example)
+        self.jinja = jinja
         self.scripts = []
         self.cloud_configs = []  # [(part index, text, Merge-Type header or None)]
         self.found = []  # [Part] in order, for check-userdata
@@ -108,9 +113,12 @@ class TooBig(ValueError):
     pass
 
 
-def split(data, max_bytes):
-    """Split ``data`` into Parts; problems become warnings, never exceptions."""
-    out = Parts()
+def split(data, max_bytes, jinja=None):
+    """Split ``data`` into Parts; problems become warnings, never exceptions.
+
+    ``jinja``: () -> (variables, example), asked only when a template part
+    exists; None renders templates with no variables, as an example."""
+    out = Parts(max_bytes, jinja)
     if len(data) > max_bytes:
         out.warnings.append(f"user-data is {len(data)} bytes, more than [userdata] max_bytes "
                             f"= {max_bytes}; none of it is used")
@@ -220,7 +228,7 @@ def _split_mime(data, out, max_bytes, depth, where):
                  f"user-data part {out.count + 1}", str(merge) if merge else None)
 
 
-def _classify(index, ctype, filename, data, out, where, merge=None):
+def _classify(index, ctype, filename, data, out, where, merge=None, rendered=""):
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # a UTF-8 byte order mark from a Windows editor
     if not data.strip():
@@ -245,8 +253,8 @@ def _classify(index, ctype, filename, data, out, where, merge=None):
         data = data.lstrip()
         name = _script_name(filename, index)
         out.scripts.append(Script(name, data, index))
-        out.found.append(Part(index, ctype, f"script {name!r}: run once per instance, "
-                                            "in the final stage"))
+        out.found.append(Part(index, ctype, f"{rendered}script {name!r}: run once per "
+                                            "instance, in the final stage"))
     elif ctype == CLOUD_CONFIG:
         try:
             text = data.decode("utf-8")
@@ -256,13 +264,60 @@ def _classify(index, ctype, filename, data, out, where, merge=None):
             out.found.append(Part(index, ctype, "#cloud-config that is not UTF-8, not used"))
             return
         out.cloud_configs.append((index, text, merge))
-        out.found.append(Part(index, ctype, "#cloud-config"))
+        out.found.append(Part(index, ctype, f"{rendered}#cloud-config"))
+    elif ctype == JINJA and not rendered:
+        _render(index, filename, data, out, where, merge)
     else:
         name = _KNOWN_NAMES.get(ctype)
         kind = f"{name} ({ctype})" if name else ctype
         out.warnings.append(Note(f"{where} is {kind}, which guestagent does not support; "
                                  "skipped", UNSUPPORTED, part=index))
         out.found.append(Part(index, ctype, f"{kind}: not supported, skipped"))
+
+
+def _render(index, filename, data, out, where, merge):
+    """A `## template: jinja` part: rendered, then read by its new first line."""
+    from .jinja import HEADER, render
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        out.warnings.append(Note(f"{where}: the jinja template is not valid UTF-8; ignored",
+                                 INVALID, part=index))
+        out.found.append(Part(index, JINJA, "jinja template that is not UTF-8, not used"))
+        return
+    text = text.lstrip()
+    if not HEADER.match(text.split("\n", 1)[0].rstrip("\r")):
+        out.warnings.append(Note(f"{where} is {JINJA} but does not start with "
+                                 "'## template: jinja'; ignored", INVALID, part=index))
+        out.found.append(Part(index, JINJA, "jinja part without its header, not used"))
+        return
+    try:
+        variables, example = out.jinja() if out.jinja else ({}, True)
+    except Exception as e:  # the instance data could not be made: render without it
+        out.warnings.append(Note(f"{where}: no instance data for the jinja template "
+                                 f"({type(e).__name__}); its variables are all missing",
+                                 INVALID, part=index))
+        variables, example = {}, False
+    result, notes = render(text, variables, out.max_bytes - out.total, where, example)
+    for n in notes:
+        n.part = index
+        out.warnings.append(n)
+    if result is None:
+        out.found.append(Part(index, JINJA, "jinja template: not rendered, skipped"))
+        return
+    rendered = result.encode("utf-8", "surrogateescape")
+    out.total += len(rendered)
+    kind = _guess(rendered)
+    if kind not in (SCRIPT, CLOUD_CONFIG):
+        name = "another jinja template" if kind == JINJA else (
+            _KNOWN_NAMES.get(kind, "none of #cloud-config or a #! script"))
+        out.warnings.append(Note(f"{where}: the jinja template renders to {name}, which "
+                                 "guestagent does not read from a template; skipped",
+                                 UNSUPPORTED if kind else INVALID, part=index))
+        out.found.append(Part(index, JINJA, f"jinja template rendered to {name}: skipped"))
+        return
+    _classify(index, kind, filename, rendered, out, where, merge,
+              rendered="jinja template, rendered: ")
 
 
 def _guess(data):

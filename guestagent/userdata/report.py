@@ -88,7 +88,7 @@ def _why(k, steps):
     return k.why
 
 
-def main(path, as_json, max_bytes, step_when=None):
+def main(path, as_json, max_bytes, step_when=None, jinja=None):
     import sys
 
     from . import decode
@@ -98,7 +98,7 @@ def main(path, as_json, max_bytes, step_when=None):
     except OSError as e:
         print(f"guestagent: cannot read {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_UNREADABLE
-    ud = decode(data, max_bytes, log_warnings=False)
+    ud = decode(data, max_bytes, log_warnings=False, jinja=jinja)
     if as_json:
         print(json.dumps(as_dict(ud, len(data)), indent=2, sort_keys=True))
     else:

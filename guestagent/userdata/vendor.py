@@ -36,12 +36,13 @@ def payloads(md):
     return out
 
 
-def decode_all(md, max_bytes, log_warnings=True):
-    """One UserData for all vendor documents: their #cloud-config merged in order."""
+def decode_all(md, max_bytes, log_warnings=True, jinja=None):
+    """One UserData for all vendor documents: their #cloud-config merged in order
+    (``jinja``: the instance data for template parts, as in `decode`)."""
     from . import UserData, decode
     vd = UserData()
     for name, raw in payloads(md):
-        ud = decode(raw, max_bytes, log_warnings=False)
+        ud = decode(raw, max_bytes, log_warnings=False, jinja=jinja)
         for w in ud.warnings:
             vd.warnings.append(Note(f"vendor data ({name}): {w}", getattr(w, "kind", INVALID)))
         if ud.scripts:
