@@ -352,7 +352,10 @@ def _run_once(args, system, config):
             print(f"guestagent: unknown step(s) for --only: {', '.join(unknown)} "
                   f"(known: {', '.join(ALL_STEPS)})", file=sys.stderr)
             return EXIT_USAGE
-    logsetup.add_file(system, config.get("main", "log_file"))
+    from .disk_space import is_low
+    # a root that shipped full grows before anything is written to it, the
+    # log file included (the runner opens it once growroot has run)
+    logsetup.add_file(system, config.get("main", "log_file"), later=is_low(system))
     import logging
     logging.getLogger("guestagent").debug("guestagent %s, root %s, config %s",
                                           __version__, system.root, ", ".join(config.files))

@@ -42,6 +42,8 @@ class Commands:
         except FileNotFoundError:
             raise CommandMissing(argv[0]) from None
         log.debug("%s exited %d in %.2fs", argv[0], res.returncode, time.monotonic() - t0)
+        if res.returncode != 0 and hasattr(self, "root"):
+            _say_when_full(self, res)
         if check and res.returncode != 0:
             raise CommandFailed(argv, res)
         return res
@@ -58,6 +60,19 @@ class Commands:
         log.debug("starting: %s", " ".join(argv))
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                 cwd=cwd, env=env, start_new_session=True, close_fds=True)
+
+
+def _say_when_full(system, res):
+    """A command that failed while the root is full is told why on its last
+    line: tools say "cannot lock /etc/passwd; try again later" or nothing
+    at all where the cause is a full filesystem."""
+    from .disk_space import command_note
+    note = command_note(system)
+    if note:
+        if (res.stderr or "").strip():
+            res.stderr = res.stderr.rstrip("\n") + " " + note + "\n"
+        else:
+            res.stdout = (res.stdout or "").rstrip("\n") + " " + note + "\n"
 
 
 class CommandMissing(RuntimeError):

@@ -129,13 +129,59 @@ def setup(verbose=False, quiet=False):
     root.addHandler(collect)
 
 
-def add_file(system, path):
-    """Also log to ``path`` inside the root (0600: it may name users and hosts).
+class _FileHandler(logging.StreamHandler):
+    """The log file, given up at its first failed write (a full disk): one
+    line on the other handlers says so, instead of a traceback per record."""
+
+    def __init__(self, stream, system, path):
+        super().__init__(stream)
+        self.system, self.path = system, path
+
+    def emit(self, record):
+        try:
+            msg = self.format(record)
+            self.stream.write(msg + self.terminator)
+            self.stream.flush()
+        except OSError as e:
+            self._give_up(e)
+
+    def _give_up(self, e):
+        logging.getLogger().removeHandler(self)
+        _files_given_up.append((self.system, self.path))
+        try:
+            self.stream.close()
+        except OSError:
+            pass  # the buffered line cannot reach the disk either
+        from .disk_space import NO_SPACE_ERRNOS, NoSpaceError, mount_point
+        if e.errno in NO_SPACE_ERRNOS:
+            e = NoSpaceError("write", self.path, mount_point(self.system, self.path), e.errno)
+        logging.getLogger(__name__).warning(
+            "stopped writing the log file: %s; the rest of this run is logged on the "
+            "console and in the journal only", e)
+
+
+_files_given_up = []
+
+
+def resume_file():
+    """Write the log file again after it was given up (the root had no
+    space, and growroot has made some)."""
+    while _files_given_up:
+        system, path = _files_given_up.pop()
+        add_file(system, path)
+
+
+def add_file(system, path, later=False):
+    """Also log to ``path`` inside the root (0600: it may name users and hosts);
+    ``later``: not before `resume_file` (the root is full and grows first).
 
     Opened through the System seam: a symlinked /var/log in an image tree
     resolves inside the root, and a FIFO or a link planted at the log's
     name is refused instead of followed or waited on.
     """
+    if later:
+        _files_given_up.append((system, path))
+        return
     try:
         fd = system.open_append(path, mode=0o600)
         os.fchmod(fd, 0o600)
@@ -143,7 +189,7 @@ def add_file(system, path):
     except OSError as e:
         logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, e)
         return
-    handler = logging.StreamHandler(stream)
+    handler = _FileHandler(stream, system, path)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 
+from .disk_space import said
 from .mount_table import parse_mountinfo
 from .root_paths import RootPaths, UnsafePathError, relative
 
@@ -67,7 +68,14 @@ class RootFiles(RootPaths):
         target of a planted link is never touched.  ``trusted_uids`` names
         owners whose directories we may walk (the user's own home, for
         ~/.ssh); links are never followed inside those.
+
+        A full filesystem leaves the old file as it was (the temp file goes)
+        and raises NoSpaceError naming the file and the full mount point.
         """
+        with said(self, "write", path):
+            self._write_file(path, data, mode, uid, gid, make_dirs, dir_mode, trusted_uids)
+
+    def _write_file(self, path, data, mode, uid, gid, make_dirs, dir_mode, trusted_uids):
         if isinstance(data, str):
             data = data.encode("utf-8")
         parent, name = os.path.split(relative(path))
@@ -131,7 +139,9 @@ class RootFiles(RootPaths):
         """Append to a regular file (not atomic; never through a symlink).
 
         The owner and mode are set on the file descriptor that was written,
-        so a link swapped in afterwards cannot redirect them.
+        so a link swapped in afterwards cannot redirect them.  A write cut
+        short (a full filesystem) is taken back: the file keeps its old
+        length, never half of what was appended.
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
@@ -140,7 +150,15 @@ class RootFiles(RootPaths):
             if uid is not None or gid is not None:
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
-            os.write(fd, data)
+            size = os.fstat(fd).st_size
+            with said(self, "append to", path):
+                try:
+                    written = os.write(fd, data)
+                    if written < len(data):  # a short write: the filesystem filled up
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+                except OSError:
+                    os.ftruncate(fd, size)
+                    raise
         finally:
             os.close(fd)
 
@@ -154,7 +172,8 @@ class RootFiles(RootPaths):
                 os.unlink(tmp, dir_fd=dfd)
             except FileNotFoundError:
                 pass
-            os.symlink(target, tmp, dir_fd=dfd)
+            with said(self, "make the link", path):
+                os.symlink(target, tmp, dir_fd=dfd)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             os.fsync(dfd)
         finally:
@@ -177,11 +196,13 @@ class RootFiles(RootPaths):
         parent, name = os.path.split(relative(path))
         if not name:
             raise UnsafePathError(errno.EINVAL, "not a file path", path)
-        dfd = self.open_dir(parent, create=create)
+        with said(self, "create", path):
+            dfd = self.open_dir(parent, create=create)
         try:
             # O_NONBLOCK: opening a FIFO for writing would wait for a reader
-            fd = os.open(name, flags | (os.O_CREAT if create else 0) | os.O_NOFOLLOW
-                         | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=dfd)
+            with said(self, "create", path):
+                fd = os.open(name, flags | (os.O_CREAT if create else 0) | os.O_NOFOLLOW
+                             | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=dfd)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise UnsafePathError(errno.ELOOP, f"refusing to {what}: a symlink",
@@ -230,7 +251,8 @@ class RootFiles(RootPaths):
             os.close(dfd)
 
     def makedirs(self, path, mode=0o755):
-        os.close(self.open_dir(relative(path), create=True, mode=mode))
+        with said(self, "create the directory", path):
+            os.close(self.open_dir(relative(path), create=True, mode=mode))
 
     def chmod_dir(self, path, mode):
         """Set the mode of directory ``path`` (opened as `open_dir` does)."""

@@ -25,7 +25,17 @@ class RunLock:
         # opened through the System seam: a symlinked /var/lib/guestagent in
         # an image tree stays in the tree.  The descriptor itself is ours to
         # hold, lock and rewrite (the holder's pid) until the run ends.
-        self.fd = self.system.open_rw(self.path, mode=0o600)
+        try:
+            self.fd = self.system.open_rw(self.path, mode=0o600)
+        except OSError as e:
+            from .disk_space import NO_SPACE_ERRNOS
+            if e.errno not in NO_SPACE_ERRNOS:
+                raise
+            # a full root that could not grow: no lock file can be made, and
+            # waiting for space would wait for ever
+            log.warning("running without the run lock: %s", e)
+            self.fd = None
+            return self
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,8 +56,12 @@ class RunLock:
                                            f"holds {self.path}; giving up") from None
                     time.sleep(0.1)
         os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        try:
+            os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        except OSError as e:  # the lock holds without the pid (a full root)
+            log.debug("cannot write the pid into %s: %s", self.path, e)
         return self
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)

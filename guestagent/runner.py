@@ -13,7 +13,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import boot_guard, datasources, done_markers, readiness, steps
+from . import boot_guard, datasources, disk_space, done_markers, readiness, steps
 from . import log as logsetup
 from .off_switches import disabled_reason
 from .run_lock import RunLock
@@ -148,12 +148,41 @@ def run(system, config, stage="all", only=None):
     if newer:
         log.error("%s", newer)
         return EXIT_USAGE
-    state.ensure()
+    grown = _grow_first(system, config, stage, only)
+    try:
+        state.ensure()
+    except disk_space.NoSpaceError as e:
+        # a full root that could not grow: the steps still run (the key may
+        # still fit where the agent's own records do not)
+        log.error("cannot keep the agent's state: %s", e)
     with RunLock(system):
-        return _run_locked(system, config, state, stage, only)
+        return _run_locked(system, config, state, stage, only, grown)
 
 
-def _run_locked(system, config, state, stage, only):
+def _grow_first(system, config, stage, only):
+    """An image whose root shipped (nearly) full: grow it before anything is
+    written (the state, the log, the keys), in the foreground; returns the
+    growroot step's record, or None when the root had room.  growroot's
+    place among the steps then shows this record instead of a second run."""
+    if STAGES[stage].steps not in ("config", "all") or (only and "growroot" not in only):
+        return None
+    if not disk_space.is_low(system):
+        return None
+    free = disk_space.free_bytes(system)
+    log.info("the root filesystem has %s free: growing it before anything else is written",
+             "no space" if not free else f"only {free >> 10} KiB")
+    ctx = Context(system, config, None, None, False, stage)
+    rec = _run_step(ctx, "growroot")
+    rec["before_anything_else"] = True
+    if disk_space.is_full(system):
+        log.error("the root filesystem is still full after growroot (%s): what the agent "
+                  "writes fails from here on, each write saying so",
+                  "it failed" if rec["result"] == "failed" else "the disk has no more room")
+    logsetup.resume_file()
+    return rec
+
+
+def _run_locked(system, config, state, stage, only, grown=None):
     t0 = time.monotonic()
     warned = logsetup.warnings_mark()
     boot_id = state.boot_id()
@@ -211,7 +240,14 @@ def _run_locked(system, config, state, stage, only):
         record["source"], record["instance_id"] = md.source, md.instance_id
         if spec.metadata != "stored":
             prev = state.previous_instance_id()
-            new_instance = state.set_instance(md)
+            try:
+                new_instance = state.set_instance(md)
+            except disk_space.NoSpaceError as e:
+                # the record is lost, not the boot: the steps run all the same
+                # (and again on the next boot, which finds no record)
+                new_instance = prev != md.instance_id
+                log.error("cannot record instance %s in the agent's state: %s",
+                          md.instance_id, e)
             from . import instance_data
             instance_data.publish(system, md)
             if new_instance:
@@ -230,7 +266,9 @@ def _run_locked(system, config, state, stage, only):
         names = [n for n in names if n in only]
     ctx = Context(system, config, state, md, new_instance, stage)
     for name in names:
-        if name in steps.BACKGROUND_STEPS and len(names) > 1:
+        if name == "growroot" and grown is not None:
+            record["steps"].append(grown)  # done before anything else was written
+        elif name in steps.BACKGROUND_STEPS and len(names) > 1:
             # growroot waits on growpart and resize2fs; the other steps need
             # nothing from it, so it runs beside them instead of before them
             record["steps"].append(_Background(ctx, name))
@@ -262,6 +300,10 @@ def _run_locked(system, config, state, stage, only):
     warnings = logsetup.warnings_since(warned)
     if warnings:  # what `status --wait` calls a recoverable problem (exit 2)
         record["warnings"] = warnings
+    if names and disk_space.is_full(system):
+        log.error("no space left on %s: what failed above for it is not done; give the "
+                  "instance a bigger disk (growroot grows the root into it) or free space "
+                  "on it", disk_space.mount_point(system, "/"))
     record["duration"] = round(time.monotonic() - t0, 3)
     status["runs"].append(record)
     status["last"] = record
@@ -393,6 +435,10 @@ def _run_step(ctx, name):
         try:
             done_markers.mark(ctx, iid, name, res["result"])
         except OSError as e:
+            if res["result"] == "skipped":  # the next boot decides it again: no harm
+                log.debug("%s: cannot record the skip: %s", name, e)
+                res["duration"] = round(time.monotonic() - t0, 3)
+                return res
             res["result"] = "failed"
             res["error"] = f"cannot record it as done for this instance: {e}"
             log.error("%s failed: %s", name, res["error"])

@@ -34,6 +34,18 @@ _KEYFILE_RE = re.compile(r"^ssh_host_([a-z0-9]+)_key$")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
+def _refuse_on_a_full_root(system):
+    """Old keys removed and no room for new ones would leave sshd with no
+    host key at all, and no one could log in: on a full root the image's
+    keys stay, and the step fails (so it is done on a boot with room)."""
+    from ..disk_space import is_full, mount_point
+    if is_full(system, SSH_DIR):
+        _print_fingerprints(system, _existing_keys(system))
+        raise RuntimeError(f"no space left on {mount_point(system, SSH_DIR)}: the image's host "
+                           "keys are kept (new ones could not be written, and sshd would "
+                           "have none); they are made anew on a boot with room")
+
+
 def run(ctx):
     system = ctx.system
     if not system.exists(SSH_DIR):
@@ -45,6 +57,7 @@ def run(ctx):
     if keygen is None:
         raise RuntimeError("ssh-keygen is not installed: the image's host keys stay, "
                            "shared with every instance cloned from it")
+    _refuse_on_a_full_root(system)
     types = key_types(ctx)
     # refuse a planted /etc/ssh link before deleting or creating anything there:
     # ssh-keygen gets host paths and would follow it

@@ -225,7 +225,7 @@ def _growpart(system, disk, number):
     if not system.which("growpart"):
         raise Skip(f"partition {number} of {disk} could grow, but growpart is not "
                    "installed (cloud-guest-utils or cloud-utils-growpart)")
-    env = dict(os.environ, LC_ALL="C")
+    env = _growpart_env()
     dry = system.run(["growpart", "-N", disk, str(number)], env=env, timeout=120)
     if dry.returncode == 1 and "NOCHANGE" in dry.stdout:
         log.debug("growpart: %s", dry.stdout.strip())
@@ -251,6 +251,31 @@ def _growpart(system, disk, number):
                             "the next boot will finish the job")
     return [f"grew partition {number} of {disk} from {human_size(before)} "
             f"to {human_size(after)}"]
+
+
+# growpart keeps its sfdisk dumps in a mktemp -d under TMPDIR; on an image
+# whose root is full, /tmp (on the root) has no room for even that, and
+# growpart stops with "failed to make temp dir" before growing anything.
+SCRATCH_ROOM = 4 << 20
+SCRATCH_DIRS = ("/run", "/dev/shm")
+
+
+def _growpart_env():
+    """growpart's environment: the C locale, and a TMPDIR with room (the
+    caller's, else /run or /dev/shm, both tmpfs at boot)."""
+    env = dict(os.environ, LC_ALL="C")
+    for d in (env.get("TMPDIR") or "/tmp",) + SCRATCH_DIRS:
+        try:
+            st = os.statvfs(d)
+        except OSError:
+            continue
+        if st.f_bavail * st.f_frsize >= SCRATCH_ROOM and os.access(d, os.W_OK | os.X_OK):
+            if d != (env.get("TMPDIR") or "/tmp"):
+                log.debug("growroot: growpart's temp files go to %s (too little room in %s)",
+                          d, env.get("TMPDIR") or "/tmp")
+                env["TMPDIR"] = d
+            break
+    return env
 
 
 def _partition_of(disk, number):

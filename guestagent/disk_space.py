@@ -1,0 +1,139 @@
+"""A full filesystem: when the root counts as full, and what a write that
+found no space says.
+
+An image can ship with its root at 100% (built to the byte, or a log that
+filled it before the snapshot).  On a bigger disk growroot fixes that, so the
+runner grows such a root before it writes anything else (`is_low`).  Where the
+disk cannot grow, each write fails: `NoSpaceError` says which write and why in
+the words an operator acts on ("cannot write /etc/hostname: no space left on
+/"), instead of ``[Errno 28] No space left on device: '.hostname.new'``.  It
+is an OSError with errno ENOSPC (or EDQUOT), so callers that catch OSError
+keep working and only the message changes.
+"""
+
+import contextlib
+import errno
+import os
+
+# Below this much space for unprivileged writers (f_bavail: what `df` shows),
+# or with no inode left, the root is grown before anything is written: the
+# agent's own state, a user's home from /etc/skel and the host keys need a
+# few MiB, and the services after it need their share.
+LOW_SPACE = 16 << 20
+# Below this much space for root, a failed command is said to have met a
+# full filesystem (a useradd or ssh-keygen needs a few blocks at most).
+FULL_BELOW = 1 << 20
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpaceError(OSError):
+    """A write found no space (or no inode, or the quota spent) on a filesystem."""
+
+    def __init__(self, action, path, mountpoint, err=errno.ENOSPC):
+        self.action, self.path, self.mountpoint = action, path, mountpoint
+        why = "disk quota exceeded on" if err == errno.EDQUOT else "no space left on"
+        # strerror says why in these words too: callers that show
+        # "{e.strerror} ({e.filename})" read "no space left on / (/etc/motd)"
+        super().__init__(err, f"{why} {mountpoint}", path)
+
+    def __str__(self):
+        return f"cannot {self.action} {self.path}: {self.strerror}"
+
+
+def _statvfs(system, path):
+    try:
+        return system.statvfs(path)
+    except OSError:
+        return None
+
+
+def free_bytes(system, path="/"):
+    """Bytes free for unprivileged writers on the filesystem holding ``path``
+    inside the root (what `df` shows as available); None where unknown."""
+    st = _statvfs(system, path)
+    return None if st is None else st.f_bavail * st.f_frsize
+
+
+def is_low(system, path="/"):
+    """Whether the filesystem holding ``path`` is (nearly) full."""
+    st = _statvfs(system, path)
+    if st is None:
+        return False
+    return st.f_bavail * st.f_frsize < LOW_SPACE or (st.f_files > 0 and st.f_favail == 0)
+
+
+def is_full(system, path="/"):
+    """Whether even root can write (next to) nothing more there: under
+    FULL_BELOW of blocks (root's reserve counted for one that has
+    CAP_SYS_RESOURCE) or no inode left."""
+    st = _statvfs(system, path)
+    if st is None:
+        return False
+    blocks = st.f_bfree if os.geteuid() == 0 and _may_use_reserve() else st.f_bavail
+    return blocks * st.f_frsize < FULL_BELOW or (st.f_files > 0 and st.f_ffree == 0)
+
+
+def _may_use_reserve():
+    """CAP_SYS_RESOURCE: ext4 lets such a process use the blocks reserved
+    for root (a sandbox may drop it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 24))
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
+
+
+def mount_point(system, path):
+    """The mount point (inside the root) of the filesystem holding ``path``:
+    the highest directory above it on the same device."""
+    root = system.root
+    try:
+        host = system.path(path)
+    except OSError:
+        return "/"
+    while not os.path.lexists(host) and host != root and host != "/":
+        host = os.path.dirname(host)
+    try:
+        dev = os.lstat(host).st_dev
+    except OSError:
+        return "/"
+    while host != root and host != "/":
+        parent = os.path.dirname(host)
+        try:
+            if os.stat(parent).st_dev != dev:
+                break
+        except OSError:
+            break
+        host = parent
+    if system.live:
+        return host
+    inside = host[len(root):] if host.startswith(root) else host
+    return "/" + inside.strip("/")
+
+
+@contextlib.contextmanager
+def said(system, action, path):
+    """Turn ENOSPC/EDQUOT met inside the block into a NoSpaceError naming
+    ``action`` (write, create, append to) on ``path`` and the mount point
+    that is full."""
+    try:
+        yield
+    except NoSpaceError:
+        raise
+    except OSError as e:
+        if e.errno not in NO_SPACE_ERRNOS:
+            raise
+        shown = "/" + path.lstrip("/") if isinstance(path, str) else str(path)
+        raise NoSpaceError(action, shown, mount_point(system, shown), e.errno) from None
+
+
+def command_note(system):
+    """What to add to a failed command's last line while the root is full
+    ('' when it is not): useradd says "cannot lock /etc/passwd; try again
+    later" where the truth is that / has no space left."""
+    if not is_full(system, "/"):
+        return ""
+    return f"(no space left on {mount_point(system, '/')}: the filesystem is full)"
