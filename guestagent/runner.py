@@ -234,7 +234,7 @@ def _run_locked(system, config, state, stage, only, grown=None):
             else:
                 log.error("no datasource found: %s", e)
                 code = EXIT_NO_DATASOURCE
-            record["message"] = str(e)
+            record["message"] = e.stand_aside or str(e)
     if md is not None:
         logsetup.add_secrets(md.secrets())
         record["source"], record["instance_id"] = md.source, md.instance_id

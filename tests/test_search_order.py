@@ -122,6 +122,8 @@ def test_no_evidence_a_short_probe_then_one_line(tmp_path, root, run_agent):
                      "answered a 2 s probe; standing aside ([main] assume_cloud = yes waits "
                      "the whole deadline)"], res.stderr
     assert "no datasource found: openstack" not in res.stderr  # one line, not two
+    status = run_agent("status", "--root", root, "--config", conf).stdout
+    assert "standing aside" in status, status
 
 
 def test_no_evidence_but_a_service_answers_the_probe(tmp_path, root, run_agent):

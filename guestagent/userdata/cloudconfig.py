@@ -135,7 +135,8 @@ KEYS = {
     "merge_type":            Acts(None, "merge"),
     # ignored by design
     "network":               Ignored("network configuration comes from the metadata "
-                                     "(network_data.json); cloud-init ignores it in "
+                                     "(network_data.json, or a NoCloud or Hetzner "
+                                     "network-config); cloud-init ignores it in "
                                      "user-data too"),
     "datasource":            Ignored("chooses cloud-init's datasource; guestagent's are set "
                                      "in [main] datasources, and cloud-init ignores it in "
