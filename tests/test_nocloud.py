@@ -298,3 +298,13 @@ def test_the_agent_on_a_seeded_root_asks_no_network(tmp_path, root, run_agent):
     assert q["hostname"] == "vm1"
     status = run_agent("status", "--root", root, "--config", conf).stdout
     assert "from nocloud (/var/lib/cloud/seed/nocloud)" in status
+
+
+def test_a_missing_file_seed_falls_back_to_the_seed_directory(root, caplog):
+    _seed(root / "var/lib/cloud/seed/nocloud", meta="instance-id: baked\n")
+    (root / "proc").mkdir()
+    (root / "proc/cmdline").write_text("ds=nocloud;s=file:///srv/absent/\n")
+    caplog.set_level(logging.WARNING)
+    md = search(load(root=str(root)), System(str(root)), ["nocloud"], deadline=0)
+    assert md.instance_id == "baked"
+    assert "seed 'file:///srv/absent/' is not a directory" in caplog.text

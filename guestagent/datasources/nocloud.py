@@ -42,14 +42,14 @@ def fetch(ctx):
     overrides = arg.meta if arg is not None else {}
     if arg is not None and arg.seedfrom and not arg.over_network:
         path = local_seed_path(arg.seedfrom)
-        if path is None:
-            raise NotFound(f"ds={arg.name} on {arg.where}: seed {shown(arg.seedfrom)} is "
-                           f"neither a file:// URL, a path, nor http(s)://")
-        host = ctx.system.path(path)
-        if not os.path.isdir(host):
-            raise NotFound(f"ds={arg.name} on {arg.where}: seed directory "
-                           f"{shown(path)} does not exist")
-        return read_seed(host, limit, f"nocloud ({path})", overrides)
+        host = ctx.system.path(path) if path else None
+        if host and os.path.isdir(host):
+            return read_seed(host, limit, f"nocloud ({path})", overrides)
+        # as cloud-init: a seed that is not there leaves the other places
+        log.warning("ds=%s on %s: seed %s is %s; looking for a cidata filesystem and a "
+                    "seed directory instead", arg.name, arg.where, shown(arg.seedfrom),
+                    "not a directory" if path else
+                    "neither a file:// URL, a path, nor http(s)://")
     if ctx.system.live:
         dev = find_device()
         if dev:
@@ -112,6 +112,9 @@ def from_seed_files(source, files, overrides=None):
         raise ValueError(f"meta-data in {source} is not a mapping")
     meta = dict(meta)
     meta.update(overrides or {})
+    if meta.get("network-interfaces"):
+        log.warning("meta-data in %s: network-interfaces (the old ifupdown form) is not "
+                    "read; give a network-config instead", source)
     iid = text(meta.get("instance-id"), "instance-id")
     if not iid.strip():
         log.warning("meta-data in %s names no instance-id; using %r, as cloud-init does "
