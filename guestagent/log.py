@@ -187,7 +187,9 @@ def add_file(system, path, later=False):
         os.fchmod(fd, 0o600)
         stream = os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
     except OSError as e:
-        logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, e)
+        logging.getLogger(__name__).warning(
+            "not writing the log file %s: %s; this run is logged on the console and "
+            "in the journal only", path, e.strerror or e)
         return
     handler = _FileHandler(stream, system, path)
     handler.setLevel(logging.DEBUG)

@@ -6,7 +6,6 @@
       instance-data[-sensitive].json  the copies the reboot guard restores (instance_data.py)
       unchanged.sha256[.pending]    the reboot guard's list (boot_guard.py)
       instances/ID/                 metadata.json, cloud-config.json, done/STEP
-    [main] log_file                 /var/log/guestagent.log
     /run/guestagent/                local-configured, final-pending, unchanged,
                                     instance-data.json, instance-data-sensitive.json
 
@@ -17,6 +16,12 @@ all of them first, reaching each the way the writer will (directories opened
 without following untrusted links, the file itself never a link), so every
 command that uses them refuses an unsafe tree the same way, before anything
 is read or written: one line naming the path, exit 4 (guestagent/cli.py).
+
+The log file ([main] log_file) is refused too, but not checked here: losing
+it costs only a copy of what the console and the journal already carry, so
+log.add_file names it in one line and the boot goes on.  (Ending the boot
+there would let anyone who can write /var/log, a syslog group on Ubuntu,
+keep an instance from getting its keys.)
 """
 
 import errno
@@ -44,10 +49,6 @@ def own_paths(system, config):
         instance = State(system).instance_dir(iid)
         groups.append((instance, ["metadata.json", "cloud-config.json"]))
         groups.append((instance + "/done", None))  # None: every file it holds
-    log_file = config.get("main", "log_file").strip()
-    if log_file:
-        log_dir, log_name = os.path.split("/" + log_file.lstrip("/"))
-        groups.append((log_dir, [log_name]))
     groups.append((RUN_DIR, [_name(p) for p in (LOCAL_DONE, FINAL_PENDING, SKIPPED_MARK)]
                    + data_files))
     return groups

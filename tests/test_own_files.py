@@ -34,8 +34,6 @@ CASES = [
     (f"{INSTANCE}/cloud-config.json", "file-link"),
     (f"{INSTANCE}/done", "dir-link"),
     (f"{INSTANCE}/done/users", "file-link"),
-    ("var/log/guestagent.log", "file-link"),
-    ("var/log/guestagent.log", "fifo"),
     ("run/guestagent", "dir-link"),
     ("run/guestagent/local-configured", "file-link"),
     ("run/guestagent/final-pending", "file-link"),
@@ -130,3 +128,28 @@ def test_links_root_owns_inside_the_root_are_still_followed(tmp_path, root):
         res = _run(*command, "--root", root, "--config", DEMO_CONF)
         assert res.returncode == 0, (command, res.stderr)
     assert res.stdout.strip() == IID
+
+
+@pytest.mark.parametrize("how", ["file-link", "fifo"])
+def test_an_unsafe_log_file_is_refused_in_one_line_and_the_boot_goes_on(tmp_path, root, how):
+    """The log file is only a copy of what the console and the journal carry:
+    a link or FIFO planted at its name is not written through, one line says
+    so, and the instance still gets its keys (a planted log must not keep
+    the owner out)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("not the agent's\n")
+    _plant(root, outside, "var/log/guestagent.log", how)
+    res = _run("--once", "--root", root, "--config", DEMO_CONF)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    said = [ln for ln in res.stderr.splitlines() if "log file" in ln]
+    assert len(said) == 1, res.stderr
+    assert "not writing the log file /var/log/guestagent.log" in said[0]
+    assert (outside / "f").read_text() == "not the agent's\n"
+    assert os.listdir(outside) == ["f"]
+    assert (root / "home/debian/.ssh/authorized_keys").read_text().strip()
+    assert (root / STATE / "status.json").is_file()
+    for command in (["status"], ["query", "instance_id"]):
+        res = _run(*command, "--root", root, "--config", DEMO_CONF)
+        assert res.returncode == 0, (command, res.stderr)
