@@ -232,7 +232,9 @@ def _run_locked(system, config, state, stage, only, grown=None):
                 log.debug("no datasource: %s", e)
                 code = EXIT_NO_DATASOURCE
             else:
-                log.error("no datasource found: %s", e)
+                # one line that says what the instance lacks, and why
+                log.error("no datasource found, so no SSH keys, host name or user-data for "
+                          "this instance: %s", e)
                 code = EXIT_NO_DATASOURCE
             record["message"] = e.stand_aside or str(e)
     if md is not None:

@@ -37,6 +37,8 @@ class Faults:
         self.trickle_every = getattr(args, "trickle_every", 0.5)
         self.count = 0
         self.lock = threading.Lock()
+        # every body a byte at a time, at this many bytes a second (0: at once)
+        self.drip = getattr(args, "drip", 0)
 
     def next(self):
         with self.lock:
@@ -110,6 +112,8 @@ def make_handler(docs, mode, imdsv2, faults, logfile, static=None):
                 self.send_header(k, v)
             self.send_header("Content-Length", str(lie_length or len(body)))
             self.end_headers()
+            if faults.drip:
+                return self._drip(body)
             self.wfile.write(body)
             if lie_length:
                 self.wfile.flush()
@@ -131,6 +135,18 @@ def make_handler(docs, mode, imdsv2, faults, logfile, static=None):
                 self.close_connection = True
                 return True
             return False
+
+        def _drip(self, body):
+            """The whole body, one byte every 1/--drip seconds (a service on
+            its knees that still answers)."""
+            self.wfile.flush()
+            try:
+                for i in range(len(body)):
+                    time.sleep(1.0 / faults.drip)
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+            except OSError:
+                self.close_connection = True
 
         def _trickle(self, what, every):
             """A byte (headers, body) or a line (lines) at a time, for ever."""
@@ -249,6 +265,8 @@ def main(argv=None):
                    help="seconds between the trickled bytes or lines")
     p.add_argument("--log", help="append 'METHOD PATH STATUS UNIXTIME' per request here")
     p.add_argument("--ready-file", help="write the unix time it began listening here")
+    p.add_argument("--drip", type=float, default=0, metavar="BYTES_PER_S",
+                   help="send every response body a byte at a time, at this rate")
     args = p.parse_args(argv)
     docs = load_tree(args.tree) if args.tree else {}
     if args.start_after:
