@@ -20,9 +20,9 @@ exit codes:
 
 MAIN_DESC = """\
 First-boot agent for Linux cloud images: reads the instance's metadata (config
-drive, OpenStack metadata service, EC2-compatible service), grows the root
-filesystem, installs SSH keys, sets the hostname and resolv.conf, and runs the
-user-data scripts.
+drive, NoCloud seed, Hetzner Cloud, OpenStack metadata service, EC2-compatible
+service), grows the root filesystem, installs SSH keys, sets the hostname and
+resolv.conf, and runs the user-data scripts.
 
 commands:
   guestagent --once [options]
