@@ -481,6 +481,12 @@ def _print_runs(system, status):
             print(f"  instance {_field(run, 'instance_id')}{new} from {_field(run, 'source')}")
         if run.get("message"):
             print(f"  {_field(run, 'message')}")
+        asked = run.get("metadata_requests")
+        if isinstance(asked, dict) and asked.get("requests"):
+            retried = asked.get("retried") if isinstance(asked.get("retried"), dict) else {}
+            why = ", ".join(f"{escape(str(k))} x{escape(str(v))}" for k, v in retried.items())
+            print(f"  metadata requests: {_field(asked, 'requests')}, retried "
+                  f"{_field(asked, 'retries', 0)}" + (f" ({why})" if why else ""))
         steps = run.get("steps")
         for s in steps if isinstance(steps, list) else []:
             if not isinstance(s, dict):

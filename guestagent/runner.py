@@ -215,12 +215,15 @@ def _run_locked(system, config, state, stage, only, grown=None):
         # and finding nothing is no error
         needless = bool(only) and not any(_needs_metadata(n) for n in only)
         names = config.getlist("main", "datasources")
+        # the metadata service's requests and retries, for status
+        asked = record.setdefault("metadata_requests", {})
         local_only = spec.metadata == "local" or needless
         if local_only:
             names = [n for n in names if not datasources.needs_network(n)]
         try:
             md = datasources.search(config, system, names, state=state,
-                                    deadline=0 if local_only else spec.deadline)
+                                    deadline=0 if local_only else spec.deadline,
+                                    requests=asked)
         except datasources.NoDatasource as e:
             if needless:
                 log.info("no local datasource (%s); %s need no metadata, so the metadata "
@@ -237,6 +240,8 @@ def _run_locked(system, config, state, stage, only, grown=None):
                           "this instance: %s", e)
                 code = EXIT_NO_DATASOURCE
             record["message"] = e.stand_aside or str(e)
+    if not record.get("metadata_requests", True):
+        del record["metadata_requests"]  # no HTTP asked: nothing to count
     if md is not None:
         logsetup.add_secrets(md.secrets())
         record["source"], record["instance_id"] = md.source, md.instance_id

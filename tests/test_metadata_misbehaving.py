@@ -56,3 +56,29 @@ def test_a_service_dripping_fast_enough_is_waited_for(tmp_path, root, run_agent)
     assert res.returncode in (0, 1), res.stderr
     assert "found instance 83679162-1378-4288-a2d4-70e13ec132aa" in res.stderr, res.stderr
     assert (root / "home/debian/.ssh/authorized_keys").exists() or "users" in res.stderr
+
+
+def test_retries_are_counted_in_status(tmp_path, root, run_agent):
+    """A service that answers 503 three times, then serves: the run's status
+    counts the requests and the retries, by reason, and `status` says so."""
+    import json
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack", "--fail-first", "3")
+        res = run_agent("--once", "--root", root, "--config", _conf(tmp_path, 60),
+                        netns=ns, timeout=120)
+    assert "found instance" in res.stderr, res.stderr
+    st = json.loads(run_agent("status", "--json", "--root", root, check=True).stdout)
+    asked = st["last"]["metadata_requests"]
+    assert asked["retries"] == 3 and asked["retried"] == {"HTTP 503": 3}, asked
+    assert asked["requests"] >= 4, asked
+    text = run_agent("status", "--root", root).stdout
+    assert f"metadata requests: {asked['requests']}, retried 3 (HTTP 503 x3)" in text, text
+
+
+def test_a_run_without_http_records_no_requests(tmp_path, root, run_agent):
+    import json
+    conf = tmp_path / "cd.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\n[configdrive]\npath = {TREE}\n")
+    run_agent("--once", "--root", root, "--config", conf, timeout=120)
+    st = json.loads(run_agent("status", "--json", "--root", root, check=True).stdout)
+    assert "metadata_requests" not in st["last"], st["last"]

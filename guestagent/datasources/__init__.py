@@ -80,6 +80,17 @@ class SearchContext:
     def requests_made(self):
         return sum(c.requests_made for c in self._clients())
 
+    def requests_record(self):
+        """{"requests": N, "retried": {why: count}} for the run's status, or {}."""
+        if not self.requests_made:
+            return {}
+        retried = {}
+        for c in self._clients():
+            for why, n in c.retried.items():
+                retried[why] = retried.get(why, 0) + n
+        return {"requests": self.requests_made, "retries": sum(retried.values()),
+                "retried": retried}
+
     def _clients(self):
         return ([self._client] if self._client else []) + self._others
 
@@ -107,8 +118,10 @@ def needs_network(name):
     return _module(name).NEEDS_NETWORK
 
 
-def search(config, system, names, state=None, deadline=None):
+def search(config, system, names, state=None, deadline=None, requests=None):
     """Try ``names`` in order; return Metadata or raise NoDatasource.
+    ``requests``: a dict filled with the HTTP requests made and the retries,
+    by reason (for the run's status).
 
     Before any network source, a stored copy is used when the DMI system
     UUID shows this is still the instance that stored it (Nova sets the
@@ -158,6 +171,8 @@ def search(config, system, names, state=None, deadline=None):
             if cached is not None:
                 return cached
     finally:
+        if requests is not None:
+            requests.update(ctx.requests_record())
         ctx.close()
     message = "; ".join(reasons) or "no datasource configured"
     raise NoDatasource(message, plan.stand_aside_line() if plan is not None else "")

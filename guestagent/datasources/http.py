@@ -71,6 +71,8 @@ class MetadataClient:
         self.max_bytes = max_bytes
         self.on_first_failure = on_first_failure
         self.requests_made = 0
+        # what was retried, and why: {"HTTP 503": 3, "timed out": 2} (status)
+        self.retried = {}
         self._failed_once = False
         self._clock = clock
         self._sleep = sleep
@@ -127,6 +129,8 @@ class MetadataClient:
                     self._failed_once = True
                     if self.on_first_failure:
                         self.on_first_failure(last)
+                reason = last if last.startswith("HTTP ") else kind
+                self.retried[reason] = self.retried.get(reason, 0) + 1
                 how = backoff.pause(kind, self.deadline_at, retry_after)
                 log.debug("%s: %s (%s); %s, retrying", url, last, kind, how)
         finally:
