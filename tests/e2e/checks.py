@@ -180,9 +180,11 @@ def check_root_grown(guest, dev=None):
     return fs
 
 
-def check_host_keys(guest):
-    """The fingerprints on the console match the keys sshd shows a client."""
-    blocks = guest.console_fingerprint_blocks()
+def check_host_keys(guest, every_boot=False):
+    """The fingerprints on the console match the keys sshd shows a client.
+    ``every_boot``: the last block printed in any boot (a power cut may end
+    the boot that printed it)."""
+    blocks = guest.console_fingerprint_blocks(every_boot)
     assert blocks, "no host key fingerprint block on the console"
     printed = set(re.findall(r"SHA256:[A-Za-z0-9+/=]+", "\n".join(blocks[-1])))
     files = guest.host_public_keys()

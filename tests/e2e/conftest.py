@@ -25,6 +25,11 @@ def pytest_addoption(parser):
     parser.addoption("--matrix", action="store_true",
                      help="boot every scenario (test_matrix.py, test_dns_lasts.py), "
                           "not only those CI boots")
+    parser.addoption("--power-loss", action="store_true",
+                     help="run only the power-cut sweep (test_power_loss.py): --cuts cuts "
+                          "at console lines plus a seeded random delay, two boots each")
+    parser.addoption("--cuts", type=int, default=8, help="cuts the sweep makes (default 8)")
+    parser.addoption("--seed", type=int, default=1, help="the sweep's seed (default 1)")
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: only what will run
@@ -36,6 +41,10 @@ def pytest_collection_modifyitems(config, items):
             if "/e2e/" in str(item.fspath):
                 item.add_marker(skip)
         return
+    if config.getoption("--power-loss", False):
+        sweep = [i for i in items if i.originalname == "test_sweep"]
+        config.hook.pytest_deselected(items=[i for i in items if i not in sweep])
+        items[:] = sweep
     # Scenarios CI does not boot (a module's MATRIX "ci", see scenarios.py),
     # unless --matrix: deselected, and named at the end of the run.
     keep, dropped = [], set()

@@ -246,7 +246,7 @@ class Guest:
                  metadata_tree=None, config_drive=None, disk_size="3G",
                  instance_uuid=None, memory=1024, smp=2, cpu="max", extra_append="",
                  ssh_to=None, extra_nics=(), extra_disks=(), on_netns=None,
-                 metadata_args=(), smbios=None, mac=FIRST_MAC):
+                 metadata_args=(), smbios=None, mac=FIRST_MAC, disk_cache="unsafe"):
         self.image = image
         self.workdir = str(workdir)
         self.name = name
@@ -265,6 +265,11 @@ class Guest:
         self.metadata_args = [str(a) for a in metadata_args]
         self.smbios = smbios or ("manufacturer=OpenStack Foundation,product=OpenStack Nova,"
                                  "uuid={uuid}")
+        # QEMU's cache mode for the root disk: "unsafe" (fast; the guest's
+        # flushes are ignored) unless the test pulls the plug: then
+        # "writeback", so what the guest flushed survives QEMU's SIGKILL and
+        # what it did not flush may be lost, as on a disk with a write cache
+        self.disk_cache = disk_cache
         # ssh_to: the guest address SSH is forwarded to (default: whatever
         # QEMU's DHCP handed out); extra_nics: (mac, net CIDR) of more NICs,
         # each on its own isolated user network with nothing to reach
@@ -280,6 +285,7 @@ class Guest:
         self.started = None
         self.time_to_ssh = None
         self.boots = []  # seconds to SSH, per boot
+        self.earlier_consoles = []  # console logs of boots ended by a power cut
 
     # -- lifecycle -----------------------------------------------------------
     def start(self, keep_disk=False):
@@ -299,6 +305,12 @@ class Guest:
                                  *self.metadata_args)
         if self.on_netns is not None:
             self.on_netns(self.ns)
+        self._launch()
+        return self
+
+    def _launch(self):
+        """Start QEMU on the overlay as it is (a first boot, or the boot after
+        a power cut)."""
         append = f"{self.image.cmdline} {self.extra_append}".strip()
         argv = [
             "qemu-system-x86_64", "-name", self.name, "-nodefaults", "-no-user-config",
@@ -315,14 +327,14 @@ class Guest:
         for i, (mac, net) in enumerate(self.extra_nics, 1):
             argv += ["-netdev", f"user,id=n{i},net={net},restrict=on",
                      "-device", f"virtio-net-pci,netdev=n{i},mac={mac}"]
-        self.qemu_log = open(os.path.join(self.workdir, "qemu.log"), "w")
+        self.qemu_log = open(os.path.join(self.workdir, "qemu.log"),
+                             "a" if self.earlier_consoles else "w")
         self.started = time.monotonic()
         self.qemu = self.ns.popen(argv, stdout=self.qemu_log, stderr=subprocess.STDOUT)
-        return self
 
     def _disk_args(self):
         """The root disk on the image's bus, and the config drive beside it."""
-        root = f"file={self.overlay},format=qcow2,cache=unsafe,discard=unmap"
+        root = f"file={self.overlay},format=qcow2,cache={self.disk_cache},discard=unmap"
         cd = f"file={self.config_drive},format=raw,readonly=on" if self.config_drive else None
         bus = self.image.bus
         if bus == "virtio":
@@ -345,6 +357,56 @@ class Guest:
         if cd:
             args += ["-drive", f"{cd},if=virtio"]
         return args
+
+    # -- power loss ----------------------------------------------------------
+    def power_cut_when(self, pattern, delay=0.0, timeout=None):
+        """Pull the plug: SIGKILL QEMU ``delay`` seconds after this boot's
+        console first shows a line matching ``pattern`` (a regex).  The guest
+        loses its page cache and whatever its disk did not flush (see
+        ``disk_cache``).  Returns the matched line."""
+        timeout = timeout or float(os.environ.get("GUESTAGENT_E2E_BOOT_TIMEOUT", "420"))
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen, partial, offset = None, "", 0
+        while seen is None:
+            if time.monotonic() > deadline:
+                self.fail(f"the console never showed {pattern!r} within {timeout:.0f} s")
+            if self.qemu.poll() is not None:
+                self.fail(f"QEMU exited ({self.qemu.returncode}) before the console "
+                          f"showed {pattern!r}")
+            try:
+                with open(self.console, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            offset += len(chunk)
+            lines = (partial + chunk.decode("utf-8", "replace")).replace("\r", "").split("\n")
+            partial = lines.pop()
+            seen = next((ln for ln in lines if rx.search(ln)), None)
+            if seen is None and rx.search(partial):
+                seen = partial
+            if seen is None:
+                time.sleep(0.01)
+        if delay:
+            time.sleep(delay)
+        self.qemu.kill()  # SIGKILL: `ip netns exec` execs QEMU, so this is QEMU itself
+        self.qemu.wait()
+        print(f"[e2e] {self.name}: power cut {delay:.2f} s after {seen.strip()!r}", flush=True)
+        return seen
+
+    def power_on(self):
+        """Boot the same disk again (same instance, config drive, metadata
+        server) after `power_cut_when`; the cut boot's console is kept as
+        console-cutN.log."""
+        if self.qemu is not None and self.qemu.poll() is None:
+            raise RuntimeError("power_on: the guest is still running")
+        kept = os.path.join(self.workdir, f"console-cut{len(self.earlier_consoles) + 1}.log")
+        os.replace(self.console, kept)
+        self.earlier_consoles.append(kept)
+        self.qemu_log.close()
+        self._launch()
+        return self
 
     def close(self):
         if self.qemu is not None and self.qemu.poll() is None:
@@ -422,18 +484,23 @@ class Guest:
         os.makedirs(dest, exist_ok=True)
         kept = ("console.log", "metadata-requests.log", "qemu.log", "journal.txt")
         for name in os.listdir(self.workdir):
-            if name in kept or re.fullmatch(r"(console|qemu|metadata-requests)-boot\d+\.log",
-                                            name):
+            if name in kept or re.fullmatch(
+                    r"(console|qemu|metadata-requests)-(boot|cut)\d+\.log", name):
                 shutil.copy(os.path.join(self.workdir, name), os.path.join(dest, name))
         return os.path.join(dest, "console.log")
 
     # -- reading the guest -----------------------------------------------------
-    def console_text(self):
-        try:
-            with open(self.console, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+    def console_text(self, every_boot=False):
+        """This boot's console; ``every_boot``: also those of the boots a
+        power cut ended, oldest first."""
+        texts = []
+        for path in (self.earlier_consoles if every_boot else []) + [self.console]:
+            try:
+                with open(path, "rb") as f:
+                    texts.append(f.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
+        return "".join(texts)
 
     def console_tail(self, n=60):
         path = self.keep_logs()
@@ -635,10 +702,10 @@ class Guest:
         out = self.ssh("cat /etc/ssh/ssh_host_*_key.pub").stdout
         return {p[0]: p[1] for p in (ln.split() for ln in out.splitlines()) if len(p) >= 2}
 
-    def console_fingerprint_blocks(self):
+    def console_fingerprint_blocks(self, every_boot=False):
         """Every fingerprint block printed on the console, each a list of lines."""
         blocks, cur = [], None
-        for line in self.console_text().replace("\r", "").splitlines():
+        for line in self.console_text(every_boot).replace("\r", "").splitlines():
             if FP_BEGIN in line:
                 cur = []
             elif FP_END in line and cur is not None:
