@@ -88,6 +88,23 @@ def test_faults_that_clear_are_retried(tmp_path, root, run_agent, fault):
     assert _query(run_agent, root, conf)["instance_id"] == META["uuid"]
 
 
+def test_a_flapping_service_answers_503_and_hangs_then_serves(tmp_path, root, run_agent):
+    """--flap-for (the e2e flapping boot's fault): from the first request on,
+    503 and a hang in turn; the agent gets through once it ends."""
+    log = tmp_path / "requests.log"
+    conf = _conf(tmp_path, "request_timeout = 1\n")
+    with Netns() as ns:
+        ns.start_server(TREE, "--mode", "openstack", "--flap-for", "4", log=log)
+        t0 = time.monotonic()
+        res = run_agent("--once", "--root", root, "--config", conf, netns=ns)
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - t0 >= 4
+    statuses = [line.split()[2] for line in log.read_text().splitlines()]
+    assert statuses[:2] == ["503", "HANG"], statuses
+    assert "200" in statuses and statuses.index("200") > statuses.index("HANG")
+    assert _query(run_agent, root, conf)["instance_id"] == META["uuid"]
+
+
 def test_service_that_starts_late(tmp_path, root, run_agent):
     conf = _conf(tmp_path)
     with Netns() as ns:

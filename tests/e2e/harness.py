@@ -238,7 +238,7 @@ class Guest:
     ``on_netns``: called with the guest's Netns before QEMU starts, to start
     servers the guest reaches at 10.0.2.2 (the namespace's 127.0.0.1).
     ``metadata_args``: more arguments for the metadata server (``--hetzner
-    DIR``).  ``smbios``: the SMBIOS type 1 fields (default: Nova's, with the
+    DIR``, ``--flap-for 20``).  ``smbios``: the SMBIOS type 1 fields (default: Nova's, with the
     instance UUID); ``{uuid}`` in it is the instance UUID.
     """
 

@@ -100,7 +100,7 @@ def cut_and_boot_again(image, keys, e2e_dir, name, line, delay):
 def check_converged(g):
     """What the owner needs after the boot that followed a cut."""
     check_sudo(g)
-    active = g.ssh("systemctl is-active ssh.service", check=False).stdout.strip()
+    active = g.ssh("sudo -n systemctl is-active ssh.service", check=False).stdout.strip()
     assert active == "active", f"ssh.service is {active!r}"
     for t in ("rsa", "ed25519"):
         res = g.ssh(f"sudo -n ssh-keygen -l -f /etc/ssh/ssh_host_{t}_key", check=False)

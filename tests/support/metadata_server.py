@@ -35,6 +35,8 @@ class Faults:
         self.redirect = set(args.redirect or [])
         self.trickle = dict(t.split("=", 1) for t in getattr(args, "trickle", None) or [])
         self.trickle_every = getattr(args, "trickle_every", 0.5)
+        self.flap_for = getattr(args, "flap_for", 0)
+        self.flap_started = None
         self.count = 0
         self.lock = threading.Lock()
         # every body a byte at a time, at this many bytes a second (0: at once)
@@ -121,6 +123,8 @@ def make_handler(docs, mode, imdsv2, faults, logfile, static=None):
 
         def _faults(self):
             n = faults.next()
+            if faults.flap_for and self._flap(n):
+                return True
             if n <= faults.reset_first:
                 self._log("RESET")
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -147,6 +151,25 @@ def make_handler(docs, mode, imdsv2, faults, logfile, static=None):
                     self.wfile.flush()
             except OSError:
                 self.close_connection = True
+
+        def _flap(self, n):
+            """The first --flap-for seconds from the first request: 503 and a
+            hang (no answer until the time is up) in turn."""
+            now = time.monotonic()
+            with faults.lock:
+                if faults.flap_started is None:
+                    faults.flap_started = now
+            left = faults.flap_started + faults.flap_for - now
+            if left <= 0:
+                return False
+            if n % 2:
+                self._send(503, "unavailable", {"Connection": "close"})
+            else:
+                self._log("HANG")
+                time.sleep(left)
+                self.connection.close()
+            self.close_connection = True
+            return True
 
         def _trickle(self, what, every):
             """A byte (headers, body) or a line (lines) at a time, for ever."""
@@ -263,6 +286,8 @@ def main(argv=None):
                    help="answer PATH slowly for ever: HOW is headers, body, chunked or lines")
     p.add_argument("--trickle-every", type=float, default=0.5,
                    help="seconds between the trickled bytes or lines")
+    p.add_argument("--flap-for", type=float, default=0, metavar="SECONDS",
+                   help="from the first request on, for SECONDS: answer 503 and hang in turn")
     p.add_argument("--log", help="append 'METHOD PATH STATUS UNIXTIME' per request here")
     p.add_argument("--ready-file", help="write the unix time it began listening here")
     p.add_argument("--drip", type=float, default=0, metavar="BYTES_PER_S",
