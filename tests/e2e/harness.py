@@ -420,7 +420,9 @@ class Guest:
             os.unlink(self.overlay)  # what the guest wrote: hundreds of MiB, logs are kept
 
     def __enter__(self):
-        return self.start()
+        # a guest already started (booted again after a power cut) is not
+        # started afresh: that would orphan the running QEMU and its namespace
+        return self if self.qemu is not None else self.start()
 
     def wait_poweroff(self, timeout=300):
         """Wait for the guest to power itself off (QEMU exits); returns the seconds."""
