@@ -63,27 +63,45 @@ def is_low(system, path="/"):
 
 
 def is_full(system, path="/"):
-    """Whether even root can write (next to) nothing more there: under
-    FULL_BELOW of blocks (root's reserve counted for one that has
-    CAP_SYS_RESOURCE) or no inode left."""
+    """Whether even root can write (next to) nothing more there: no inode
+    left, or less than FULL_BELOW that root can have.  `df`'s figure does
+    not tell: root may have the blocks reserved for it (ext4's 5 %), and
+    ext4 counts as free a reserve no file may use; so below FULL_BELOW a
+    probe file asks the filesystem for that much itself."""
     st = _statvfs(system, path)
     if st is None:
         return False
-    blocks = st.f_bfree if os.geteuid() == 0 and _may_use_reserve() else st.f_bavail
-    return blocks * st.f_frsize < FULL_BELOW or (st.f_files > 0 and st.f_ffree == 0)
+    if st.f_files > 0 and st.f_ffree == 0:
+        return True
+    if st.f_bavail * st.f_frsize >= FULL_BELOW:
+        return False
+    return not _room_for(system, path, FULL_BELOW)
 
 
-def _may_use_reserve():
-    """CAP_SYS_RESOURCE: ext4 lets such a process use the blocks reserved
-    for root (a sandbox may drop it)."""
+def _room_for(system, path, size):
+    """Can ``size`` bytes be allocated in directory ``path``?  (A probe file,
+    removed at once; an error other than no space counts as room.)"""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << 24))
-    except (OSError, ValueError, IndexError):
-        pass
-    return True
+        name = os.path.join(system.path(path), ".guestagent-space-probe")
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        return e.errno not in NO_SPACE_ERRNOS
+    try:
+        os.posix_fallocate(fd, 0, size)
+        return True
+    except OSError as e:
+        return e.errno not in NO_SPACE_ERRNOS
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
 
 
 def mount_point(system, path):
