@@ -446,8 +446,9 @@ class Guest:
         """Boot the powered-off guest's disk again as another instance (what
         a cloud does with a snapshot or an image made from this disk):
         another SMBIOS UUID, config drive, first NIC MAC, SSH target and key.
-        Waits for an SSH login and for the boot to settle.  The earlier
-        boots' consoles are kept as console-bootN.log."""
+        Waits for an SSH login and for the boot to settle.  The console so
+        far is kept as console-bootN.log, N the boots it holds (a reboot
+        inside one QEMU run writes on in the same file)."""
         if self.qemu is not None and self.qemu.poll() is None:
             raise RuntimeError("boot_as: the guest is still running; power it off first")
         self.qemu_log.close()
