@@ -736,3 +736,53 @@ def fingerprint(keytype, blob):
                          input=f"{keytype} {blob}\n", capture_output=True, text=True,
                          check=True)
     return res.stdout.split()[1]
+
+
+def fill_root(image, filler="/var/lib/image-filler"):
+    """Fill a plain ext4 image's root filesystem to its last block, root's
+    reserve too (``tune2fs -r 0``, then ``fallocate`` and writes for what
+    its rounding leaves): an image that ships with its root at 100 %, so
+    that even the agent (root) can write nothing until the root grows.
+    Returns the bytes still available afterwards (0)."""
+    import json
+    import tempfile
+    if image.layout != "plain" or image.fs != "ext4":
+        raise ValueError("fill_root: plain ext4 images only")
+    table = json.loads(subprocess.run(["sfdisk", "-J", image.disk], capture_output=True,
+                                      text=True, check=True).stdout)["partitiontable"]
+    sector = table.get("sectorsize", 512)
+    part = table["partitions"][0]
+    loop = subprocess.run(["losetup", "-f", "--show", "-o", str(part["start"] * sector),
+                           "--sizelimit", str(part["size"] * sector), image.disk],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    mnt = tempfile.mkdtemp(prefix="fill-root-")
+    try:
+        subprocess.run(["tune2fs", "-r", "0", loop], capture_output=True, check=True)
+        subprocess.run(["mount", loop, mnt], check=True)
+        try:
+            st = os.statvfs(mnt)
+            path = mnt + filler
+            # fallocate's extent records need blocks of their own: leave it
+            # 8 MiB, which the writes below take
+            subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (8 << 20)),
+                            path], check=True)
+            fd = os.open(path + "-tail", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                for chunk in (1 << 16, 4096, 1024):
+                    while True:
+                        try:
+                            if os.write(fd, b"\0" * chunk) < chunk:
+                                break
+                        except OSError:
+                            break
+            finally:
+                os.close(fd)
+            os.sync()
+            st = os.statvfs(mnt)
+            # (f_bfree would count ext4's own reserve, which no file gets)
+            return st.f_bavail * st.f_frsize
+        finally:
+            subprocess.run(["umount", mnt], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+        os.rmdir(mnt)
