@@ -9,7 +9,8 @@
                 user-data), the host name (meta-data), the user-data's runcmd,
                 no DHCP address, DNS in resolv.conf before and after
                 systemd-networkd reapplies its configuration, and not one
-                request to 169.254.169.254.
+                request to 169.254.169.254; then a reboot with the seed still
+                attached is the same instance (nothing per-instance again).
   nocloud-http  ``-smbios type=1,serial=ds=nocloud;s=http://10.0.2.2:8000/``: the
                 seed served by the project's metadata server on the namespace's
                 127.0.0.1:8000 (QEMU's user network maps 10.0.2.2 there); key and
@@ -26,7 +27,12 @@ import subprocess
 import uuid
 
 import pytest
-from checks import check_no_failed_units, check_resolv_conf, status
+from checks import (
+    check_no_failed_units,
+    check_per_instance_not_rerun,
+    check_resolv_conf,
+    status,
+)
 
 import harness
 
@@ -128,6 +134,19 @@ class TestNoCloudIso:
         check_resolv_conf(iso_guest, SEED_DNS, "nocloud.example",
                           when="after systemd-networkd restarted")
         assert ipv4(iso_guest) == {f"{STATIC}/24"}
+
+    def test_reboot_is_the_same_instance(self, iso_guest):
+        """The seed is still attached: its instance-id says this is the same
+        instance, so nothing per-instance runs again (last in the class)."""
+        first = status(iso_guest)
+        iso_guest.reboot()
+        again = status(iso_guest)
+        check_per_instance_not_rerun(first, again)
+        assert iso_guest.ssh("hostname").stdout.strip() == "nocloud-iso"
+        assert ipv4(iso_guest) == {f"{STATIC}/24"}
+        check_resolv_conf(iso_guest, SEED_DNS, "nocloud.example", when="after a reboot")
+        assert iso_guest.metadata_requests() == []
+        check_no_failed_units(iso_guest)
 
 
 @pytest.fixture(scope="class")
