@@ -25,6 +25,7 @@ DEFAULTS = {
         "request_timeout": "3",
         "max_response_bytes": "4194304",
         "log_file": "/var/log/guestagent.log",
+        "new_machine_id": "yes",
     },
     "configdrive": {
         "path": "",  # empty: look for a filesystem labelled config-2

@@ -30,12 +30,15 @@ PER_BOOT = "per-boot"
 PER_INSTANCE = "per-instance"
 
 # random_seed comes first, so the host keys are made from a pool that has it;
+# machine_id next, before the network step and network-pre.target, so
+# systemd-networkd's DHCP client id follows a new instance's new machine-id;
 # disks are set up and mounted before users, as cloud-init does (its
 # disk_setup and mounts come before users_groups), so that a `mounts` entry
 # for /home holds the home directories the users step makes;
 # hostname comes before hostkeys so the keys' comment names the final host.
 CONFIG_STEPS = [
     "random_seed",
+    "machine_id",
     "bootcmd",
     "growroot",
     "network",

@@ -15,15 +15,17 @@ image, boot a copy as a new instance, upgrade in place.
             again and keeps the instance.  Then the disk is powered off with
             no clean and booted as instance B (a snapshot booted elsewhere):
             key A is gone because the keys belong to the instance that
-            brought them.
+            brought them, and /etc/machine-id is new because B is a new
+            instance on a disk an earlier one used.
 
 On every B: key A is refused and key B logs in, the host keys are new, the
-hostname is B's, the network files name only B's MAC, the marker survived and
-`status --wait` exits 0; after the clean, /etc/machine-id is new too.
+hostname is B's, /etc/machine-id differs from A's, the network files name
+only B's MAC, the marker survived and `status --wait` exits 0.
 """
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -280,6 +282,11 @@ def snapshot(plain_image, keys, e2e_dir, next_deb):
         out["key_a_on_b"] = g.ssh("true", key=key_a, check=False).returncode
         out["keys_b"] = g.ssh("cat ~/.ssh/authorized_keys").stdout
         out["console_b"] = g.console_text()
+        out["status_b"] = status(g)
+        out["order_b"] = [int(g.ssh(f"systemctl show -P {prop} {unit}").stdout.strip() or 0)
+                          for prop, unit in (
+                              ("ExecMainExitTimestampMonotonic", "guestagent-local.service"),
+                              ("ExecMainStartTimestampMonotonic", "systemd-networkd.service"))]
         out["guest"] = g
         report("snapshot + upgrade", took)
         yield out
@@ -325,6 +332,22 @@ class TestSnapshotWithoutClean:
         a, b = snapshot["a"], snapshot["b"]
         assert a["host_keys"] and b["host_keys"] and not (a["host_keys"] & b["host_keys"])
         assert (a["hostname"], b["hostname"]) == ("snap-a", "snap-b")
+
+    def test_new_machine_id_before_the_network(self, snapshot):
+        """No clean, so the disk still held A's id: B's local stage gave it a
+        new one, before network-pre.target (so systemd-networkd's DHCP
+        client id is B's own)."""
+        a, b = snapshot["a"]["machine_id"], snapshot["b"]["machine_id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", a) and re.fullmatch(r"[0-9a-f]{32}", b), (a, b)
+        assert a != b
+        local = [r for r in snapshot["status_b"]["runs"] if r.get("stage") == "local"]
+        steps = {s["name"]: s for r in local for s in r.get("steps", [])}
+        assert steps["machine_id"]["result"] == "changed", steps.get("machine_id")
+        assert f"was {a}, the earlier instance's" in steps["machine_id"]["changes"][0]
+        # where the image runs systemd-networkd, it started after the local stage
+        local_done, networkd_start = snapshot["order_b"]
+        assert local_done > 0, snapshot["order_b"]
+        assert networkd_start == 0 or networkd_start > local_done, snapshot["order_b"]
 
     def test_network_files_name_only_b_mac(self, snapshot):
         named = snapshot["b"]["network_files"]
