@@ -148,7 +148,12 @@ def run(system, config, stage="all", only=None):
     if newer:
         log.error("%s", newer)
         return EXIT_USAGE
-    grown = _grow_first(system, config, stage, only)
+    grown = None
+    if STAGES[stage].steps in ("config", "all") and (not only or "growroot" in only):
+        # a root that shipped full grows before anything is written to it
+        grown = disk_space.grow_first(
+            system, lambda: _run_step(Context(system, config, None, None, False, stage),
+                                      "growroot"))
     try:
         state.ensure()
     except disk_space.NoSpaceError as e:
@@ -157,29 +162,6 @@ def run(system, config, stage="all", only=None):
         log.error("cannot keep the agent's state: %s", e)
     with RunLock(system):
         return _run_locked(system, config, state, stage, only, grown)
-
-
-def _grow_first(system, config, stage, only):
-    """An image whose root shipped (nearly) full: grow it before anything is
-    written (the state, the log, the keys), in the foreground; returns the
-    growroot step's record, or None when the root had room.  growroot's
-    place among the steps then shows this record instead of a second run."""
-    if STAGES[stage].steps not in ("config", "all") or (only and "growroot" not in only):
-        return None
-    if not disk_space.is_low(system):
-        return None
-    free = disk_space.free_bytes(system)
-    log.info("the root filesystem has %s free: growing it before anything else is written",
-             "no space" if not free else f"only {free >> 10} KiB")
-    ctx = Context(system, config, None, None, False, stage)
-    rec = _run_step(ctx, "growroot")
-    rec["before_anything_else"] = True
-    if disk_space.is_full(system):
-        log.error("the root filesystem is still full after growroot (%s): what the agent "
-                  "writes fails from here on, each write saying so",
-                  "it failed" if rec["result"] == "failed" else "the disk has no more room")
-    logsetup.resume_file()
-    return rec
 
 
 def _run_locked(system, config, state, stage, only, grown=None):
