@@ -262,7 +262,7 @@ def test_agent_systemd_resolved(tmp_path, root, run_agent):
     assert "DNS=192.0.2.53\n" in (root / "etc/systemd/resolved.conf.d/guestagent.conf"
                                   ).read_text()
     assert os.path.islink(root / "etc/resolv.conf")
-    assert not (root / "run").exists()  # nothing written through the link
+    assert not (root / "run/systemd").exists()  # nothing written through the link
     assert "reloading" not in res.stderr.lower()  # no live services under --root
 
 
