@@ -236,3 +236,11 @@ def test_append_cut_short_by_a_full_filesystem_is_taken_back(tmp_path):
         assert os.listdir(top / "etc") == ["appended.conf"]
     finally:
         sh("umount", top / "etc", check=False)
+
+
+def test_a_grow_of_a_few_blocks_does_not_read_as_no_change():
+    """A root that could not grow but for the few blocks between its end and
+    the partition's (the cannot-grow boot: "from 1.4 GiB to 1.4 GiB")."""
+    from guestagent.steps.growroot import _grown
+    assert _grown(1500 * MiB, 1503 * MiB) == "by 3.0 MiB (to 1.5 GiB)"
+    assert _grown(1500 * MiB, 3000 * MiB) == "from 1.5 GiB to 2.9 GiB"

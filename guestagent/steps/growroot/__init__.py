@@ -316,8 +316,16 @@ def grow_filesystem(system, fstype, node, mountpoint, argv):
     after = _fs_size(mountpoint)
     if after <= before:
         return []
-    return [f"grew the {fstype} filesystem on {mountpoint} ({node}) from "
-            f"{human_size(before)} to {human_size(after)}"]
+    return [f"grew the {fstype} filesystem on {mountpoint} ({node}) {_grown(before, after)}"]
+
+
+def _grown(before, after):
+    """"from 1.4 GiB to 2.9 GiB", or "by 3.0 MiB (to 1.4 GiB)" when the two
+    sizes would read the same."""
+    old, new = human_size(before), human_size(after)
+    if old != new:
+        return f"from {old} to {new}"
+    return f"by {human_size(after - before)} (to {new})"
 
 
 # -- #cloud-config `growpart` and `resize_rootfs`, checked before anything acts ---------
