@@ -13,18 +13,30 @@ Scenario f (one guest, two boots):
   - the guest reboots once after the final stage; the second boot must not
     reboot again, and every check runs on that second boot, so it sees what
     lasted (the package, the zone, swap and /mnt coming back from fstab).
+  - issue 31: the repository also serves Debian's real wireguard-tools (for
+    the image's release, fetched by the test through a private apt
+    configuration); `packages` installs it and `wireguard` brings up wg0
+    (a tunnel with no peer) through wg-quick@wg0, its readiness probes pass,
+    and it is up again after the reboot.  A `## template: jinja` MIME part
+    beside the #cloud-config is skipped by name: the image has no Jinja2.
+    /run/guestagent/instance-data.json is there on the second boot (0644,
+    the sensitive copy 0600), with this instance's id.
 """
 
+import json
 import subprocess
 import sys
 import time
 import uuid
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 
 import pytest
 from test_boot import check_no_failed_units, status, write_instance
 
 import harness
 from support.aptrepo import make_repo
+from support.debian_download import download
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -36,12 +48,29 @@ CLOUD_CONFIG = f"""\
 bootcmd:
   - cat /proc/sys/kernel/random/boot_id >> {BOOTS}
 apt:
+  # the image's own Debian sources are unreachable here: wireguard-tools'
+  # recommended iptables/nftables could not be fetched
+  conf: |
+    APT::Install-Recommends "false";
   sources:
     ga-e2e:
       source: "deb [trusted=yes] http://10.0.2.2:{REPO_PORT}/ ./"
 package_update: true
 packages:
   - {PACKAGE}
+  - wireguard-tools
+wireguard:
+  interfaces:
+    - name: wg0
+      config_path: /etc/wireguard/wg0.conf
+      content: |
+        [Interface]
+        PrivateKey = 2ERc2TRwo2Gu5a5wMBvCpsf6tkNVHnVhiMeu2IeLYWA=
+        Address = 10.99.0.1/24
+        ListenPort = 51820
+  readinessprobe:
+    - 'wg show wg0 listen-port | grep -qx 51820'
+    - 'ip -4 addr show dev wg0 | grep -q "inet 10.99.0.1/24"'
 runcmd:
   - {PACKAGE} > /var/tmp/{PACKAGE}.out
 timezone: America/Vancouver
@@ -52,6 +81,16 @@ power_state:
   mode: reboot
   message: guestagent e2e reboots once
 """
+
+
+JINJA_PART = "## template: jinja\n#!/bin/sh\necho {{ v1.instance_id }} > /var/tmp/jinja.out\n"
+
+
+def _user_data():
+    msg = MIMEMultipart()
+    msg.attach(MIMEText(CLOUD_CONFIG, "cloud-config"))
+    msg.attach(MIMEText(JINJA_PART, "jinja2"))
+    return msg.as_bytes()
 
 
 def _serve_repo(repo, log):
@@ -69,14 +108,16 @@ def _serve_repo(repo, log):
 def pkg_guest(plain_image, keys, e2e_dir):
     d = e2e_dir / "packages"
     d.mkdir()
-    repo = make_repo(d / "repo", PACKAGE, "1.0", f'echo "hello from {PACKAGE}"')
+    wireguard = download("wireguard-tools", plain_image.suite, str(d / "apt"))
+    repo = make_repo(d / "repo", PACKAGE, "1.0", f'echo "hello from {PACKAGE}"',
+                     more_debs=[wireguard])
     ephemeral = d / "ephemeral0.raw"
     with open(ephemeral, "wb") as f:
         f.truncate(64 * 1024 * 1024)
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "ephemeral0", str(ephemeral)], check=True)
     tree = write_instance(d / "drive", str(uuid.uuid4()), "pkg-guest.novalocal",
                           [harness.public_key(keys["user"])],
-                          user_data=CLOUD_CONFIG.encode())
+                          user_data=_user_data())
     iso = harness.config_drive_iso(tree, d / "config-2.iso")
     repo_log = open(d / "repo-requests.log", "w")
     g = harness.Guest(plain_image, d / "vm", "f-packages", key=keys["user"],
@@ -168,3 +209,32 @@ class TestPackagesTimeDisksPower:
 
     def test_no_failed_units(self, pkg_guest):
         check_no_failed_units(pkg_guest)
+
+    def test_wireguard_up_and_enabled_after_the_reboot(self, pkg_guest):
+        g = pkg_guest
+        assert g.ssh("sudo -n stat -c %a /etc/wireguard/wg0.conf").stdout.strip() == "600"
+        assert g.ssh("sudo -n systemctl is-enabled wg-quick@wg0").stdout.strip() == "enabled"
+        assert g.ssh("sudo -n systemctl is-active wg-quick@wg0").stdout.strip() == "active"
+        assert g.ssh("sudo -n wg show wg0 listen-port").stdout.strip() == "51820"
+        assert "inet 10.99.0.1/24" in g.ssh("ip -4 addr show dev wg0").stdout
+        st = status(g)
+        [wg] = [s for r in st["runs"] for s in r["steps"] if s["name"] == "wireguard"]
+        assert wg["result"] == "changed", wg
+        assert "wg0: wg-quick@wg0.service enabled and started" in wg["changes"]
+        assert "2 readiness probe(s) passed" in wg["changes"]
+
+    def test_jinja_part_skipped_by_name_without_jinja2(self, pkg_guest):
+        g = pkg_guest
+        assert g.ssh("test -e /var/tmp/jinja.out", check=False).returncode == 1
+        log = g.ssh("sudo -n cat /var/log/guestagent.log").stdout
+        assert "Jinja2 is not installed (python3-jinja2); skipped" in log
+
+    def test_instance_data_in_run_on_the_second_boot(self, pkg_guest):
+        g = pkg_guest
+        modes = g.ssh("stat -c '%a %U' /run/guestagent/instance-data.json "
+                      "/run/guestagent/instance-data-sensitive.json").stdout.split("\n")
+        assert modes[:2] == ["644 root", "600 root"]
+        data = json.loads(g.ssh("cat /run/guestagent/instance-data.json").stdout)
+        iid = g.ssh("sudo -n cat /var/lib/guestagent/instance-id").stdout.strip()
+        assert data["v1"]["instance_id"] == iid and data["v1"]["cloud_name"] == "openstack"
+        assert data["v1"]["local_hostname"] == "pkg-guest.novalocal"

@@ -33,18 +33,23 @@ def build_deb(workdir, name, version, script_body, arch="all"):
     return deb
 
 
-def make_repo(repo, name, version, script_body):
-    """A flat repository in ``repo`` with one package; returns the directory."""
+def make_repo(repo, name, version, script_body, more_debs=()):
+    """A flat repository in ``repo`` with one package built here, and the
+    ``more_debs`` (paths of real .debs, copied in); returns the directory."""
+    import shutil
     repo = str(repo)
     os.makedirs(repo, exist_ok=True)
-    deb = build_deb(repo, name, version, script_body)
-    with open(deb, "rb") as f:
-        data = f.read()
-    fields = subprocess.run(["dpkg-deb", "--field", deb], check=True, capture_output=True,
-                            text=True).stdout.strip()
-    stanza = (f"{fields}\nFilename: ./{os.path.basename(deb)}\nSize: {len(data)}\n"
-              f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n")
-    packages = stanza.encode()
+    debs = [build_deb(repo, name, version, script_body)]
+    for extra in more_debs:
+        debs.append(shutil.copy(extra, repo))
+    packages = b""
+    for deb in debs:
+        with open(deb, "rb") as f:
+            data = f.read()
+        fields = subprocess.run(["dpkg-deb", "--field", deb], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        packages += (f"{fields}\nFilename: ./{os.path.basename(deb)}\nSize: {len(data)}\n"
+                     f"SHA256: {hashlib.sha256(data).hexdigest()}\n\n").encode()
     with open(os.path.join(repo, "Packages"), "wb") as f:
         f.write(packages)
     with open(os.path.join(repo, "Packages.gz"), "wb") as f:

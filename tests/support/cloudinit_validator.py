@@ -3,10 +3,8 @@
     tree = unpacked()                     # fetches once, then reuses the cache
     verdicts = validate(tree, [path...])  # {path: {"valid": bool, "output": str}}
 
-The package comes through a private apt configuration (its own sources
-list, lists and cache under the cache directory): the machine's own apt
-sources, lists and cache are read by nothing and changed by nothing.  The
-sources line uses the Debian mirror the machine's own sources name.  The
+The package comes through a private apt configuration (debian_download.py):
+the machine's own apt sources, lists and cache stay as they are.  The
 .deb is unpacked with `dpkg-deb -x` into CACHE (outside the agent's paths),
 so CI pays the download once per machine.  Verdicts are cached too, keyed
 by the file's hash and the package version.
@@ -16,61 +14,26 @@ dependencies come from the test extra in pyproject.toml), over many files
 in one process (cloudinit_schema_batch.py), so the corpus takes seconds.
 """
 
-import glob
+import fcntl
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
+
+from .debian_download import download
 
 SERIES = "25.1."        # the release the corpus target is measured against
 SUITE = "trixie"        # Debian 13
 # a test cache outside the agent's own paths (a user who is not root: their own)
 CACHE = ("/var/cache" if os.geteuid() == 0 else os.path.expanduser("~/.cache")) \
     + "/guestagent-test/cloud-init-25.1"
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-FALLBACK_MIRROR = "http://deb.debian.org/debian"
 BATCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cloudinit_schema_batch.py")
-
-
-def debian_mirror():
-    """The Debian archive URI the machine's own apt sources use (read, never changed)."""
-    files = glob.glob("/etc/apt/sources.list.d/*.sources") + ["/etc/apt/sources.list"] \
-        + glob.glob("/etc/apt/sources.list.d/*.list")
-    for path in files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        uris = re.findall(r"^\s*URIs:\s*(\S+)", text, re.M) \
-            + re.findall(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, re.M)
-        for uri in uris:
-            if uri.rstrip("/").endswith("/debian"):
-                return uri.rstrip("/")
-    return FALLBACK_MIRROR
-
-
-def _apt(args, aptdir):
-    opts = ["-o", f"Dir::Etc::sourcelist={aptdir}/sources.list",
-            "-o", "Dir::Etc::sourceparts=-",
-            "-o", f"Dir::State::Lists={aptdir}/lists",
-            "-o", f"Dir::Cache={aptdir}/cache",
-            "-o", "APT::Sandbox::User=root",
-            "-q"]
-    res = subprocess.run(["apt-get"] + opts + args, cwd=aptdir, capture_output=True,
-                         text=True, timeout=600)
-    if res.returncode != 0:
-        raise RuntimeError(f"apt-get {' '.join(args)} failed ({res.returncode}):\n"
-                           f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    return res
 
 
 def _locked(func):
     """Run under CACHE/.lock: several test runs on one machine share the cache."""
     def locked(*args):
-        import fcntl
         os.makedirs(CACHE, exist_ok=True)
         with open(os.path.join(CACHE, ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -84,16 +47,7 @@ def unpacked():
     tree = os.path.join(CACHE, "tree")
     if os.path.exists(os.path.join(CACHE, "version")):
         return tree
-    aptdir = os.path.join(CACHE, "apt")
-    for d in ("lists/partial", "cache/archives/partial"):
-        os.makedirs(os.path.join(aptdir, d), exist_ok=True)
-    with open(os.path.join(aptdir, "sources.list"), "w") as f:
-        f.write(f"deb [signed-by={KEYRING}] {debian_mirror()} {SUITE} main\n")
-    _apt(["update"], aptdir)
-    for old in glob.glob(os.path.join(aptdir, "cloud-init_*.deb")):
-        os.unlink(old)
-    _apt(["download", "cloud-init"], aptdir)
-    deb, = glob.glob(os.path.join(aptdir, "cloud-init_*.deb"))
+    deb = download("cloud-init", SUITE, os.path.join(CACHE, "apt"))
     version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], capture_output=True,
                              text=True, check=True).stdout.strip()
     if not version.startswith(SERIES):
