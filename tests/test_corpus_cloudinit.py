@@ -10,7 +10,7 @@ The target:
 - every document cloud-init accepts is handled fully by guestagent.  The
   only allowed exceptions are what guestagent names as an unfilled template
   placeholder, or as a plain-text password where a hash must go, and the
-  one known gap in KNOWN_GAPS (with the issue that covers it);
+  known gaps in KNOWN_GAPS (each with the issue that covers it; none now);
 - for every document cloud-init rejects, guestagent either names a problem,
   or acts as cloud-init's boot code would (cloud-init runs its modules even
   when the schema complains): each of cloud-init's complaints about such a
