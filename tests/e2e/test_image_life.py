@@ -283,9 +283,11 @@ def snapshot(plain_image, keys, e2e_dir, next_deb):
         out["keys_b"] = g.ssh("cat ~/.ssh/authorized_keys").stdout
         out["console_b"] = g.console_text()
         out["status_b"] = status(g)
-        out["order_b"] = [int(g.ssh(f"systemctl show -P {prop} {unit}").stdout.strip() or 0)
+        out["order_b"] = [int(g.ssh(f"sudo -n systemctl show -P {prop} {unit}").stdout.strip() or 0)
                           for prop, unit in (
-                              ("ExecMainExitTimestampMonotonic", "guestagent-local.service"),
+                              # up (READY=1) once the config steps are done; the
+                              # RSA host key may still be made after that
+                              ("ActiveEnterTimestampMonotonic", "guestagent-local.service"),
                               ("ExecMainStartTimestampMonotonic", "systemd-networkd.service"))]
         out["guest"] = g
         report("snapshot + upgrade", took)
@@ -344,7 +346,8 @@ class TestSnapshotWithoutClean:
         steps = {s["name"]: s for r in local for s in r.get("steps", [])}
         assert steps["machine_id"]["result"] == "changed", steps.get("machine_id")
         assert f"was {a}, the earlier instance's" in steps["machine_id"]["changes"][0]
-        # where the image runs systemd-networkd, it started after the local stage
+        # where the image runs systemd-networkd, it started after the local
+        # stage was up, which the config steps (machine_id among them) precede
         local_done, networkd_start = snapshot["order_b"]
         assert local_done > 0, snapshot["order_b"]
         assert networkd_start == 0 or networkd_start > local_done, snapshot["order_b"]
