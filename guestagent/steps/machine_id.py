@@ -71,7 +71,9 @@ def run(ctx):
     mid = new_id()
     system.write_file(MACHINE_ID, mid + "\n", mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
                       gid=st.st_gid, make_dirs=False)
-    changes = [f"new instance on a used disk: gave this system a new machine-id (was {old}, "
+    # machine-id(5) asks that the id stay confidential, and the console goes to
+    # whoever owns this instance now: eight digits tell the ids apart
+    changes = [f"new instance on a used disk: gave this system a new machine-id (was {old[:8]}..., "
                f"the earlier instance's); takes full effect at the next boot for services "
                f"already running (journald)"]
     dbus = _separate_dbus_copy(system)
