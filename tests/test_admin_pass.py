@@ -162,7 +162,7 @@ _LIVE = r"""
 import os, sys
 from guestagent import config as configmod
 from guestagent.metadata import Metadata
-from guestagent.runner import Context
+from guestagent.context import Context
 from guestagent.state import State
 from guestagent.system import System
 from guestagent.steps import admin_pass, users

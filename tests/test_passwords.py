@@ -277,7 +277,7 @@ _LIVE = r"""
 import sys
 from guestagent import config as configmod
 from guestagent.metadata import Metadata
-from guestagent.runner import Context
+from guestagent.context import Context
 from guestagent.state import State
 from guestagent.system import System
 from guestagent.steps import passwords

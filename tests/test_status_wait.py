@@ -312,3 +312,19 @@ def test_timeout_needs_wait(root):
     res = subprocess.run(agent_argv() + ["status", "--timeout", "3", "--root", str(root)],
                          capture_output=True, text=True, env=ENV, timeout=60)
     assert res.returncode == 2 and "--timeout takes --wait" in res.stderr
+
+
+def test_without_psutil_wait_says_what_is_missing_instead_of_a_traceback(tmp_path, root):
+    """A package installed without its dependency (or an old venv): one line
+    naming the missing library, exit 1, never a traceback or a false 'done'."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "psutil.py").write_text("raise ImportError('psutil is not installed here')\n")
+    res = subprocess.run(agent_argv() + ["status", "--wait", "--timeout", "2", "--root",
+                                         str(root)],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=f"{blocker}:{REPO}"))
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "status --wait needs psutil" in res.stderr
+    assert res.stdout == ""

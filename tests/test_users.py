@@ -352,7 +352,7 @@ def test_cloud_config_from_real_user_data(root):
           + b"\nssh_authorized_keys:\n  - " + ED3.encode() + b"\n")
     md = Metadata(source="test", instance_id="i-1", public_keys=[ED1], user_data=ud)
     from guestagent import config as configmod
-    from guestagent.runner import Context
+    from guestagent.context import Context
     from guestagent.state import State
     from guestagent.system import System
     system = System(str(root))

@@ -7,8 +7,8 @@ the step still reads and writes the scratch root through the real System.
 import os
 
 from guestagent import config as configmod
+from guestagent.context import Context
 from guestagent.metadata import Metadata
-from guestagent.runner import Context
 from guestagent.state import State
 from guestagent.system import System
 
