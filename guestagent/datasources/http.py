@@ -92,6 +92,24 @@ class MetadataClient:
             self._watchdog.cancel()
         self._session.close()
 
+    def get_optional(self, paths):
+        """{path: body} of the documents that are there: a 404 is an answer
+        (not there), a refused one or another status is named and left out."""
+        found = {}
+        for path in paths:
+            try:
+                r = self.get(path)
+            except Refused as e:
+                log.warning("ignoring %s: %s", path, e)
+                continue
+            if r.status == 404:
+                continue
+            if r.status != 200:
+                log.warning("ignoring %s from %s: HTTP %d", path, self.base, r.status)
+                continue
+            found[path] = r.body
+        return found
+
     def get(self, path, headers=None, method="GET"):
         """One document; retried on connection errors, timeouts, 429 and 5xx.
 

@@ -22,8 +22,6 @@ NEEDS_NETWORK = True
 
 
 def fetch(ctx):
-    from .http import Refused
-
     arg = nocloud_argument(ctx.system)
     if arg is None or not arg.over_network:
         raise NotFound("no ds=nocloud with an http(s) seed URL on the kernel command line "
@@ -34,16 +32,5 @@ def fetch(ctx):
     if r.status != 200:
         raise NotFound(f"{shown(base + 'meta-data')} answered HTTP {r.status}")
     files = {"meta-data": r.body}
-    for name in ("user-data", "vendor-data", "network-config"):
-        try:
-            r = client.get(name)
-        except Refused as e:
-            log.warning("ignoring %s: %s", name, e)
-            continue
-        if r.status == 404:
-            continue
-        if r.status != 200:
-            log.warning("ignoring %s from the NoCloud seed: HTTP %d", name, r.status)
-            continue
-        files[name] = r.body
+    files.update(client.get_optional(("user-data", "vendor-data", "network-config")))
     return from_seed_files(f"nocloud-net ({base})", files, arg.meta)

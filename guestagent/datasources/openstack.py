@@ -18,8 +18,6 @@ BASE = "openstack/latest"
 
 
 def fetch(ctx):
-    from .http import Refused
-
     client = ctx.client()
     r = client.get(f"{BASE}/meta_data.json")
     if r.status != 200:
@@ -27,19 +25,9 @@ def fetch(ctx):
     meta = load_json(r.body, f"meta_data.json from {client.base}")
     if not isinstance(meta, dict):
         raise ValueError(f"meta_data.json from {client.base} is not a JSON object")
-    docs = {}
-    for name in ("network_data.json", "vendor_data.json", "vendor_data2.json", "user_data"):
-        try:
-            r = client.get(f"{BASE}/{name}")
-        except Refused as e:
-            log.warning("ignoring %s: %s", name, e)
-            continue
-        if r.status == 404:
-            continue
-        if r.status != 200:
-            log.warning("ignoring %s: HTTP %d", name, r.status)
-            continue
-        docs[name] = r.body
+    names = ("network_data.json", "vendor_data.json", "vendor_data2.json", "user_data")
+    found = client.get_optional(f"{BASE}/{name}" for name in names)
+    docs = {name: found[f"{BASE}/{name}"] for name in names if f"{BASE}/{name}" in found}
     user_data = docs.pop("user_data", b"")
     parsed = {}
     for name, body in docs.items():
