@@ -33,7 +33,6 @@ _VALUE = re.compile(r"^\s*(?:-\s+)?(?:[^:#'\"]+:\s+)?([*&])")
 # What check-userdata says about a key.
 DO = "do"            # a step acts on it
 PARTLY = "partly"    # a step acts on it, but some entries or fields are dropped (notes say which)
-VERDICTS = (DO, PARTLY, IGNORED, UNSUPPORTED, INVALID)
 
 
 class Acts:

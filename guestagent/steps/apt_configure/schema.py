@@ -23,7 +23,6 @@ from ...userdata.checks import Bad, boolean, str_list, string
 
 _SOURCE_FIELDS = ("source", "key", "keyid", "keyserver", "filename", "append")
 _MIRROR_FIELDS = ("arches", "uri", "search", "search_dns")
-_MAX_NAMED = 20
 
 
 def apt(value, key, warnings):

@@ -33,8 +33,6 @@ class Plan:
         self.stack = stack
         self.files = {}        # path -> (text, mode, what it configures)
         self.move_aside = []   # paths of the image's files this plan replaces
-        self.ours = []         # glob-like prefixes of files the agent owns: (dir, prefix)
-        self.left_alone = []   # interface names the plan leaves as the image had them
         self.summary = {}      # interface name -> what it gets
 
     def add(self, path, text, mode=0o644, what=""):

@@ -20,7 +20,6 @@ _BOND_FORMATS = {"miimon": "MIIMonitorSec={}ms", "xmit_hash_policy": "TransmitHa
 
 def render(ifaces):
     plan = Plan("systemd-networkd")
-    plan.ours.append((DIR, PREFIX))
     for it in ifaces:
         base = f"{DIR}/{PREFIX}{it.name}"
         if it.kind in (nc.BOND, nc.VLAN, nc.BRIDGE):

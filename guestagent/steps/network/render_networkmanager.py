@@ -27,7 +27,6 @@ def path_for(name):
 
 def render(ifaces):
     plan = Plan("NetworkManager")
-    plan.ours.append((DIR, PREFIX))
     for it in ifaces:
         plan.add(path_for(it.name), _keyfile(it), mode=0o600,
                  what=f"{it.name}: {it.describe()}")
