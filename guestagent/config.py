@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/etc/guestagent/guestagent.conf"
 
+# The network stacks `[network] renderer` may name besides ``auto``: the one
+# list of them.  Each is written by guestagent/steps/network/render_NAME.py.
+NETWORK_RENDERERS = ("ifupdown", "networkd", "networkmanager", "ifcfg", "netplan")
+
 DEFAULTS = {
     "main": {
         "datasources": ", ".join(DATASOURCES),
@@ -199,7 +203,7 @@ def _validate(cfg):
                          ("network", "enabled"),
                          ("userdata", "enabled")):
         cfg.getbool(section, key)
-    renderers = ("auto", "ifupdown", "networkd", "networkmanager", "ifcfg", "netplan")
+    renderers = ("auto",) + NETWORK_RENDERERS
     renderer = cfg.get("network", "renderer").strip()
     if renderer not in renderers:
         raise ConfigError(f"[network] renderer = {renderer!r}: expected one of "

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from guestagent import netconfig as nc
+from guestagent.config import NETWORK_RENDERERS
 from guestagent.datasources.network_config import parse
 from guestagent.steps.network import build_plan
 from guestagent.steps.network.interfaces import resolve
@@ -29,7 +30,7 @@ from support.network import make_nics
 
 FIXTURES = os.path.join(TESTS, "fixtures", "network-config")
 GOLDEN = os.path.join(TESTS, "fixtures", "network-golden")
-RENDERERS = ["ifupdown", "networkd", "networkmanager", "ifcfg", "netplan"]
+RENDERERS = NETWORK_RENDERERS
 
 # fixture -> the machine's NICs {kernel name: MAC}
 MACHINES = {

@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from guestagent import netconfig as nc
+from guestagent.config import NETWORK_RENDERERS
 from guestagent.datasources.network_data import parse
 
 from support import TESTS
@@ -26,7 +27,7 @@ from support.network import nova_doc, render
 
 GOLDEN = os.path.join(TESTS, "fixtures", "network-golden")
 FIXTURES = ["dhcp", "static-v4-v6", "two-nics-vlan", "ironic-bond", "slaac"]
-RENDERERS = ["ifupdown", "networkd", "networkmanager", "ifcfg", "netplan"]
+RENDERERS = NETWORK_RENDERERS
 
 
 def as_text(plan):

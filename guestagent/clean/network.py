@@ -13,7 +13,7 @@ and says so.  Copies of the agent's own earlier files go.
 
 import re
 
-from ..steps.network import OWN_DIRS
+from ..steps.network import own_dirs
 from ..steps.network.apply import ASIDE_DIR
 from ..steps.network.image_files import IFUPDOWN_MAIN, stale, without_stanzas
 from ..steps.network.plan import MARK, Plan
@@ -24,8 +24,7 @@ _SUFFIX = re.compile(r"\.\d{8}T\d{6}$")
 
 
 def find(system):
-    dirs = [d for ds in OWN_DIRS.values() for d in ds]
-    ours = stale(system, dirs, Plan(None))
+    ours = stale(system, own_dirs(), Plan(None))
     actions = [Action("network", "remove", p, lambda p=p: system.remove(p),
                       "written by the agent for this instance's NICs") for p in ours]
     copies = {}

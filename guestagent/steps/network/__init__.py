@@ -22,6 +22,7 @@ import importlib
 import logging
 
 from ... import netconfig as nc
+from ...config import NETWORK_RENDERERS
 from .. import PER_INSTANCE, Skip
 from . import apply as applying
 from . import image_files
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 FREQUENCY = PER_INSTANCE
 NIC_WAIT = 5.0
 CMDLINE_OFF = ("guestagent.network=off", "guestagent.network=disabled")
-
-_MODULES = {"ifupdown": "render_ifupdown", "networkd": "render_networkd",
-            "networkmanager": "render_networkmanager", "ifcfg": "render_ifcfg",
-            "netplan": "render_netplan"}
 
 
 def run(ctx):
@@ -81,7 +78,7 @@ def _nothing_to_render(system, renderer, why):
     if renderer is None:
         raise Skip(why)
     plan = Plan(renderer)
-    for path in image_files.stale(system, _own_dirs(renderer), plan):
+    for path in image_files.stale(system, [renderer_module(renderer).DIR], plan):
         plan.replace(path)
     changes = applying.apply(system, plan)
     if not changes:
@@ -93,10 +90,10 @@ def _nothing_to_render(system, renderer, why):
 def build_plan(system, renderer, ifaces, config=None):
     """(Plan, the interfaces it configures) for ``renderer``; ``config`` (the
     NetworkConfig) names the document in the files and may carry netplan's."""
-    mod = importlib.import_module(f"{__name__}.{_MODULES[renderer]}")
+    mod = renderer_module(renderer)
     aside = []
     if renderer == "netplan":
-        left, aside = image_files.netplan(system, ifaces, mod.PATH, "/etc/netplan")
+        left, aside = image_files.netplan(system, ifaces, mod.PATH, mod.DIR)
         ifaces = without(ifaces, left)
         document = config.netplan if config is not None else ""
         if document and left:
@@ -117,22 +114,21 @@ def build_plan(system, renderer, ifaces, config=None):
         image_files.ifcfg(system, ifaces, plan, mod.DIR)
     elif renderer == "networkmanager":
         image_files.networkmanager(system, ifaces, plan, mod.DIR)
-    for path in image_files.stale(system, _own_dirs(renderer), plan):
+    for path in image_files.stale(system, [mod.DIR], plan):
         plan.replace(path)
     return plan, ifaces
 
 
-# Where the agent's files for each stack live (to find an earlier instance's;
-# `guestagent clean --network` looks in all of them).
-OWN_DIRS = {"ifupdown": ["/etc/network/interfaces.d"],
-            "ifcfg": ["/etc/sysconfig/network-scripts"],
-            "networkmanager": ["/etc/NetworkManager/system-connections"],
-            "netplan": ["/etc/netplan"],
-            "networkd": ["/etc/systemd/network"]}
+def renderer_module(renderer):
+    """The module that writes ``renderer``'s files (a name in NETWORK_RENDERERS).
+    Its ``DIR`` is where they live, so where an earlier instance's are found."""
+    return importlib.import_module(f"{__name__}.render_{renderer}")
 
 
-def _own_dirs(renderer):
-    return OWN_DIRS[renderer]
+def own_dirs():
+    """Where the agent's files for every stack live (`guestagent clean --network`
+    looks in all of them)."""
+    return [renderer_module(name).DIR for name in NETWORK_RENDERERS]
 
 
 def without(ifaces, names):

@@ -12,7 +12,8 @@ Reference: interfaces(5) of ifupdown 0.8, ifenslave's README.Debian.
 from ... import netconfig as nc
 from .plan import HEADER, Plan, bond_option_lines
 
-PATH = "/etc/network/interfaces.d/50-guestagent"
+DIR = "/etc/network/interfaces.d"
+PATH = f"{DIR}/50-guestagent"
 _BOND_FORMATS = {"miimon": "bond-miimon {}", "xmit_hash_policy": "bond-xmit-hash-policy {}",
                  "lacp_rate": "bond-lacp-rate {}"}
 

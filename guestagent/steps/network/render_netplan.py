@@ -16,7 +16,8 @@ Reference: netplan's YAML reference (netplan.io 0.106).
 from ... import netconfig as nc
 from .plan import HEADER, Plan, bond_option_lines
 
-PATH = "/etc/netplan/90-guestagent.yaml"
+DIR = "/etc/netplan"
+PATH = f"{DIR}/90-guestagent.yaml"
 _BOND_FORMATS = {"miimon": "  mii-monitor-interval: {}",
                  "xmit_hash_policy": '  transmit-hash-policy: "{}"',
                  "lacp_rate": '  lacp-rate: "{}"'}

@@ -7,9 +7,6 @@ when its unit is enabled; initscripts' network-scripts; ifupdown.
 ``[network] renderer`` names one instead.
 """
 
-
-RENDERERS = ("ifupdown", "networkd", "networkmanager", "ifcfg", "netplan")
-
 _WANTS = ("/etc/systemd/system/multi-user.target.wants",
           "/etc/systemd/system/network-online.target.wants",
           "/etc/systemd/system/sysinit.target.wants")
