@@ -12,7 +12,7 @@ def disabled_reason(system):
     """Why the agent must not run here, or '' (checked before anything else)."""
     if system.exists(DISABLED_FILE):
         return f"{DISABLED_FILE} exists"
-    cmdline = system.read_text("/proc/cmdline", default="").split()
+    cmdline = system.kernel_cmdline().split()
     if "guestagent=disabled" in cmdline:
         return "guestagent=disabled is on the kernel command line"
     if system.exists("/usr/bin/cloud-init") and not (

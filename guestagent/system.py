@@ -19,3 +19,13 @@ __all__ = ["System", "CommandFailed", "CommandMissing", "UnsafePathError", "outp
 
 class System(RootFiles, Commands):
     """Files under ``root`` and commands on the host: what steps touch."""
+
+    def kernel_cmdline(self):
+        """The kernel command line as this root sees it: /proc/cmdline inside
+        the root (the running kernel's on a real boot; under ``--root`` the
+        tree's own, so never the host's), '' when there is none or it cannot
+        be read.  Every reader of the command line comes here."""
+        try:
+            return self.read_text("/proc/cmdline")
+        except (OSError, ValueError):
+            return ""

@@ -139,11 +139,7 @@ class Image:
         """The running kernel's command line (live only), else None."""
         if not self.live:
             return None
-        try:
-            with open("/proc/cmdline") as f:
-                return f.read().strip()
-        except OSError:
-            return None
+        return self.system.kernel_cmdline().strip() or None
 
 
 def parse_shell_vars(text):

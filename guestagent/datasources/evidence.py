@@ -35,13 +35,6 @@ def dmi(system, field):
         return ""
 
 
-def cmdline(system):
-    try:
-        return system.read_text("/proc/cmdline")
-    except (OSError, ValueError):
-        return ""
-
-
 class NoCloudArgument:
     """``ds=nocloud[-net];key=value;...`` as given: ``name`` (nocloud or
     nocloud-net), ``seedfrom`` (a URL or path, '' when none), ``meta``
@@ -79,7 +72,7 @@ def parse_nocloud_argument(text, where):
 
 def nocloud_argument(system):
     """NoCloud's argument from the kernel command line, else the DMI serial."""
-    return (parse_nocloud_argument(cmdline(system), "the kernel command line")
+    return (parse_nocloud_argument(system.kernel_cmdline(), "the kernel command line")
             or parse_nocloud_argument(dmi(system, "product_serial"),
                                       "the DMI system serial number"))
 

@@ -16,6 +16,8 @@ functions take host paths.  Nothing here changes anything.
 import os
 import stat
 
+from ...system import System
+
 SYS_BLOCK = "/sys/class/block"
 SYS_DEV_BLOCK = "/sys/dev/block"
 SECTOR = 512  # /sys sizes and starts are always in 512-byte units
@@ -206,11 +208,9 @@ def device_of_mount(system, mount, cmdline=None):
     source = mount.source
     if source == "/dev/root":
         if cmdline is None:
-            try:
-                with open("/proc/cmdline", encoding="utf-8", errors="replace") as f:
-                    cmdline = f.read()
-            except OSError:
-                cmdline = ""
+            # the mount table is the host's, so its /dev/root is the running
+            # kernel's root=: the host's command line, under --root too
+            cmdline = System("/").kernel_cmdline()
         source = resolve_spec(system, root_from_cmdline(cmdline)) or ""
     elif not source.startswith("/"):
         source = resolve_spec(system, source) or ""

@@ -41,8 +41,7 @@ def run(ctx):
     system = ctx.system
     if not ctx.config.getbool("network", "enabled"):
         raise Skip("[network] enabled = no")
-    cmdline = system.read_text("/proc/cmdline", default="").split()
-    off = [w for w in cmdline if w in CMDLINE_OFF]
+    off = [w for w in system.kernel_cmdline().split() if w in CMDLINE_OFF]
     if off:
         raise Skip(f"{off[0]} is on the kernel command line")
     renderer, why = detect(system, ctx.config.get("network", "renderer").strip())
