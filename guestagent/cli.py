@@ -60,7 +60,7 @@ def _common(p):
 def main_parser():
     import argparse
 
-    from .runner import STAGES
+    from .stages import STAGES
     from .steps import ALL_STEPS
     p = argparse.ArgumentParser(prog="guestagent", description=MAIN_DESC, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,8 +71,9 @@ def main_parser():
     p.add_argument("--only", metavar="STEP[,STEP...]",
                    help="run just these steps: " + ", ".join(ALL_STEPS))
     p.add_argument("--stage", choices=STAGES, default="all",
-                   help="boot stage to run (the units use local, network, final); "
-                        "default: all of them")
+                   help="boot stage to run (the units use "
+                        + ", ".join(n for n, s in STAGES.items() if s.unit)
+                        + "); default: all of them")
     _common(p)
     return p
 
@@ -312,9 +313,10 @@ class _UnitArgs:
 def _unit_args(argv):
     """The boot units run exactly `--once --stage STAGE`: read that without
     argparse (and gettext), which cost a boot tens of ms under emulation."""
-    if len(argv) == 3 and argv[:2] == ["--once", "--stage"] and \
-            argv[2] in ("local", "network", "final"):
-        return _UnitArgs(argv[2])
+    if len(argv) == 3 and argv[:2] == ["--once", "--stage"]:
+        from .stages import STAGES
+        if argv[2] in STAGES and STAGES[argv[2]].unit:
+            return _UnitArgs(argv[2])
     return None
 
 

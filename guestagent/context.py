@@ -12,12 +12,14 @@ class Context:
     """What a step gets: the metadata, the config, and the one system seam."""
 
     def __init__(self, system, config, state, metadata, new_instance, stage):
+        from .stages import STAGES
         self.system = system
         self.config = config
         self.state = state
         self.metadata = metadata
         self.new_instance = new_instance
-        self.stage = stage
+        # the stages.Stage (``stage`` is its name): e.g. stage.network_up
+        self.stage = STAGES[stage]
         self._userdata = None
         self._user_scripts = None
         self._cloud_config = None

@@ -1,49 +1,31 @@
-"""Run the steps: find metadata, record the instance, run each step once.
+"""Run one stage: find metadata, run its steps, leave its flags, record the run.
 
-Stages (one systemd unit each, see units/):
-  local    config drive (or a reboot confirmed by DMI UUID): no network at all
-  network  the metadata service, unless the local stage already configured this boot
-  final    user scripts, late, from the metadata stored earlier in this boot
-  all      the three in one process (`guestagent --once`)
+What each stage does (how it finds metadata, its steps, the flags it leaves,
+whether the network is up) is the table in guestagent/stages.py; this
+module reads that table and never a stage's name.
 """
 
 import importlib
 import logging
 import threading
 import time
-from collections import namedtuple
 
 from . import boot_guard, datasources, disk_space, done_markers, readiness, steps
 from . import log as logsetup
 from .context import Context
 from .off_switches import disabled_reason
 from .run_lock import RunLock
+from .stages import LOCAL, STAGES
 from .state import State
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
-
-# What each stage does, in one place:
-#   metadata  "local": the datasources that need no network (with the DMI
-#             check for a reboot); "any": every configured datasource;
-#             "stored": what the config stage stored in this boot
-#   steps     "config", "final" or "all": steps.CONFIG_STEPS, FINAL_STEPS, ALL_STEPS
-#   deadline  how long the datasource search may wait (None: [main] deadline)
-#   bare      the steps run even with no metadata (those that need none)
-#   once      nothing to do when an earlier stage configured this boot
-Stage = namedtuple("Stage", "metadata steps deadline bare once")
-STAGES = {
-    "local": Stage("local", "config", 0, bare=False, once=False),
-    "network": Stage("any", "config", None, bare=True, once=True),
-    "final": Stage("stored", "final", None, bare=False, once=False),
-    "all": Stage("any", "all", None, bare=True, once=False),
-}
 LOCAL_DONE, FINAL_PENDING = boot_guard.LOCAL_DONE, boot_guard.FINAL_PENDING
 
 
 def run(system, config, stage="all", only=None):
-    """One run of ``stage``; returns the exit code."""
+    """One run of ``stage`` (a name in stages.STAGES); returns the exit code."""
     why = disabled_reason(system)
     if why:
         log.info("standing aside: %s", why)
@@ -53,8 +35,9 @@ def run(system, config, stage="all", only=None):
     if newer:
         log.error("%s", newer)
         return EXIT_USAGE
+    spec = STAGES[stage]
     grown = None
-    if STAGES[stage].steps in ("config", "all") and (not only or "growroot" in only):
+    if "growroot" in spec.step_names() and (not only or "growroot" in only):
         # a root that shipped full grows before anything is written to it
         grown = disk_space.grow_first(
             system, lambda: _run_step(Context(system, config, None, None, False, stage),
@@ -66,14 +49,14 @@ def run(system, config, stage="all", only=None):
         # still fit where the agent's own records do not)
         log.error("cannot keep the agent's state: %s", e)
     with RunLock(system):
-        return _run_locked(system, config, state, stage, only, grown)
+        return _run_locked(system, config, state, spec, only, grown)
 
 
-def _run_locked(system, config, state, stage, only, grown=None):
+def _run_locked(system, config, state, spec, only, grown=None):
     t0 = time.monotonic()
     warned = logsetup.warnings_mark()
     boot_id = state.boot_id()
-    record = {"stage": stage, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    record = {"stage": spec.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "steps": [], "source": None, "instance_id": None}
     status = state.read_status() or {}
     if not boot_id or status.get("boot_id") != boot_id:
@@ -81,58 +64,87 @@ def _run_locked(system, config, state, stage, only, grown=None):
     configured_this_boot = bool(boot_id) and any(
         r.get("configured") for r in status.get("runs", []))
 
-    spec = STAGES[stage]
-    code = EXIT_OK
-    md = None
-    new_instance = False
     skip_stage = spec.once and configured_this_boot
-    if spec.metadata != "stored" and not skip_stage:
-        boot_guard.forget(system)  # this run configures: the old proof no longer holds
     if skip_stage:
         log.info("already configured in this boot by the local stage; nothing to do")
         record["message"] = "already configured in this boot"
-    elif spec.metadata == "stored":
+        md, code = None, EXIT_OK
+    else:
+        md, code = _find_metadata(system, config, state, spec, only, record)
+    new_instance = _record_instance(system, state, spec, md, record)
+
+    ctx = Context(system, config, state, md, new_instance, spec.name)
+    names = [] if skip_stage or (md is None and not spec.bare) else spec.step_names()
+    if only:
+        names = [n for n in names if n in only]
+    flags = _Flags(ctx, state, spec)
+    record["steps"] = _run_steps(ctx, names, grown, flags)
+    failed = any(r["result"] == "failed" for r in record["steps"])
+    if md is not None and spec.configures:
+        record["configured"] = True
+    if md is not None and not failed and not only:
+        _leave_guard(ctx, state, spec, flags.final_pending)
+    if failed and code == EXIT_OK:
+        code = EXIT_STEP_FAILED
+    _record(system, state, status, record, code, warned, t0, bool(names))
+    if ctx.power_requests:
+        from . import power
+        power.act(system, ctx.power_requests)
+    return code
+
+
+def _find_metadata(system, config, state, spec, only, record):
+    """(Metadata or None, exit code) the way ``spec`` finds it."""
+    if spec.configures:
+        boot_guard.forget(system)  # this run configures: the old proof no longer holds
+    else:
         md = state.stored_metadata()
         if md is None:
             log.error("no stored metadata: the config stage has not found a datasource")
+            return None, EXIT_NO_DATASOURCE
+        return md, EXIT_OK
+    # `--only growroot`: nothing asked for needs the metadata, so only what
+    # costs no wait is looked at (its #cloud-config may turn growpart off)
+    # and finding nothing is no error
+    needless = bool(only) and not any(_needs_metadata(n) for n in only)
+    names = config.getlist("main", "datasources")
+    asked = {}  # the metadata service's requests and retries, for status
+    local_only = spec.metadata == LOCAL or needless
+    if local_only:
+        names = [n for n in names if not datasources.needs_network(n)]
+    md, code = None, EXIT_OK
+    try:
+        md = datasources.search(config, system, names, state=state,
+                                deadline=0 if local_only else None, requests=asked)
+    except datasources.NoDatasource as e:
+        if needless:
+            log.info("no local datasource (%s); %s need no metadata, so the metadata "
+                     "service is not asked", e, ", ".join(only))
+        elif spec.metadata == LOCAL:
+            log.info("no local datasource (%s); the network stage will look", e)
+        elif e.stand_aside:
+            log.warning("%s", e.stand_aside)
+            log.debug("no datasource: %s", e)
             code = EXIT_NO_DATASOURCE
-    else:
-        # `--only growroot`: nothing asked for needs the metadata, so only what
-        # costs no wait is looked at (its #cloud-config may turn growpart off)
-        # and finding nothing is no error
-        needless = bool(only) and not any(_needs_metadata(n) for n in only)
-        names = config.getlist("main", "datasources")
-        # the metadata service's requests and retries, for status
-        asked = record.setdefault("metadata_requests", {})
-        local_only = spec.metadata == "local" or needless
-        if local_only:
-            names = [n for n in names if not datasources.needs_network(n)]
-        try:
-            md = datasources.search(config, system, names, state=state,
-                                    deadline=0 if local_only else spec.deadline,
-                                    requests=asked)
-        except datasources.NoDatasource as e:
-            if needless:
-                log.info("no local datasource (%s); %s need no metadata, so the metadata "
-                         "service is not asked", e, ", ".join(only))
-            elif spec.metadata == "local":
-                log.info("no local datasource (%s); the network stage will look", e)
-            elif e.stand_aside:
-                log.warning("%s", e.stand_aside)
-                log.debug("no datasource: %s", e)
-                code = EXIT_NO_DATASOURCE
-            else:
-                # one line that says what the instance lacks, and why
-                log.error("no datasource found, so no SSH keys, host name or user-data for "
-                          "this instance: %s", e)
-                code = EXIT_NO_DATASOURCE
-            record["message"] = e.stand_aside or str(e)
-    if not record.get("metadata_requests", True):
-        del record["metadata_requests"]  # no HTTP asked: nothing to count
+        else:
+            # one line that says what the instance lacks, and why
+            log.error("no datasource found, so no SSH keys, host name or user-data for "
+                      "this instance: %s", e)
+            code = EXIT_NO_DATASOURCE
+        record["message"] = e.stand_aside or str(e)
+    if asked:  # no HTTP asked: nothing to count
+        record["metadata_requests"] = asked
+    return md, code
+
+
+def _record_instance(system, state, spec, md, record):
+    """Note ``md``'s instance in the record (and, for a configuring stage, in
+    the state and the instance data); returns whether it is a new instance."""
+    new_instance = False
     if md is not None:
         logsetup.add_secrets(md.secrets())
         record["source"], record["instance_id"] = md.source, md.instance_id
-        if spec.metadata != "stored":
+        if spec.configures:
             prev = state.previous_instance_id()
             try:
                 new_instance = state.set_instance(md)
@@ -150,51 +162,54 @@ def _run_locked(system, config, state, stage, only, grown=None):
             else:
                 log.info("same instance %s as before: only per-boot steps run", md.instance_id)
     record["new_instance"] = new_instance
+    return new_instance
 
-    if skip_stage or (md is None and not spec.bare):
-        names = []
-    else:
-        names = {"config": steps.CONFIG_STEPS, "final": steps.FINAL_STEPS,
-                 "all": steps.ALL_STEPS}[spec.steps]
-    if only:
-        names = [n for n in names if n in only]
-    ctx = Context(system, config, state, md, new_instance, stage)
+
+def _run_steps(ctx, names, grown, flags):
+    """Each step's result, in order; the flags go down as soon as what a
+    login needs is done (before a background step ends)."""
+    results = []
     for name in names:
         if name == "growroot" and grown is not None:
-            record["steps"].append(grown)  # done before anything else was written
+            results.append(grown)  # done before anything else was written
         elif name in steps.BACKGROUND_STEPS and len(names) > 1:
             # growroot waits on growpart and resize2fs; the other steps need
             # nothing from it, so it runs beside them instead of before them
-            record["steps"].append(_Background(ctx, name))
+            results.append(_Background(ctx, name))
         else:
-            record["steps"].append(_run_step(ctx, name))
-    background = [r.name for r in record["steps"] if isinstance(r, _Background)]
+            results.append(_run_step(ctx, name))
+    background = [r.name for r in results if isinstance(r, _Background)]
     background += [n for n in ctx.left_running if n not in background]
     if background:
         # What a login needs is done: the flags the later units' conditions
         # read go down now, and the unit says it is up (sshd starts) while
         # growpart and resize2fs finish.
-        final_pending = _flag_configured(ctx, state, spec)
+        flags.leave()
         readiness.ready(f"{', '.join(background)} still running")
-    record["steps"] = [r.join() if isinstance(r, _Background) else r for r in record["steps"]]
-    done_markers.finish_left_running(ctx, record["steps"])
-    failed = any(r["result"] == "failed" for r in record["steps"])
+    results = [r.join() if isinstance(r, _Background) else r for r in results]
+    done_markers.finish_left_running(ctx, results)
     if not background:
-        final_pending = _flag_configured(ctx, state, spec)
-    if md is not None and spec.metadata != "stored":
-        record["configured"] = True
-    if md is not None and spec.steps == "config" and not failed and not only:
+        flags.leave()
+    return results
+
+
+def _leave_guard(ctx, state, spec, final_pending):
+    """The reboot guard after a run with no failed step (boot_guard)."""
+    if spec.guard == "write":
         boot_guard.write(ctx, steps.ALL_STEPS, final_pending)
-    if md is not None and spec.steps == "final" and not failed and not only and all(
-            state.done(md.instance_id, n) for n in boot_guard.per_instance(steps.FINAL_STEPS)):
-        boot_guard.publish(system)
-    if failed and code == EXIT_OK:
-        code = EXIT_STEP_FAILED
+    elif spec.guard == "publish" and all(
+            state.done(ctx.metadata.instance_id, n)
+            for n in boot_guard.per_instance(steps.FINAL_STEPS)):
+        boot_guard.publish(ctx.system)
+
+
+def _record(system, state, status, record, code, warned, t0, ran_steps):
+    """This run in the boot's status (what `guestagent status` shows)."""
     record["exit_code"] = code
     warnings = logsetup.warnings_since(warned)
     if warnings:  # what `status --wait` calls a recoverable problem (exit 2)
         record["warnings"] = warnings
-    if names and disk_space.is_full(system):
+    if ran_steps and disk_space.is_full(system):
         log.error("no space left on %s: what failed above for it is not done; give the "
                   "instance a bigger disk (growroot grows the root into it) or free space "
                   "on it", disk_space.mount_point(system, "/"))
@@ -205,34 +220,37 @@ def _run_locked(system, config, state, stage, only, grown=None):
         state.write_status(status)
     except OSError as e:
         log.warning("cannot record the run's status: %s", e)
-    log.info("%s stage finished in %.2f s (exit %d)", stage, record["duration"], code)
-    if ctx.power_requests:
-        from . import power
-        power.act(system, ctx.power_requests)
-    return code
+    log.info("%s stage finished in %.2f s (exit %d)", record["stage"], record["duration"],
+             code)
 
 
 def _needs_metadata(name):
     return getattr(importlib.import_module(f"guestagent.steps.{name}"), "NEEDS_METADATA", True)
 
 
-def _flag_configured(ctx, state, spec):
-    """The flags in /run that the later units' conditions read; returns the
-    final steps with work left (or None: this stage does not decide that)."""
-    md = ctx.metadata
-    if md is None:
-        return None
-    if spec.metadata == "local":
-        # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
-        # drive or DMI-confirmed boot its Python never starts (/run is
-        # emptied every boot)
-        try:
-            ctx.system.write_file(LOCAL_DONE, md.instance_id + "\n", mode=0o644)
-        except OSError as e:
-            log.warning("cannot write %s: %s", LOCAL_DONE, e)
-    if spec.steps == "config":
-        return _flag_final(ctx, state)
-    return None
+class _Flags:
+    """The flags in /run that the later units' conditions read, left once
+    per run as the stage's table row says (stages.py)."""
+
+    def __init__(self, ctx, state, spec):
+        self.ctx, self.state, self.spec = ctx, state, spec
+        self.final_pending = None  # the final steps with work left, once decided
+
+    def leave(self):
+        ctx = self.ctx
+        md = ctx.metadata
+        if md is None:
+            return
+        if LOCAL_DONE in self.spec.flags:
+            # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
+            # drive or DMI-confirmed boot its Python never starts (/run is
+            # emptied every boot)
+            try:
+                ctx.system.write_file(LOCAL_DONE, md.instance_id + "\n", mode=0o644)
+            except OSError as e:
+                log.warning("cannot write %s: %s", LOCAL_DONE, e)
+        if FINAL_PENDING in self.spec.flags:
+            self.final_pending = _flag_final(ctx, self.state)
 
 
 def _flag_final(ctx, state):

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from guestagent.cli import main_parser
-from guestagent.runner import STAGES
+from guestagent.stages import STAGES
 
 from support import REPO
 from support.marks import needs_root
@@ -161,6 +161,36 @@ def test_whole_boot_transaction_has_no_ordering_cycle(tmp_path):
     assert "Found ordering cycle" in res.stderr and "guestagent-final.service" in res.stderr
 
 
+
+def test_the_stage_table_says_what_the_units_order_and_condition_on(units):
+    """guestagent/stages.py and units/ describe the same stages: a flag a
+    stage leaves is read by another stage's unit (LOCAL_DONE keeps the unit of
+    the stage that does nothing once configured from starting; FINAL_PENDING
+    starts the stage that reads the stored metadata), and a stage runs with the
+    network up exactly when its unit is ordered after network-online.target."""
+    by_unit = {s.unit: s for s in STAGES.values() if s.unit}
+    assert sorted(by_unit) == sorted(UNIT_NAMES)
+    left = {flag: [s for s in STAGES.values() if flag in s.flags]
+            for s in STAGES.values() for flag in s.flags}
+    read = set()
+    for name, u in units.items():
+        stage = by_unit[name]
+        for cond in u["Unit"].get("ConditionPathExists", []):
+            flag = cond.lstrip("!")
+            if flag not in left:
+                continue
+            read.add(flag)
+            assert stage not in left[flag], (name, flag)  # left for a later unit
+            if cond.startswith("!"):
+                assert stage.once, (name, cond)  # configured already: nothing to do
+            else:
+                assert not stage.configures, (name, cond)  # runs on what was stored
+        after = words(u, "Unit", "After")
+        assert stage.network_up == ("network-online.target" in after), name
+        assert ("network-pre.target" in words(u, "Unit", "Before")) == (not stage.network_up)
+    assert read == set(left)  # every flag the table leaves, a unit reads
+
+
 # ---- what the units run -----------------------------------------------------------------
 
 @pytest.mark.parametrize("name,stage", [("guestagent-local.service", "local"),
@@ -170,7 +200,7 @@ def test_each_unit_runs_one_stage_once(units, name, stage):
     u = units[name]
     argv = one(u, "Service", "ExecStart").split()
     assert argv == ["/usr/bin/guestagent", "--once", "--stage", stage]
-    assert stage in STAGES
+    assert STAGES[stage].unit == name
     args = main_parser().parse_args(argv[1:])  # the real CLI accepts exactly this
     assert args.once and args.stage == stage
     # local and network say READY=1 before growroot ends (sshd waits for that);

@@ -65,7 +65,7 @@ def run(ctx):
     if not ifaces:
         raise Skip("every described interface stays as the image configures it")
     changes = applying.apply(system, plan)
-    if system.live and ctx.stage != "local":
+    if system.live and ctx.stage.network_up:
         from . import live
         changes += live.configure(ifaces)
     return changes
