@@ -48,29 +48,22 @@ def forget(system):
             log.warning("cannot remove %s: %s", path, e)
 
 
-def per_instance(names):
-    """The per-instance steps among ``names``."""
-    return [n for n in names if _step(n).FREQUENCY == PER_INSTANCE]
+def per_instance(step_list):
+    """The per-instance steps among ``step_list`` (`steps.Step`s)."""
+    return [s for s in step_list if s.frequency == PER_INSTANCE]
 
 
-def _step(name):
-    import importlib
-    return importlib.import_module(f"guestagent.steps.{name}")
-
-
-def write(ctx, step_names, final_pending):
+def write(ctx, step_list, final_pending):
     """Write the list after a configuring stage; returns why not, or ''."""
     why = _identity_problem(ctx)
     paths = [DMI_UUID]
     if not why:
-        for name in step_names:
-            mod = _step(name)
-            if mod.FREQUENCY != PER_BOOT:
+        for step in step_list:
+            if step.frequency != PER_BOOT:
                 continue
-            declare = getattr(mod, "unchanged_inputs", None)
-            inputs = declare(ctx) if declare else None
+            inputs = step.unchanged_inputs(ctx)
             if inputs is None:
-                why = f"{name} has work on every boot"
+                why = f"{step.name} has work on every boot"
                 break
             paths += inputs
     if why:

@@ -78,18 +78,11 @@ def finish_left_running(ctx, records, timeout=LEFT_RUNNING_TIMEOUT):
                 rec["result"], rec["error"] = "failed", problem
 
 
-def broken_since(ctx, mod, name):
-    """What is missing or damaged of what the done step ``name`` left, or ''."""
-    check = getattr(mod, "check_done", None)
-    if check is None:
-        return ""
+def broken_since(ctx, step):
+    """What is missing or damaged of what the done `Step` ``step`` left, or ''
+    (its ``redo`` then does it again)."""
     try:
-        return check(ctx) or ""
+        return step.check_done(ctx) or ""
     except Exception as e:  # a check that cannot tell must not redo a step
-        log.debug("%s: cannot check what it left: %s", name, e, exc_info=True)
+        log.debug("%s: cannot check what it left: %s", step.name, e, exc_info=True)
         return ""
-
-
-def redo(mod):
-    """The function that does a done step again after `broken_since` found damage."""
-    return getattr(mod, "redo", mod.run)

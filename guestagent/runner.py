@@ -5,7 +5,6 @@ whether the network is up) is the table in guestagent/stages.py; this
 module reads that table and never a stage's name.
 """
 
-import importlib
 import logging
 import threading
 import time
@@ -24,8 +23,10 @@ EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
 LOCAL_DONE, FINAL_PENDING = boot_guard.LOCAL_DONE, boot_guard.FINAL_PENDING
 
 
-def run(system, config, stage="all", only=None):
-    """One run of ``stage`` (a name in stages.STAGES); returns the exit code."""
+def run(system, config, stage="all", only=None, lineup=None):
+    """One run of ``stage`` (a name in stages.STAGES); returns the exit code.
+    ``lineup``: the steps it may run (a `steps.Lineup`; by default the real
+    ones, each loaded when first needed)."""
     why = disabled_reason(system)
     if why:
         log.info("standing aside: %s", why)
@@ -36,12 +37,13 @@ def run(system, config, stage="all", only=None):
         log.error("%s", newer)
         return EXIT_USAGE
     spec = STAGES[stage]
+    lineup = lineup or steps.Lineup()
     grown = None
-    if "growroot" in spec.step_names() and (not only or "growroot" in only):
+    if "growroot" in spec.step_names(lineup) and (not only or "growroot" in only):
         # a root that shipped full grows before anything is written to it
         grown = disk_space.grow_first(
             system, lambda: _run_step(Context(system, config, None, None, False, stage),
-                                      "growroot"))
+                                      lineup.step("growroot")))
     try:
         state.ensure()
     except disk_space.NoSpaceError as e:
@@ -49,10 +51,10 @@ def run(system, config, stage="all", only=None):
         # still fit where the agent's own records do not)
         log.error("cannot keep the agent's state: %s", e)
     with RunLock(system):
-        return _run_locked(system, config, state, spec, only, grown)
+        return _run_locked(system, config, state, spec, only, lineup, grown)
 
 
-def _run_locked(system, config, state, spec, only, grown=None):
+def _run_locked(system, config, state, spec, only, lineup, grown=None):
     t0 = time.monotonic()
     warned = logsetup.warnings_mark()
     boot_id = state.boot_id()
@@ -70,20 +72,20 @@ def _run_locked(system, config, state, spec, only, grown=None):
         record["message"] = "already configured in this boot"
         md, code = None, EXIT_OK
     else:
-        md, code = _find_metadata(system, config, state, spec, only, record)
+        md, code = _find_metadata(system, config, state, spec, only, lineup, record)
     new_instance = _record_instance(system, state, spec, md, record)
 
     ctx = Context(system, config, state, md, new_instance, spec.name)
-    names = [] if skip_stage or (md is None and not spec.bare) else spec.step_names()
+    names = [] if skip_stage or (md is None and not spec.bare) else spec.step_names(lineup)
     if only:
         names = [n for n in names if n in only]
-    flags = _Flags(ctx, state, spec)
-    record["steps"] = _run_steps(ctx, names, grown, flags)
+    flags = _Flags(ctx, state, spec, lineup)
+    record["steps"] = _run_steps(ctx, lineup, names, grown, flags)
     failed = any(r["result"] == "failed" for r in record["steps"])
     if md is not None and spec.configures:
         record["configured"] = True
     if md is not None and not failed and not only:
-        _leave_guard(ctx, state, spec, flags.final_pending)
+        _leave_guard(ctx, state, spec, lineup, flags.final_pending)
     if failed and code == EXIT_OK:
         code = EXIT_STEP_FAILED
     _record(system, state, status, record, code, warned, t0, bool(names))
@@ -93,7 +95,7 @@ def _run_locked(system, config, state, spec, only, grown=None):
     return code
 
 
-def _find_metadata(system, config, state, spec, only, record):
+def _find_metadata(system, config, state, spec, only, lineup, record):
     """(Metadata or None, exit code) the way ``spec`` finds it."""
     if spec.configures:
         boot_guard.forget(system)  # this run configures: the old proof no longer holds
@@ -106,7 +108,7 @@ def _find_metadata(system, config, state, spec, only, record):
     # `--only growroot`: nothing asked for needs the metadata, so only what
     # costs no wait is looked at (its #cloud-config may turn growpart off)
     # and finding nothing is no error
-    needless = bool(only) and not any(_needs_metadata(n) for n in only)
+    needless = bool(only) and not any(lineup.step(n).needs_metadata for n in only)
     names = config.getlist("main", "datasources")
     asked = {}  # the metadata service's requests and retries, for status
     local_only = spec.metadata == LOCAL or needless
@@ -165,19 +167,24 @@ def _record_instance(system, state, spec, md, record):
     return new_instance
 
 
-def _run_steps(ctx, names, grown, flags):
+def _run_steps(ctx, lineup, names, grown, flags):
     """Each step's result, in order; the flags go down as soon as what a
     login needs is done (before a background step ends)."""
     results = []
     for name in names:
+        try:
+            step = lineup.step(name)
+        except Exception as e:  # a bug in guestagent: said, and the other steps still run
+            results.append(_not_loaded(name, e))
+            continue
         if name == "growroot" and grown is not None:
             results.append(grown)  # done before anything else was written
-        elif name in steps.BACKGROUND_STEPS and len(names) > 1:
+        elif step.background and len(names) > 1:
             # growroot waits on growpart and resize2fs; the other steps need
             # nothing from it, so it runs beside them instead of before them
-            results.append(_Background(ctx, name))
+            results.append(_Background(ctx, step))
         else:
-            results.append(_run_step(ctx, name))
+            results.append(_run_step(ctx, step))
     background = [r.name for r in results if isinstance(r, _Background)]
     background += [n for n in ctx.left_running if n not in background]
     if background:
@@ -193,13 +200,13 @@ def _run_steps(ctx, names, grown, flags):
     return results
 
 
-def _leave_guard(ctx, state, spec, final_pending):
+def _leave_guard(ctx, state, spec, lineup, final_pending):
     """The reboot guard after a run with no failed step (boot_guard)."""
     if spec.guard == "write":
-        boot_guard.write(ctx, steps.ALL_STEPS, final_pending)
+        boot_guard.write(ctx, lineup.steps(lineup.all), final_pending)
     elif spec.guard == "publish" and all(
-            state.done(ctx.metadata.instance_id, n)
-            for n in boot_guard.per_instance(steps.FINAL_STEPS)):
+            state.done(ctx.metadata.instance_id, s.name)
+            for s in boot_guard.per_instance(lineup.steps(lineup.final))):
         boot_guard.publish(ctx.system)
 
 
@@ -224,16 +231,12 @@ def _record(system, state, status, record, code, warned, t0, ran_steps):
              code)
 
 
-def _needs_metadata(name):
-    return getattr(importlib.import_module(f"guestagent.steps.{name}"), "NEEDS_METADATA", True)
-
-
 class _Flags:
     """The flags in /run that the later units' conditions read, left once
     per run as the stage's table row says (stages.py)."""
 
-    def __init__(self, ctx, state, spec):
-        self.ctx, self.state, self.spec = ctx, state, spec
+    def __init__(self, ctx, state, spec, lineup):
+        self.ctx, self.state, self.spec, self.lineup = ctx, state, spec, lineup
         self.final_pending = None  # the final steps with work left, once decided
 
     def leave(self):
@@ -250,10 +253,10 @@ class _Flags:
             except OSError as e:
                 log.warning("cannot write %s: %s", LOCAL_DONE, e)
         if FINAL_PENDING in self.spec.flags:
-            self.final_pending = _flag_final(ctx, self.state)
+            self.final_pending = _flag_final(ctx, self.state, self.lineup)
 
 
-def _flag_final(ctx, state):
+def _flag_final(ctx, state, lineup):
     """Leave FINAL_PENDING when a final step has work left for this instance;
     returns the steps with work left.
 
@@ -262,12 +265,11 @@ def _flag_final(ctx, state):
     """
     iid = ctx.metadata.instance_id
     pending = []
-    for name in steps.FINAL_STEPS:
+    for name in lineup.final:
         if state.done(iid, name):
             continue
         try:
-            mod = importlib.import_module(f"guestagent.steps.{name}")
-            if getattr(mod, "pending", lambda c: True)(ctx):
+            if lineup.step(name).pending(ctx):
                 pending.append(name)
         except Exception as e:  # when in doubt, let the final stage decide
             log.debug("%s: cannot tell whether it has work: %s", name, e)
@@ -284,37 +286,47 @@ def _flag_final(ctx, state):
 
 
 class _Background:
-    def __init__(self, ctx, name):
-        self.name = name
+    def __init__(self, ctx, step):
+        self.name = step.name
         self.result = None
-        self.thread = threading.Thread(target=self._run, args=(ctx, name),
-                                       name=f"step-{name}", daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(ctx, step),
+                                       name=f"step-{step.name}", daemon=True)
         self.thread.start()
 
-    def _run(self, ctx, name):
-        self.result = _run_step(ctx, name)
+    def _run(self, ctx, step):
+        self.result = _run_step(ctx, step)
 
     def join(self):
         self.thread.join()
         return self.result
 
 
-def _run_step(ctx, name):
+def _not_loaded(name, error):
+    """The record of a step that could not be loaded: it breaks the step contract
+    (steps/__init__.py) or does not import."""
+    res = {"name": name, "result": "failed", "changes": [], "duration": 0.0,
+           "error": f"cannot load the step: {error or type(error).__name__}"}
+    log.error("%s failed: %s", name, res["error"])
+    log.debug("%s traceback", name, exc_info=True)
+    return res
+
+
+def _run_step(ctx, step):
+    name = step.name
     t0 = time.monotonic()
     res = {"name": name, "result": "ok", "changes": [], "duration": 0.0}
     iid = ctx.metadata.instance_id if ctx.metadata else None
     done = False  # decided for this instance: a reboot shows it as done-before
     try:
-        mod = importlib.import_module(f"guestagent.steps.{name}")
-        res["frequency"] = mod.FREQUENCY
-        step_run = mod.run
-        if ctx.metadata is None and getattr(mod, "NEEDS_METADATA", True):
+        res["frequency"] = step.frequency
+        step_run = step.run
+        if ctx.metadata is None and step.needs_metadata:
             raise steps.Skip("no metadata")
-        if mod.FREQUENCY == steps.PER_INSTANCE:
+        if step.frequency == steps.PER_INSTANCE:
             if iid is None:
                 raise steps.Skip("no instance id")
             if ctx.state.done(iid, name):
-                broken = done_markers.broken_since(ctx, mod, name)
+                broken = done_markers.broken_since(ctx, step)
                 if not broken:
                     res["result"] = "done-before"
                     log.debug("%s: already done for instance %s", name, iid)
@@ -322,7 +334,7 @@ def _run_step(ctx, name):
                 log.warning("%s: done for instance %s on an earlier boot, but %s: "
                             "doing it again", name, iid, broken)
                 res["redone"] = broken
-                step_run = done_markers.redo(mod)
+                step_run = step.redo
         changes = step_run(ctx) or []
         res["changes"] = list(changes)
         res["result"] = "changed" if changes else "ok"

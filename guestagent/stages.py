@@ -17,7 +17,8 @@ Each Stage says:
               a LOCAL or SEARCH stage *configures*: it records the instance
               and publishes the instance data; a STORED one does not
   steps       which steps it runs: the name of the list in guestagent.steps
-              (read when the stage runs: ``Stage.step_names()``)
+              (read when the stage runs, from the run's `steps.Lineup`:
+              ``Stage.step_names(lineup)``)
   flags       the flags in /run it leaves once the steps a login needs are
               done, when it found metadata, in this order:
                 LOCAL_DONE     this boot is configured (the network unit
@@ -53,10 +54,10 @@ class Stage(namedtuple("Stage", "name unit metadata steps flags guard network_up
         """It finds the metadata afresh and records the instance."""
         return self.metadata != STORED
 
-    def step_names(self):
-        """The steps it runs, in order."""
-        from . import steps
-        return getattr(steps, self.steps)
+    def step_names(self, lineup):
+        """The steps it runs, in order, of ``lineup`` (a `steps.Lineup`)."""
+        return {"CONFIG_STEPS": lineup.config, "FINAL_STEPS": lineup.final,
+                "ALL_STEPS": lineup.all}[self.steps]
 
 
 STAGES = {s.name: s for s in (

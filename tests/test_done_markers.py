@@ -14,8 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-import types
 
 import pytest
 
@@ -98,36 +96,27 @@ def test_sync_to_disk_passes_over_missing_paths(root):
 
 def _left_running_step(name, argv, log):
     """A per-instance step that starts ``argv`` and returns before it ends."""
-    mod = types.ModuleType(f"guestagent.steps.{name}")
-    mod.FREQUENCY = steps.PER_INSTANCE
-    mod.NEEDS_METADATA = True
-
     def run(ctx):
         log.append("ran")
         proc = ctx.system.start(argv)
         done_markers.leave_running(ctx, name, proc, "the slow job")
         return ["started the slow job"]
-    mod.run = run
-    return mod
+    return steps.Step(name, run, steps.PER_INSTANCE)
 
 
 @pytest.fixture
-def slow_step(monkeypatch):
-    def install(argv):
+def slow_step():
+    """(log of its runs, the Lineup with only that step)."""
+    def make(argv):
         log = []
-        monkeypatch.setitem(sys.modules, "guestagent.steps.slowjob",
-                            _left_running_step("slowjob", argv, log))
-        monkeypatch.setattr(steps, "CONFIG_STEPS", ["slowjob"])
-        monkeypatch.setattr(steps, "FINAL_STEPS", [])
-        monkeypatch.setattr(steps, "ALL_STEPS", ["slowjob"])
-        return log
-    return install
+        return log, steps.Lineup([_left_running_step("slowjob", argv, log)], [])
+    return make
 
 
 def test_work_left_running_is_marked_done_only_once_it_ended_and_synced(
         root, tmp_path, slow_step):
     out = root / "job-output"
-    log = slow_step(["sh", "-c", f"sleep 1; echo made > {out}"])
+    log, lineup = slow_step(["sh", "-c", f"sleep 1; echo made > {out}"])
     system = NotingSystem(str(root))
     seen_at_sync = []
     plain_sync = system.sync_to_disk
@@ -137,7 +126,7 @@ def test_work_left_running_is_marked_done_only_once_it_ended_and_synced(
         return plain_sync(*a, **kw)
     system.sync_to_disk = sync_and_look
     cfg = config_mod.load(DEMO_CONF)
-    assert runner.run(system, cfg, stage="all") == 0
+    assert runner.run(system, cfg, stage="all", lineup=lineup) == 0
     assert log == ["ran"]
     assert (root / DONE / "slowjob").exists()
     assert seen_at_sync == [True], "the marker's sync came before the job ended"
@@ -147,14 +136,16 @@ def test_work_left_running_is_marked_done_only_once_it_ended_and_synced(
 
 def test_work_left_running_that_fails_leaves_no_marker_and_the_step_runs_again(
         root, tmp_path, slow_step, run_agent):
-    log = slow_step(["sh", "-c", "exit 3"])
+    log, lineup = slow_step(["sh", "-c", "exit 3"])
     cfg = config_mod.load(DEMO_CONF)
-    assert runner.run(System(str(root)), cfg, stage="all") == runner.EXIT_STEP_FAILED
+    assert runner.run(System(str(root)), cfg, stage="all",
+                      lineup=lineup) == runner.EXIT_STEP_FAILED
     assert not (root / DONE / "slowjob").exists()
     status = json.loads((root / "var/lib/guestagent/status.json").read_text())
     (rec,) = status["last"]["steps"]
     assert rec["result"] == "failed" and "the slow job failed (exit 3)" in rec["error"]
-    assert runner.run(System(str(root)), cfg, stage="all") == runner.EXIT_STEP_FAILED
+    assert runner.run(System(str(root)), cfg, stage="all",
+                      lineup=lineup) == runner.EXIT_STEP_FAILED
     assert log == ["ran", "ran"]
 
 

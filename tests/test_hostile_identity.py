@@ -8,6 +8,7 @@ import pytest
 
 from guestagent.metadata import Metadata
 from guestagent.runner import _run_step
+from guestagent.steps import load
 
 from support.step_context import StepContext
 
@@ -35,7 +36,7 @@ def test_a_user_named_like_a_privileged_group_does_not_get_it(root, name, gid, m
         _group_line(root, name, gid, members)
     cc = {"users": [{"name": name, "ssh_authorized_keys": [KEY]},
                     {"name": "alice", "ssh_authorized_keys": [KEY]}]}
-    res = _run_step(StepContext(root, cloud_config=cc), "users")
+    res = _run_step(StepContext(root, cloud_config=cc), load("users"))
     users = _passwd(root)
     assert name not in users or int(users[name][3]) != gid, users.get(name)
     assert res["result"] == "failed" and f"user {name}" in res["error"], res
@@ -46,7 +47,7 @@ def test_a_user_named_like_a_privileged_group_does_not_get_it(root, name, gid, m
 def test_a_left_over_group_of_the_users_own_is_joined_with_a_warning(root, caplog):
     _group_line(root, "carol", 1234)
     cc = {"users": [{"name": "carol", "ssh_authorized_keys": [KEY]}]}
-    res = _run_step(StepContext(root, cloud_config=cc), "users")
+    res = _run_step(StepContext(root, cloud_config=cc), load("users"))
     assert res["result"] == "changed", res
     assert _passwd(root)["carol"][3] == "1234"
     assert "already exists, with no members" in caplog.text
@@ -58,7 +59,7 @@ def test_a_left_over_group_of_the_users_own_is_joined_with_a_warning(root, caplo
 def test_host_names_that_read_as_ipv4_are_refused(root, value, caplog):
     before = (root / "etc/hostname").read_text()
     md = Metadata("t", "i-1", hostname=value)
-    res = _run_step(StepContext(root, metadata=md), "hostname")
+    res = _run_step(StepContext(root, metadata=md), load("hostname"))
     assert (root / "etc/hostname").read_text() == before, value
     assert res["result"] in ("skipped", "failed"), res
     assert "reads as an IPv4 address" in caplog.text, res
@@ -68,7 +69,7 @@ def test_host_names_that_read_as_ipv4_are_refused(root, value, caplog):
                                          ("web-1", "web-1"), ("0day.example", "0day")])
 def test_names_with_digits_are_still_host_names(root, value, short):
     md = Metadata("t", "i-1", hostname=value)
-    _run_step(StepContext(root, metadata=md), "hostname")
+    _run_step(StepContext(root, metadata=md), load("hostname"))
     assert (root / "etc/hostname").read_text().strip() == short
 
 
@@ -79,7 +80,7 @@ def test_user_data_growpart_devices_cannot_widen_growroot_under_root(root, tmp_p
     allowed.mkdir()
     cc = {"growpart": {"mode": "auto", "devices": wanted + [str(allowed)]}}
     ctx = StepContext(root, cloud_config=cc, conf_text=f"[growroot]\ndevices = {allowed}\n")
-    res = _run_step(ctx, "growroot")
+    res = _run_step(ctx, load("growroot"))
     said = res.get("reason", "") + res.get("error", "") + " ".join(res["changes"])
     for w in wanted:
         assert f"{w}:" not in said, res
@@ -124,7 +125,7 @@ def test_useradd_never_follows_an_image_link_out_of_the_root(root, tmp_path, cas
     before = _state(out)
     contents = {p.name: p.read_bytes() for p in out.iterdir()}
     cc = {"users": [{"name": "eve", "ssh_authorized_keys": [KEY]}]}
-    res = _run_step(StepContext(root, cloud_config=cc), "users")
+    res = _run_step(StepContext(root, cloud_config=cc), load("users"))
     assert _state(out) == before, res
     assert {p.name: p.read_bytes() for p in out.iterdir()} == contents
     assert res["result"] == "failed" and "outside the root" in res["error"], res

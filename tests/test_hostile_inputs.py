@@ -423,19 +423,20 @@ def test_write_files_through_image_links_stay_inside_the_root(tmp_path, root, en
 ])
 def test_one_bad_write_files_entry_is_refused_alone(tmp_path, root, bad):
     from guestagent.runner import _run_step
+    from guestagent.steps import load
 
     from support.step_context import StepContext
     entries = [{"path": "/etc/app.log", "content": "line\n", "append": True},
                bad,
                {"path": "/etc/good", "content": "good\n"}]
     ctx = StepContext(root, cloud_config={"write_files": entries})
-    res = _run_step(ctx, "write_files")
+    res = _run_step(ctx, load("write_files"))
     assert res["result"] == "failed" and "1 of 3" in res["error"], res
     assert (root / "etc/good").read_text() == "good\n"
     assert (root / "etc/app.log").read_text() == "line\n"
     assert not (root / "etc/bad").exists()
     # the next boot of the same instance appends nothing again
-    res = _run_step(StepContext(root, cloud_config={"write_files": entries}), "write_files")
+    res = _run_step(StepContext(root, cloud_config={"write_files": entries}), load("write_files"))
     assert res["result"] == "done-before"
     assert (root / "etc/app.log").read_text() == "line\n"
 

@@ -172,13 +172,14 @@ def test_nested_user_data_costs_bounded_work_and_few_warnings(kind):
 @pytest.mark.parametrize("field", ["plain_text_passwd", "passwd"])
 def test_an_over_long_cloud_config_password_costs_only_that_user(root, field):
     from guestagent.runner import _run_step
+    from guestagent.steps import load
 
     from support.step_context import StepContext
     value = "z" * 40000 if field == "plain_text_passwd" else "$6$salt$" + "a" * 40000
     cc = {"users": [{"name": "mallory", field: value, "lock_passwd": False},
                     {"name": "alice", "ssh_authorized_keys": [KEY_A]}]}
     t0 = time.monotonic()
-    res = _run_step(StepContext(root, cloud_config=cc), "users")
+    res = _run_step(StepContext(root, cloud_config=cc), load("users"))
     assert time.monotonic() - t0 < 20
     shadow = (root / "etc/shadow").read_text()
     assert "z" * 100 not in shadow and "a" * 100 not in shadow

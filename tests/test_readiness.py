@@ -2,9 +2,7 @@
 units read are down, and on every way out of a unit's stage (Type=notify)."""
 
 import socket
-import sys
 import time
-import types
 
 import pytest
 
@@ -28,15 +26,11 @@ def notify_socket(tmp_path, monkeypatch):
     s.close()
 
 
-def _step(name, run):
-    mod = types.ModuleType(f"guestagent.steps.{name}")
-    mod.FREQUENCY = steps.PER_BOOT
-    mod.NEEDS_METADATA = False
-    mod.run = run
-    return mod
+def _step(name, run, background=False):
+    return steps.Step(name, run, steps.PER_BOOT, needs_metadata=False, background=background)
 
 
-def test_ready_while_the_background_step_runs(root, notify_socket, monkeypatch):
+def test_ready_while_the_background_step_runs(root, notify_socket):
     seen = {}
 
     def slow_grow(ctx):
@@ -50,14 +44,10 @@ def test_ready_while_the_background_step_runs(root, notify_socket, monkeypatch):
         seen["t_quick_done"] = time.monotonic()
         return []
 
-    monkeypatch.setitem(sys.modules, "guestagent.steps.slowgrow", _step("slowgrow", slow_grow))
-    monkeypatch.setitem(sys.modules, "guestagent.steps.quick", _step("quick", quick))
-    monkeypatch.setattr(steps, "CONFIG_STEPS", ["slowgrow", "quick"])
-    monkeypatch.setattr(steps, "ALL_STEPS", ["slowgrow", "quick"])
-    monkeypatch.setattr(steps, "FINAL_STEPS", [])
-    monkeypatch.setattr(steps, "BACKGROUND_STEPS", {"slowgrow"})
+    lineup = steps.Lineup([_step("slowgrow", slow_grow, background=True),
+                           _step("quick", quick)], [])
     cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
-    code = runner.run(System(str(root)), cfg, stage="local")
+    code = runner.run(System(str(root)), cfg, stage="local", lineup=lineup)
     assert code == 0
     assert seen["message"] == "READY=1\nSTATUS=slowgrow still running"
     assert seen["t_quick_done"] <= seen["t_ready"]

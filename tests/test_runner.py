@@ -1,6 +1,4 @@
 import json
-import sys
-import types
 
 import pytest
 
@@ -183,33 +181,25 @@ def test_final_pending_flag_only_while_scripts_or_runcmd_wait(tmp_path, root, ru
     assert flag.read_text().split() == ["runcmd"]
 
 
-def _step(name, run, frequency):
-    mod = types.ModuleType(f"guestagent.steps.{name}")
-    mod.FREQUENCY = frequency
-    mod.run = run
-    return mod
 
 
 @pytest.mark.parametrize("error, runs_again", [
     (steps.FailedButDone("1 of 2 scripts failed"), False),
     (RuntimeError("could not reach the disk"), True),
 ])
-def test_the_runner_marks_a_failed_but_done_step_and_only_that(root, monkeypatch, error,
-                                                               runs_again):
+def test_the_runner_marks_a_failed_but_done_step_and_only_that(root, error, runs_again):
     calls = []
 
     def run(ctx):
         calls.append(ctx.metadata.instance_id)
         raise error
-    monkeypatch.setitem(sys.modules, "guestagent.steps.once",
-                        _step("once", run, steps.PER_INSTANCE))
-    monkeypatch.setattr(steps, "ALL_STEPS", ["once"])
+    lineup = steps.Lineup([steps.Step("once", run, steps.PER_INSTANCE)], [])
     system = System(str(root))
     cfg = config.load(DEMO_CONF)
-    assert runner.run(system, cfg, stage="all") == runner.EXIT_STEP_FAILED
+    assert runner.run(system, cfg, stage="all", lineup=lineup) == runner.EXIT_STEP_FAILED
     first = State(system).read_status()["last"]["steps"][0]
     assert (first["result"], first["error"]) == ("failed", str(error))
-    runner.run(system, cfg, stage="all")
+    runner.run(system, cfg, stage="all", lineup=lineup)
     second = State(system).read_status()["last"]["steps"][0]
     assert len(calls) == (2 if runs_again else 1)
     assert second["result"] == ("failed" if runs_again else "done-before")

@@ -31,6 +31,9 @@ from .partition_table import PartitionError
 
 FREQUENCY = PER_BOOT
 NEEDS_METADATA = False
+# growpart and resize2fs take seconds and no later step needs the room: the
+# steps after it run beside it
+BACKGROUND = True
 
 log = logging.getLogger(__name__)
 
