@@ -9,6 +9,9 @@ chpasswd cannot be pointed at the tree without chrooting into it, so the
 agent hashes plain passwords itself (SHA-512 crypt, `passwd_hash`) and edits
 ROOT/etc/shadow directly, keeping its mode and owner.
 
+`entry` and `password_state` are the one reading of a shadow line, for the
+steps and for check-image alike.
+
 Nothing here logs a password or a hash, or puts one in an argv.
 """
 
@@ -112,10 +115,26 @@ def status(system, user):
         fields = _fields_of(system, user)
     except PasswordError:
         return "missing"
-    hashed = fields[1]
-    if hashed.startswith("!") or hashed == "*":
+    return password_state(fields[1])
+
+
+def entry(text, user):
+    """The fields of ``user``'s line in shadow ``text`` (name, password, last
+    change, ...), or None when it has no line with at least those three."""
+    for line in text.splitlines():
+        fields = line.split(":")
+        if fields[0] == user and len(fields) >= 3:
+            return fields
+    return None
+
+
+def password_state(field):
+    """What a shadow password field lets in, as ``passwd -S`` reads it:
+    'locked' ('!' or '*' first: no password does), 'none' (empty: any
+    does), or 'set'."""
+    if field[:1] in ("!", "*"):
         return "locked"
-    return "set" if hashed else "none"
+    return "set" if field else "none"
 
 
 def _chpasswd(system, chpasswd, pairs, extra):
@@ -159,11 +178,10 @@ def _read_shadow(system):
 
 def _fields_of(system, user):
     text, _ = _read_shadow(system)
-    for line in text.splitlines():
-        fields = line.split(":")
-        if fields[0] == user and len(fields) >= 3:
-            return fields
-    raise PasswordError(f"{user} has no entry in {SHADOW}")
+    fields = entry(text, user)
+    if fields is None:
+        raise PasswordError(f"{user} has no entry in {SHADOW}")
+    return fields
 
 
 def _edit_shadow(system, changes):

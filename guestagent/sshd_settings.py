@@ -1,4 +1,8 @@
-"""One sshd setting (PasswordAuthentication), put where the image's sshd reads it.
+"""sshd_config lines read as sshd reads them, and one sshd setting
+(PasswordAuthentication) put where the image's sshd reads it.
+
+`line_words` is the one reading of a line: the passwords step, the hostkeys
+step (HostKey lines) and check-image (the effective settings) all use it.
 
 sshd takes the first value it finds for a keyword.  Where sshd_config
 includes ``sshd_config.d/*.conf`` before any line of its own for the
@@ -26,7 +30,53 @@ SSH_DIR = "/etc/ssh"
 SSHD_CONFIG = SSH_DIR + "/sshd_config"
 DROPIN_DIR = SSH_DIR + "/sshd_config.d"
 DROPIN = DROPIN_DIR + "/00-guestagent.conf"
-_WORD = re.compile(r"^\s*(\S+)(?:\s*=\s*|\s+)(.*?)\s*$")
+# the keyword ends at white space or at one '=' (sshd's strdelim)
+_KEYWORD = re.compile(r"\s*([^\s=]+)\s*(?:=\s*)?(.*)", re.S)
+
+
+def line_words(line):
+    """An sshd_config line as sshd splits it: [keyword in lower case, argument,
+    ...]; [] for a blank line or a comment.
+
+    The arguments are split as OpenSSH's argv_split does: at spaces and tabs,
+    with single or double quotes grouping and a backslash escaping a quote, a
+    backslash or (outside quotes) a space; a word that begins with '#' ends
+    the line (``no # managed`` is ``no``), a '#' inside one does not.
+    """
+    m = _KEYWORD.match(line)
+    if not m or m.group(1).startswith("#"):
+        return []
+    words, rest, i = [m.group(1).lower()], m.group(2), 0
+    while i < len(rest):
+        if rest[i] in " \t\r\n":
+            i += 1
+            continue
+        if rest[i] == "#":
+            break
+        word, quote = [], None
+        while i < len(rest):
+            c = rest[i]
+            if c == "\\" and i + 1 < len(rest) and (
+                    rest[i + 1] in "'\"\\" or (quote is None and rest[i + 1] == " ")):
+                i += 1
+                word.append(rest[i])
+            elif quote is None and c in " \t\r\n":
+                break
+            elif quote is None and c in "'\"":
+                quote = c
+            elif c == quote:
+                quote = None
+            else:
+                word.append(c)
+            i += 1
+        words.append("".join(word))
+    return words
+
+
+def include_patterns(words):
+    """The absolute glob patterns of an ``Include`` line's arguments (sshd
+    takes a relative one as relative to /etc/ssh)."""
+    return [w if w.startswith("/") else f"{SSH_DIR}/{w}" for w in words]
 
 
 def set_option(system, keyword, value):
@@ -35,21 +85,20 @@ def set_option(system, keyword, value):
     lines = text.splitlines()
     include_at, own_at, match_at = None, None, None
     for i, line in enumerate(lines):
-        m = _WORD.match(line)
-        if not m or line.lstrip().startswith("#"):
+        words = line_words(line)
+        if len(words) < 2:
             continue
-        word = m.group(1).lower()
-        if word == "match":
+        if words[0] == "match":
             match_at = i
             break
-        if word == "include" and include_at is None and _covers_dropins(m.group(2)):
+        if words[0] == "include" and include_at is None and _covers_dropins(words[1:]):
             include_at = i
-        elif word == keyword.lower() and own_at is None:
+        elif words[0] == keyword.lower() and own_at is None:
             own_at = i
     if include_at is not None and (own_at is None or own_at > include_at):
         return _write_dropin(system, keyword, value)
     if own_at is not None:
-        if _WORD.match(lines[own_at]).group(2) == value:
+        if line_words(lines[own_at])[1:] == [value]:
             return None
         lines[own_at] = f"{keyword} {value}"
     else:
@@ -78,14 +127,8 @@ def reload(system):
     return ""
 
 
-def _covers_dropins(pattern):
-    for p in pattern.split():
-        p = p.strip("\"'")
-        if not p.startswith("/"):
-            p = SSH_DIR + "/" + p  # relative includes are relative to /etc/ssh
-        if fnmatch.fnmatch(DROPIN, p):
-            return True
-    return False
+def _covers_dropins(arguments):
+    return any(fnmatch.fnmatch(DROPIN, p) for p in include_patterns(arguments))
 
 
 def _write_dropin(system, keyword, value):
@@ -106,8 +149,8 @@ def _earlier_dropins_setting(system, keyword):
         if not name.endswith(".conf") or name >= mine:
             continue
         for line in system.read_text(f"{DROPIN_DIR}/{name}", default="").splitlines():
-            m = _WORD.match(line)
-            if m and not line.lstrip().startswith("#") and m.group(1).lower() == keyword.lower():
+            words = line_words(line)
+            if len(words) > 1 and words[0] == keyword.lower():
                 return f"{DROPIN_DIR}/{name}"
     return None
 

@@ -37,8 +37,11 @@ def test_types_from_config_then_sshd_config_then_default(root):
     assert hostkeys.key_types(_ctx(root)) == ["ed25519", "ecdsa"]  # examples' sshd_config
     d = root / "etc/ssh/sshd_config.d"
     d.mkdir()
-    (d / "10-rsa.conf").write_text("HostKey /etc/ssh/ssh_host_rsa_key\n"
-                                   "HostKey /srv/elsewhere_key\n")
+    # sshd_config's own spellings: 'Keyword=value', quotes, a comment after the value
+    (d / "10-rsa.conf").write_text("HostKey=/etc/ssh/ssh_host_rsa_key # the old type\n"
+                                   "HostKey /srv/elsewhere_key\n"
+                                   '#HostKey "/etc/ssh/ssh_host_dsa_key"\n'
+                                   'hostkey "/etc/ssh/ssh_host_ecdsa_key"\n')
     (d / "ignored.txt").write_text("HostKey /etc/ssh/ssh_host_dsa_key\n")
     assert hostkeys.key_types(_ctx(root)) == ["ed25519", "ecdsa", "rsa"]
     conf = "[ssh]\nhost_key_types = ED25519, bogus, ed25519\n"

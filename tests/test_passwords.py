@@ -18,6 +18,7 @@ from guestagent.steps import FailedButDone, Skip, passwords
 from guestagent.userdata import decode
 
 from support.marks import needs_root
+from support.sshd import sshd_t
 from support.step_context import StepContext
 
 pytestmark = [needs_root, pytest.mark.root]
@@ -201,24 +202,6 @@ KbdInteractiveAuthentication no
 UsePAM yes
 Subsystem sftp /usr/lib/openssh/sftp-server
 """
-
-
-def sshd_t(root):
-    """What sshd itself makes of the root's configuration (sshd -T -f)."""
-    conf = root / "etc/ssh/sshd_config"
-    text = conf.read_text().replace("/etc/ssh/", f"{root}/etc/ssh/")
-    test_conf = root / "sshd-test.conf"
-    test_conf.write_text(text)
-    key = root / "hostkey"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-    # sshd -T wants /run/sshd: made on a tmpfs of a mount namespace of the test's own
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                          'mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec "$@"', "sh",
-                          "/usr/sbin/sshd", "-T", "-f", test_conf, "-h", key],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    return dict(ln.split(" ", 1) for ln in res.stdout.splitlines() if " " in ln)
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="needs openssh-server")

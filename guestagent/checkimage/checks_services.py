@@ -11,6 +11,9 @@ import fnmatch
 import os
 import re
 
+from ..shadow import SHADOW, password_state
+from ..shadow import entry as shadow_entry
+from ..sshd_settings import include_patterns, line_words
 from . import units
 from .finding import failed, passed, warned
 from .tree import parse_shell_vars
@@ -69,29 +72,28 @@ def check_ssh_enabled(image):
 
 
 def sshd_settings(image):
-    """The effective global sshd settings: first value wins, Includes expanded."""
+    """The effective global sshd settings: first value wins, Includes expanded;
+    each line split as the agent's passwords step splits it (as sshd does)."""
     settings = {}
 
     def read(path, depth):
         if depth > 8:
             return
         for line in (image.read(path, "") or "").splitlines():
-            words = line.split("#", 1)[0].split(None, 1)
+            words = line_words(line)
             if len(words) < 2:
                 continue
-            key, value = words[0].lower(), words[1].strip()
+            key, arguments = words[0], words[1:]
             if key == "match":
                 return "match"
             if key == "include":
-                for pattern in value.split():
-                    if not pattern.startswith("/"):
-                        pattern = f"/etc/ssh/{pattern}"
+                for pattern in include_patterns(arguments):
                     folder, name = os.path.split(pattern)
                     for n in fnmatch.filter(image.listdir(folder), name):
                         if read(f"{folder}/{n}", depth + 1) == "match":
                             return "match"
                 continue
-            settings.setdefault(key, value)
+            settings.setdefault(key, " ".join(arguments))
 
     read("/etc/ssh/sshd_config", 0)
     return settings
@@ -124,23 +126,22 @@ def check_ssh_key_login(image):
 
 
 def check_root_password(image):
-    text = image.read("/etc/shadow", None)
+    text = image.read(SHADOW, None)
     if text is None:
         return passed("root-password", "no /etc/shadow in the image")
-    for line in text.splitlines():
-        fields = line.split(":")
-        if fields[0] == "root" and len(fields) > 1:
-            pw = fields[1]
-            if pw == "":
-                return failed("root-password", "root has an empty password in /etc/shadow",
-                              "lock it: passwd -l root (or usermod -R ROOT -L root)")
-            if pw[0] in "!*":
-                return passed("root-password", "root's password is locked")
-            return warned("root-password",
-                          "root has a password set: every instance of the image shares it",
-                          "lock it (keys and the cloud user's sudo suffice): "
-                          f"usermod{'' if image.live else f' -R {image.root}'} -L root")
-    return passed("root-password", "no root entry in /etc/shadow")
+    fields = shadow_entry(text, "root")
+    if fields is None:
+        return passed("root-password", "no root entry in /etc/shadow")
+    state = password_state(fields[1])
+    if state == "none":
+        return failed("root-password", "root has an empty password in /etc/shadow",
+                      "lock it: passwd -l root (or usermod -R ROOT -L root)")
+    if state == "locked":
+        return passed("root-password", "root's password is locked")
+    return warned("root-password",
+                  "root has a password set: every instance of the image shares it",
+                  "lock it (keys and the cloud user's sudo suffice): "
+                  f"usermod{'' if image.live else f' -R {image.root}'} -L root")
 
 
 def check_firewall(image):

@@ -17,6 +17,7 @@ import threading
 import time
 
 from .. import accounts
+from ..sshd_settings import line_words
 from ..system import CommandFailed
 from ..userdata.checks import Bad
 from . import PER_INSTANCE, Skip
@@ -29,7 +30,6 @@ KNOWN_TYPES = ("rsa", "ecdsa", "ed25519", "dsa")
 DEFAULT_TYPES = ["rsa", "ecdsa", "ed25519"]
 BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
 END = "-----END SSH HOST KEY FINGERPRINTS-----"
-_HOSTKEY_RE = re.compile(r"^\s*HostKey\s+(\S+)", re.IGNORECASE)
 _KEYFILE_RE = re.compile(r"^ssh_host_([a-z0-9]+)_key$")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -204,16 +204,17 @@ def key_types(ctx):
         return types or list(DEFAULT_TYPES)
     types = []
     for path, line in _sshd_config_lines(ctx.system):
-        m = _HOSTKEY_RE.match(line)
-        if not m:
+        words = line_words(line)
+        if len(words) < 2 or words[0] != "hostkey":
             continue
-        km = _KEYFILE_RE.match(os.path.basename(m.group(1)))
-        if km and km.group(1) in KNOWN_TYPES and os.path.dirname(m.group(1)) == SSH_DIR:
+        key = words[1]
+        km = _KEYFILE_RE.match(os.path.basename(key))
+        if km and km.group(1) in KNOWN_TYPES and os.path.dirname(key) == SSH_DIR:
             if km.group(1) not in types:
                 types.append(km.group(1))
         else:
             log.warning("%s: HostKey %s is not an %s/ssh_host_TYPE_key file; not "
-                        "generating it", path, m.group(1), SSH_DIR)
+                        "generating it", path, key, SSH_DIR)
     return types or list(DEFAULT_TYPES)
 
 

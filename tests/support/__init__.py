@@ -11,6 +11,7 @@ on sys.path themselves.
   step_context     a real step Context on a scratch root
   userdata_helpers a config drive with chosen user-data, and the agent run on it
   marks            pytest marks (needs_root)
+  sshd             what sshd -T makes of a scratch root's sshd_config
 
 This module itself needs only the standard library (the e2e harness and the
 benchmark import the package outside pytest).
