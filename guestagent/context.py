@@ -2,10 +2,7 @@
 metadata, and what is worked out from them once per run (the user-data's
 #cloud-config with vendor data merged, its scripts, the instance data)."""
 
-import logging
 import threading
-
-log = logging.getLogger(__name__)
 
 
 class Context:
@@ -66,41 +63,14 @@ class Context:
 
     @property
     def cloud_config(self):
-        """The #cloud-config dict: the user's over the vendor's ({} when there is none).
-
-        Worked out once per instance: the result is stored beside the
-        metadata, so a later boot reads JSON and never imports YAML.
-        """
+        """The #cloud-config dict: the user's over the vendor's ({} when there
+        is none), worked out once per instance (userdata/combined.py)."""
         if not self.config.getbool("userdata", "enabled") or self.metadata is None:
             return {}
         with self._lock:
             if self._cloud_config is None:
-                self._cloud_config = self._stored_or_parsed_cloud_config()
+                from .userdata.combined import cloud_config
+                self._cloud_config = cloud_config(
+                    self.metadata, self.config, self.state,
+                    lambda: self.userdata.cloud_config, self.template_variables)
         return self._cloud_config
-
-    def _stored_or_parsed_cloud_config(self):
-        import zlib
-        md = self.metadata
-        max_bytes = self.config.getint("userdata", "max_bytes")
-        with_vendor = self.config.getbool("userdata", "vendor_data")
-        payloads = []
-        if with_vendor:
-            from .userdata import vendor
-            payloads = vendor.payloads(md)
-        raw = b"\0".join([md.user_data or b""] + [p for _, p in payloads])
-        key = f"{len(raw)}:{zlib.crc32(raw):08x}:{max_bytes}:{int(with_vendor)}"
-        cc = self.state.stored_cloud_config(md.instance_id, key) if self.state else None
-        if cc is not None:
-            log.debug("#cloud-config: using the copy worked out on this instance's first boot")
-            return cc
-        cc = self.userdata.cloud_config if md.user_data else {}
-        if payloads:
-            if vendor.wanted(cc):
-                vd = vendor.decode_all(md, max_bytes, jinja=self.template_variables)
-                cc = vendor.under(cc, vd.cloud_config)
-            else:
-                log.info("vendor data turned off by the user-data "
-                         "(vendor_data: {enabled: false})")
-        if self.state and md.instance_id:
-            self.state.store_cloud_config(md.instance_id, key, cc)
-        return cc
