@@ -16,9 +16,9 @@ Each Stage says:
                 STORED  what the configuring stage stored in this boot
               a LOCAL or SEARCH stage *configures*: it records the instance
               and publishes the instance data; a STORED one does not
-  steps       which steps it runs: the name of the list in guestagent.steps
-              (read when the stage runs, from the run's `steps.Lineup`:
-              ``Stage.step_names(lineup)``)
+  steps       which steps it runs: "config", "final" or "all", the list of
+              that name in the run's `steps.Lineup` (by default
+              steps.CONFIG_STEPS, FINAL_STEPS, both): ``step_names(lineup)``
   flags       the flags in /run it leaves once the steps a login needs are
               done, when it found metadata, in this order:
                 LOCAL_DONE     this boot is configured (the network unit
@@ -56,21 +56,20 @@ class Stage(namedtuple("Stage", "name unit metadata steps flags guard network_up
 
     def step_names(self, lineup):
         """The steps it runs, in order, of ``lineup`` (a `steps.Lineup`)."""
-        return {"CONFIG_STEPS": lineup.config, "FINAL_STEPS": lineup.final,
-                "ALL_STEPS": lineup.all}[self.steps]
+        return getattr(lineup, self.steps)
 
 
 STAGES = {s.name: s for s in (
-    Stage("local", "guestagent-local.service", LOCAL, "CONFIG_STEPS",
+    Stage("local", "guestagent-local.service", LOCAL, "config",
           flags=(LOCAL_DONE, FINAL_PENDING), guard="write",
           network_up=False, bare=False, once=False),
-    Stage("network", "guestagent.service", SEARCH, "CONFIG_STEPS",
+    Stage("network", "guestagent.service", SEARCH, "config",
           flags=(FINAL_PENDING,), guard="write",
           network_up=True, bare=True, once=True),
-    Stage("final", "guestagent-final.service", STORED, "FINAL_STEPS",
+    Stage("final", "guestagent-final.service", STORED, "final",
           flags=(), guard="publish",
           network_up=True, bare=False, once=False),
-    Stage("all", None, SEARCH, "ALL_STEPS",
+    Stage("all", None, SEARCH, "all",
           flags=(), guard=None,
           network_up=True, bare=True, once=False),
 )}
