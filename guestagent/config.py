@@ -26,6 +26,7 @@ DEFAULTS = {
         "deadline": "120",
         "assume_cloud": "no",
         "probe_deadline": "10",
+        "ssh_wait": "30",
         "request_timeout": "3",
         "max_response_bytes": "4194304",
         "log_file": "/var/log/guestagent.log",

@@ -12,6 +12,12 @@ import os
 _sent = False
 
 
+def awaited():
+    """Whether systemd waits for this process's READY=1 and it is not sent yet."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    return not _sent and bool(address) and address[0] in "/@"
+
+
 def ready(status=""):
     """Send READY=1 (and STATUS=) once; later calls do nothing.  Returns
     whether it was sent; never raises (a boot goes on whatever the socket does)."""

@@ -81,6 +81,9 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
         names = [n for n in names if n in only]
     flags = _Flags(ctx, state, spec, lineup)
     record["steps"] = _run_steps(ctx, lineup, names, grown, flags)
+    if record.get("sshd_started_before_metadata") is not None:
+        from .ssh_wait import start_final_unit
+        start_final_unit(system, flags.final_pending)
     failed = any(r["result"] == "failed" for r in record["steps"])
     if md is not None and spec.configures:
         record["configured"] = True
@@ -115,6 +118,10 @@ def _find_metadata(system, config, state, spec, only, lineup, record):
     if local_only:
         names = [n for n in names if not datasources.needs_network(n)]
     md, code = None, EXIT_OK
+    held = None
+    if not local_only:  # sshd waits for the metadata at most [main] ssh_wait
+        from .ssh_wait import SshWait
+        held = SshWait(system, config, config.getfloat("main", "deadline")).start()
     try:
         md = datasources.search(config, system, names, state=state,
                                 deadline=0 if local_only else None, requests=asked)
@@ -134,6 +141,11 @@ def _find_metadata(system, config, state, spec, only, lineup, record):
                       "this instance: %s", e)
             code = EXIT_NO_DATASOURCE
         record["message"] = e.stand_aside or str(e)
+    finally:
+        if held is not None:
+            held.stop()
+            if held.released is not None:
+                record["sshd_started_before_metadata"] = held.released
     if asked:  # no HTTP asked: nothing to count
         record["metadata_requests"] = asked
     return md, code

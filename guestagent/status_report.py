@@ -85,6 +85,9 @@ def _print_runs(system, status):
             print(f"  instance {_field(run, 'instance_id')}{new} from {_field(run, 'source')}")
         if run.get("message"):
             print(f"  {_field(run, 'message')}")
+        if run.get("sshd_started_before_metadata") is not None:
+            print(f"  sshd started {_field(run, 'sshd_started_before_metadata')} s into the "
+                  f"run, before any metadata ([main] ssh_wait)")
         asked = run.get("metadata_requests")
         if isinstance(asked, dict) and asked.get("requests"):
             retried = asked.get("retried") if isinstance(asked.get("retried"), dict) else {}

@@ -6,6 +6,18 @@ ssh-keygen (one process per type, in parallel: RSA dominates the time).
 The fingerprints are printed to stdout in one write, between the markers
 cloud-init uses, so `nova console-log` shows them and a user can check the
 key on first connection.  Per instance: a reboot keeps the keys.
+
+sshd must never start without a host key, nor serve keys swapped under it:
+- where the metadata is late and the network stage lets sshd start before it
+  (guestagent/ssh_wait.py, [main] ssh_wait) on an image with no host keys
+  (sealed by `guestagent clean`), `make_for_early_sshd` makes them first and
+  records them in /run; when the metadata comes, this step keeps them (made
+  on this machine in this boot: they are the instance's own) instead of
+  making another set;
+- where sshd already runs with other keys (the image's, as it started before
+  the metadata; or an operator's `guestagent --once`), every key is made in
+  the foreground and sshd is reloaded once after, so that it serves the new
+  ones from then on (sshd re-reads its host keys only when it starts).
 """
 
 import fnmatch
@@ -59,6 +71,12 @@ def run(ctx):
                            "shared with every instance cloned from it")
     _refuse_on_a_full_root(system)
     types = key_types(ctx)
+    early = _made_before_metadata(system, types)
+    if early:
+        _print_fingerprints(system, early)
+        return [f"kept the host keys made in this boot for sshd while it waited for the "
+                f"metadata ({', '.join(early)}): made on this instance, and sshd serves them"]
+    sshd_running = _sshd_running(system)
     # refuse a planted /etc/ssh link before deleting or creating anything there:
     # ssh-keygen gets host paths and would follow it
     os.close(system.open_dir(SSH_DIR))
@@ -73,7 +91,8 @@ def run(ctx):
             raise Skip("#cloud-config ssh_deletekeys: false kept the image's host keys")
     else:
         removed = _remove_old_keys(system)
-    later = _background_types(ctx, types)
+    # a running sshd is reloaded once every key is there
+    later = [] if sshd_running else _background_types(ctx, types)
     now = [t for t in types if t not in later]
     t0 = time.monotonic()
     made, failed = _generate(system, keygen, now, _comment(ctx))
@@ -97,10 +116,90 @@ def run(ctx):
                        f"fingerprint block follows on the console when it is done")
     else:
         _print_fingerprints(system, made)
+    if sshd_running and (made or removed):
+        from ..sshd_settings import reload
+        done = reload(system)
+        if done:
+            changes.append(f"{done}, which was running: it serves the new host keys")
     if failed:
         raise RuntimeError("; ".join(failed) + (" (the other types were generated)"
                                                  if made else ""))
     return changes
+
+
+# The host keys made so that sshd could start before the metadata came:
+# {type: the .pub file's text}.  In /run: it holds for this boot only.
+EARLY_KEYS = "/run/guestagent/host-keys-before-metadata"
+
+
+def make_for_early_sshd(system, config):
+    """sshd is about to start before the metadata came (guestagent/ssh_wait.py):
+    where it has no sound host key at all, make the usual set now (the types
+    as this step would choose them without user-data) and record them in
+    EARLY_KEYS; returns the types made ([] when sshd has a key already)."""
+    import json
+    from types import SimpleNamespace
+    if not system.exists(SSH_DIR) or not config.getbool("ssh", "regenerate_host_keys"):
+        return []
+    ctx = SimpleNamespace(system=system, config=config, cloud_config={}, metadata=None)
+    types = _wanted_or_present(ctx)
+    broken = dict(_broken_keys(ctx))
+    if any(t not in broken for t in types):
+        return []  # one sound key is enough for sshd to start
+    keygen = system.which("ssh-keygen")
+    if keygen is None:
+        raise RuntimeError("ssh-keygen is not installed and the image has no host key: "
+                           "sshd cannot start")
+    os.close(system.open_dir(SSH_DIR))
+    system.command_path(SSH_DIR)
+    for t in broken:
+        for name in (f"ssh_host_{t}_key", f"ssh_host_{t}_key.pub"):
+            system.remove(f"{SSH_DIR}/{name}")
+    made, failed = _generate(system, keygen, key_types(ctx), _comment(ctx))
+    _fix_group(system, made)
+    for problem in failed:
+        log.warning("%s", problem)
+    if made:
+        system.sync_to_disk()  # sshd reads them at once; a power cut must not empty them
+        record = {t: system.read_text(f"{SSH_DIR}/ssh_host_{t}_key.pub") for t in made}
+        try:
+            system.write_file(EARLY_KEYS, json.dumps(record) + "\n", mode=0o644)
+        except OSError as e:  # the hostkeys step makes another set then: no harm
+            log.warning("cannot write %s: %s", EARLY_KEYS, e)
+        log.info("hostkeys: the image has no host key: made %s for sshd", ", ".join(made))
+        _print_fingerprints(system, made)
+    return made
+
+
+def _made_before_metadata(system, types):
+    """The wanted ``types`` when every host key there is one make_for_early_sshd
+    made in this boot, unchanged since; else []."""
+    import json
+    try:
+        record = json.loads(system.read_text(EARLY_KEYS))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(record, dict) or set(_existing_keys(system)) != set(record) or any(
+            t not in record for t in types):
+        return []
+    for t, pub in record.items():
+        if system.read_text(f"{SSH_DIR}/ssh_host_{t}_key.pub", default="") != pub:
+            return []
+    return sorted(record, key=lambda t: types.index(t) if t in types else len(types))
+
+
+def _sshd_running(system):
+    """Whether an sshd runs on this live system (its pid file names a live process)."""
+    if not system.live:
+        return False
+    for pidfile in ("/run/sshd.pid", "/var/run/sshd.pid"):
+        try:
+            pid = int(system.read_bytes(pidfile, limit=32).strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def check_done(ctx):

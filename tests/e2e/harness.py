@@ -786,3 +786,37 @@ def fill_root(image, filler="/var/lib/image-filler"):
     finally:
         subprocess.run(["losetup", "-d", loop], check=False)
         os.rmdir(mnt)
+
+
+def seal_host_keys(image):
+    """Seal a plain image's host keys as an image builder does: this tree's
+    ``guestagent clean --host-keys --root`` on its root filesystem (loop
+    device at the partition's offset).  Returns what clean printed."""
+    import json
+    import tempfile
+    if image.layout != "plain":
+        raise ValueError("seal_host_keys: plain images only")
+    table = json.loads(subprocess.run(["sfdisk", "-J", image.disk], capture_output=True,
+                                      text=True, check=True).stdout)["partitiontable"]
+    sector = table.get("sectorsize", 512)
+    part = table["partitions"][0]
+    loop = subprocess.run(["losetup", "-f", "--show", "-o", str(part["start"] * sector),
+                           "--sizelimit", str(part["size"] * sector), image.disk],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    mnt = tempfile.mkdtemp(prefix="seal-keys-")
+    try:
+        subprocess.run(["mount", loop, mnt], check=True)
+        try:
+            res = subprocess.run([sys.executable, "-m", "guestagent", "clean", "--host-keys",
+                                  "--root", mnt], capture_output=True, text=True, check=True,
+                                 env=dict(os.environ, PYTHONPATH=REPO))
+            left = [n for n in os.listdir(os.path.join(mnt, "etc/ssh"))
+                    if n.startswith("ssh_host_")]
+            if left:
+                raise RuntimeError(f"host keys left after clean: {left}")
+            return res.stdout
+        finally:
+            subprocess.run(["umount", mnt], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+        os.rmdir(mnt)

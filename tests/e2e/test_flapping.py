@@ -13,6 +13,7 @@ import uuid
 import pytest
 from checks import (
     DISK,
+    check_host_keys,
     check_no_failed_units,
     check_sudo,
     status,
@@ -64,6 +65,12 @@ class TestFlappingService:
         assert run.get("exit_code") == 0, run
         failed = [s for r in st["runs"] for s in r.get("steps", []) if s["result"] == "failed"]
         assert not failed, failed
+        # whether sshd waited for the keys ([main] ssh_wait, 30 s) or started
+        # first and was reloaded for the new host keys, it serves the keys
+        # the console printed
+        print(f"[e2e] {flap_guest.name}: sshd started before the metadata: "
+              f"{run.get('sshd_started_before_metadata') or 'no'}")
+        check_host_keys(flap_guest)
         check_no_failed_units(flap_guest)
 
     def test_it_came_back_after_each_503_and_hang_within_the_deadline(self, flap_guest):
