@@ -161,16 +161,64 @@ def grow_first(system, run_growroot):
     from . import log as logsetup
     log = logging.getLogger(__name__)
     free = free_bytes(system)
-    log.info("the root filesystem has %s free: growing it before anything else is written",
-             "no space" if not free else f"only {free >> 10} KiB")
+    log.info("the root filesystem%s has %s free: growing it before anything else is written",
+             _source(system), "no space" if not free else f"only {free >> 10} KiB")
     rec = run_growroot()
     rec["before_anything_else"] = True
+    failed = early_writers_failed(system)
     if is_full(system):
-        log.error("the root filesystem is still full after growroot (%s): what the agent "
-                  "writes fails from here on, each write saying so",
-                  "it failed" if rec["result"] == "failed" else "the disk has no more room")
+        log.error("the root filesystem%s is still full after growroot (%s): what the agent "
+                  "writes fails from here on, each write saying so%s", _source(system),
+                  "it failed" if rec["result"] == "failed" else "the disk has no more room",
+                  f"; {', '.join(failed)} failed earlier in this boot for the same reason"
+                  if failed else "")
+    else:
+        restart_early_writers(system, failed)
     logsetup.resume_file()  # the log file waited for this (cli.py)
     return rec
+
+
+# systemd's own units that write to / in every boot before any agent runs
+# (before sysinit.target): on a root that shipped full they fail.  Run again
+# once the root has grown, they succeed (a seed saved, wtmp's boot record).
+EARLY_WRITERS = ("systemd-random-seed.service", "systemd-update-utmp.service")
+
+
+def early_writers_failed(system):
+    """Those of EARLY_WRITERS that failed in this boot (a live systemd only)."""
+    tool = system.which("systemctl") if system.live else None
+    if tool is None or not system.exists("/run/systemd/system"):
+        return []
+    res = system.run([tool, "is-failed", *EARLY_WRITERS], timeout=30)
+    states = res.stdout.split()
+    return [u for u, state in zip(EARLY_WRITERS, states) if state == "failed"]
+
+
+def restart_early_writers(system, units):
+    """Start again the ``units`` that failed for want of space before the
+    root grew (without waiting: the boot's own jobs may still be queued)."""
+    import logging
+    log = logging.getLogger(__name__)
+    for unit in units:
+        res = system.run(["systemctl", "--no-block", "restart", unit], timeout=30)
+        if res.returncode == 0:
+            log.info("%s failed before the root grew (no space left on /): started again",
+                     unit)
+        else:
+            log.warning("%s failed before the root grew (no space left on /), and cannot "
+                        "be started again (systemctl exit %d)", unit, res.returncode)
+
+
+def _source(system):
+    """' (DEVICE)' for the live root's mount, '' where unknown."""
+    if not system.live:
+        return ""
+    from .mount_table import find_mount
+    try:
+        m = find_mount("/")
+    except OSError:
+        return ""
+    return f" ({m.source})" if m is not None and m.source else ""
 
 
 def command_note(system):

@@ -23,6 +23,7 @@ agent's run whatever it does.
 
 import logging
 import threading
+import time
 
 from . import readiness
 
@@ -60,19 +61,20 @@ class SshWait:
     def _release(self):
         from .datasources import process_age
         from .steps import hostkeys
+        age, t0 = process_age(), time.monotonic()
         try:
             made = hostkeys.make_for_early_sshd(self.system, self.config)
         except Exception as e:  # sshd may still have keys: it starts regardless
             log.warning("cannot make host keys for sshd: %s", e)
             made = []
-        age = process_age()
-        keys = (f"with new host keys ({', '.join(made)}), as the image has none"
+        keys = (f"with new host keys ({', '.join(made)}, made in "
+                f"{time.monotonic() - t0:.1f} s), as the image has none"
                 if made else "with the image's host keys")
         log.warning("no metadata after %.0f s (no datasource has answered), so no SSH keys, "
                     "user or host name for this instance yet: sshd starts now %s; the "
                     "search goes on until the %.0f s deadline and puts them in place if "
                     "the metadata comes", age, keys, self.deadline)
-        self.released = round(age, 1)
+        self.released = round(process_age(), 1)
         readiness.ready("no metadata yet; sshd may start")
 
 def start_final_unit(system, final_pending):

@@ -205,7 +205,8 @@ def rhel(tmp_path):
     return rhel_tree(str(tmp_path / "rhel"))
 
 
-ALL_IDS = {"growpart", "resize-tools", "root-filesystem", "single-partition", "kernel",
+ALL_IDS = {"growpart", "resize-tools", "root-filesystem", "single-partition", "root-space",
+           "kernel",
            "persistent-net-rules", "persistent-net-generator", "ifcfg-hwaddr",
            "mac-bound-config", "nozeroconf", "network-dhcp", "serial-console",
            "boot-entries-console", "ssh-server-installed", "ssh-server-enabled",

@@ -6,6 +6,7 @@ the root filesystem must grow into the flavor's disk; one ext3/ext4 (or
 XFS) partition without LVM is recommended, LVM where no growpart exists.
 """
 
+import os
 import re
 
 from ..filesystems import GROWERS, NOT_ON_A_DISK
@@ -157,5 +158,47 @@ def _kernel_install(image):
     return image.install_cmd(arch_pkg)
 
 
+# Below this much free space on / (what `df` shows), a first boot on a disk
+# the image's own size runs out: systemd-random-seed and systemd-update-utmp
+# write to / before any agent runs, then the agent's state, the user's home
+# from /etc/skel, the host keys, the journal and logs.  Under LOW_SPACE
+# (16 MiB) the agent grows the root before it writes anything: on a bigger
+# disk that saves the boot, on a disk the image's size nothing does.
+ROOT_SPACE_WARN = 64 << 20
+
+
+def check_root_space(image):
+    from ..disk_space import LOW_SPACE
+    where = "/" if image.live else image.root
+    if not image.live and not os.path.ismount(where):
+        return passed("root-space", f"free space not measured: {image.root} is a directory, "
+                      "not the image's root filesystem mounted there")
+    try:
+        st = os.statvfs(where)
+    except OSError as e:
+        return warned("root-space", f"cannot measure the free space on /: {e.strerror}",
+                      "mount the image's root filesystem at DIR and check again")
+    free = st.f_bavail * st.f_frsize
+    shown = f"{free >> 20} MiB" if free >= 1 << 20 else f"{free >> 10} KiB"
+    fix = (f"leave at least {ROOT_SPACE_WARN >> 20} MiB free on /: build the filesystem "
+           "bigger, or remove what filled it")
+    if st.f_files > 0 and st.f_favail == 0:
+        return failed("root-space", "/ has no free inode: nothing can be created on a first "
+                      "boot until the root grows", fix)
+    if free < LOW_SPACE:
+        return failed("root-space",
+                      f"/ has only {shown} free: on a first boot systemd-random-seed and "
+                      "systemd-update-utmp fail for want of space before the agent runs; "
+                      "the agent grows the root before it writes anything, but on a disk "
+                      "the image's own size nothing it writes fits (user, SSH key, host "
+                      "keys)", fix)
+    if free < ROOT_SPACE_WARN:
+        return warned("root-space",
+                      f"/ has only {shown} free: enough for a first boot that grows the "
+                      "root into a bigger disk, tight on a disk the image's own size "
+                      "(the journal, logs and packages fill it)", fix)
+    return passed("root-space", f"/ has {shown} free")
+
+
 CHECKS = [check_growpart, check_resize_tools, check_root_filesystem,
-          check_single_partition, check_kernel]
+          check_single_partition, check_root_space, check_kernel]
