@@ -77,6 +77,7 @@ class SshWait:
         self.released = round(process_age(), 1)
         readiness.ready("no metadata yet; sshd may start")
 
+
 def start_final_unit(system, final_pending):
     """The metadata came after sshd started: the final unit (user scripts)
     skipped itself when multi-user.target came, as the flag it needs was not
