@@ -30,6 +30,7 @@ import time
 from .boot_guard import FINAL_PENDING, LOCAL_DONE, skipped_this_boot
 from .off_switches import disabled_reason
 from .run_lock import LOCK as LOCK_PATH
+from .stages import SEARCH, STAGES
 from .state import State
 
 # cloud-init status --wait's codes, so scripts written for it work unchanged
@@ -81,13 +82,13 @@ def assess(system, status):
         if why:
             return Outcome("disabled", f"the agent will not run: {why}", DONE)
         return Outcome("not-started", "no guestagent run yet in this boot")
-    stages = [r.get("stage") for r in runs]
-    if "all" not in stages:
+    ran = [STAGES[r.get("stage")] for r in runs if r.get("stage") in STAGES]
+    if not any(s.unit is None for s in ran):  # a run by hand did the whole boot's work
         configured = any(r.get("configured") for r in runs) or system.exists(LOCAL_DONE)
-        if not configured and "network" not in stages:
+        if not configured and not any(s.metadata == SEARCH for s in ran):
             return Outcome("not-started", "the local stage found no config drive; "
                            "the network stage has not run yet")
-        if system.exists(FINAL_PENDING) and "final" not in stages:
+        if system.exists(FINAL_PENDING) and not any(s.steps == "final" for s in ran):
             return Outcome("not-started", "user scripts or runcmd wait for the final stage")
     return _finished(runs)
 
