@@ -347,12 +347,18 @@ def _run_step(ctx, step):
                             "doing it again", name, iid, broken)
                 res["redone"] = broken
                 step_run = step.redo
-        changes = step_run(ctx) or []
-        res["changes"] = list(changes)
-        res["result"] = "changed" if changes else "ok"
-        for c in changes:
+        ended = step_run(ctx)
+        outcome = ended if isinstance(ended, steps.Outcome) else steps.Outcome(ended or [])
+        res["changes"] = outcome.changes
+        for c in outcome.changes:
             log.info("%s: %s", name, c)
-        done = True
+        if outcome.problems:  # changed part of the system, then failed: both are told
+            res["result"], res["error"] = "failed", outcome.error
+            log.error("%s failed: %s", name, outcome.error)
+            done = not outcome.retry
+        else:
+            res["result"] = "changed" if outcome.changes else "ok"
+            done = True
     except steps.Skip as e:
         res["result"] = "skipped"
         res["reason"] = str(e)
@@ -365,8 +371,6 @@ def _run_step(ctx, step):
         res["error"] = str(e) or type(e).__name__
         log.error("%s failed: %s", name, res["error"])
         log.debug("%s traceback", name, exc_info=True)
-        # it ran (scripts, appended files): a reboot must not run it again
-        done = isinstance(e, steps.FailedButDone)
     if done and res.get("frequency") == steps.PER_INSTANCE and iid is not None:
         try:
             done_markers.mark(ctx, iid, name, res["result"])

@@ -103,6 +103,9 @@ def _print_runs(system, status):
                 "; ".join(str(c) for c in changes) if isinstance(changes, list) else "")
             print(f"  {_field(s, 'name', '?'):<16} {_field(s, 'result', '?'):<12} "
                   f"{_seconds(s.get('duration')):>6} s  {escape(str(extra))}")
+            if s.get("error") and isinstance(changes, list) and changes:
+                # a step that failed part way: what it did change is read first
+                print(f"{'':42}changed: " + escape("; ".join(str(c) for c in changes)))
         warnings = run.get("warnings")
         for w in warnings if isinstance(warnings, list) else []:
             print(f"  warning: {escape(str(w))}")

@@ -19,7 +19,7 @@ from guestagent.steps.growroot import blockdev, lvm
 from guestagent.steps.growroot.partition_table import NewPartition, msdos_extended, parse_parted
 from guestagent.system import System
 
-from support import EXAMPLES
+from support import EXAMPLES, REPO, agent_argv
 from support.loopdisk import (
     LoopDisk,
     MiB,
@@ -116,6 +116,45 @@ def test_grows_partition_and_filesystem(tmp_path, root, run_agent, table, fstype
         assert res.returncode == 0, res.stderr
         assert step["result"] == "ok" and step["changes"] == [], step
         assert "growpart" not in res.stderr
+
+
+@needs_root
+@pytest.mark.root
+def test_partition_grown_then_filesystem_failed_shows_both(tmp_path, root):
+    """A partition grown before its filesystem's grow failed is a change the
+    operator must see beside the failure: the kernel refuses to grow a
+    mounted ext4 for a process without CAP_SYS_RESOURCE (a container), so
+    the agent runs without it (setpriv drops it, as some sandboxes do) and
+    the real resize2fs fails after the real growpart worked."""
+    with LoopDisk(tmp_path, 130, "gpt", ["size=100MiB"]) as disk:
+        part = disk.part(1)
+        disk.mkfs("ext4", part)
+        mp = disk.mount(part, tmp_path / "mnt")
+        _, part_before = disk.part_extent(1)
+        disk.enlarge(64)
+        conf = write_conf(tmp_path, mp)
+        res = subprocess.run(["setpriv", "--bounding-set=-sys_resource",
+                              "--inh-caps=-sys_resource", "--"] + agent_argv()
+                             + ["--once", "--only", "growroot", "--root", str(root),
+                                "--config", str(conf)],
+                             capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, PYTHONPATH=REPO))
+        assert res.returncode == 1, res.stderr
+        assert_fills_disk(disk, 1, part_before)
+        status = subprocess.run(agent_argv() + ["status", "--json", "--root", str(root)],
+                                capture_output=True, text=True, timeout=60,
+                                env=dict(os.environ, PYTHONPATH=REPO))
+        [step] = [s for s in json.loads(status.stdout)["last"]["steps"]
+                  if s["name"] == "growroot"]
+        assert step["result"] == "failed"
+        assert step["error"].startswith(f"{mp}: resize2fs {part} failed (exit 1): ")
+        assert "CAP_SYS_RESOURCE" in step["error"]
+        [grown] = step["changes"]
+        assert grown.startswith(f"grew partition 1 of {disk.dev} from 100.0 MiB to "), step
+        shown = subprocess.run(agent_argv() + ["status", "--root", str(root)],
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, PYTHONPATH=REPO)).stdout
+        assert f"changed: {grown}" in shown, shown
 
 
 # -- cases where there is nothing (or only something) to grow ----------------------

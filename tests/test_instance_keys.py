@@ -91,7 +91,7 @@ def test_new_instance_drops_the_old_metadata_key_and_keeps_baked_and_hand_added(
     with open(_file(root), "a") as f:
         f.write("# my own\n" + keys["hand"] + "\n")
     caplog.set_level(logging.INFO)
-    changes = users.run(_ctx(root, "B", [keys["b"]]))
+    changes = users.run(_ctx(root, "B", [keys["b"]])).changes
     assert _lines(root) == [keys["baked"], "# my own", keys["hand"], keys["b"]]
     fp = _ssh_keygen_fp(tmp_path, keys["a"])
     assert any(f"removed SSH key ssh-ed25519 {fp} from debian's authorized_keys" in c

@@ -14,7 +14,7 @@ import pytest
 
 from guestagent import shadow
 from guestagent.passwd_hash import sha512_crypt, verify
-from guestagent.steps import FailedButDone, Skip, passwords
+from guestagent.steps import Skip, passwords
 from guestagent.userdata import decode
 
 from support.marks import needs_root
@@ -62,7 +62,7 @@ chpasswd:
     - {{name: user1, password: password1, type: text}}
     - {{name: user2, password: '{HASH}'}}
     - {{name: user3, type: RANDOM}}
-"""))
+""")).changes
     assert verify("password1", shadow_of(root, "user1")[1])
     assert shadow_of(root, "user2")[1] == HASH  # type defaults to hash, as in cloud-init
     out = capsys.readouterr().out
@@ -121,9 +121,15 @@ def test_password_without_a_default_user_goes_nowhere(root, caplog):
 
 
 def test_unknown_user_fails_naming_it_and_sets_the_others(root):
+    """The step fails naming the missing user, and says what it did all the
+    same: user1's password set, and sshd's setting (status shows both)."""
     useradd(root, "debian", "user1")
-    with pytest.raises(FailedButDone, match="no such user.*ghost"):
-        passwords.run(ctx(root, "chpasswd: {list: [user1:pw1, ghost:pw2], expire: false}\n"))
+    out = passwords.run(ctx(root, "chpasswd: {list: [user1:pw1, ghost:pw2], expire: false}\n"
+                                  "ssh_pwauth: true\n"))
+    assert out.problems == ["no such user(s): ghost: their password was not set (create "
+                            "them with #cloud-config users)"]
+    assert out.changes[0].startswith("set the password of user1 (via ")
+    assert out.changes[1].startswith("sshd PasswordAuthentication yes in "), out.changes
     assert verify("pw1", shadow_of(root, "user1")[1])
 
 
@@ -212,11 +218,11 @@ def test_ssh_pwauth_true_beats_a_cloud_images_drop_in(root):
     (root / "etc/ssh/sshd_config.d/50-cloud-init.conf").write_text(
         "PasswordAuthentication no\n")
     assert sshd_t(root)["passwordauthentication"] == "no"
-    changes = passwords.run(ctx(root, "ssh_pwauth: true\n"))
+    changes = passwords.run(ctx(root, "ssh_pwauth: true\n")).changes
     assert "00-guestagent.conf" in " ".join(changes)
     assert sshd_t(root)["passwordauthentication"] == "yes"
     assert (root / "etc/ssh/sshd_config").read_text() == DEBIAN_SSHD  # untouched
-    assert passwords.run(ctx(root, "ssh_pwauth: true\n")) == []  # already so
+    assert passwords.run(ctx(root, "ssh_pwauth: true\n")).changes == []  # already so
     passwords.run(ctx(root, "ssh_pwauth: no\n"))
     assert sshd_t(root)["passwordauthentication"] == "no"
 
@@ -271,7 +277,7 @@ class C(Context):
     cloud_config = ud.cloud_config
 ctx = C(system, configmod.load(sys.argv[1]), State(system),
         Metadata(source="test", instance_id="i-live"), True, "all")
-print(passwords.run(ctx))
+print(passwords.run(ctx).changes)
 """
 
 

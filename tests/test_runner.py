@@ -181,24 +181,35 @@ def test_final_pending_flag_only_while_scripts_or_runcmd_wait(tmp_path, root, ru
     assert flag.read_text().split() == ["runcmd"]
 
 
-
-
-@pytest.mark.parametrize("error, runs_again", [
-    (steps.FailedButDone("1 of 2 scripts failed"), False),
+@pytest.mark.parametrize("ending, runs_again", [
+    (steps.Outcome(["ran script a"], ["1 of 2 scripts failed"]), False),
+    (steps.Outcome(["created user alice"], ["user bob: useradd failed"], retry=True), True),
     (RuntimeError("could not reach the disk"), True),
 ])
-def test_the_runner_marks_a_failed_but_done_step_and_only_that(root, error, runs_again):
+def test_the_runner_marks_a_failed_step_done_unless_it_asks_to_be_retried(
+        root, ending, runs_again):
+    """A step that returns its problems with its changes failed, and status
+    keeps both; it is done for the instance unless its Outcome asks for a
+    retry.  A step that raises changed nothing the runner knows of, and runs
+    again on the next boot."""
     calls = []
 
     def run(ctx):
         calls.append(ctx.metadata.instance_id)
-        raise error
+        if isinstance(ending, Exception):
+            raise ending
+        return ending
     lineup = steps.Lineup([steps.Step("once", run, steps.PER_INSTANCE)], [])
     system = System(str(root))
     cfg = config.load(DEMO_CONF)
     assert runner.run(system, cfg, stage="all", lineup=lineup) == runner.EXIT_STEP_FAILED
     first = State(system).read_status()["last"]["steps"][0]
-    assert (first["result"], first["error"]) == ("failed", str(error))
+    if isinstance(ending, Exception):
+        assert (first["result"], first["error"], first["changes"]) == (
+            "failed", str(ending), [])
+    else:
+        assert (first["result"], first["error"], first["changes"]) == (
+            "failed", ending.problems[0], ending.changes)
     runner.run(system, cfg, stage="all", lineup=lineup)
     second = State(system).read_status()["last"]["steps"][0]
     assert len(calls) == (2 if runs_again else 1)

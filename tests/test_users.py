@@ -23,6 +23,7 @@ from guestagent.steps.users import authorized_keys as ak
 
 from support.marks import needs_root
 from support.step_context import StepContext
+from support.userdata_helpers import Drive
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -134,7 +135,7 @@ def test_merge_keeps_everything_and_adds_each_key_once():
 # -- the step on a scratch root -------------------------------------------------------
 
 def test_creates_the_user_with_sudo_and_keys_once_then_changes_nothing(root):
-    changes = users.run(_ctx(root, [ED1, ED2, ED1]))
+    changes = users.run(_ctx(root, [ED1, ED2, ED1])).changes
     pw = _passwd(root)["debian"]
     assert pw[5] == "/home/debian" and pw[6] == "/bin/bash"
     uid, gid = int(pw[2]), int(pw[3])
@@ -152,7 +153,7 @@ def test_creates_the_user_with_sudo_and_keys_once_then_changes_nothing(root):
     assert any("added 2 keys" in c for c in changes)
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in
               (f, sudo, root / "etc/passwd", root / "etc/shadow", root / "etc/group")}
-    assert users.run(_ctx(root, [ED1, ED2])) == []
+    assert users.run(_ctx(root, [ED1, ED2])).changes == []
     assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before}
 
 
@@ -163,7 +164,7 @@ def test_existing_keys_are_kept_and_modes_repaired(root):
     os.chown(f.parent, uid, uid)
     f.write_text("# hand-made\n" + ED2.replace("second@example", "mine") + "\nfrom-a-tool")
     os.chmod(f, 0o644)
-    changes = users.run(_ctx(root, [ED1, ED2]))
+    changes = users.run(_ctx(root, [ED1, ED2])).changes
     assert f.read_text() == ("# hand-made\n" + ED2.replace("second@example", "mine")
                              + "\nfrom-a-tool\n" + ED1 + "\n")
     assert f.stat().st_mode & 0o777 == 0o600 and f.stat().st_uid == uid
@@ -258,11 +259,12 @@ def test_a_rule_visudo_rejects_never_lands(root):
     sudo = root / "etc/sudoers.d/90-guestagent-users"
     before = sudo.read_bytes()
     cc = {"users": ["default", {"name": "bob", "sudo": "ALL=(ALL NOPASSWD: ((broken"}]}
-    with pytest.raises(RuntimeError, match="visudo rejects"):
-        users.run(_ctx(root, [ED1], cloud_config=cc, iid="i-2"))
+    out = users.run(_ctx(root, [ED1], cloud_config=cc, iid="i-2"))
+    assert "visudo rejects" in out.error and out.retry
     assert sudo.read_bytes() == before
     assert sorted(os.listdir(root / "etc/sudoers.d")) == ["90-guestagent-users"]
-    assert "bob" in _passwd(root)  # the account itself is still made
+    assert "bob" in _passwd(root)  # the account itself is still made, and said so
+    assert any(c.startswith("created user bob (uid ") for c in out.changes), out.changes
 
 
 @pytest.mark.parametrize("name", ["bob;touch /tmp/pwned", "$(id)", "Root", "-rf", "a" * 33,
@@ -282,8 +284,8 @@ def test_bad_cloud_config_names_reach_no_command(root, caplog, name):
 
 
 def test_bad_default_user_name_fails_the_step_before_any_command(root):
-    with pytest.raises(RuntimeError, match="not a valid account name"):
-        users.run(_ctx(root, [ED1], conf="[main]\ndefault_user = deb;ian\n"))
+    out = users.run(_ctx(root, [ED1], conf="[main]\ndefault_user = deb;ian\n"))
+    assert "not a valid account name" in out.error and out.changes == []
     assert set(_passwd(root)) == {"root", "nobody"}
 
 
@@ -294,8 +296,7 @@ def test_a_tree_whose_etc_links_out_never_reaches_useradd(root, tmp_path):
     shutil.rmtree(root / "etc")
     os.symlink(str(outside), root / "etc")
     before = (outside / "passwd").read_bytes()
-    with pytest.raises(RuntimeError, match="outside the root"):
-        users.run(_ctx(root, [ED1]))
+    assert "outside the root" in users.run(_ctx(root, [ED1])).error
     assert (outside / "passwd").read_bytes() == before
 
 
@@ -488,3 +489,38 @@ def test_real_agent_creates_the_user_from_the_metadata_service(root, tmp_path, r
     assert res.returncode == 0, res.stderr
     assert "same instance" in res.stderr
     assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in watched}
+
+
+# -- a step that fails part way ---------------------------------------------------------
+
+def test_a_partly_failed_step_shows_the_accounts_it_made(tmp_path, root, run_agent):
+    """users makes alice, then useradd refuses bob (the uid asked for is
+    nobody's): the step fails naming bob, and status lists alice's account
+    as changed beside the failure, where a failed step used to show no
+    changes at all.  The step is tried again on the next boot, which makes
+    nothing twice."""
+    drive = Drive(tmp_path, run_agent, root)
+    drive.user_data("#cloud-config\nusers:\n  - default\n  - name: alice\n"
+                    "  - name: bob\n    uid: 65534\n")
+    res = drive.run()
+    assert res.returncode == 1, res.stderr
+    step = drive.step("users")
+    assert step["result"] == "failed"
+    assert step["error"] == ("user bob: cannot create user bob: useradd -m -s failed (exit 4): "
+                             "useradd: UID 65534 is not unique"), step
+    made = [c for c in step["changes"] if c.startswith("created user ")]
+    assert [c.split(" (")[0] for c in made] == ["created user debian", "created user alice"]
+    assert "users: created user alice (uid " in res.stderr  # the log says it too
+    status = run_agent("status", "--root", root)
+    assert status.returncode == 1  # the last run had a failed step
+    shown = status.stdout.splitlines()
+    at = next(i for i, ln in enumerate(shown) if ln.split()[:2] == ["users", "failed"])
+    assert "UID 65534 is not unique" in shown[at]
+    assert shown[at + 1].lstrip().startswith("changed: created user debian (uid "), shown
+    assert "created user alice (uid " in shown[at + 1]
+    assert "alice" in _passwd(root) and "bob" not in _passwd(root)
+
+    res = drive.run()  # not done for the instance: tried again, nothing made twice
+    step = drive.step("users")
+    assert step["result"] == "failed" and "UID 65534 is not unique" in step["error"]
+    assert not [c for c in step["changes"] if c.startswith("created user ")], step

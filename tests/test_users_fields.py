@@ -36,7 +36,7 @@ def cloud_config(text):
 def run(root, text, keys=(ED1,)):
     cc, _ = cloud_config(text)
     md = Metadata(source="test", instance_id="i-1", public_keys=list(keys))
-    return users.run(StepContext(root, md, cloud_config=cc, conf_text=CONF))
+    return users.run(StepContext(root, md, cloud_config=cc, conf_text=CONF)).changes
 
 
 def table(root, name):

@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from guestagent.steps import FailedButDone, Skip, snap, wireguard
+from guestagent.steps import Skip, snap, wireguard
 from guestagent.system import System
 from guestagent.userdata import decode
 from guestagent.userdata.checks import INVALID, NOTICE, kind_of
@@ -118,7 +118,7 @@ def test_no_wireguard_tools_fails_clearly_and_writes_nothing(root):
 def test_config_written_0600_and_unit_enabled_in_the_tree(root):
     _wireguard_tools(root)
     cfg, _ = cc(WG_EXAMPLE)
-    changes = wireguard.run(StepContext(root, cloud_config=cfg))
+    changes = wireguard.run(StepContext(root, cloud_config=cfg)).changes
     conf = root / "etc/wireguard/wg0.conf"
     assert conf.read_text() == cfg["wireguard"]["interfaces"][0]["content"]
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
@@ -138,8 +138,9 @@ def test_an_interface_that_cannot_be_written_fails_the_step_and_the_others_go_on
     cfg, _ = cc("#cloud-config\nwireguard:\n  interfaces:\n"
                 "    - {name: wg0, config_path: /etc/wireguard/wg0.conf, content: a}\n"
                 "    - {name: wg1, config_path: /etc/wireguard/wg1.conf, content: b}\n")
-    with pytest.raises(FailedButDone, match="wg0: cannot write /etc/wireguard/wg0.conf"):
-        wireguard.run(StepContext(root, cloud_config=cfg))
+    out = wireguard.run(StepContext(root, cloud_config=cfg))
+    assert out.problems[0].startswith("wg0: cannot write /etc/wireguard/wg0.conf")
+    assert out.changes[0] == "wg1: configuration in /etc/wireguard/wg1.conf (0600)"
     assert (root / "etc/wireguard/wg1.conf").read_text() == "b\n"
     assert os.readlink(root / "etc/wireguard/wg0.conf") == "/etc/shadow"
 

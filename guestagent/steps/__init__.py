@@ -13,8 +13,9 @@ step that breaks it fails there, naming what is wrong, instead of behaving
 oddly at boot.  Every name a step module may define for the runner:
 
     FREQUENCY = PER_BOOT or PER_INSTANCE    # required
-    def run(ctx) -> list[str]               # required: what it changed, in
-                                            # operator's words
+    def run(ctx) -> list[str] | Outcome     # required: what it changed, in
+                                            # operator's words (with what went
+                                            # wrong, when some of it did)
     NEEDS_METADATA = True                   # False: runs even with no datasource
     BACKGROUND = False                      # True: runs in a thread beside the
                                             # steps after it (joined before the
@@ -29,22 +30,23 @@ oddly at boot.  Every name a step module may define for the runner:
                                             # or damaged of what the done step
                                             # left, '' when all is well (see
                                             # guestagent/done_markers.py)
-    def redo(ctx) -> list[str]              # per-instance steps: run again when
+    def redo(ctx) -> list[str] | Outcome    # per-instance steps: run again when
                                             # check_done found damage (default: run)
     def unchanged_inputs(ctx) -> list[str]  # per-boot steps: the files whose
                                             # content decides the next boot's work,
                                             # or None: work every boot (see
                                             # guestagent/boot_guard.py; default None)
 
-``run`` raises `Skip` to say why it did nothing, or `FailedButDone` when it
-failed after doing something that must not be done twice (scripts that
-ran, files appended to).  The runner does all the bookkeeping: the status,
-and the per-instance "done" markers (after a change, a Skip or a
-FailedButDone; never after any other failure, so that is retried).
+``run`` raises `Skip` to say why it did nothing.  A step that does several
+things returns an `Outcome` when some of them went wrong: what it changed
+all the same, and its problems, so that status shows both.  Any other
+exception fails the step with nothing changed.  The runner does all the
+bookkeeping: the status, and the per-instance "done" markers (after a
+change, a Skip or an Outcome with problems; never after an exception, nor
+after an Outcome that asks to be retried, so that is done again).
 
-Two helpers here serve the steps alike: `asked_for` (the #cloud-config
-value, or Skip when the user-data does not ask), and `changes_or_failure`
-(how a step that does several things ends when some of them failed).
+One helper here serves the steps alike: `asked_for` (the #cloud-config
+value, or Skip when the user-data does not ask).
 """
 
 PER_BOOT = "per-boot"
@@ -238,9 +240,27 @@ class Skip(Exception):
     """The step had nothing to do, for the reason given."""
 
 
-class FailedButDone(RuntimeError):
-    """The step failed, but is done for this instance: a reboot must not run it
-    again (the runner records the failure and marks the step done)."""
+class Outcome:
+    """How a step that does several things ended: the ``changes`` it made and
+    the ``problems`` it met (the step failed when there is any).  Both reach
+    status: a step that changed half the system and then failed shows the
+    half it changed.
+
+    ``error`` is the failure in one line (default: the problems joined).  A
+    failed step is done for this instance all the same (scripts that ran,
+    files appended to must not be done twice), unless ``retry`` asks for it
+    to run again on the next boot (it is safe to repeat, and the next try may
+    succeed).
+    """
+
+    def __init__(self, changes, problems=(), error="", retry=False):
+        self.changes = list(changes)
+        self.problems = list(problems)
+        self.error = (error or "; ".join(self.problems)) if self.problems else ""
+        self.retry = retry
+
+    def __repr__(self):
+        return f"Outcome({self.changes!r}, {self.problems!r})"
 
 
 def asked_for(ctx, key):
@@ -249,21 +269,3 @@ def asked_for(ctx, key):
     if not value:
         raise Skip(f"no {key} in #cloud-config")
     return value
-
-
-def changes_or_failure(step, changes, problems, failure="", unchanged=""):
-    """How a step that does several things ends: its ``changes``; where any of
-    it went wrong, FailedButDone saying ``failure`` (default: the ``problems``
-    joined), the changes made beside them logged first, since a failed step
-    returns none; Skip(``unchanged``), where that is given, when nothing
-    changed."""
-    if problems:
-        import logging
-
-        log = logging.getLogger(f"{__name__}.{step}")
-        for change in changes:
-            log.info("%s: %s", step, change)
-        raise FailedButDone(failure or "; ".join(problems))
-    if unchanged and not changes:
-        raise Skip(unchanged)
-    return changes

@@ -5,7 +5,7 @@ stage, so it holds up the boot for as long as it takes ([userdata]
 script_timeout limits it).
 """
 
-from . import PER_BOOT, Skip
+from . import PER_BOOT, Outcome, Skip
 
 FREQUENCY = PER_BOOT
 
@@ -22,4 +22,4 @@ def run(ctx):
     why = execute.nothing_to_run(ctx, "bootcmd")
     if why:
         raise Skip(why)
-    return execute.run_commands(ctx, "bootcmd")
+    return Outcome(*execute.run_commands(ctx, "bootcmd"))

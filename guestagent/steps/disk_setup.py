@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from . import PER_INSTANCE, Skip, changes_or_failure
+from . import PER_INSTANCE, Outcome, Skip
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ def run(ctx):
             changes += _filesystem(ctx.system, spec)
         except RuntimeError as e:
             problems.append(f"fs_setup entry {n} ({spec.get('device')}): {e}")
-    return changes_or_failure("disk_setup", changes, problems,
-                              unchanged="every disk and filesystem asked for is there already")
+    if not changes and not problems:
+        raise Skip("every disk and filesystem asked for is there already")
+    return Outcome(changes, problems)
 
 
 def device_path(system, name):

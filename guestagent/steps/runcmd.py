@@ -5,7 +5,7 @@ quoted), as in cloud-init: a failing command does not stop the next, and
 the script's exit status is the last command's.
 """
 
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, Outcome, Skip
 
 FREQUENCY = PER_INSTANCE
 
@@ -20,8 +20,5 @@ def run(ctx):
     why = execute.nothing_to_run(ctx, "runcmd")
     if why:
         raise Skip(why)
-    try:
-        return execute.run_commands(ctx, "runcmd")
-    except execute.ScriptsFailed as e:
-        # failed is still done: a reboot must not run the commands again
-        raise FailedButDone(str(e)) from None
+    # failed is still done: a reboot must not run the commands again
+    return Outcome(*execute.run_commands(ctx, "runcmd"))

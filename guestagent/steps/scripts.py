@@ -2,15 +2,15 @@
 
 They run in the final stage, after keys and hostname are in place, so they
 never hold up a login.  Every script runs even when an earlier one fails;
-if any failed, the step fails (naming each exit code) so `guestagent
-status` and the exit code show it.  A failed script is not retried at the
+if any failed, the step fails (naming each that failed; those that ran
+well are its changes) so `guestagent status` and the exit code show it.  A failed script is not retried at the
 next boot: scripts run once per instance, as in cloud-init.
 """
 
 import re
 
 from ..userdata.checks import UNSUPPORTED, Bad, Note
-from . import PER_INSTANCE, FailedButDone, Skip
+from . import PER_INSTANCE, Outcome, Skip
 
 FREQUENCY = PER_INSTANCE
 
@@ -38,11 +38,8 @@ def run(ctx):
         seen.add(filename)
         jobs.append((f"script {s.name!r}", filename, s.content))
     outcomes = execute.run_all(ctx, jobs, "scripts")
-    try:
-        return execute.report(outcomes, "user-data scripts")
-    except execute.ScriptsFailed as e:
-        # once per instance even when a script failed: never rerun it at every boot
-        raise FailedButDone(str(e)) from None
+    # once per instance even when a script failed: never rerun it at every boot
+    return Outcome(*execute.report(outcomes, "user-data scripts"))
 
 
 # -- #cloud-config `output`, checked before anything acts on it ----------------------

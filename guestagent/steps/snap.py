@@ -17,7 +17,7 @@ Only on an image with snapd (a `snap` command in the image): elsewhere, and
 under --root, the step is skipped, saying why.
 """
 
-from . import PER_INSTANCE, Skip, changes_or_failure
+from . import PER_INSTANCE, Outcome, Skip
 
 FREQUENCY = PER_INSTANCE
 SNAP = ("/usr/bin/snap", "/snap/bin/snap")
@@ -111,7 +111,7 @@ def run(ctx):
             problems.append(f"snap command {n}: {why}")
         else:
             changes.append(f"snap command {n} done")
-    return changes_or_failure("snap", changes, problems)
+    return Outcome(changes, problems)
 
 
 def _run(system, argv, timeout):

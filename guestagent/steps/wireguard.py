@@ -25,7 +25,7 @@ first command).
 
 import re
 
-from . import PER_INSTANCE, Skip, changes_or_failure
+from . import PER_INSTANCE, Outcome, Skip
 
 FREQUENCY = PER_INSTANCE
 WG_QUICK = ("/usr/bin/wg-quick", "/bin/wg-quick", "/usr/sbin/wg-quick")
@@ -140,7 +140,7 @@ def run(ctx):
         problems.extend(failed)
         if not failed:
             changes.append(f"{len(probes)} readiness probe(s) passed")
-    return changes_or_failure("wireguard", changes, problems)
+    return Outcome(changes, problems)
 
 
 def _start(system, name):

@@ -21,7 +21,7 @@ from ..accounts import groups as read_groups
 from ..accounts import users as read_users
 from ..log import shown
 from ..userdata.checks import INVALID, Bad, Note, cfg_bool, describe, fields, string
-from . import PER_INSTANCE, Skip, asked_for, changes_or_failure
+from . import PER_INSTANCE, Outcome, Skip, asked_for
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,8 @@ def run(ctx):
             problems.append(problem)
     # once per instance even where something failed: an `append: true` entry
     # must not append again
-    return changes_or_failure("write_files", changes, problems,
-                              failure=f"{len(problems)} of {len(entries)} files not written: "
-                                      + "; ".join(problems))
+    return Outcome(changes, problems, error=f"{len(problems)} of {len(entries)} files not "
+                                            "written: " + "; ".join(problems))
 
 
 def _name(entry, i):

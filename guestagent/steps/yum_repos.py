@@ -13,7 +13,7 @@ own repositories are never overwritten).  Keys are the repository's own
 import logging
 import re
 
-from . import PER_INSTANCE, asked_for, changes_or_failure
+from . import PER_INSTANCE, Outcome, Skip, asked_for
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ def run(ctx):
             continue
         ctx.system.write_file(path, text, mode=0o644)
         changes.append(f"wrote {path}")
-    return changes_or_failure("yum_repos", changes, problems,
-                              unchanged="every repository's .repo file exists already")
+    if not changes and not problems:
+        raise Skip("every repository's .repo file exists already")
+    return Outcome(changes, problems)
 
 
 def render(repo_id, fields):

@@ -52,10 +52,6 @@ class Outcome:
         return f"{self.label} exited {self.code} {took}"
 
 
-class ScriptsFailed(RuntimeError):
-    """Some scripts failed; the message lists every script's outcome."""
-
-
 def scripts_dir(ctx):
     return ctx.state.instance_dir(ctx.metadata.instance_id) + "/scripts"
 
@@ -103,15 +99,16 @@ def run_all(ctx, scripts, step):
 
 
 def report(outcomes, what):
-    """The step's changes, or ScriptsFailed naming every outcome when one failed."""
-    changes = [str(o) for o in outcomes]
-    failed = [o for o in outcomes if not o.ok]
+    """(changes, problems): the scripts that ran well, and one line naming
+    those that did not (none when all did)."""
+    changes = [str(o) for o in outcomes if o.ok]
+    failed = [str(o) for o in outcomes if not o.ok]
     if failed and len(outcomes) == 1:
-        raise ScriptsFailed(f"{changes[0]} (output in {LOG_FILE})")
+        return changes, [f"{failed[0]} (output in {LOG_FILE})"]
     if failed:
-        raise ScriptsFailed(f"{len(failed)} of {len(outcomes)} {what} failed "
-                            f"(output in {LOG_FILE}): " + "; ".join(changes))
-    return changes
+        return changes, [f"{len(failed)} of {len(outcomes)} {what} failed (output in "
+                         f"{LOG_FILE}): " + "; ".join(failed)]
+    return changes, []
 
 
 def nothing_to_run(ctx, key):
@@ -128,7 +125,7 @@ def run_commands(ctx, key):
     """bootcmd / runcmd: the #cloud-config list ``key`` as one sh script
     (the step has asked `nothing_to_run` first).
 
-    Returns the change lines; raises ScriptsFailed when it exited non-zero.
+    Returns `report`'s (changes, problems).
     """
     commands = ctx.cloud_config[key]
     script = shell_script(commands, key)

@@ -24,7 +24,7 @@ import logging
 import os
 
 from ...system import CommandFailed
-from .. import PER_INSTANCE, Skip, changes_or_failure
+from .. import PER_INSTANCE, Outcome, Skip
 from . import sources as src
 from .schema import apt as check_apt  # noqa: F401 (the key table names these)
 from .schema import apt_sources as check_apt_sources  # noqa: F401
@@ -106,7 +106,7 @@ def run(ctx):
             changes.append(_debconf(system, cfg["debconf_selections"]))
         except RuntimeError as e:
             problems.append(str(e))
-    return changes_or_failure("apt_configure", changes, problems)
+    return Outcome(changes, problems)
 
 
 def _mirrors(system, cfg, changes):

@@ -24,7 +24,7 @@ from ...filesystems import GROWERS, NOT_ON_A_DISK
 from ...mount_table import find_mount
 from ...system import CommandFailed
 from ...userdata.checks import Bad, boolean, fields, str_list
-from .. import PER_BOOT, Skip
+from .. import PER_BOOT, Outcome, Skip
 from . import blockdev, lvm
 from .blockdev import human_size
 from .partition_table import PartitionError
@@ -83,10 +83,8 @@ def run(ctx):
             skipped.append(f"{mountpoint}: {e}")
         except (GrowError, PartitionError, CommandFailed) as e:
             errors.append(f"{mountpoint}: {e}")
-    if errors:
-        for c in changes:  # the runner records no changes for a failed step
-            log.info("growroot: %s (before the failure)", c)
-        raise GrowError("; ".join(errors + skipped))
+    if errors:  # a partition grown before its filesystem failed is told with the failure
+        return Outcome(changes, errors, error="; ".join(errors + skipped))
     if skipped and not changes and len(skipped) == len(devices):
         raise Skip("; ".join(skipped))
     for s in skipped:

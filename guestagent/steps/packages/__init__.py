@@ -19,7 +19,7 @@ spot and runs runcmd on the next boot; here runcmd runs first).
 import logging
 
 from ...power import Request
-from .. import PER_INSTANCE, Skip, changes_or_failure
+from .. import PER_INSTANCE, Outcome, Skip
 from .schema import packages as check_packages  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
@@ -106,4 +106,4 @@ def run(ctx):
             changes.append(f"reboot after the final stage: {flag} exists")
     # once per instance even where something failed: a reboot must not retry a
     # failing install
-    return changes_or_failure("packages", changes, problems)
+    return Outcome(changes, problems)

@@ -32,7 +32,7 @@ import sys
 
 from ... import account_plan, accounts
 from ... import log as logsetup
-from .. import PER_INSTANCE, FailedButDone, Skip
+from .. import PER_INSTANCE, Outcome, Skip
 from .checks import check_chpasswd, check_password, check_ssh_pwauth  # noqa: F401
 
 FREQUENCY = PER_INSTANCE
@@ -46,10 +46,10 @@ RANDOM_LENGTH = 20
 
 def run(ctx):
     cc = ctx.cloud_config or {}
-    changes = []
+    changes, problems = [], []
     wanted, expire = _wanted(ctx, cc)
     if wanted:
-        changes += _set(ctx, wanted, expire)
+        changes += _set(ctx, wanted, expire, problems)
     pwauth = cc.get("ssh_pwauth")
     if pwauth in (True, False):
         from ... import sshd_settings
@@ -61,11 +61,11 @@ def run(ctx):
                            + (f" ({reloaded})" if reloaded else ""))
         else:
             log.info("sshd already has PasswordAuthentication %s", value)
-    if not changes:
-        if wanted or pwauth in (True, False):
-            return []
+    if not wanted and pwauth not in (True, False):
         raise Skip("no password, chpasswd or ssh_pwauth in #cloud-config")
-    return changes
+    # done for this instance even when a user is missing: a reboot must not
+    # set (and print) the others' passwords again
+    return Outcome(changes, problems)
 
 
 def _wanted(ctx, cc):
@@ -86,11 +86,16 @@ def _wanted(ctx, cc):
     return entries, expire
 
 
-def _set(ctx, entries, expire):
+def _set(ctx, entries, expire, problems):
+    """Set the passwords of ``entries``; returns the changes, adding to
+    ``problems`` the users who do not exist."""
     from ... import shadow
     system = ctx.system
     known = accounts.users(system)
     missing = sorted({e["name"] for e in entries if e["name"] not in known})
+    if missing:
+        problems.append(f"no such user(s): {', '.join(missing)}: their password was not "
+                        "set (create them with #cloud-config users)")
     entries = [e for e in entries if e["name"] in known]
     randoms, todo = [], []
     for e in entries:
@@ -117,12 +122,6 @@ def _set(ctx, entries, expire):
             shadow.expire(system, users)
             changes.append(f"expired the password of {', '.join(users)}: a new one is "
                            "chosen at the first login")
-    if missing:
-        for c in changes:
-            log.info("passwords: %s", c)
-        # done for this instance even so: a reboot must not set (and print) them again
-        raise FailedButDone(f"no such user(s): {', '.join(missing)}: their password was not "
-                            "set (create them with #cloud-config users)")
     return changes
 
 

@@ -33,7 +33,7 @@ import logging
 from ... import account_plan, accounts, shadow
 from ... import log as logsetup
 from ...system import UnsafePathError
-from .. import PER_INSTANCE, Skip
+from .. import PER_INSTANCE, Outcome, Skip
 from . import authorized_keys, key_import, key_record, previous_keys, root_login, sudoers
 from .checks import (  # noqa: F401 -- the #cloud-config table names them here
     check_disable_root,
@@ -61,7 +61,7 @@ def run(ctx):
     if not specs and not wanted_groups and cc.get("disable_root") is None:
         record.save()
         if changes:
-            return changes
+            return Outcome(changes)
         raise Skip("#cloud-config `users` lists nobody, and there is no default user")
     problems = []
     for name in wanted_groups:
@@ -71,7 +71,7 @@ def run(ctx):
             problems.append(f"group {name}: {e}")
     for spec in specs:
         try:
-            changes += _set_up(ctx.system, spec, record.on_added(spec.name, spec))
+            _set_up(ctx.system, spec, changes, record.on_added(spec.name, spec))
         except Exception as e:  # one bad account or value costs only that account
             problems.append(f"user {spec.name}: {_reason(e)}")
     for name, members in wanted_groups.items():
@@ -90,11 +90,9 @@ def run(ctx):
         except (accounts.AccountError, OSError) as e:
             problems.append(f"root: {_reason(e)}")
     record.save()
-    if problems:
-        for c in changes:  # the runner reports changes only for a step that succeeds
-            log.info("users: %s", c)
-        raise RuntimeError("; ".join(problems))
-    return changes
+    # a failed account is tried again on the next boot (useradd and the
+    # rest are safe to repeat); the accounts made beside it are reported
+    return Outcome(changes, problems, retry=True)
 
 
 class _Record:
@@ -181,11 +179,13 @@ def redo(ctx):
     if sudoers.damage(ctx.system):
         aside = sudoers.set_aside(ctx.system)
         changes.append(f"moved the damaged {sudoers.SUDOERS_FILE} to {aside}")
-    return changes + (run(ctx) or [])
+    outcome = run(ctx)
+    return Outcome(changes + outcome.changes, outcome.problems, retry=True)
 
 
-def _set_up(system, spec, on_added=None):
-    changes = []
+def _set_up(system, spec, changes, on_added=None):
+    """Make ``spec``'s account as it asks, adding to ``changes`` as each part
+    is done (an account made before its password failed is still told)."""
     keys = _checked_keys(spec)
     if not accounts.valid_name(spec.name):
         raise accounts.AccountError(f"refusing user name {spec.name!r}: not a valid "
@@ -221,7 +221,6 @@ def _set_up(system, spec, on_added=None):
             log.warning("user %s: not writing the SSH keys: %s", spec.name, _reason(e))
     else:
         log.info("user %s: no SSH keys to install", spec.name)
-    return changes
 
 
 def _checked_keys(spec):
