@@ -3,8 +3,9 @@
 They run in the final stage, after keys and hostname are in place, so they
 never hold up a login.  Every script runs even when an earlier one fails;
 if any failed, the step fails (naming each that failed; those that ran
-well are its changes) so `guestagent status` and the exit code show it.  A failed script is not retried at the
-next boot: scripts run once per instance, as in cloud-init.
+well are its changes) so `guestagent status` and the exit code show it.
+A failed script is not retried at the next boot: scripts run once per
+instance, as in cloud-init.
 """
 
 import re
