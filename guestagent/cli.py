@@ -5,7 +5,7 @@ import os
 import sys
 
 from . import __version__
-from .root_paths import UnsafePathError
+from .system.root_paths import UnsafePathError
 
 EXIT_CODES = """\
 exit codes:
@@ -213,7 +213,7 @@ def _on_own_files(command, args):
     except ConfigError as e:
         print(f"guestagent: config error: {e}", file=sys.stderr)
         return 2
-    from . import own_files
+    from .boot import own_files
     own_files.check(system, config)
     return command(args, system, config)
 
@@ -222,7 +222,7 @@ def _refuse(e, root):
     """One line for an unsafe path of the agent's own: what, where, why."""
     path = "/" + e.filename.lstrip("/") if isinstance(e.filename, str) else "a path"
     where = f" under {os.path.abspath(root)}" if root and os.path.abspath(root) != "/" else ""
-    from .own_files import why
+    from .boot.own_files import why
     print(f"guestagent: refusing {escape(path)}{escape(where)}: {escape(why(e))}",
           file=sys.stderr)
 
@@ -329,7 +329,7 @@ def _check_userdata(args):
     except ConfigError as e:
         print(f"guestagent: config error: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
-    from .instance_data import for_check
+    from .metadata.instance_data import for_check
     from .system import System
     try:
         jinja = for_check(System("/"), args.instance_data)
@@ -354,7 +354,7 @@ def _run_once(args, system, config):
             print(f"guestagent: unknown step(s) for --only: {', '.join(unknown)} "
                   f"(known: {', '.join(ALL_STEPS)})", file=sys.stderr)
             return EXIT_USAGE
-    from .disk_space import is_low
+    from .system.disk_space import is_low
     # a root that shipped full grows before anything is written to it, the
     # log file included (the runner opens it once growroot has run)
     logsetup.add_file(system, config.get("main", "log_file"), later=is_low(system))
@@ -364,7 +364,7 @@ def _run_once(args, system, config):
     code = run(system, config, stage=args.stage, only=only)
     # A Type=notify unit whose process ends without READY=1 fails: say it on
     # every way out (a stage with a background step said it earlier).
-    from . import readiness
+    from .boot import readiness
     readiness.ready()
     if _exit_fast:
         # Everything is on disk (each write was fsynced); tearing down the
@@ -377,7 +377,7 @@ def _run_once(args, system, config):
 
 
 def _status(args, system, config):
-    from .status_report import status_command
+    from .status.report import status_command
     return status_command(args, system, config)
 
 
@@ -390,7 +390,7 @@ def _query(args, system, config):
         return 3
     data = md.public_dict()
     # cloud-init's `query` names: v1.instance_id, ds.meta_data..., sys_info
-    from . import instance_data
+    from .metadata import instance_data
     published = instance_data.read(system, instance_data.PUBLIC)
     for name, value in (published or instance_data.redacted(
             instance_data.build(md, system))).items():

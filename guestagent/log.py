@@ -152,7 +152,7 @@ class _FileHandler(logging.StreamHandler):
             self.stream.close()
         except OSError:
             pass  # the buffered line cannot reach the disk either
-        from .disk_space import NO_SPACE_ERRNOS, NoSpaceError, mount_point
+        from .system.disk_space import NO_SPACE_ERRNOS, NoSpaceError, mount_point
         if e.errno in NO_SPACE_ERRNOS:
             e = NoSpaceError("write", self.path, mount_point(self.system, self.path), e.errno)
         logging.getLogger(__name__).warning(

@@ -9,13 +9,16 @@ import logging
 import threading
 import time
 
-from . import boot_guard, datasources, disk_space, done_markers, readiness, steps
+from . import datasources, steps
 from . import log as logsetup
-from .context import Context
-from .off_switches import disabled_reason
-from .run_lock import RunLock
+from .boot import guard as boot_guard
+from .boot import readiness
+from .boot.off_switches import disabled_reason
 from .stages import LOCAL, STAGES
-from .state import State
+from .state import State, done_markers
+from .state.run_lock import RunLock
+from .steps.context import Context
+from .system import disk_space
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,8 @@ def run(system, config, stage="all", only=None, lineup=None):
     grown = None
     if "growroot" in spec.step_names(lineup) and (not only or "growroot" in only):
         # a root that shipped full grows before anything is written to it
-        grown = disk_space.grow_first(
-            system, lambda: _run_step(Context(system, config, None, None, False, stage),
+        grown = grow_first(
+            system, lambda: _run_step(Context(system, config, None, None, False, spec),
                                       lineup.step("growroot")))
     try:
         state.ensure()
@@ -52,6 +55,32 @@ def run(system, config, stage="all", only=None, lineup=None):
         log.error("cannot keep the agent's state: %s", e)
     with RunLock(system):
         return _run_locked(system, config, state, spec, only, lineup, grown)
+
+
+def grow_first(system, run_growroot):
+    """An image whose root shipped (nearly) full: grow it before anything is
+    written (the state, the log, the keys), in the foreground, by calling
+    ``run_growroot()`` (the runner's growroot step; returns its record).
+    Returns that record, or None when the root had room; the stage then
+    shows it in growroot's place instead of running growroot again."""
+    if not disk_space.is_low(system):
+        return None
+    free = disk_space.free_bytes(system)
+    log.info("the root filesystem%s has %s free: growing it before anything else is written",
+             disk_space.source_shown(system), "no space" if not free else f"only {free >> 10} KiB")
+    rec = run_growroot()
+    rec["before_anything_else"] = True
+    failed = disk_space.early_writers_failed(system)
+    if disk_space.is_full(system):
+        log.error("the root filesystem%s is still full after growroot (%s): what the agent "
+                  "writes fails from here on, each write saying so%s", disk_space.source_shown(system),
+                  "it failed" if rec["result"] == "failed" else "the disk has no more room",
+                  f"; {', '.join(failed)} failed earlier in this boot for the same reason"
+                  if failed else "")
+    else:
+        disk_space.restart_early_writers(system, failed)
+    logsetup.resume_file()  # the log file waited for this (cli.py)
+    return rec
 
 
 def _run_locked(system, config, state, spec, only, lineup, grown=None):
@@ -75,7 +104,7 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
         md, code = _find_metadata(system, config, state, spec, only, lineup, record)
     new_instance = _record_instance(system, state, spec, md, record)
 
-    ctx = Context(system, config, state, md, new_instance, spec.name)
+    ctx = Context(system, config, state, md, new_instance, spec)
     names = [] if skip_stage or (md is None and not spec.bare) else spec.step_names(lineup)
     if only:
         names = [n for n in names if n in only]
@@ -93,7 +122,7 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
         code = EXIT_STEP_FAILED
     _record(system, state, status, record, code, warned, t0, bool(names))
     if ctx.power_requests:
-        from . import power
+        from .system import power
         power.act(system, ctx.power_requests)
     return code
 
@@ -168,7 +197,7 @@ def _record_instance(system, state, spec, md, record):
                 new_instance = prev != md.instance_id
                 log.error("cannot record instance %s in the agent's state: %s",
                           md.instance_id, e)
-            from . import instance_data
+            from .metadata import instance_data
             instance_data.publish(system, md)
             if new_instance:
                 log.info("new instance %s (previous: %s): per-instance steps will run",

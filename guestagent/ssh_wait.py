@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 
-from . import readiness
+from .boot import readiness
 
 log = logging.getLogger(__name__)
 

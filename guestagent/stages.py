@@ -41,7 +41,7 @@ and a new kind of behaviour is a new field read by the runner.
 
 from collections import namedtuple
 
-from .boot_guard import FINAL_PENDING, LOCAL_DONE
+from .boot.guard import FINAL_PENDING, LOCAL_DONE
 
 LOCAL, SEARCH, STORED = "local", "search", "stored"
 

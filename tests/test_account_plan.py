@@ -1,4 +1,4 @@
-"""Whose accounts these are (guestagent/account_plan.py): one answer for the
+"""Whose accounts these are (guestagent/accounts/plan.py): one answer for the
 users, admin_pass, passwords and root_login steps, with cloud-init's
 documented meaning (cc_users_groups: no `users` means `users: [default]`;
 `users` without "default" skips the default user; `user` overrides the
@@ -12,7 +12,7 @@ scratch root: tests/test_users_fields.py (issue 27 part 1's bug).
 
 import pytest
 
-from guestagent import account_plan
+from guestagent.accounts import plan as account_plan
 from guestagent.metadata import Metadata
 from guestagent.userdata import decode
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from guestagent.accounts.passwd_hash import sha512_crypt, verify
 from guestagent.metadata import Metadata
-from guestagent.passwd_hash import sha512_crypt, verify
 from guestagent.steps import Skip, admin_pass
 
 from support.marks import needs_root
@@ -162,7 +162,7 @@ _LIVE = r"""
 import os, sys
 from guestagent import config as configmod
 from guestagent.metadata import Metadata
-from guestagent.context import Context
+from guestagent.steps.context import Context
 from guestagent.state import State
 from guestagent.system import System
 from guestagent.steps import admin_pass, users

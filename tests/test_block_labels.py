@@ -1,4 +1,4 @@
-"""guestagent/block_labels.py: labels read off real filesystem images made by
+"""guestagent/system/block_labels.py: labels read off real filesystem images made by
 the real mkfs tools, and checked against what blkid reads from the same file."""
 
 import os
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from guestagent import block_labels
+from guestagent.system import block_labels
 
 MAKERS = {
     "ext4": (["mkfs.ext4", "-q", "-F", "-L"], 16),

@@ -1,5 +1,5 @@
 """A reboot with nothing changed starts no Python: units/guestagent-unchanged
-against the list the agent leaves (guestagent/boot_guard.py), on --root trees."""
+against the list the agent leaves (guestagent/boot/guard.py), on --root trees."""
 
 import json
 import os
@@ -85,7 +85,7 @@ def test_unchanged_reboot_is_skipped_and_says_so(root, instance, run_agent):
 
 def test_skipped_reboot_puts_the_instance_data_back_in_run(root, instance):
     """/run is empty at every boot; scripts still find the instance data when
-    no Python starts (guestagent/instance_data.py)."""
+    no Python starts (guestagent/metadata/instance_data.py)."""
     boot, conf = instance()
     boot()
     before = {n: (root / "run/guestagent" / n).read_bytes()

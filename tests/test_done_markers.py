@@ -1,6 +1,6 @@
 """A power cut must never leave a done marker ahead of what the step wrote.
 
-The rule (guestagent/done_markers.py): the marker reaches the disk only after
+The rule (guestagent/state/done_markers.py): the marker reaches the disk only after
 everything the step wrote has (one syncfs, then the marker); work a step
 left running counts as done only once it has ended and been synced; and on
 a later boot, the steps whose loss locks people out (hostkeys, users) check
@@ -18,7 +18,8 @@ import subprocess
 import pytest
 
 from guestagent import config as config_mod
-from guestagent import done_markers, runner, steps
+from guestagent import runner, steps
+from guestagent.state import done_markers
 from guestagent.steps import hostkeys
 from guestagent.steps.users import sudoers
 from guestagent.system import System

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from guestagent import mount_table as mounts
 from guestagent.steps import Skip, growroot
 from guestagent.steps.growroot import blockdev, lvm
 from guestagent.steps.growroot.partition_table import NewPartition, msdos_extended, parse_parted
 from guestagent.system import System
+from guestagent.system import mount_table as mounts
 
 from support import EXAMPLES, REPO, agent_argv
 from support.loopdisk import (

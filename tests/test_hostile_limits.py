@@ -69,7 +69,7 @@ def test_an_over_long_admin_pass_is_refused_quickly_and_cheaply(tmp_path, root, 
 
 
 def test_the_longest_accepted_password_still_hashes_right():
-    from guestagent.passwd_hash import MAX_PASSWORD, sha512_crypt, verify
+    from guestagent.accounts.passwd_hash import MAX_PASSWORD, sha512_crypt, verify
     pw = "k" * MAX_PASSWORD
     h = sha512_crypt(pw, "saltsalt")
     assert verify(pw, h) and not verify(pw[:-1], h)
@@ -87,7 +87,7 @@ def test_the_cap_is_libxcrypts_and_hashes_below_it_agree_with_the_system():
             import crypt
         except ImportError:
             pytest.skip("no crypt module (Python 3.13+)")
-    from guestagent.passwd_hash import MAX_PASSWORD, sha512_crypt
+    from guestagent.accounts.passwd_hash import MAX_PASSWORD, sha512_crypt
     for n in (300, MAX_PASSWORD):
         assert sha512_crypt("q" * n, "abcdefgh") == crypt.crypt("q" * n, "$6$abcdefgh")
     assert not crypt.crypt("q" * (MAX_PASSWORD + 1), "$6$abcdefgh").startswith("$6$")

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guestagent import block_labels
 from guestagent.datasources import configdrive
 from guestagent.datasources.openstack_documents import from_openstack_documents
+from guestagent.system import block_labels
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guestagent.dns_names import BadName, check_hostname, check_name
 from guestagent.metadata import Metadata
+from guestagent.metadata.dns_names import BadName, check_hostname, check_name
 from guestagent.steps import Skip
 from guestagent.steps import hostname as step
 

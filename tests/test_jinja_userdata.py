@@ -16,12 +16,11 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from guestagent.instance_data import build, redacted
 from guestagent.metadata import Metadata
+from guestagent.metadata.instance_data import build, jinja_variables, redacted
 from guestagent.system import System
 from guestagent.userdata import decode
 from guestagent.userdata.checks import INVALID, NOTICE, UNSUPPORTED, kind_of
-from guestagent.userdata.jinja import jinja_variables
 
 from support import REPO, cloudinit_validator
 from support.userdata_helpers import Drive
@@ -251,7 +250,7 @@ def test_check_userdata_renders_with_example_or_given_instance_data(run_agent, t
 
 
 def test_example_note_kind_is_notice():
-    from guestagent.instance_data import for_check
+    from guestagent.metadata.instance_data import for_check
     ud = decode(b"## template: jinja\n#cloud-config\nruncmd: ['echo {{ v1.zzz }}']\n",
                 1 << 20, log_warnings=False,
                 jinja=for_check(System("/nonexistent-guestagent-root")))

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guestagent import netconfig as nc
 from guestagent.datasources.network_config import parse
+from guestagent.metadata import netconfig as nc
 
 
 def load(text):

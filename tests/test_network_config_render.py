@@ -18,9 +18,9 @@ import subprocess
 import pytest
 import yaml
 
-from guestagent import netconfig as nc
 from guestagent.config import NETWORK_RENDERERS
 from guestagent.datasources.network_config import parse
+from guestagent.metadata import netconfig as nc
 from guestagent.steps.network import build_plan
 from guestagent.steps.network.interfaces import resolve
 from guestagent.system import System

@@ -18,9 +18,9 @@ import subprocess
 
 import pytest
 
-from guestagent import netconfig as nc
 from guestagent.config import NETWORK_RENDERERS
 from guestagent.datasources.network_data import parse
+from guestagent.metadata import netconfig as nc
 
 from support import TESTS
 from support.network import nova_doc, render

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from guestagent import netconfig as nc
 from guestagent.datasources.network_data import parse
 from guestagent.metadata import Metadata
+from guestagent.metadata import netconfig as nc
 from guestagent.steps import Skip
 from guestagent.steps import network as step
 from guestagent.steps.network.apply import ASIDE_DIR

@@ -12,11 +12,10 @@ import subprocess
 
 import pytest
 
-from guestagent import block_labels
 from guestagent.config import load
 from guestagent.datasources import NoDatasource, nocloud, search
 from guestagent.datasources.evidence import parse_nocloud_argument
-from guestagent.system import System
+from guestagent.system import System, block_labels
 
 from support import REPO
 

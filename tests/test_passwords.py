@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from guestagent import shadow
-from guestagent.passwd_hash import sha512_crypt, verify
+from guestagent.accounts import shadow
+from guestagent.accounts.passwd_hash import sha512_crypt, verify
 from guestagent.steps import Skip, passwords
 from guestagent.userdata import decode
 
@@ -266,7 +266,7 @@ _LIVE = r"""
 import sys
 from guestagent import config as configmod
 from guestagent.metadata import Metadata
-from guestagent.context import Context
+from guestagent.steps.context import Context
 from guestagent.state import State
 from guestagent.system import System
 from guestagent.steps import passwords

@@ -3,9 +3,9 @@ the runner after the stage (never under --root), once per instance."""
 
 import pytest
 
-from guestagent import power
 from guestagent.steps import Skip
 from guestagent.steps import power_state as step
+from guestagent.system import power
 from guestagent.userdata import decode
 
 from support.step_context import StepContext

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from guestagent import config as config_mod
-from guestagent import readiness, runner, steps
+from guestagent import runner, steps
+from guestagent.boot import readiness
 from guestagent.system import System
 
 from support import EXAMPLES

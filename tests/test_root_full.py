@@ -215,8 +215,8 @@ def test_append_cut_short_by_a_full_filesystem_is_taken_back(tmp_path):
     """append_file (write_files' append: true) on a filesystem that fills up
     half-way: the file keeps its old bytes and length, never half a line, and
     the error names the file and the full mount point."""
-    from guestagent.disk_space import NoSpaceError
     from guestagent.system import System
+    from guestagent.system.disk_space import NoSpaceError
 
     top = tmp_path / "tree"
     (top / "etc").mkdir(parents=True)

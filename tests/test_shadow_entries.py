@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from guestagent import shadow
+from guestagent.accounts import shadow
 from guestagent.checkimage.checks_services import check_root_password
 from guestagent.checkimage.tree import Image
 from guestagent.system import System

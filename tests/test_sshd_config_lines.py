@@ -5,9 +5,9 @@ also given to the real sshd (``sshd -T -f``) and the two readings compared.
 
 import pytest
 
-from guestagent import sshd_settings
 from guestagent.checkimage.checks_services import sshd_settings as effective
 from guestagent.checkimage.tree import Image
+from guestagent.steps.passwords import sshd_settings
 from guestagent.system import System
 
 from support.marks import needs_root

@@ -1,4 +1,4 @@
-"""The stored state's format version (guestagent/state.py: FORMAT, the file
+"""The stored state's format version (guestagent/state/__init__.py: FORMAT, the file
 /var/lib/guestagent/format): a run records it; an older agent meeting a newer
 state (a package downgraded under it) says so in one line, changes nothing and
 does not crash."""

@@ -1,4 +1,4 @@
-"""`guestagent status --wait` (guestagent/boot_wait.py): blocks until this
+"""`guestagent status --wait` (guestagent/status/wait.py): blocks until this
 boot's agent work is over, then reports, with cloud-init status --wait's exit
 codes; returns at once on a boot the agent will not run.
 
@@ -280,7 +280,7 @@ def test_returns_at_once_when_the_reboot_guard_skipped_the_boot(root, instance):
 
 def test_only_runs_on_the_same_root_count(root, instance, tmp_path):
     """A run on another tree (another test, an image build) is not this boot's."""
-    from guestagent.boot_wait import agent_runs
+    from guestagent.status.wait import agent_runs
     from guestagent.system import System
     conf = instance("#!/bin/sh\nsleep 3\n")
     other = tmp_path / "other"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guestagent import account_plan
+from guestagent.accounts import plan as account_plan
 from guestagent.metadata import Metadata
 from guestagent.steps import Skip, users
 from guestagent.steps.users import authorized_keys as ak
@@ -353,8 +353,8 @@ def test_cloud_config_from_real_user_data(root):
           + b"\nssh_authorized_keys:\n  - " + ED3.encode() + b"\n")
     md = Metadata(source="test", instance_id="i-1", public_keys=[ED1], user_data=ud)
     from guestagent import config as configmod
-    from guestagent.context import Context
     from guestagent.state import State
+    from guestagent.steps.context import Context
     from guestagent.system import System
     system = System(str(root))
     conf = root / "ga.conf"

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
+from guestagent.accounts.passwd_hash import sha512_crypt, verify
 from guestagent.metadata import Metadata
-from guestagent.passwd_hash import sha512_crypt, verify
 from guestagent.steps import admin_pass, users
 from guestagent.userdata import decode
 
@@ -346,7 +346,7 @@ def test_names_useradd_or_a_shell_would_misread_are_still_refused(name):
     assert any("not a valid account name" in w for w in warnings), warnings
 
 
-# -- whose accounts (guestagent/account_plan.py; the matrix: test_account_plan.py) --
+# -- whose accounts (guestagent/accounts/plan.py; the matrix: test_account_plan.py) --
 
 def test_user_beside_users_without_default_gets_the_keys_admin_pass_and_root_s_message(
         root):

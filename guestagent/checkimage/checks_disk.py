@@ -9,7 +9,7 @@ XFS) partition without LVM is recommended, LVM where no growpart exists.
 import os
 import re
 
-from ..filesystems import GROWERS, NOT_ON_A_DISK
+from ..system.filesystems import GROWERS, NOT_ON_A_DISK
 from .finding import failed, passed, warned
 
 # mount points that may live on their own partition without blocking growth
@@ -168,7 +168,7 @@ ROOT_SPACE_WARN = 64 << 20
 
 
 def check_root_space(image):
-    from ..disk_space import LOW_SPACE
+    from ..system.disk_space import LOW_SPACE
     where = "/" if image.live else image.root
     if not image.live and not os.path.ismount(where):
         return passed("root-space", f"free space not measured: {image.root} is a directory, "

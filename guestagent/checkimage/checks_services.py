@@ -11,9 +11,9 @@ import fnmatch
 import os
 import re
 
-from ..shadow import SHADOW, password_state
-from ..shadow import entry as shadow_entry
-from ..sshd_settings import include_patterns, line_words
+from ..accounts.shadow import SHADOW, password_state
+from ..accounts.shadow import entry as shadow_entry
+from ..steps.passwords.sshd_settings import include_patterns, line_words
 from . import units
 from .finding import failed, passed, warned
 from .tree import parse_shell_vars

@@ -9,7 +9,7 @@ growpart or sshd.
 
 import os
 
-from .. import distro
+from ..system import distro
 
 _BIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
 
@@ -128,7 +128,7 @@ class Image:
         """(source, fstype) of ``/`` in the live mount table, or None."""
         if not self.live:
             return None
-        from ..mount_table import find_mount
+        from ..system.mount_table import find_mount
         try:
             mount = find_mount("/")
         except OSError:

@@ -65,7 +65,7 @@ def run(system, args):
                   file=sys.stderr)
         return EXIT_FAILED
     if args.poweroff:
-        from ..power import Request, act
+        from ..system.power import Request, act
         print("powering off")
         sys.stdout.flush()
         act(system, [Request("poweroff", reason="guestagent clean --poweroff")])
@@ -79,7 +79,7 @@ def _locked(system, state_dir, work):
     import os
     import time
 
-    from ..run_lock import LOCK_WAIT
+    from ..state.run_lock import LOCK_WAIT
     host = system.resolve(state_dir + "/lock")
     try:
         fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC) if host else None

@@ -9,7 +9,7 @@ import logging
 import re
 import stat
 
-from .. import boot_guard
+from ..boot import guard as boot_guard
 from ..state import STATE_DIR
 from . import Action
 

@@ -12,9 +12,9 @@ import logging
 import os
 import re
 
-from .. import block_labels
 from ..log import shown
 from ..metadata import InjectedFile
+from ..system import block_labels
 from . import NotFound, seed_tree
 from .openstack_documents import from_openstack_documents
 
@@ -71,7 +71,7 @@ def read_tree(top, limit, source="configdrive"):
     all together, the injected files; an oversized or unreadable optional
     document or file is refused by name and the rest is used.
     """
-    from ..documents import BadDocument, load_json
+    from .documents import BadDocument, load_json
 
     drive = seed_tree.Tree(top, "the config drive")
     base = _version_dir(drive, top)

@@ -24,7 +24,7 @@ BASE = "hetzner/v1"
 
 
 def fetch(ctx):
-    from ..documents import BadDocument, load_yaml
+    from .documents import BadDocument, load_yaml
     from .http import Refused
 
     vendor = dmi(ctx.system, "sys_vendor")

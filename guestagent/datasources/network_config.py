@@ -18,9 +18,9 @@ import ipaddress
 import logging
 import re
 
-from .. import netconfig as nc
-from ..dns_names import BadName, check_name
 from ..log import shown
+from ..metadata import netconfig as nc
+from ..metadata.dns_names import BadName, check_name
 from .network_data import mac_address
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ by its kernel name.
 
 import logging
 
-from .. import netconfig as nc
 from ..log import shown
+from ..metadata import netconfig as nc
 from .network_config import (
     Problems,
     as_list,

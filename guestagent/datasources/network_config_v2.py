@@ -19,8 +19,8 @@ it could be read.
 
 import logging
 
-from .. import netconfig as nc
 from ..log import shown
+from ..metadata import netconfig as nc
 from .network_config import (
     Problems,
     Unsupported,

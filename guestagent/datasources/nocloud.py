@@ -19,9 +19,9 @@ nocloud_net.py's, in the network stage.
 import logging
 import os
 
-from .. import block_labels
 from ..log import shown
 from ..metadata import Metadata, dedupe, text
+from ..system import block_labels
 from . import NotFound, seed_tree
 from .evidence import nocloud_argument
 
@@ -100,7 +100,7 @@ def read_seed(top, limit, source, overrides=None):
 def from_seed_files(source, files, overrides=None):
     """Metadata from the seed's files ({name: bytes or None}), wherever they
     came from (a directory, a label, an HTTP seed)."""
-    from ..documents import BadDocument, load_yaml
+    from .documents import BadDocument, load_yaml
 
     try:
         meta = load_yaml(files["meta-data"], f"meta-data in {source}")

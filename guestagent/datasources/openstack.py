@@ -7,8 +7,8 @@ of them means "none".  No directory listing is ever crawled.
 
 import logging
 
-from ..documents import BadDocument, load_json
 from . import NotFound
+from .documents import BadDocument, load_json
 from .openstack_documents import from_openstack_documents
 
 log = logging.getLogger(__name__)

@@ -29,13 +29,13 @@ oddly at boot.  Every name a step module may define for the runner:
     def check_done(ctx) -> str              # per-instance steps: what is missing
                                             # or damaged of what the done step
                                             # left, '' when all is well (see
-                                            # guestagent/done_markers.py)
+                                            # guestagent/state/done_markers.py)
     def redo(ctx) -> list[str] | Outcome    # per-instance steps: run again when
                                             # check_done found damage (default: run)
     def unchanged_inputs(ctx) -> list[str]  # per-boot steps: the files whose
                                             # content decides the next boot's work,
                                             # or None: work every boot (see
-                                            # guestagent/boot_guard.py; default None)
+                                            # guestagent/boot/guard.py; default None)
 
 ``run`` raises `Skip` to say why it did nothing.  A step that does several
 things returns an `Outcome` when some of them went wrong: what it changed

@@ -1,5 +1,5 @@
 """The config drive's admin_pass as the password of the account holding the
-instance's keys (guestagent/account_plan.py: the default user, or the first
+instance's keys (guestagent/accounts/plan.py: the default user, or the first
 listed user when `users` leaves the default out).
 
 Nova puts ``admin_pass`` in the metadata when an instance is booted without
@@ -12,8 +12,10 @@ password is never in an argv, a log line or the status.
 
 import logging
 
-from .. import account_plan, accounts, shadow
-from ..passwd_hash import sha512_crypt
+from .. import accounts
+from ..accounts import plan as account_plan
+from ..accounts import shadow
+from ..accounts.passwd_hash import sha512_crypt
 from . import PER_INSTANCE, Skip
 
 FREQUENCY = PER_INSTANCE

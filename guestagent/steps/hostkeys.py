@@ -29,10 +29,10 @@ import threading
 import time
 
 from .. import accounts
-from ..sshd_settings import line_words
 from ..system import CommandFailed
 from ..userdata.checks import Bad
 from . import PER_INSTANCE, Skip
+from .passwords.sshd_settings import line_words
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def _refuse_on_a_full_root(system):
     """Old keys removed and no room for new ones would leave sshd with no
     host key at all, and no one could log in: on a full root the image's
     keys stay, and the step fails (so it is done on a boot with room)."""
-    from ..disk_space import is_full, mount_point
+    from ..system.disk_space import is_full, mount_point
     if is_full(system, SSH_DIR):
         _print_fingerprints(system, _existing_keys(system))
         raise RuntimeError(f"no space left on {mount_point(system, SSH_DIR)}: the image's host "
@@ -107,7 +107,7 @@ def run(ctx):
     if made:
         changes.append(f"generated new host keys ({', '.join(made)}) in {took:.2f} s")
     if later and made:
-        from ..done_markers import leave_running
+        from ..state.done_markers import leave_running
         job = generate_later(system, keygen, later, _comment(ctx), made + later)
         # not done (no marker) until the key exists and is on the disk: a
         # power cut before that makes the next boot do the step again
@@ -117,7 +117,7 @@ def run(ctx):
     else:
         _print_fingerprints(system, made)
     if sshd_running and (made or removed):
-        from ..sshd_settings import reload
+        from .passwords.sshd_settings import reload
         done = reload(system)
         if done:
             changes.append(f"{done}, which was running: it serves the new host keys")
@@ -379,7 +379,7 @@ def _background_types(ctx, types):
     """RSA 3072 takes seconds on a slow CPU, and sshd serves the other keys
     meanwhile: on a live Debian-family boot it is made after the step returns.
     (Fedora's sshd-keygen@rsa.service would race it, so not there.)"""
-    from ..distro import family
+    from ..system.distro import family
     if (not ctx.system.live or "rsa" not in types or len(types) < 2
             or not ctx.config.getbool("ssh", "rsa_in_background")
             or family(ctx.system) == "rhel"):

@@ -3,7 +3,7 @@
 Where the name comes from, first found wins: #cloud-config ``fqdn``, then
 #cloud-config ``hostname``, then the metadata's host name.  ``preserve_hostname:
 true`` in #cloud-config leaves everything alone.  A name that fails the
-checks in `guestagent.dns_names` is refused with one warning, and the current
+checks in `guestagent.metadata.dns_names` is refused with one warning, and the current
 name stays.
 
 Runs every boot, but does not fight the administrator: on a reboot of the
@@ -23,8 +23,8 @@ import errno
 import logging
 import socket
 
-from ..dns_names import BadName, check_hostname
 from ..log import shown
+from ..metadata.dns_names import BadName, check_hostname
 from ..state import STATE_DIR
 from ..userdata.checks import Bad
 from . import PER_BOOT, Skip

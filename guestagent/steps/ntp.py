@@ -17,7 +17,7 @@ with that reason.
 
 import logging
 
-from ..distro import os_release
+from ..system.distro import os_release
 from . import PER_INSTANCE, Skip
 
 log = logging.getLogger(__name__)

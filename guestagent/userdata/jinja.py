@@ -6,12 +6,13 @@ first line (#cloud-config, #! script...).  Here the same:
 
     text, notes = render(part_text, variables, budget, where, example=False)
 
-``variables`` is the instance data as `jinja_variables` turns it into Jinja
-names, as cloud-init's convert_jinja_instance_data does: the ``v1`` keys
-also at the top level (``{{ instance_id }}``), and every key with ``-`` or
+``variables`` is the instance data as `jinja_variables`
+(guestagent/metadata/instance_data.py) turns it into Jinja names, as
+cloud-init's convert_jinja_instance_data does: the ``v1`` keys also at the
+top level (``{{ instance_id }}``), and every key with ``-`` or
 ``.`` also under an alias with ``_`` (``v1.local_hostname``,
 ``ds.meta_data.availability_zone``).  The instance data itself is built
-above the user-data code (guestagent/instance_data.py) and handed down.
+above the user-data code (guestagent/metadata/instance_data.py) and handed down.
 
 As in cloud-init: trim_blocks, the ``do`` extension, the trailing newline
 kept, and a variable that does not exist renders as
@@ -23,35 +24,16 @@ a Recommends): it is imported only when a template part exists, and
 without it the part is skipped, named.  Nothing here raises.
 """
 
-import copy
 import re
 
 from .checks import INVALID, NOTICE, UNSUPPORTED, Note
 
 MISSING_PREFIX = "CI_MISSING_JINJA_VAR/"   # cloud-init's marker, kept so scripts agree
 HEADER = re.compile(r"##\s*template:\s*jinja\s*$", re.I)
-_OPERATORS = re.compile(r"[-.]")  # what cloud-init's aliases replace (jinja's operator_re)
 
 
 class TooBig(ValueError):
     pass
-
-
-def jinja_variables(data):
-    """Instance data -> the names a template sees (cloud-init's conversion, with aliases)."""
-    out = {}
-    for key, value in sorted(data.items()):
-        if isinstance(value, dict):
-            out[key] = jinja_variables(value)
-            if re.match(r"v\d+$", str(key)):
-                for sub, subvalue in out[key].items():
-                    out[sub] = copy.deepcopy(subvalue)
-        else:
-            out[key] = value
-        alias = _OPERATORS.sub("_", key) if isinstance(key, str) else key
-        if alias != key:
-            out[alias] = copy.deepcopy(out[key])
-    return out
 
 
 def render(text, variables, budget, where, example=False):

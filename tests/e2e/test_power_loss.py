@@ -12,7 +12,7 @@ Two kinds of boots:
 
 - the regression cuts (``MATRIX``): the four cuts of issue 29, three of which
   locked everyone out before the done markers waited for the disk (see
-  guestagent/done_markers.py and docs/e2e.md);
+  guestagent/state/done_markers.py and docs/e2e.md);
 - the sweep, only with ``tests/e2e/run --power-loss [--cuts N] [--seed S]``:
   N cuts, each at an anchor line of the agent's console output (taken in
   turn, in an order the seed shuffles) plus a delay of 0-2 s drawn from the

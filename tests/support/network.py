@@ -25,7 +25,7 @@ def make_nics(root, macs):
 
 def nics_for(config):
     """eth0, eth1, ... for the document's NICs, in document order."""
-    from guestagent import netconfig as nc
+    from guestagent.metadata import netconfig as nc
     return {f"eth{i}": link.mac for i, link in
             enumerate(x for x in config.links if x.kind == nc.PHY)}
 

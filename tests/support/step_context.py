@@ -7,9 +7,10 @@ the step still reads and writes the scratch root through the real System.
 import os
 
 from guestagent import config as configmod
-from guestagent.context import Context
 from guestagent.metadata import Metadata
+from guestagent.stages import STAGES
 from guestagent.state import State
+from guestagent.steps.context import Context
 from guestagent.system import System
 
 
@@ -25,7 +26,7 @@ class StepContext(Context):
                 f.write(conf_text)
         cfg = configmod.load(conf, root=str(root))
         md = metadata if metadata is not None else Metadata(source="test", instance_id="i-1")
-        super().__init__(system, cfg, State(system), md, new_instance, "all")
+        super().__init__(system, cfg, State(system), md, new_instance, STAGES["all"])
         self._cc = cloud_config or {}
 
     @property

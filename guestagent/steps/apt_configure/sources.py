@@ -8,7 +8,7 @@ $KEY_FILE (the keyring written for that source's key).
 
 import re
 
-from ...distro import os_release
+from ...system.distro import os_release
 
 SOURCES_LIST = "/etc/apt/sources.list"
 DEB822_FILES = ("/etc/apt/sources.list.d/debian.sources",

@@ -20,9 +20,9 @@ table, but acts only on mount points named explicitly (host paths), never on
 import logging
 import os
 
-from ...filesystems import GROWERS, NOT_ON_A_DISK
-from ...mount_table import find_mount
 from ...system import CommandFailed
+from ...system.filesystems import GROWERS, NOT_ON_A_DISK
+from ...system.mount_table import find_mount
 from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Outcome, Skip
 from . import blockdev, lvm

@@ -4,7 +4,7 @@ Everything here reads live kernel state (the mount table, /sys, /dev):
 block devices have no meaning relative to a ``--root`` tree, so these
 functions take host paths.  Nothing here changes anything.
 
-- The mount table comes from `guestagent.mount_table` (/proc/self/mountinfo, which
+- The mount table comes from `guestagent.system.mount_table` (/proc/self/mountinfo, which
   gives major:minor, the most robust way to reach /sys).
 - A device's /sys entry is /sys/dev/block/MAJ:MIN; a partition has a
   ``partition`` file (its number) and sits in its disk's directory, which

@@ -125,7 +125,7 @@ def has_label(system, label):
         return True
     if not system.live:
         return False
-    from ...block_labels import find
+    from ...system.block_labels import find
     return find((label,)) is not None
 
 

@@ -21,8 +21,8 @@ on the kernel command line turn the step off.
 import importlib
 import logging
 
-from ... import netconfig as nc
 from ...config import NETWORK_RENDERERS
+from ...metadata import netconfig as nc
 from .. import PER_INSTANCE, Skip
 from . import apply as applying
 from . import image_files

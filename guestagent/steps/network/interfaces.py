@@ -15,8 +15,8 @@ import fnmatch
 import logging
 import time
 
-from ... import netconfig as nc
 from ...log import shown
+from ...metadata import netconfig as nc
 
 log = logging.getLogger(__name__)
 

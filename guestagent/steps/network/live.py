@@ -15,7 +15,7 @@ pyroute2 is imported only here, only when this runs.
 import ipaddress
 import logging
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 
 log = logging.getLogger(__name__)
 

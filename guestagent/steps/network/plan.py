@@ -4,7 +4,7 @@ A plan is glean's file map plus the image's own files the agent replaces:
 every path is absolute inside the root; nothing is written until `apply`.
 """
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 
 HEADER = ("Written by guestagent from the instance's network_data.json; "
           "replaced when a new instance boots from this disk.")

@@ -8,7 +8,7 @@ quoted only where they hold spaces (all are checked addresses and numbers).
 Reference: nm-settings-ifcfg-rh(5), initscripts' sysconfig.txt.
 """
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 from .plan import BOND_OPTIONS, HEADER, Plan, bond_option_lines
 
 DIR = "/etc/sysconfig/network-scripts"

@@ -9,7 +9,7 @@ Debian's ifenslave (``bond-*`` options), bridges bridge-utils
 Reference: interfaces(5) of ifupdown 0.8, ifenslave's README.Debian.
 """
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 from .plan import HEADER, Plan, bond_option_lines
 
 DIR = "/etc/network/interfaces.d"

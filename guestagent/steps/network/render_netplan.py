@@ -13,7 +13,7 @@ match by driver) is netplan's to do.
 Reference: netplan's YAML reference (netplan.io 0.106).
 """
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 from .plan import HEADER, Plan, bond_option_lines
 
 DIR = "/etc/netplan"

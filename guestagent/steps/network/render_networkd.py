@@ -9,7 +9,7 @@ other NIC still matches the image's file.  NICs match on MAC address and
 Reference: systemd.network(5), systemd.netdev(5), systemd 252.
 """
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 from .plan import HEADER, Plan, bond_option_lines
 
 DIR = "/etc/systemd/network"

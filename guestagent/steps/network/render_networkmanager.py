@@ -11,7 +11,7 @@ Reference: nm-settings-keyfile(5), nm-settings-nmcli(5), NetworkManager 1.42.
 
 import uuid
 
-from ... import netconfig as nc
+from ...metadata import netconfig as nc
 from .plan import BOND_OPTIONS, HEADER, Plan, bond_option_lines
 
 DIR = "/etc/NetworkManager/system-connections"

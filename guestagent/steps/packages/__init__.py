@@ -18,7 +18,7 @@ spot and runs runcmd on the next boot; here runcmd runs first).
 
 import logging
 
-from ...power import Request
+from ...system.power import Request
 from .. import PER_INSTANCE, Outcome, Skip
 from .schema import packages as check_packages  # noqa: F401 (the key table names it)
 

@@ -18,7 +18,7 @@ for wins over the metadata's admin password):
   ``-----BEGIN GUESTAGENT RANDOM PASSWORDS-----`` and ``-----END ...-----``;
   never to the journal, a log or the status;
 - ``ssh_pwauth: true/false`` sets sshd's ``PasswordAuthentication`` where the
-  image's sshd reads it (`guestagent.sshd_settings`), reloading a running
+  image's sshd reads it (`guestagent.steps.passwords.sshd_settings`), reloading a running
   sshd; ``unchanged`` or no key leaves sshd alone.
 
 Passwords reach the system only on the stdin of ``chpasswd`` (or, under
@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 
-from ... import account_plan, accounts
+from ... import accounts
 from ... import log as logsetup
 from .. import PER_INSTANCE, Outcome, Skip
 from .checks import check_chpasswd, check_password, check_ssh_pwauth  # noqa: F401
@@ -52,7 +52,7 @@ def run(ctx):
         changes += _set(ctx, wanted, expire, problems)
     pwauth = cc.get("ssh_pwauth")
     if pwauth in (True, False):
-        from ... import sshd_settings
+        from . import sshd_settings
         value = "yes" if pwauth else "no"
         where = sshd_settings.set_option(ctx.system, "PasswordAuthentication", value)
         if where:
@@ -70,7 +70,7 @@ def run(ctx):
 
 def _wanted(ctx, cc):
     """[(user, password or None for random, hashed)], expire."""
-    from ... import shadow
+    from ...accounts import shadow
     ch = cc.get("chpasswd") or {}
     expire = ch.get("expire", True)
     entries = list(ch.get("users", []))
@@ -89,7 +89,7 @@ def _wanted(ctx, cc):
 def _set(ctx, entries, expire, problems):
     """Set the passwords of ``entries``; returns the changes, adding to
     ``problems`` the users who do not exist."""
-    from ... import shadow
+    from ...accounts import shadow
     system = ctx.system
     known = accounts.users(system)
     missing = sorted({e["name"] for e in entries if e["name"] not in known})

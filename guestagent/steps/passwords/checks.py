@@ -6,7 +6,8 @@ in (``users`` or the older ``list``), and ``ssh_pwauth`` becomes true,
 false or "unchanged".  Notes name users and fields, never a password.
 """
 
-from ... import accounts, shadow
+from ... import accounts
+from ...accounts import shadow
 from ...log import shown
 from ...userdata.checks import INVALID, UNSUPPORTED, Bad, Note, describe, placeholder
 

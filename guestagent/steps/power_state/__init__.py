@@ -19,7 +19,7 @@ done before the machine goes down, so the next boot does not act again.
 import logging
 import shlex
 
-from ...power import Request
+from ...system.power import Request
 from .. import PER_INSTANCE, Skip, asked_for
 from .schema import power_state as check_power_state  # noqa: F401 (the key table names it)
 

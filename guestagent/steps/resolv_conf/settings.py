@@ -12,9 +12,9 @@ import ipaddress
 import logging
 import re
 
-from ...dns_names import BadName, check_name
 from ...log import shown
 from ...metadata import dedupe
+from ...metadata.dns_names import BadName, check_name
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The default user and SSH keys (and #cloud-config `users`).
 
 Who is created, who holds the instance's keys and whom disable_root names
-is guestagent/account_plan.py's answer (the one admin_pass and passwords
+is guestagent/accounts/plan.py's answer (the one admin_pass and passwords
 ask too): the default user ([main] default_user, else the distro's account,
 with [users] sudo, groups and shell) unless `users` leaves out "default"
 and no `user` puts it back; the metadata's keys and the top-level
@@ -13,7 +13,7 @@ would drop them; the log says where they went).  Here, for each account:
   `expiredate` from useradd (an existing one keeps its own, except
   `expiredate` and `groups`); missing groups are created; `hashed_passwd`,
   `plain_text_passwd` or `passwd` set the password (chpasswd, see
-  `guestagent.shadow`); `lock_passwd` (default true for listed users, as in
+  `guestagent.accounts.shadow`); `lock_passwd` (default true for listed users, as in
   cloud-init) then locks it; `ssh_import_id` runs ssh-import-id as the user.
 - Top-level `groups` are created first; their members are added once the
   users exist.
@@ -30,8 +30,10 @@ taken out (`previous_keys`; [users] remove_previous_instance_keys).
 
 import logging
 
-from ... import account_plan, accounts, shadow
+from ... import accounts
 from ... import log as logsetup
+from ...accounts import plan as account_plan
+from ...accounts import shadow
 from ...system import UnsafePathError
 from .. import PER_INSTANCE, Outcome, Skip
 from . import authorized_keys, key_import, key_record, previous_keys, root_login, sudoers

@@ -15,7 +15,8 @@ only look at values: no system access, no logging (see
 import datetime
 import re
 
-from ... import accounts, shadow
+from ... import accounts
+from ...accounts import shadow
 from ...log import shown
 from ...userdata.checks import (
     IGNORED,

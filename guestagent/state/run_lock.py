@@ -6,7 +6,7 @@ import logging
 import os
 import time
 
-from .state import STATE_DIR
+from . import STATE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class RunLock:
         try:
             self.fd = self.system.open_rw(self.path, mode=0o600)
         except OSError as e:
-            from .disk_space import NO_SPACE_ERRNOS
+            from ..system.disk_space import NO_SPACE_ERRNOS
             if e.errno not in NO_SPACE_ERRNOS:
                 raise
             # a full root that could not grow: no lock file can be made, and

@@ -9,14 +9,13 @@ class Context:
     """What a step gets: the metadata, the config, and the one system seam."""
 
     def __init__(self, system, config, state, metadata, new_instance, stage):
-        from .stages import STAGES
         self.system = system
         self.config = config
         self.state = state
         self.metadata = metadata
         self.new_instance = new_instance
-        # the stages.Stage (``stage`` is its name): e.g. stage.network_up
-        self.stage = STAGES[stage]
+        # the stages.Stage this run is: e.g. stage.network_up
+        self.stage = stage
         self._userdata = None
         self._user_scripts = None
         self._cloud_config = None
@@ -24,7 +23,7 @@ class Context:
         # power.Request objects: acted on once the stage's status is written
         self.power_requests = []
         # step -> (Popen, what): work a step left running; the step is done
-        # only once it has ended (guestagent/done_markers.py)
+        # only once it has ended (guestagent/state/done_markers.py)
         self.left_running = {}
 
     @property
@@ -32,7 +31,7 @@ class Context:
         """The decoded user-data (parts, scripts, #cloud-config), decoded once."""
         with self._lock:  # a background step may ask at the same time
             if self._userdata is None:
-                from .userdata import decode
+                from ..userdata import decode
                 raw = self.metadata.user_data if self.metadata else b""
                 self._userdata = decode(raw, self.config.getint("userdata", "max_bytes"),
                                         jinja=self.template_variables)
@@ -48,7 +47,7 @@ class Context:
             if self._userdata is not None:
                 return self._userdata.scripts
             if self._user_scripts is None:  # asked twice in one run (pending, then run)
-                from .userdata import decode
+                from ..userdata import decode
                 raw = self.metadata.user_data if self.metadata else b""
                 self._user_scripts = decode(raw, self.config.getint("userdata", "max_bytes"),
                                             log_warnings=False, cloud_config=False,
@@ -57,8 +56,7 @@ class Context:
 
     def template_variables(self):
         """(Jinja variables, False): the instance data, for `## template: jinja` parts."""
-        from .instance_data import build
-        from .userdata.jinja import jinja_variables
+        from ..metadata.instance_data import build, jinja_variables
         return jinja_variables(build(self.metadata, self.system)), False
 
     @property
@@ -69,7 +67,7 @@ class Context:
             return {}
         with self._lock:
             if self._cloud_config is None:
-                from .userdata.combined import cloud_config
+                from ..userdata.combined import cloud_config
                 self._cloud_config = cloud_config(
                     self.metadata, self.config, self.state,
                     lambda: self.userdata.cloud_config, self.template_variables)

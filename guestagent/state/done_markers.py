@@ -1,6 +1,6 @@
 """When a per-instance step counts as done, and whether it still is.
 
-A step's done marker (``instances/<id>/done/<step>``, see guestagent/state.py)
+A step's done marker (``instances/<id>/done/<step>``, see guestagent/state/__init__.py)
 tells every later boot of the instance to leave the step alone.  So the
 marker may reach the disk only after everything the step wrote has: a power
 cut in the first seconds of an instance's life must never leave a marker

@@ -28,11 +28,11 @@ import errno
 import os
 import stat
 
-from .boot_guard import FINAL_PENDING, LOCAL_DONE, MANIFEST, PENDING, SKIPPED_MARK
-from .instance_data import PUBLIC, SENSITIVE
-from .root_paths import UnsafePathError
-from .run_lock import LOCK
-from .state import FORMAT_FILE, STATE_DIR, State
+from ..metadata.instance_data import PUBLIC, SENSITIVE
+from ..state import FORMAT_FILE, STATE_DIR, State
+from ..state.run_lock import LOCK
+from ..system.root_paths import UnsafePathError
+from .guard import FINAL_PENDING, LOCAL_DONE, MANIFEST, PENDING, SKIPPED_MARK
 
 RUN_DIR = "/run/guestagent"
 

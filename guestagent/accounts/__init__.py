@@ -11,7 +11,7 @@ import logging
 import re
 from collections import namedtuple
 
-from .system import CommandFailed, CommandMissing
+from ..system import CommandFailed, CommandMissing
 
 log = logging.getLogger(__name__)
 

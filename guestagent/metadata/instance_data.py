@@ -27,13 +27,15 @@ Steps never read it: they read `Metadata`.  Only cloud_name, platform and
 subplatform say which datasource spoke, as cloud-init's do.
 """
 
+import copy
 import json
 import logging
 import os
+import re
 import sys
 
-from .distro import os_release
-from .metadata import _SECRET_DOC_KEYS
+from ..system.distro import os_release
+from . import _SECRET_DOC_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def read(system, path=SENSITIVE):
 
 def example(system):
     """Stand-in instance data, for `check-userdata` off an instance."""
-    from .metadata import Metadata
+    from . import Metadata
     iid = "00000000-0000-0000-0000-000000000000"
     md = Metadata(source="configdrive (/dev/sr0)", instance_id=iid, hostname="example-host",
                   availability_zone="nova", name="example-host",
@@ -185,6 +187,25 @@ def for_check(system, path=None):
         data, is_example = example(system), True
 
     def variables():
-        from .userdata.jinja import jinja_variables
         return jinja_variables(data), is_example
     return variables
+
+
+_OPERATORS = re.compile(r"[-.]")  # what cloud-init's aliases replace (jinja's operator_re)
+
+
+def jinja_variables(data):
+    """Instance data -> the names a template sees (cloud-init's conversion, with aliases)."""
+    out = {}
+    for key, value in sorted(data.items()):
+        if isinstance(value, dict):
+            out[key] = jinja_variables(value)
+            if re.match(r"v\d+$", str(key)):
+                for sub, subvalue in out[key].items():
+                    out[sub] = copy.deepcopy(subvalue)
+        else:
+            out[key] = value
+        alias = _OPERATORS.sub("_", key) if isinstance(key, str) else key
+        if alias != key:
+            out[alias] = copy.deepcopy(out[key])
+    return out

@@ -22,8 +22,8 @@ final stage, the list waits beside it (``.pending``) until they have run.
 import logging
 import os
 
-from .state import STATE_DIR
-from .steps import PER_BOOT, PER_INSTANCE
+from ..state import STATE_DIR
+from ..steps import PER_BOOT, PER_INSTANCE
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The command half of the `System` seam: every command the agent runs.
 
 Commands always run on the host (``--root`` only moves files), so nothing
-here knows about the root directory.  `System` (guestagent/system.py) is
+here knows about the root directory.  `System` (guestagent/system/__init__.py) is
 the one object steps use; this module holds its command methods and the
 errors they raise.
 """

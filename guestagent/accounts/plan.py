@@ -30,8 +30,8 @@ No system access and no logging here: the users step logs `notes` once.
 
 import logging
 
-from .accounts import valid_name
-from .distro import default_user
+from ..system.distro import default_user
+from . import valid_name
 
 # The rule [users] sudo = yes gives the default user.
 DEFAULT_SUDO_RULE = "ALL=(ALL) NOPASSWD:ALL"

@@ -2,9 +2,9 @@
 
 Every file a step reads or writes goes through `System` paths relative to a
 root directory (``/`` on a real boot, a scratch tree under ``--root``):
-guestagent/root_files.py, which finds them through guestagent/root_paths.py.
+guestagent/system/root_files.py, which finds them through guestagent/system/root_paths.py.
 Every command goes through `System.run` (or `System.start`, for one that
-runs on without us waiting): guestagent/commands.py.  Tests point the root
+runs on without us waiting): guestagent/system/commands.py.  Tests point the root
 elsewhere.
 
 Callers import the seam's errors from here, with `System`.

@@ -20,9 +20,9 @@ import re
 import stat
 import time
 
+from ..system import CommandFailed, CommandMissing
 from .passwd_hash import MAX_PASSWORD as MAX_PLAIN_BYTES
 from .passwd_hash import sha512_crypt
-from .system import CommandFailed, CommandMissing
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Files under the root: the file half of the `System` seam.
 
-`System` (guestagent/system.py) is the one object steps use; this module
+`System` (guestagent/system/__init__.py) is the one object steps use; this module
 reads, writes and inspects files named by their path inside the root,
-reached through `RootPaths` (guestagent/root_paths.py).
+reached through `RootPaths` (guestagent/system/root_paths.py).
 
 Writes walk the path one component at a time with ``O_NOFOLLOW`` and
 directory file descriptors, so a symlink planted by an unprivileged user
@@ -348,7 +348,7 @@ class RootFiles(RootPaths):
         return os.statvfs(self.path(path))
 
     def mounts(self):
-        """The mount table (guestagent.mount_table.Mount list) of
+        """The mount table (guestagent.system.mount_table.Mount list) of
         /proc/self/mountinfo inside the root; [] where there is none."""
         return parse_mountinfo(self.read_attribute("/proc/self/mountinfo"))
 

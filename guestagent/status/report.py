@@ -1,5 +1,5 @@
 """`guestagent status`: the recorded runs as an operator reads them, and
-`--wait` for this boot's work (guestagent/boot_wait.py) before showing them.
+`--wait` for this boot's work (guestagent/status/wait.py) before showing them.
 Every field is escaped: the file is the agent's own, but what it quotes
 (instance ids, errors naming metadata values) came from outside."""
 
@@ -7,12 +7,12 @@ import json
 import os
 import sys
 
-from .log import escape
+from ..log import escape
 
 
 def status_command(args, system, config):
     """`guestagent status [--wait [--timeout S]] [--json]`: the exit code."""
-    from .state import State
+    from ..state import State
     if args.timeout is not None and (not args.wait or args.timeout < 0):
         print("guestagent: --timeout takes --wait and a number of seconds >= 0",
               file=sys.stderr)
@@ -37,7 +37,7 @@ def status_command(args, system, config):
 def _status_wait(args, system):
     import time
 
-    from .state import STATE_DIR
+    from ..state import STATE_DIR
     if system.live and os.geteuid() != 0 and system.exists(STATE_DIR) and not os.access(
             system.path(STATE_DIR), os.R_OK | os.X_OK):
         print(f"guestagent: status --wait needs root ({STATE_DIR} is root-only)",
@@ -49,7 +49,7 @@ def _status_wait(args, system):
         print("guestagent: status --wait needs psutil (Debian: python3-psutil, RHEL: "
               "python3-psutil), which is not installed", file=sys.stderr)
         return 1
-    from .boot_wait import TIMED_OUT, wait
+    from .wait import TIMED_OUT, wait
     t0 = time.monotonic()
     outcome, status = wait(system, args.timeout)
     if args.json:
@@ -70,8 +70,8 @@ def _status_wait(args, system):
 
 
 def _print_runs(system, status):
-    from .boot_guard import skipped_this_boot
-    from .state import State
+    from ..boot.guard import skipped_this_boot
+    from ..state import State
     if skipped_this_boot(system) and status.get("boot_id") != State(system).boot_id():
         print("this boot: the agent did not start (same instance, disks, host name, DNS "
               "and config as when it last ran); its last runs:")

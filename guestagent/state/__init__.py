@@ -20,7 +20,7 @@ import json
 import logging
 import re
 
-from .metadata import Metadata
+from ..metadata import Metadata
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class State:
             return ""
         if found <= FORMAT:
             return ""
-        from . import __version__
+        from .. import __version__
         return (f"the state in {STATE_DIR} is format {found}, written by a newer guestagent; "
                 f"this one ({__version__}) knows format {FORMAT} and leaves it alone: "
                 f"reinstall the newer package, or remove {STATE_DIR} to configure this "

@@ -1,6 +1,6 @@
 """Paths under one root directory, reached without trusting planted links.
 
-`System` (guestagent/system.py) is the one object steps use; this module is
+`System` (guestagent/system/__init__.py) is the one object steps use; this module is
 how it finds a path inside its root: ``/`` on a real boot, a scratch tree
 under ``--root``.  Reads resolve every symlink as if chrooted, so an image's
 absolute link never leads to the host's file; writes open each directory on

@@ -3,7 +3,7 @@ found no space says.
 
 An image can ship with its root at 100% (built to the byte, or a log that
 filled it before the snapshot).  On a bigger disk growroot fixes that, so the
-runner grows such a root before it writes anything else (`grow_first`).  Where the
+runner grows such a root before it writes anything else (runner.grow_first).  Where the
 disk cannot grow, each write fails: `NoSpaceError` says which write and why in
 the words an operator acts on ("cannot write /etc/hostname: no space left on
 /"), instead of ``[Errno 28] No space left on device: '.hostname.new'``.  It
@@ -148,36 +148,6 @@ def said(system, action, path):
         raise NoSpaceError(action, shown, mount_point(system, shown), e.errno) from None
 
 
-def grow_first(system, run_growroot):
-    """An image whose root shipped (nearly) full: grow it before anything is
-    written (the state, the log, the keys), in the foreground, by calling
-    ``run_growroot()`` (the runner's growroot step; returns its record).
-    Returns that record, or None when the root had room; the stage then
-    shows it in growroot's place instead of running growroot again."""
-    if not is_low(system):
-        return None
-    import logging
-
-    from . import log as logsetup
-    log = logging.getLogger(__name__)
-    free = free_bytes(system)
-    log.info("the root filesystem%s has %s free: growing it before anything else is written",
-             _source(system), "no space" if not free else f"only {free >> 10} KiB")
-    rec = run_growroot()
-    rec["before_anything_else"] = True
-    failed = early_writers_failed(system)
-    if is_full(system):
-        log.error("the root filesystem%s is still full after growroot (%s): what the agent "
-                  "writes fails from here on, each write saying so%s", _source(system),
-                  "it failed" if rec["result"] == "failed" else "the disk has no more room",
-                  f"; {', '.join(failed)} failed earlier in this boot for the same reason"
-                  if failed else "")
-    else:
-        restart_early_writers(system, failed)
-    logsetup.resume_file()  # the log file waited for this (cli.py)
-    return rec
-
-
 # systemd's own units that write to / in every boot before any agent runs
 # (before sysinit.target): on a root that shipped full they fail.  Run again
 # once the root has grown, they succeed (a seed saved, wtmp's boot record).
@@ -209,7 +179,7 @@ def restart_early_writers(system, units):
                         "be started again (systemctl exit %d)", unit, res.returncode)
 
 
-def _source(system):
+def source_shown(system):
     """' (DEVICE)' for the live root's mount, '' where unknown."""
     if not system.live:
         return ""

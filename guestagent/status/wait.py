@@ -27,11 +27,11 @@ import os
 import threading
 import time
 
-from .boot_guard import FINAL_PENDING, LOCAL_DONE, skipped_this_boot
-from .off_switches import disabled_reason
-from .run_lock import LOCK as LOCK_PATH
-from .stages import SEARCH, STAGES
-from .state import State
+from ..boot.guard import FINAL_PENDING, LOCAL_DONE, skipped_this_boot
+from ..boot.off_switches import disabled_reason
+from ..stages import SEARCH, STAGES
+from ..state import State
+from ..state.run_lock import LOCK as LOCK_PATH
 
 # cloud-init status --wait's codes, so scripts written for it work unchanged
 DONE, FAILED, RECOVERABLE = 0, 1, 2
