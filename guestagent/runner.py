@@ -73,7 +73,8 @@ def grow_first(system, run_growroot):
     failed = disk_space.early_writers_failed(system)
     if disk_space.is_full(system):
         log.error("the root filesystem%s is still full after growroot (%s): what the agent "
-                  "writes fails from here on, each write saying so%s", disk_space.source_shown(system),
+                  "writes fails from here on, each write saying so%s",
+                  disk_space.source_shown(system),
                   "it failed" if rec["result"] == "failed" else "the disk has no more room",
                   f"; {', '.join(failed)} failed earlier in this boot for the same reason"
                   if failed else "")
