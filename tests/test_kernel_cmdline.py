@@ -107,7 +107,7 @@ def test_each_reader_reads_the_roots_own_line(tmp_path):
 
 DEV_ROOT = """
 import sys
-from guestagent import mount_table as mounts
+from guestagent.system import mount_table as mounts
 from guestagent.steps.growroot import blockdev
 from guestagent.system import System
 fake = mounts.Mount("/", 0, 99, "btrfs", "/dev/root", set())
