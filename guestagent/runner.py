@@ -112,7 +112,7 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
     flags = _Flags(ctx, state, spec, lineup)
     record["steps"] = _run_steps(ctx, lineup, names, grown, flags)
     if record.get("sshd_started_before_metadata") is not None:
-        from .ssh_wait import start_final_unit
+        from .boot.ssh_wait import start_final_unit
         start_final_unit(system, flags.final_pending)
     failed = any(r["result"] == "failed" for r in record["steps"])
     if md is not None and spec.configures:
@@ -150,7 +150,7 @@ def _find_metadata(system, config, state, spec, only, lineup, record):
     md, code = None, EXIT_OK
     held = None
     if not local_only:  # sshd waits for the metadata at most [main] ssh_wait
-        from .ssh_wait import SshWait
+        from .boot.ssh_wait import SshWait
         held = SshWait(system, config, config.getfloat("main", "deadline")).start()
     try:
         md = datasources.search(config, system, names, state=state,

@@ -9,7 +9,7 @@ key on first connection.  Per instance: a reboot keeps the keys.
 
 sshd must never start without a host key, nor serve keys swapped under it:
 - where the metadata is late and the network stage lets sshd start before it
-  (guestagent/ssh_wait.py, [main] ssh_wait) on an image with no host keys
+  (guestagent/boot/ssh_wait.py, [main] ssh_wait) on an image with no host keys
   (sealed by `guestagent clean`), `make_for_early_sshd` makes them first and
   records them in /run; when the metadata comes, this step keeps them (made
   on this machine in this boot: they are the instance's own) instead of
@@ -133,7 +133,7 @@ EARLY_KEYS = "/run/guestagent/host-keys-before-metadata"
 
 
 def make_for_early_sshd(system, config):
-    """sshd is about to start before the metadata came (guestagent/ssh_wait.py):
+    """sshd is about to start before the metadata came (guestagent/boot/ssh_wait.py):
     where it has no sound host key at all, make the usual set now (the types
     as this step would choose them without user-data) and record them in
     EARLY_KEYS; returns the types made ([] when sshd has a key already)."""

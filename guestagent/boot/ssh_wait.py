@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 
-from .boot import readiness
+from . import readiness
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class SshWait:
     def start(self):
         if not readiness.awaited():
             return self  # nothing waits for this unit's READY=1
-        from .datasources import process_age
+        from ..datasources import process_age
         wait = self.config.getfloat("main", "ssh_wait")
         if wait >= self.deadline:
             return self  # the search ends first: sshd waits for it, as configured
@@ -59,8 +59,8 @@ class SshWait:
             self._timer.join()
 
     def _release(self):
-        from .datasources import process_age
-        from .steps import hostkeys
+        from ..datasources import process_age
+        from ..steps import hostkeys
         age, t0 = process_age(), time.monotonic()
         try:
             made = hostkeys.make_for_early_sshd(self.system, self.config)
