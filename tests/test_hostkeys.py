@@ -56,7 +56,7 @@ def test_old_keys_go_new_ones_come_and_fingerprints_are_printed(root, capsys):
     for name in ("ssh_host_rsa_key", "ssh_host_rsa_key.pub", "ssh_host_dsa_key",
                  "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
         (ssh / name).write_text("image's shared key\n")
-    changes = hostkeys.run(_ctx(root, "[ssh]\nhost_key_types = rsa, ecdsa, ed25519\n"))
+    changes = hostkeys.run(_ctx(root, "[ssh]\nhost_key_types = rsa, ecdsa, ed25519\n")).changes
     out = capsys.readouterr().out
     names = sorted(os.listdir(ssh))
     assert names == sorted(["sshd_config"] + [f"ssh_host_{t}_key{s}" for t in

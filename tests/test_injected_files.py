@@ -80,7 +80,7 @@ def test_symlinked_target_and_untrusted_dirs_are_refused(root, tmp_path, caplog)
     os.chown(root / "home/user", 1000, 1000)
     changes = step.run(StepContext(root, md(
         ("/etc/linked", SECRET), ("/home/evil/victim", SECRET), ("/home/evil/new", SECRET),
-        ("/home/user/.bashrc", SECRET), ("/etc/ok", b"fine\n"))))
+        ("/home/user/.bashrc", SECRET), ("/etc/ok", b"fine\n")))).changes
     assert changes == ["wrote /etc/ok (5 bytes, mode 0644)"]
     assert (outside / "victim").read_text() == "original\n"
     assert sorted(os.listdir(outside)) == ["victim"]
@@ -91,15 +91,18 @@ def test_symlinked_target_and_untrusted_dirs_are_refused(root, tmp_path, caplog)
 
 def test_a_directory_in_the_way_is_refused(root, caplog):
     (root / "etc/adir").mkdir()
-    assert step.run(StepContext(root, md(("/etc/adir", b"x")))) == []
+    assert step.run(StepContext(root, md(("/etc/adir", b"x")))).changes == []
     assert "refusing injected file /etc/adir: refusing to write: not a regular file" \
         in caplog.text
 
 
 def test_write_error_fails_the_step_after_trying_the_rest(root):
+    """The failure and the file written beside it are told together; the
+    step is tried again on the next boot (not done for the instance)."""
     too_long = "/etc/" + "n" * 300
-    with pytest.raises(RuntimeError, match="could not write 1 injected file"):
-        step.run(StepContext(root, md((too_long, b"x"), ("/etc/later", b"y"))))
+    out = step.run(StepContext(root, md((too_long, b"x"), ("/etc/later", b"y"))))
+    assert out.error.startswith("could not write 1 injected file(s): /etc/nnn") and out.retry
+    assert out.changes == ["wrote /etc/later (1 bytes, mode 0644)"]
     assert (root / "etc/later").read_bytes() == b"y"
 
 

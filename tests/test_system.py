@@ -1,9 +1,10 @@
 import os
 import stat
+import time
 
 import pytest
 
-from guestagent.system import System, UnsafePathError
+from guestagent.system import CommandTimedOut, System, UnsafePathError
 
 
 def test_write_is_atomic_and_sets_mode(tmp_path):
@@ -102,3 +103,88 @@ def test_start_runs_in_a_session_of_its_own_with_no_stdin(tmp_path):
         proc.wait(timeout=30)
     sid, done = out.read_text().split()
     assert int(sid) == proc.pid != os.getsid(0) and done == "done"
+
+
+# -- the command half: timeouts and reloading a service ----------------------------------
+
+def test_a_command_past_its_timeout_is_killed_and_named(tmp_path):
+    """System.run translates subprocess's TimeoutExpired into CommandTimedOut,
+    whose message names the command and the time (callers catch one error of
+    the seam, not subprocess's), and the command is gone."""
+    pidfile = tmp_path / "pid"
+    t0 = time.monotonic()
+    with pytest.raises(CommandTimedOut) as caught:
+        System(str(tmp_path)).run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"],
+                                  timeout=0.5)
+    assert time.monotonic() - t0 < 10
+    assert str(caught.value) == f"sh -c echo $$ > {pidfile}; exec sleep 30 did not finish " \
+                                "within 0.5 s and was killed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+
+
+def _systemctl(tmp_path, monkeypatch, script):
+    """A systemctl stand-in first on PATH that records its arguments (the
+    host's own must not be driven by a test)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n{script}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+def _live(tmp_path):
+    system = System(str(tmp_path))
+    system.live = True  # commands only: no file of this machine is read or written
+    return system
+
+
+# ssh.service is not here (is-active: 3), sshd.service runs
+_SSHD_ONLY = 'case "$1 $3" in "is-active ssh.service") exit 3;; esac\nexit 0'
+
+
+def test_reload_service_reloads_the_first_unit_that_runs(tmp_path, monkeypatch):
+    calls = _systemctl(tmp_path, monkeypatch, _SSHD_ONLY)
+    units = ("ssh.service", "sshd.service")
+    assert _live(tmp_path).reload_service(units, "the new setting") == "reloaded sshd.service"
+    assert calls.read_text().splitlines() == ["is-active --quiet ssh.service",
+                                              "is-active --quiet sshd.service",
+                                              "try-reload-or-restart sshd.service"]
+    calls.unlink()
+    assert _live(tmp_path).reload_service(units, "the new servers", restart=True) == \
+        "restarted sshd.service"
+    assert calls.read_text().splitlines()[-1] == "try-restart sshd.service"
+
+
+def test_reload_service_leaves_a_service_that_does_not_run_alone(tmp_path, monkeypatch):
+    calls = _systemctl(tmp_path, monkeypatch, "exit 3")
+    assert _live(tmp_path).reload_service(("chrony.service", "chronyd.service"), "x") == ""
+    assert calls.read_text().splitlines() == ["is-active --quiet chrony.service",
+                                              "is-active --quiet chronyd.service"]
+
+
+def test_reload_service_failing_is_a_warning_naming_what_waits(tmp_path, monkeypatch,
+                                                               caplog):
+    _systemctl(tmp_path, monkeypatch, '[ "$1" = is-active ] && exit 0\n'
+                                      "echo 'Job for x failed' >&2; exit 1")
+    assert _live(tmp_path).reload_service(("systemd-resolved",),
+                                          "the new DNS settings") == ""
+    assert "reloading systemd-resolved failed (exit 1: Job for x failed); it reads the new " \
+           "DNS settings when it next starts" in caplog.text
+
+
+def test_reload_service_without_systemctl_says_so(tmp_path, monkeypatch, caplog):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert _live(tmp_path).reload_service(("ssh.service",), "the new setting") == ""
+    assert "cannot reload ssh.service: no systemctl; it reads the new setting when it next " \
+           "starts" in caplog.text
+
+
+def test_reload_service_under_root_runs_nothing(tmp_path, monkeypatch):
+    calls = _systemctl(tmp_path, monkeypatch, "exit 0")
+    assert System(str(tmp_path)).reload_service(("ssh.service",), "x") == ""
+    assert not calls.exists()

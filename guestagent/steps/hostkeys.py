@@ -31,7 +31,7 @@ import time
 from .. import accounts
 from ..system import CommandFailed
 from ..userdata.checks import Bad
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, Outcome, Skip
 from .passwords.sshd_settings import line_words
 
 FREQUENCY = PER_INSTANCE
@@ -117,14 +117,15 @@ def run(ctx):
     else:
         _print_fingerprints(system, made)
     if sshd_running and (made or removed):
-        from .passwords.sshd_settings import reload
-        done = reload(system)
+        from .passwords.sshd_settings import SSHD_UNITS
+        done = system.reload_service(SSHD_UNITS, "the new host keys")
         if done:
             changes.append(f"{done}, which was running: it serves the new host keys")
-    if failed:
-        raise RuntimeError("; ".join(failed) + (" (the other types were generated)"
-                                                 if made else ""))
-    return changes
+    # a type that failed is made on the next boot (the step is not done);
+    # what was removed and made is told beside the failure
+    return Outcome(changes, failed, retry=True,
+                   error="; ".join(failed) + (" (the other types were generated)"
+                                               if made else ""))
 
 
 # The host keys made so that sshd could start before the metadata came:
@@ -228,10 +229,7 @@ def redo(ctx):
     _fix_group(system, made)
     _print_fingerprints(system, [t for t in _wanted_or_present(ctx)
                                  if system.exists(f"{SSH_DIR}/ssh_host_{t}_key.pub")])
-    changes = [f"made the {t} host key again" for t in made]
-    if failed:
-        raise RuntimeError("; ".join(failed))
-    return changes
+    return Outcome([f"made the {t} host key again" for t in made], failed, retry=True)
 
 
 def _wanted_or_present(ctx):

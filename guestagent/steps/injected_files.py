@@ -14,7 +14,7 @@ import posixpath
 
 from ..log import shown
 from ..system import UnsafePathError
-from . import PER_INSTANCE, Skip
+from . import PER_INSTANCE, Outcome, Skip
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,11 @@ def run(ctx):
             failed.append(path)
             continue
         changes.append(f"wrote {path} ({len(f.content)} bytes, mode {mode:04o})")
-    if failed:
-        # Not marked done, so the next boot tries again; what was written stays written.
-        raise RuntimeError(f"could not write {len(failed)} injected file(s): "
-                           + ", ".join(failed) + "; wrote " + str(len(changes)))
-    return changes
+    # Not marked done where one failed, so the next boot tries again; what was
+    # written stays written (and is told beside the failure)
+    problems = [f"could not write {len(failed)} injected file(s): {', '.join(failed)}; "
+                f"wrote {len(changes)}"] if failed else []
+    return Outcome(changes, problems, retry=True)
 
 
 def check_path(path):

@@ -86,11 +86,7 @@ def run(ctx):
             if any(system.exists(p) for p in CLIENTS[client][0]) else CLIENTS[client][0][0]
         system.write_file(path, _rewrite(system.read_text(path, default=""), servers, pools))
     changes = [f"{client}: {', '.join(servers + pools)} in {path}"]
-    if system.live and system.which("systemctl"):
-        for unit in CLIENTS[client][2]:
-            res = system.run(["systemctl", "try-restart", unit], timeout=60)
-            if res.returncode == 0:
-                break
+    system.reload_service(CLIENTS[client][2], "the new NTP servers", restart=True)
     return changes
 
 

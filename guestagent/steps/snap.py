@@ -116,12 +116,10 @@ def run(ctx):
 
 def _run(system, argv, timeout):
     """'' when ``argv`` exited 0, else why not, in words."""
-    import subprocess
-
-    from ..system import CommandMissing, output_tail
+    from ..system import CommandMissing, CommandTimedOut, output_tail
     try:
         res = system.run(argv, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except CommandTimedOut:
         return f"did not finish within {timeout} s"
     except CommandMissing as e:
         return str(e)

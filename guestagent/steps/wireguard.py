@@ -166,14 +166,12 @@ def _start(system, name):
 
 def _probe(system, probes):
     """The readiness probes that failed, each named by number with its last words."""
-    import subprocess
-
-    from ..system import output_tail
+    from ..system import CommandTimedOut, output_tail
     failed = []
     for n, probe in enumerate(probes, 1):
         try:
             res = system.run(["sh", "-c", probe], timeout=PROBE_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        except CommandTimedOut:
             failed.append(f"readiness probe {n} did not finish within {PROBE_TIMEOUT} s")
             continue
         if res.returncode != 0:

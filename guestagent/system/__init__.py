@@ -10,11 +10,12 @@ elsewhere.
 Callers import the seam's errors from here, with `System`.
 """
 
-from .commands import CommandFailed, CommandMissing, Commands, output_tail
+from .commands import CommandFailed, CommandMissing, Commands, CommandTimedOut, output_tail
 from .root_files import RootFiles
 from .root_paths import UnsafePathError
 
-__all__ = ["System", "CommandFailed", "CommandMissing", "UnsafePathError", "output_tail"]
+__all__ = ["System", "CommandFailed", "CommandMissing", "CommandTimedOut", "UnsafePathError",
+           "output_tail"]
 
 
 class System(RootFiles, Commands):

@@ -32,7 +32,10 @@ class Commands:
     def run(self, argv, input=None, timeout=None, check=False, env=None):
         """Run a command, log it, and return CompletedProcess (text output).
 
-        ``input`` is never logged: it carries passwords (chpasswd).
+        ``input`` is never logged: it carries passwords (chpasswd).  Raises
+        CommandMissing when there is no such command, CommandTimedOut when
+        it ran past ``timeout`` seconds (it is killed), and CommandFailed
+        for a non-zero exit with ``check``.
         """
         t0 = time.monotonic()
         log.debug("running: %s", " ".join(argv))
@@ -41,6 +44,8 @@ class Commands:
                                  timeout=timeout, env=env, errors="replace")
         except FileNotFoundError:
             raise CommandMissing(argv[0]) from None
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it
+            raise CommandTimedOut(argv, timeout) from None
         log.debug("%s exited %d in %.2fs", argv[0], res.returncode, time.monotonic() - t0)
         if res.returncode != 0 and hasattr(self, "root"):
             _say_when_full(self, res)
@@ -61,6 +66,41 @@ class Commands:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                 cwd=cwd, env=env, start_new_session=True, close_fds=True)
 
+    def reload_service(self, units, what, restart=False):
+        """Have the first running one of ``units`` read its changed
+        configuration (``what``, in words: "the new DNS settings"):
+        ``systemctl try-reload-or-restart``, or ``try-restart`` for a service
+        whose reload does not re-read it.  Only on the live system: under
+        ``--root`` none of the tree's services runs.
+
+        Returns what it did ("reloaded ssh.service"), or '' when nothing ran
+        that needed it.  A service it cannot reload keeps running with its
+        old configuration until it next starts: a warning says so, and the
+        step goes on (what it wrote is right, and lasts).
+        """
+        if not self.live:
+            return ""
+        tool = self.which("systemctl")
+        verb, action = ("restart", "try-restart") if restart else (
+            "reload", "try-reload-or-restart")
+        if tool is None:
+            log.warning("cannot %s %s: no systemctl; it reads %s when it next starts", verb,
+                        " or ".join(units), what)
+            return ""
+        for unit in units:
+            res = self.run([tool, "is-active", "--quiet", unit], timeout=30)
+            if res.returncode == 3:  # inactive, or no such unit here
+                continue
+            if res.returncode == 0:
+                res = self.run([tool, action, unit], timeout=60)
+            if res.returncode != 0:
+                log.warning("%sing %s failed (exit %d: %s); it reads %s when it next starts",
+                            verb, unit, res.returncode, output_tail(res, 200) or "no message",
+                            what)
+                return ""
+            return f"{verb}ed {unit}"
+        return ""
+
 
 def _say_when_full(system, res):
     """A command that failed while the root is full is told why on its last
@@ -79,6 +119,16 @@ class CommandMissing(RuntimeError):
     def __init__(self, name):
         super().__init__(f"command not found: {name}")
         self.name = name
+
+
+class CommandTimedOut(RuntimeError):
+    """`System.run` with a ``timeout``: the command was still running when
+    it ran out, and was killed; the message names it and the time."""
+
+    def __init__(self, argv, timeout):
+        super().__init__(f"{' '.join(argv[:3])} did not finish within {timeout:g} s "
+                         "and was killed")
+        self.timeout = timeout
 
 
 class CommandFailed(RuntimeError):

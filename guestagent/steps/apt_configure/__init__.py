@@ -210,7 +210,7 @@ def _fetch_key(system, keyid, keyserver, keyring):
         except CommandFailed as e:  # gpg's own last word says why (no route, no such key)
             raise RuntimeError(f"cannot fetch key {keyid} from {keyserver}: "
                                f"{e.detail or f'gpg exited {e.returncode}'}") from None
-        except Exception as e:  # subprocess.TimeoutExpired
+        except Exception as e:  # CommandTimedOut and the like say what happened
             raise RuntimeError(f"cannot fetch key {keyid} from {keyserver}: {e}") from None
         exported = system.run(base + ["--output", os.path.join(home, "k.gpg"), "--export",
                                       keyid], timeout=30)

@@ -20,7 +20,7 @@ table, but acts only on mount points named explicitly (host paths), never on
 import logging
 import os
 
-from ...system import CommandFailed
+from ...system import CommandFailed, CommandTimedOut
 from ...system.filesystems import GROWERS, NOT_ON_A_DISK
 from ...system.mount_table import find_mount
 from ...userdata.checks import Bad, boolean, fields, str_list
@@ -81,7 +81,7 @@ def run(ctx):
             grow_mountpoint(system, mountpoint, changes)
         except Skip as e:
             skipped.append(f"{mountpoint}: {e}")
-        except (GrowError, PartitionError, CommandFailed) as e:
+        except (GrowError, PartitionError, CommandFailed, CommandTimedOut) as e:
             errors.append(f"{mountpoint}: {e}")
     if errors:  # a partition grown before its filesystem failed is told with the failure
         return Outcome(changes, errors, error="; ".join(errors + skipped))

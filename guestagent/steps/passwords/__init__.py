@@ -57,7 +57,8 @@ def run(ctx):
         value = "yes" if pwauth else "no"
         where = sshd_settings.set_option(ctx.system, "PasswordAuthentication", value)
         if where:
-            reloaded = sshd_settings.reload(ctx.system)
+            reloaded = ctx.system.reload_service(sshd_settings.SSHD_UNITS,
+                                                 "the new PasswordAuthentication")
             changes.append(f"sshd PasswordAuthentication {value} in {where}"
                            + (f" ({reloaded})" if reloaded else ""))
         else:

@@ -14,9 +14,8 @@ sshd_config itself is changed (the first one outside a ``Match`` block), or
 added before the first ``Match`` block.  Comments and every other line are
 kept.
 
-A running sshd is reloaded (``systemctl try-reload-or-restart``, which does
-nothing when it is not running); on a first boot sshd starts after the agent
-and reads the file itself.
+A running sshd is reloaded (`System.reload_service` with `SSHD_UNITS`); on
+a first boot sshd starts after the agent and reads the file itself.
 """
 
 import fnmatch
@@ -30,6 +29,8 @@ SSH_DIR = "/etc/ssh"
 SSHD_CONFIG = SSH_DIR + "/sshd_config"
 DROPIN_DIR = SSH_DIR + "/sshd_config.d"
 DROPIN = DROPIN_DIR + "/00-guestagent.conf"
+# Debian's name for the unit, then the others'
+SSHD_UNITS = ("ssh.service", "sshd.service")
 # the keyword ends at white space or at one '=' (sshd's strdelim)
 _KEYWORD = re.compile(r"\s*([^\s=]+)\s*(?:=\s*)?(.*)", re.S)
 
@@ -106,25 +107,6 @@ def set_option(system, keyword, value):
         lines[at:at] = [f"{keyword} {value}"]
     _write_keeping_mode(system, SSHD_CONFIG, "\n".join(lines) + "\n")
     return SSHD_CONFIG
-
-
-def reload(system):
-    """Reload a running sshd (live systems only); says what happened, or ''."""
-    if not system.live:
-        return ""
-    tool = system.which("systemctl")
-    if tool is None:
-        return "no systemctl: a running sshd picks the change up when it restarts"
-    for unit in ("ssh.service", "sshd.service"):
-        res = system.run([tool, "is-active", "--quiet", unit], timeout=30)
-        if res.returncode == 0:
-            res = system.run([tool, "try-reload-or-restart", unit], timeout=60)
-            if res.returncode != 0:
-                log.warning("reloading %s failed (exit %d); it uses the new setting when it "
-                            "restarts", unit, res.returncode)
-                return ""
-            return f"reloaded {unit}"
-    return ""
 
 
 def _covers_dropins(arguments):

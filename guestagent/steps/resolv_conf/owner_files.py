@@ -5,8 +5,6 @@ service that reads it.
 
 import logging
 
-from ...system import output_tail
-
 log = logging.getLogger(__name__)
 
 HEADER = "# Written by guestagent from the instance metadata; changes here may be replaced.\n"
@@ -64,8 +62,8 @@ def remove_dropin(system, path, unit):
     """Remove the drop-in ``path`` and reload ``unit`` (on a live system), so it
     stops serving the old instance's settings now rather than at its next start."""
     changes = remove_if_there(system, path)
-    if changes and system.live:
-        _reload(system, unit)
+    if changes:
+        system.reload_service((unit,), "the new DNS settings")
     return changes
 
 
@@ -82,19 +80,5 @@ def write_dropin(system, path, text, unit):
     (on a live system) when it changed; True when it changed."""
     if not write_if_changed(system, path, text):
         return False
-    if system.live:
-        _reload(system, unit)
+    system.reload_service((unit,), "the new DNS settings")
     return True
-
-
-def _reload(system, unit):
-    tool = system.which("systemctl")
-    if tool is None:
-        log.warning("cannot reload %s: no systemctl; the new DNS settings apply when it "
-                    "next starts", unit)
-        return
-    res = system.run([tool, "try-reload-or-restart", unit], timeout=60)
-    if res.returncode != 0:
-        log.warning("reloading %s failed (exit %d: %s); the new DNS settings apply when "
-                    "it next starts", unit, res.returncode,
-                    output_tail(res, 200) or "no message")
