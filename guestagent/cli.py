@@ -74,6 +74,10 @@ def main_parser():
                    help="boot stage to run (the units use "
                         + ", ".join(n for n, s in STAGES.items() if s.unit)
                         + "); default: all of them")
+    p.add_argument("--boot", action="store_true",
+                   help="the boot's one process (guestagent-main.service): start early, "
+                        "run each stage when its unit signals (not for use by hand; "
+                        "--once is)")
     _common(p)
     return p
 
@@ -264,7 +268,12 @@ def main(argv=None):
             if args is None:
                 parser = main_parser()
                 args = parser.parse_args(argv)
-            if not args.once:
+            if getattr(args, "boot", False) and not args.once:
+                if not _check_root(args):
+                    return 2
+                from .boot_process import run_boot
+                code = run_boot(args)  # returns only when called from Python
+            elif not args.once:
                 parser.print_help()
                 code = 0
             elif not _check_root(args):
@@ -304,19 +313,24 @@ def _clean(args):
 
 class _UnitArgs:
     """What argparse would make of the units' own command line."""
-    once, verbose, only, root, config = True, False, None, "/", None
+    once, verbose, only, root, config, boot = True, False, None, "/", None, False
 
-    def __init__(self, stage):
+    def __init__(self, stage, boot=False):
         self.stage = stage
+        if boot:
+            self.once, self.boot = False, True
 
 
 def _unit_args(argv):
-    """The boot units run exactly `--once --stage STAGE`: read that without
-    argparse (and gettext), which cost a boot tens of ms under emulation."""
+    """The units run exactly `--once --stage STAGE` (a stage unit with no
+    boot process to signal) or `--boot`: read that without argparse (and
+    gettext), which cost a boot tens of ms under emulation."""
     if len(argv) == 3 and argv[:2] == ["--once", "--stage"]:
         from .stages import STAGES
         if argv[2] in STAGES and STAGES[argv[2]].unit:
             return _UnitArgs(argv[2])
+    if argv == ["--boot"]:
+        return _UnitArgs("all", boot=True)
     return None
 
 

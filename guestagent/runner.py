@@ -6,6 +6,7 @@ module reads that table and never a stage's name.
 """
 
 import logging
+import os
 import threading
 import time
 
@@ -88,8 +89,9 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
     t0 = time.monotonic()
     warned = logsetup.warnings_mark()
     boot_id = state.boot_id()
+    # pid: the process that ran it (under systemd, the boot's one: boot_process)
     record = {"stage": spec.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "steps": [], "source": None, "instance_id": None}
+              "pid": os.getpid(), "steps": [], "source": None, "instance_id": None}
     status = state.read_status() or {}
     if not boot_id or status.get("boot_id") != boot_id:
         status = {"boot_id": boot_id, "runs": []}
@@ -110,7 +112,7 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
     if only:
         names = [n for n in names if n in only]
     flags = _Flags(ctx, state, spec, lineup)
-    record["steps"] = _run_steps(ctx, lineup, names, grown, flags)
+    record["steps"] = _run_steps(ctx, lineup, names, grown, flags, code)
     if record.get("sshd_started_before_metadata") is not None:
         from .boot.ssh_wait import start_final_unit
         start_final_unit(system, flags.final_pending)
@@ -209,11 +211,15 @@ def _record_instance(system, state, spec, md, record):
     return new_instance
 
 
-def _run_steps(ctx, lineup, names, grown, flags):
+def _run_steps(ctx, lineup, names, grown, flags, code):
     """Each step's result, in order; the flags go down as soon as what a
     login needs is done (before a background step ends)."""
     results = []
+    beside = []  # lineup.beside ones running: joined before a step not named with them
     for name in names:
+        for b in [b for b in beside if name not in lineup.beside[b.name]]:
+            b.thread.join()
+            beside.remove(b)
         try:
             step = lineup.step(name)
         except Exception as e:  # a bug in guestagent: said, and the other steps still run
@@ -225,16 +231,24 @@ def _run_steps(ctx, lineup, names, grown, flags):
             # growroot waits on growpart and resize2fs; the other steps need
             # nothing from it, so it runs beside them instead of before them
             results.append(_Background(ctx, step))
+        elif name in lineup.beside and len(names) > 1:
+            beside.append(_Background(ctx, step, before_ready=True))
+            results.append(beside[-1])
         else:
             results.append(_run_step(ctx, step))
-    background = [r.name for r in results if isinstance(r, _Background)]
+    for b in beside:
+        b.thread.join()
+    background = [r.name for r in results
+                  if isinstance(r, _Background) and not r.before_ready]
     background += [n for n in ctx.left_running if n not in background]
     if background:
         # What a login needs is done: the flags the later units' conditions
         # read go down now, and the unit says it is up (sshd starts) while
         # growpart and resize2fs finish.
         flags.leave()
-        readiness.ready(f"{', '.join(background)} still running")
+        so_far = EXIT_STEP_FAILED if any(
+            isinstance(r, dict) and r["result"] == "failed" for r in results) else code
+        readiness.ready(f"{', '.join(background)} still running", code=so_far)
     results = [r.join() if isinstance(r, _Background) else r for r in results]
     done_markers.finish_left_running(ctx, results)
     if not background:
@@ -328,8 +342,9 @@ def _flag_final(ctx, state, lineup):
 
 
 class _Background:
-    def __init__(self, ctx, step):
+    def __init__(self, ctx, step, before_ready=False):
         self.name = step.name
+        self.before_ready = before_ready  # joined before the stage says it is ready
         self.result = None
         self.thread = threading.Thread(target=self._run, args=(ctx, step),
                                        name=f"step-{step.name}", daemon=True)

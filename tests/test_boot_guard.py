@@ -83,6 +83,21 @@ def test_unchanged_reboot_is_skipped_and_says_so(root, instance, run_agent):
     assert "the agent did not start" in res.stdout
 
 
+def test_a_second_call_in_the_same_boot_reads_the_first_verdict(root, instance):
+    """guestagent-main.service runs the guard, then guestagent-local.service
+    again (for a boot where the main unit is masked): the second call checks
+    nothing, it gives the first call's answer, whatever changed in between."""
+    boot, conf = instance()
+    assert guard(root)[0] == 0
+    (root / "etc/hostname").write_text("changed-meanwhile\n")
+    boot()  # the configuring run writes the list anew; same boot, same answer
+    assert guard(root) == (0, "")
+    reboot(root)
+    assert guard(root)[0] == 1
+    (root / "etc/hostname").write_text("changed-after-the-verdict\n")
+    assert guard(root) == (1, "")  # silent: the first call said why
+
+
 def test_skipped_reboot_puts_the_instance_data_back_in_run(root, instance):
     """/run is empty at every boot; scripts still find the instance data when
     no Python starts (guestagent/metadata/instance_data.py)."""

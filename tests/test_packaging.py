@@ -23,10 +23,11 @@ from support.marks import needs_root
 from support.package_tree import bump_version, clean_copy
 
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
+MAIN_UNIT = "guestagent-main.service"  # static: the stage units pull it in
 DEB_DEPENDS = ("python3-requests", "python3-pyroute2", "python3-yaml", "python3-psutil",
                "cloud-guest-utils", "e2fsprogs", "parted")
 RPM_REQUIRES = ("python3-requests", "python3-pyroute2", "python3-pyyaml", "python3-psutil",
-                "cloud-utils-growpart", "e2fsprogs", "parted")
+                "cloud-utils-growpart", "e2fsprogs", "parted", "/usr/bin/flock")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -101,8 +102,9 @@ def test_deb_contains_command_units_config_and_man_page(deb):
                 "/usr/lib/python3/dist-packages/guestagent/cli.py",
                 "/usr/share/doc/guestagent/rc.local.snippet",
                 "/usr/libexec/guestagent/guestagent-unchanged",
-                "/usr/libexec/guestagent/guestagent-local-source"}
-    expected |= {f"/lib/systemd/system/{u}" for u in UNIT_NAMES}
+                "/usr/libexec/guestagent/guestagent-local-source",
+                "/usr/libexec/guestagent/guestagent-stage"}
+    expected |= {f"/lib/systemd/system/{u}" for u in UNIT_NAMES + (MAIN_UNIT,)}
     assert expected <= names, expected - names
     assert sh("dpkg-deb", "-f", deb, "Version").strip() == __version__
     assert sh("dpkg-deb", "-f", deb, "Architecture").strip() == "all"
@@ -173,7 +175,8 @@ def test_deb_units_verify_as_installed(deb, tmp_path):
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     sh("dpkg-deb", "-x", deb, root)
     res = subprocess.run(["systemd-analyze", "--man=no", f"--root={root}", "verify"]
-                         + [str(root / "lib/systemd/system" / u) for u in UNIT_NAMES],
+                         + [str(root / "lib/systemd/system" / u)
+                            for u in UNIT_NAMES + (MAIN_UNIT,)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stderr == "", res.stderr
 
@@ -187,8 +190,9 @@ def test_rpm_contains_command_units_config(rpm, tree):
                 "/usr/share/man/man1/guestagent.1.gz",
                 "/usr/lib/systemd/system-preset/80-guestagent.preset",
                 "/usr/libexec/guestagent/guestagent-unchanged",
-                "/usr/libexec/guestagent/guestagent-local-source"}
-    expected |= {f"/usr/lib/systemd/system/{u}" for u in UNIT_NAMES}
+                "/usr/libexec/guestagent/guestagent-local-source",
+                "/usr/libexec/guestagent/guestagent-stage"}
+    expected |= {f"/usr/lib/systemd/system/{u}" for u in UNIT_NAMES + (MAIN_UNIT,)}
     assert expected <= files, expected - files
     assert any(f.endswith("/site-packages/guestagent/cli.py") for f in files)
     assert sh("rpm", "-qp", "--configfiles", rpm).split() == ["/etc/guestagent/guestagent.conf"]
@@ -284,9 +288,10 @@ def test_rpm_installs_upgrades_and_erases_in_a_scratch_root(rpm, tmp_path):
     assert modes["/usr/bin/guestagent"][0] == 0o755
     assert modes["/usr/libexec/guestagent/guestagent-unchanged"][0] == 0o755  # the reboot guard
     assert modes["/usr/libexec/guestagent/guestagent-local-source"][0] == 0o755
+    assert modes["/usr/libexec/guestagent/guestagent-stage"][0] == 0o755  # the units' ExecStart
     assert modes["/etc/guestagent/guestagent.conf"][0] == 0o644
     assert modes["/etc/guestagent"][0] == 0o755
-    for unit in UNIT_NAMES:
+    for unit in UNIT_NAMES + (MAIN_UNIT,):
         assert modes[f"/usr/lib/systemd/system/{unit}"][0] == 0o644
     assert not [p for p, (m, _, _) in modes.items() if m & 0o022 or m & 0o6000], \
         "group/world-writable or setuid/setgid files"

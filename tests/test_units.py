@@ -23,8 +23,11 @@ from support import REPO
 from support.marks import needs_root
 
 UNITS = os.path.join(REPO, "units")
+# the stage units (enabled), and the boot's one process they pull in (static)
 UNIT_NAMES = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
+MAIN = "guestagent-main.service"
 GUARDS = ("guestagent-unchanged", "guestagent-local-source")  # the local unit's ExecConditions
+SCRIPTS = GUARDS + ("guestagent-stage",)  # /usr/libexec/guestagent
 HOST_UNIT_DIR = "/usr/lib/systemd/system"
 LOGIN_UNITS = {"ssh.service", "sshd.service", "systemd-user-sessions.service",
                "getty.target", "getty@.service", "serial-getty@.service"}
@@ -58,7 +61,7 @@ def one(unit, section, key):
 
 @pytest.fixture(scope="module")
 def units():
-    return {name: parse_unit(os.path.join(UNITS, name)) for name in UNIT_NAMES}
+    return {name: parse_unit(os.path.join(UNITS, name)) for name in UNIT_NAMES + (MAIN,)}
 
 
 # ---- systemd's own checks ---------------------------------------------------------------
@@ -83,14 +86,14 @@ def systemd_tree(tmp_path, agent=True):
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
         (root / "usr/libexec/guestagent").mkdir(parents=True)
-        for guard in GUARDS:
-            shutil.copy(os.path.join(UNITS, guard), root / "usr/libexec/guestagent" / guard)
-    for name in UNIT_NAMES:
+        for script in SCRIPTS:
+            shutil.copy(os.path.join(UNITS, script), root / "usr/libexec/guestagent" / script)
+    for name in UNIT_NAMES + (MAIN,):
         shutil.copy(os.path.join(UNITS, name), unit_dir / name)
     return root
 
 
-def verify(root, names=UNIT_NAMES):
+def verify(root, names=UNIT_NAMES + (MAIN,)):
     # --man=no: Documentation=man:guestagent(1) is in the package, not on this machine.
     unit_dir = root / "usr/lib/systemd/system"
     return subprocess.run(["systemd-analyze", "--man=no", f"--root={root}", "verify"]
@@ -113,7 +116,7 @@ def test_verify_catches_a_missing_command_and_a_bad_directive(tmp_path):
     assert "/usr/bin/guestagent is not executable" in res.stderr
 
     root = systemd_tree(tmp_path / "bad")
-    unit = root / "usr/lib/systemd/system/guestagent.service"
+    unit = root / "usr/lib/systemd/system/guestagent-main.service"
     unit.write_text(unit.read_text().replace("Type=notify", "Type=notifyy"))
     res = verify(root)
     assert "notifyy" in res.stderr
@@ -129,6 +132,10 @@ def test_units_enable_into_multi_user_target(tmp_path):
     assert sorted(os.listdir(wants)) == sorted(UNIT_NAMES)
     for name in UNIT_NAMES:
         assert os.readlink(wants / name).endswith("/" + name)
+    # the boot's process has nothing to enable: the stage units pull it in
+    res = subprocess.run(["systemctl", f"--root={root}", "is-enabled", MAIN],
+                         capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "static", res.stdout + res.stderr
 
 
 def enabled_boot(root):
@@ -173,8 +180,8 @@ def test_the_stage_table_says_what_the_units_order_and_condition_on(units):
     left = {flag: [s for s in STAGES.values() if flag in s.flags]
             for s in STAGES.values() for flag in s.flags}
     read = set()
-    for name, u in units.items():
-        stage = by_unit[name]
+    for name in UNIT_NAMES:
+        u, stage = units[name], by_unit[name]
         for cond in u["Unit"].get("ConditionPathExists", []):
             flag = cond.lstrip("!")
             if flag not in left:
@@ -199,14 +206,19 @@ def test_the_stage_table_says_what_the_units_order_and_condition_on(units):
 def test_each_unit_runs_one_stage_once(units, name, stage):
     u = units[name]
     argv = one(u, "Service", "ExecStart").split()
-    assert argv == ["/usr/bin/guestagent", "--once", "--stage", stage]
+    assert argv == ["/usr/libexec/guestagent/guestagent-stage", stage]
     assert STAGES[stage].unit == name
-    args = main_parser().parse_args(argv[1:])  # the real CLI accepts exactly this
+    # what the script runs when the boot's process is not there: the real
+    # CLI accepts exactly this
+    script = open(os.path.join(UNITS, "guestagent-stage")).read()
+    assert 'exec /usr/bin/guestagent --once --stage "$stage"' in script
+    args = main_parser().parse_args(["--once", "--stage", stage])
     assert args.once and args.stage == stage
-    # local and network say READY=1 before growroot ends (sshd waits for that);
-    # the final stage has nothing after it
-    assert one(u, "Service", "Type") == ("oneshot" if stage == "final" else "notify")
+    # the script ends when the boot's process says a login may start (the
+    # readiness READY=1 gave), while growroot goes on in that process
+    assert one(u, "Service", "Type") == "oneshot"
     assert one(u, "Service", "RemainAfterExit") == "yes"
+    assert MAIN in words(u, "Unit", "Wants") and MAIN in words(u, "Unit", "After")
     assert one(u, "Service", "StandardOutput") == "journal+console"
     assert "!/etc/guestagent/disabled" in u["Unit"]["ConditionPathExists"]
     assert "!guestagent=disabled" in u["Unit"]["ConditionKernelCommandLine"]
@@ -468,14 +480,37 @@ def test_init_script_without_the_agent_exits_quietly():
 
 
 def test_local_unit_skips_python_when_nothing_changed(units):
-    """The reboot shortcut, then the no-local-source one, are the local unit's
-    ExecConditions (their logic: test_boot_guard, test_local_source)."""
+    """The reboot shortcut is the boot process's ExecCondition (no Python
+    starts at all), and again, reading its verdict, the local unit's, before
+    the no-local-source one (their logic: test_boot_guard, test_local_source)."""
+    assert units[MAIN]["Service"]["ExecCondition"] == [
+        "/usr/libexec/guestagent/guestagent-unchanged"]
     u = units["guestagent-local.service"]
     assert u["Service"]["ExecCondition"] == [f"/usr/libexec/guestagent/{g}" for g in GUARDS]
-    for guard in GUARDS:
-        assert os.access(os.path.join(UNITS, guard), os.X_OK)
+    for script in SCRIPTS:
+        assert os.access(os.path.join(UNITS, script), os.X_OK)
     for name in ("guestagent.service", "guestagent-final.service"):
         assert "ExecCondition" not in units[name]["Service"]
+
+
+def test_the_boot_process_starts_early_and_before_every_stage(units):
+    """guestagent-main.service: early boot (no basic.target, no file systems
+    but its own state's, no network, no udev settle), up before any stage
+    unit starts, Type=notify, and it keeps the scripts' daemons on exit."""
+    u = units[MAIN]
+    assert one(u, "Unit", "DefaultDependencies") == "no"
+    after = set(words(u, "Unit", "After"))
+    assert after == {"systemd-remount-fs.service", "systemd-udev-trigger.service"}
+    assert words(u, "Unit", "RequiresMountsFor") == ["/var/lib/guestagent"]
+    assert set(UNIT_NAMES) <= set(words(u, "Unit", "Before"))
+    assert one(u, "Service", "Type") == "notify"
+    assert one(u, "Service", "ExecStart") == "/usr/bin/guestagent --boot"
+    assert main_parser().parse_args(["--boot"]).boot
+    assert one(u, "Service", "KillMode") == "process"
+    assert one(u, "Service", "StandardOutput") == "journal+console"
+    assert "!/etc/guestagent/disabled" in u["Unit"]["ConditionPathExists"]
+    assert "!guestagent=disabled" in u["Unit"]["ConditionKernelCommandLine"]
+    assert "Install" not in u, "static: pulled in by the stage units' Wants="
 
 
 def test_units_command_line_is_read_without_argparse():
@@ -500,3 +535,15 @@ def test_units_command_line_is_read_without_argparse():
     for argv in (["--once", "--stage", "bogus"], ["--once", "--stage", "local", "-v"],
                  ["--once"], ["--stage", "local", "--once"]):
         assert cli._unit_args(argv) is None, argv
+    boot = cli._unit_args(["--boot"])
+    parsed = main_parser().parse_args(["--boot"])
+    assert (boot.boot, boot.once, boot.root, boot.config) == \
+        (parsed.boot, parsed.once, parsed.root, parsed.config) == (True, False, "/", None)
+    code = ("import sys\n"
+            "from guestagent import boot_process, cli\n"
+            "boot_process.run_boot = lambda a: print('boot', a.root, a.config) or 0\n"
+            "assert cli.main(['--boot']) == 0\n"
+            "assert 'argparse' not in sys.modules, 'argparse imported'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "boot / None", res.stderr

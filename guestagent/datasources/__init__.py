@@ -212,8 +212,23 @@ class _Plan:
                 f"([main] assume_cloud = yes waits the whole deadline)")
 
 
+# The boot's one process (boot_process.py) starts early and waits for each
+# stage's unit: there the deadline and [main] ssh_wait count from the
+# stage's signal, as they count from a `--once` process's start.
+_stage_started = None
+
+
+def count_from_now():
+    """From now on `process_age` counts from here (the stage's signal)."""
+    global _stage_started
+    _stage_started = time.monotonic()
+
+
 def process_age():
-    """Seconds since this process started (0 when /proc cannot tell)."""
+    """Seconds since this process started, or since `count_from_now` (0 when
+    /proc cannot tell): what the deadline and ssh_wait count from."""
+    if _stage_started is not None:
+        return max(0.0, time.monotonic() - _stage_started)
     try:
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()

@@ -2,7 +2,8 @@
 
 "This boot" is the kernel's boot id, which every run records in status.json.
 The work is over when no agent run is going (the run lock is free and no
-``guestagent --once`` process for this root is alive) and no stage that
+``guestagent --once`` process for this root is alive, nor the boot's one
+process, ``guestagent --boot``) and no stage that
 this boot still owes has yet to start:
 
 - the network stage, when the local stage found no config drive (or was
@@ -163,7 +164,9 @@ def _wait_for_lock(system, seconds):
 
 
 def agent_runs(system):
-    """Pids of the ``guestagent --once`` processes working on this root."""
+    """Pids of the ``guestagent --once`` processes working on this root, and
+    of the boot's one process (``--boot``), which lives until no stage is
+    owed (boot_process.py)."""
     import psutil
 
     root = os.path.realpath(system.root)
@@ -171,7 +174,7 @@ def agent_runs(system):
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         argv = proc.info.get("cmdline") or []
-        if proc.info["pid"] == mine or "--once" not in argv:
+        if proc.info["pid"] == mine or not {"--once", "--boot"} & set(argv):
             continue
         if not any(os.path.basename(a) == "guestagent" for a in argv):
             continue

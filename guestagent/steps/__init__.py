@@ -58,7 +58,8 @@ PER_INSTANCE = "per-instance"
 # disks are set up and mounted before users, as cloud-init does (its
 # disk_setup and mounts come before users_groups), so that a `mounts` entry
 # for /home holds the home directories the users step makes;
-# hostname comes before hostkeys so the keys' comment names the final host.
+# hostname comes before hostkeys so the keys' comment names the final host;
+# hostkeys comes before users so that it can run beside them (SIDE_BY_SIDE).
 CONFIG_STEPS = [
     "random_seed",
     "machine_id",
@@ -68,8 +69,8 @@ CONFIG_STEPS = [
     "disk_setup",
     "mounts",
     "hostname",
-    "users",
     "hostkeys",
+    "users",
     "resolv_conf",
     "admin_pass",
     "passwords",
@@ -97,6 +98,12 @@ FINAL_STEPS = [
     "power_state",
 ]
 ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
+# Run in a thread beside the steps named with them, and joined before the
+# first step that is not (and always before the stage says it is ready: sshd
+# needs them): ssh-keygen works while useradd does.  Neither reads what the
+# other writes; write_files and injected_files may write under /etc/ssh, so
+# they wait for the keys, as in the one-by-one order.
+SIDE_BY_SIDE = {"hostkeys": ("users", "resolv_conf", "admin_pass")}
 FREQUENCIES = (PER_BOOT, PER_INSTANCE)
 
 
@@ -203,9 +210,11 @@ class Lineup:
     order.  Names are loaded (and checked) when a stage first needs them, so a
     stage with nothing to do imports none; tests hand in `Step`s instead."""
 
-    def __init__(self, config=None, final=None):
+    def __init__(self, config=None, final=None, beside=None):
         config = CONFIG_STEPS if config is None else config
         final = FINAL_STEPS if final is None else final
+        # step -> the steps it runs beside (SIDE_BY_SIDE)
+        self.beside = SIDE_BY_SIDE if beside is None else beside
         self._loaded = {s.name: s for s in config + final if isinstance(s, Step)}
         self.config = [s if isinstance(s, str) else s.name for s in config]
         self.final = [s if isinstance(s, str) else s.name for s in final]

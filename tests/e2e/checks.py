@@ -117,27 +117,30 @@ def check_settled(guest):
         f"the boot did not settle cleanly: state {state!r}, failed: {failed}"
 
 
-AGENT_UNITS = ("guestagent-local.service", "guestagent.service", "guestagent-final.service")
+AGENT_UNITS = ("guestagent-main.service", "guestagent-local.service", "guestagent.service",
+               "guestagent-final.service")
 
 
 def check_no_agent_python_this_boot(guest):
-    """A reboot with nothing changed: the local unit's guard (sh + sha256sum)
-    skipped it, so no guestagent Python ran in this boot at all."""
+    """A reboot with nothing changed: the boot process's guard (sh + sha256sum)
+    skipped it and the stage units, so no guestagent Python ran in this boot
+    at all."""
     boot_id = guest.boot_id()
     st = status(guest)  # every agent run records the boot it ran in
     assert st.get("boot_id") != boot_id, f"an agent stage ran in this boot: {st.get('runs')}"
     for unit in AGENT_UNITS:
         started = guest.ssh(f"sudo -n systemctl show -P ExecMainStartTimestampMonotonic {unit}")
         assert started.stdout.strip() in ("", "0"), f"{unit} started its ExecStart= this boot"
-    journal = guest.ssh("sudo -n journalctl -b -o cat -u guestagent-local.service").stdout
+    journal = guest.ssh("sudo -n journalctl -b -o cat -u 'guestagent*'").stdout
     assert "nothing to do, not starting" in journal, journal[-2000:]
     assert "the agent did not start" in guest.ssh("sudo -n guestagent status").stdout
+    assert not guest.ssh("pgrep -f 'guestagent --(once|boot)'; true").stdout.strip()
 
 
 def check_local_stage_skipped_without_source(guest):
     """A first boot with no config drive: the local unit's second guard
-    (units/guestagent-local-source) found nothing for it to read, so its
-    Python never started; the network stage configured the instance."""
+    (units/guestagent-local-source) found nothing for it to read, so it never
+    signalled the boot's process; the network stage configured the instance."""
     started = guest.ssh("sudo -n systemctl show -P ExecMainStartTimestampMonotonic "
                         "guestagent-local.service").stdout.strip()
     assert started in ("", "0"), "guestagent-local.service started its ExecStart= this boot"
@@ -145,6 +148,18 @@ def check_local_stage_skipped_without_source(guest):
     assert "the network stage will look" in journal, journal[-2000:]
     runs = status(guest)["runs"]
     assert [r["stage"] for r in runs if r.get("configured")] == ["network"], runs
+
+
+def check_one_interpreter(guest):
+    """Every stage of this boot ran in the boot's one process (guestagent-main):
+    the stage units signalled it and ran no stage of their own."""
+    journal = guest.ssh("sudo -n journalctl -b -o cat -u 'guestagent*'").stdout
+    assert "running the stage here" not in journal, journal[-3000:]
+    main = guest.ssh("sudo -n systemctl show -P ExecMainPID -P ExecMainStartTimestampMonotonic "
+                     "-P Result guestagent-main.service").stdout.split()
+    assert len(main) == 3 and main[1] != "0" and main[2] == "success", main
+    pids = {r.get("pid") for r in status(guest)["runs"] if r.get("pid")}
+    assert pids <= {int(main[0])}, (pids, main)
 
 
 def check_reboot(guest, first):

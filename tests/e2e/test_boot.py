@@ -30,6 +30,7 @@ from checks import (  # noqa: F401 (the scenarios share these)
     check_local_stage_skipped_without_source,
     check_no_agent_python_this_boot,
     check_no_failed_units,
+    check_one_interpreter,
     check_per_instance_not_rerun,
     check_root_grown,
     check_settled,
@@ -111,6 +112,9 @@ class TestConfigDrive:
     def test_no_failed_units(self, cd_guest):
         check_no_failed_units(cd_guest)
 
+    def test_one_interpreter_for_every_stage(self, cd_guest):
+        check_one_interpreter(cd_guest)
+
     def test_reboot_keeps_the_instance(self, cd_guest):
         """(d) Same instance after a reboot: nothing per-instance runs again."""
         keys_before = authorized_keys(cd_guest)
@@ -189,6 +193,9 @@ class TestMetadataService:
 
     def test_no_failed_units(self, md_guest):
         check_no_failed_units(md_guest)
+
+    def test_one_interpreter_for_every_stage(self, md_guest):
+        check_one_interpreter(md_guest)
 
     def test_reboot_runs_the_script_once(self, md_guest):
         """(d) After a reboot of the same instance the script's counter is still 1."""
