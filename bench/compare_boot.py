@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Compare guestagent with cloud-init on a real first boot in QEMU.
 
-    sudo bench/compare-boot [--rounds 3] [--json bench/results/boot-compare.json]
+    sudo bench/compare-boot [--suite bookworm|trixie] [--rounds 3] [--json FILE]
 
-Three images from the end-to-end tests' cached Debian bookworm tree
-(tests/e2e/build-image), each booted with the e2e config drive (ISO label
+Three images from the end-to-end tests' cached Debian tree (tests/e2e/build-image;
+bookworm: cloud-init 22.4.2, four processes a boot; trixie: cloud-init 25.1,
+one process and thin stage units), each booted with the e2e config drive (ISO label
 config-2, gzipped #cloud-config) on a fresh overlay, so every boot is a new
 instance's first boot:
 
@@ -49,13 +50,24 @@ import harness  # noqa: E402
 CACHE = os.environ.get("GUESTAGENT_E2E_CACHE", "/var/cache/guestagent-e2e")
 DISK = "3G"
 KINDS = ("guestagent", "cloud-init", "floor")
+# Every unit of each agent, on either suite; one that does not exist or did
+# not start costs 0.  The *-main units are the one process per boot of
+# guestagent (since issue 30) and of cloud-init 24.3+ (trixie's 25.1, whose
+# network stage is cloud-init-network.service): up once their imports are
+# done, so their unit time is the interpreter's start.
 UNITS = {
     "guestagent": ("guestagent-local.service", "guestagent.service",
-                   "guestagent-final.service"),
+                   "guestagent-final.service", "guestagent-main.service"),
     "cloud-init": ("cloud-init-local.service", "cloud-init.service",
-                   "cloud-config.service", "cloud-final.service"),
+                   "cloud-init-network.service", "cloud-config.service",
+                   "cloud-final.service", "cloud-init-main.service"),
     "floor": (),
 }
+# The unit a first boot's `systemd-analyze blame` must list before it is read
+FIRST_UNIT = {"guestagent": "guestagent-main.service",
+              "cloud-init": "cloud-init-local.service"}
+SUITES = ("bookworm", "trixie")  # Debian 12 (cloud-init 22.4.2), 13 (25.1)
+SUITE = SUITES[0]
 FLOOR_SLACK_S = 10.0   # target: guestagent within 10 s of the floor
 SSHD_SLACK_S = 2.0     # target: sshd active within 2 s of the floor's (guest clock)
 UNIT_RATIO_MAX = 0.1   # target: guestagent's units at most a tenth of cloud-init's
@@ -80,14 +92,23 @@ def sh(argv, **kw):
 
 
 # -- images ----------------------------------------------------------------------
+def _suite_args():
+    return [] if SUITE == SUITES[0] else ["--suite", SUITE]
+
+
+def _cache_name(name):
+    """bench-cloud-init-HASH (bookworm, as before), bench-cloud-init@trixie-HASH."""
+    return name if SUITE == SUITES[0] else f"{name}@{SUITE}"
+
+
 def derived_cache(name, recipe):
     """A cache dir laid out like build-image's ($CACHE/base-KEY/tree + done), so
     `build-image disk` run with GUESTAGENT_E2E_CACHE pointing at it makes the
     disk from our tree with exactly the e2e disk layout."""
-    key = subprocess.run([harness.BUILD_IMAGE, "key"], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    key = subprocess.run([harness.BUILD_IMAGE] + _suite_args() + ["key"],
+                         capture_output=True, text=True, check=True).stdout.strip()
     digest = hashlib.sha256((key + "\n" + recipe).encode()).hexdigest()[:12]
-    cache = os.path.join(CACHE, f"bench-{name}-{digest}")
+    cache = os.path.join(CACHE, f"bench-{_cache_name(name)}-{digest}")
     return cache, os.path.join(cache, f"base-{key}")
 
 
@@ -185,7 +206,7 @@ def derived_tree(name, recipe, customize):
     cache, base = derived_cache(name, recipe)
     if os.path.exists(os.path.join(base, "done")):
         return cache
-    src = harness.build_base()
+    src = harness.build_base(suite=None if SUITE == SUITES[0] else SUITE)
     shutil.rmtree(cache, ignore_errors=True)
     tmp = base + ".tmp"
     os.makedirs(tmp)
@@ -205,7 +226,7 @@ def derived_tree(name, recipe, customize):
     # Older derived trees (another base key or recipe) are dead weight.
     for old in os.listdir(CACHE):
         full = os.path.join(CACHE, old)
-        if old.startswith(f"bench-{name}-") and full != cache:
+        if old.startswith(f"bench-{_cache_name(name)}-") and full != cache:
             shutil.rmtree(full, ignore_errors=True)
     return cache
 
@@ -214,8 +235,9 @@ def build_images(work, deb, keys):
     debug_pub = keys["debug"] + ".pub"
     images = {}
     log("image guestagent: the e2e image (build-image disk with the .deb)")
+    suite = None if SUITE == SUITES[0] else SUITE
     images["guestagent"] = harness.build_image(os.path.join(work, "img-guestagent"), deb,
-                                               root_key=debug_pub)
+                                               root_key=debug_pub, suite=suite)
     # Cached by what builds them: the functions' source (like build-image's key).
     ci_cache = derived_tree("cloud-init", inspect.getsource(Chroot)
                             + inspect.getsource(install_cloud_init) + CLOUD_INIT_CFG,
@@ -229,7 +251,7 @@ def build_images(work, deb, keys):
         os.environ["GUESTAGENT_E2E_CACHE"] = cache
         try:
             images[kind] = harness.build_image(os.path.join(work, f"img-{kind}"), "-",
-                                               root_key=debug_pub)
+                                               root_key=debug_pub, suite=suite)
         finally:
             if saved is None:
                 os.environ.pop("GUESTAGENT_E2E_CACHE")
@@ -321,9 +343,9 @@ def probe_guest(g, want_unit):
 
 def measure(kind, boot, g, tts, n, load):
     # The unit each first boot must show (a reboot may skip all of the agent's).
-    want = None if boot == "reboot" or kind == "floor" else UNITS[kind][0]
+    want = None if boot == "reboot" or kind == "floor" else FIRST_UNIT[kind]
     if kind == "cloud-init":
-        want = UNITS[kind][0]
+        want = FIRST_UNIT[kind]
     probe, blame, attempts, ok = probe_guest(g, want)
     # A unit absent from blame did not start (a Condition was false: guestagent.service
     # when the local stage already configured the boot): it cost nothing, counted as 0.
@@ -541,8 +563,13 @@ def _terminate(signum, frame):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--suite", choices=SUITES, default=SUITES[0],
+                    help="the Debian release of all three images: bookworm (cloud-init "
+                         "22.4.2) or trixie (cloud-init 25.1, one process per boot)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", default=os.path.join(HERE, "results", "boot-compare.json"))
+    ap.add_argument("--json", default=None,
+                    help="default: bench/results/boot-compare.json (bookworm), "
+                         "boot-compare-trixie.json (trixie)")
     ap.add_argument("--workdir", default=None, help="scratch dir (default: under /var/tmp)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--build-only", action="store_true",
@@ -559,6 +586,11 @@ def main():
                     help="go on from the rounds already in --json (same commit, boots and "
                          "cloud-init config), e.g. after the QEMU slot was lent out")
     args = ap.parse_args()
+    global SUITE
+    SUITE = args.suite
+    if args.json is None:
+        name = "boot-compare.json" if SUITE == SUITES[0] else f"boot-compare-{SUITE}.json"
+        args.json = os.path.join(HERE, "results", name)
     boots = [b for b in BOOTS if b in args.boots.split(",")]
     if not boots:
         sys.exit(f"compare-boot: --boots names none of {', '.join(BOOTS)}")
@@ -578,7 +610,8 @@ def main():
     if args.resume and os.path.exists(args.json):
         with open(args.json) as f:
             prior = json.load(f)
-        same = {"boots": boots, "cloud_init_cfg": CLOUD_INIT_CFG}
+        same = {"boots": boots, "cloud_init_cfg": CLOUD_INIT_CFG,
+                "suite": SUITE if SUITE != SUITES[0] else prior.get("suite", SUITE)}
         differ = [k for k, v in same.items() if prior.get(k) != v]
         # the same .deb: guestagent/, units/, packaging/ as committed then and now
         if commit.endswith("-dirty") or agent_tree(prior["git_commit"]) != agent_tree(commit):
@@ -636,6 +669,7 @@ def write_result(args, started, commit, host, samples, boots, complete, resumed=
     summary = by_boot.get("configdrive") or next(iter(by_boot.values()))
     result = {
         "benchmark": "compare-boot",
+        "suite": SUITE,
         "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round((datetime.datetime.now(datetime.timezone.utc)
                              - started).total_seconds()),
