@@ -473,3 +473,63 @@ def test_deb_upgrade_over_a_configured_instance_then_purge(deb, next_deb, tmp_pa
     left = [p for p in root.fingerprint(*ENABLEMENT) if "guestagent" in p]
     assert left == [], f"purge left the units enabled: {left}"
     assert root.fingerprint(*INSTANCE) == instance, "purge touched users, keys or host keys"
+
+
+# ---- an upgrade from the release before the boot's one process (issue 30) ----------------
+
+# The last commit whose package ran each stage in its own interpreter (three
+# units, no guestagent-main.service, no guestagent-stage): what an image built
+# before issue 30 carries.
+BEFORE_BOOT_PROCESS = "6210e5c672914eed282f0c3dc68eec859182e876"
+
+
+@pytest.fixture(scope="module")
+def previous_layout_deb(tmp_path_factory):
+    """The .deb of BEFORE_BOOT_PROCESS, built as packaging/build-deb builds it."""
+    tree = tmp_path_factory.mktemp("pkg-before") / "guestagent"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", REPO, "archive", BEFORE_BOOT_PROCESS],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    from support.package_tree import commit
+    commit(tree, "the release before the boot process")
+    path = sh(os.path.join(tree, "packaging/build-deb")).strip().splitlines()[-1]
+    assert path.endswith(f"/guestagent_{__version__}_all.deb"), path
+    return path
+
+
+@mark_root
+def test_deb_upgrade_from_the_release_before_the_boot_process(previous_layout_deb, next_deb,
+                                                             tmp_path):
+    """Installing this design over the release that had three interpreters:
+    the new unit and script arrive, the stage units stay enabled exactly as
+    they were and nothing more is enabled (guestagent-main.service is static,
+    pulled in by the stage units' Wants=), nothing starts or stops, and the
+    installed units verify."""
+    import harness
+    next_path, _ = next_deb
+    root = Chroot(harness.build_base(), tmp_path)
+    root.sh(f"cp {previous_layout_deb} $M/tmp/prev.deb && cp {next_path} $M/tmp/next.deb")
+    root.dpkg("-i", "/tmp/prev.deb")
+    assert root.sh("test -e $M/lib/systemd/system/guestagent-main.service && echo yes "
+                   "|| echo no").strip() == "no", "the earlier release already had it"
+    enabled = root.fingerprint(*ENABLEMENT)
+    assert {"/etc/systemd/system/multi-user.target.wants/" + u for u in UNIT_NAMES} <= set(enabled)
+    root.systemctl_calls()  # (read and cleared: the next read is the upgrade's)
+
+    root.dpkg("-i", "/tmp/next.deb")
+    calls = root.systemctl_calls()
+    assert not [c for c in calls if re.search(r"\b(start|restart|try-restart|stop)\b", c)], calls
+    assert root.fingerprint(*ENABLEMENT) == enabled, "the upgrade changed the units' enablement"
+    assert root.sh(f"chroot $M systemctl.real is-enabled {MAIN_UNIT} || true").strip() == "static"
+    assert root.sh("test -x $M/usr/libexec/guestagent/guestagent-stage && echo yes").strip() == \
+        "yes"
+    for unit in UNIT_NAMES:
+        text = root.sh(f"cat $M/lib/systemd/system/{unit}")
+        assert re.search(rf"^Wants=.*\b{re.escape(MAIN_UNIT)}\b", text, re.M), unit
+        assert "ExecStart=/usr/libexec/guestagent/guestagent-stage " in text, unit
+    if shutil.which("systemd-analyze"):
+        units = " ".join(f"$M/lib/systemd/system/{u}" for u in UNIT_NAMES + (MAIN_UNIT,))
+        out = root.sh(f"systemd-analyze --man=no --root=$M verify {units} 2>&1; echo exit=$?")
+        assert out.strip().endswith("exit=0"), out
+        assert not [ln for ln in out.splitlines() if "guestagent" in ln], out

@@ -155,11 +155,13 @@ def check_one_interpreter(guest):
     the stage units signalled it and ran no stage of their own."""
     journal = guest.ssh("sudo -n journalctl -b -o cat -u 'guestagent*'").stdout
     assert "running the stage here" not in journal, journal[-3000:]
-    main = guest.ssh("sudo -n systemctl show -P ExecMainPID -P ExecMainStartTimestampMonotonic "
-                     "-P Result guestagent-main.service").stdout.split()
-    assert len(main) == 3 and main[1] != "0" and main[2] == "success", main
+    main = dict(ln.split("=", 1) for ln in guest.ssh(
+        "sudo -n systemctl show -p ExecMainPID -p ExecMainStartTimestampMonotonic -p Result "
+        "guestagent-main.service").stdout.split())
+    assert main["ExecMainStartTimestampMonotonic"] not in ("", "0") and \
+        main["Result"] == "success", main
     pids = {r.get("pid") for r in status(guest)["runs"] if r.get("pid")}
-    assert pids <= {int(main[0])}, (pids, main)
+    assert pids == {int(main["ExecMainPID"])}, (pids, main)
 
 
 def check_reboot(guest, first):
