@@ -1,24 +1,26 @@
 """How long sshd waits for the metadata: at most [main] ssh_wait seconds.
 
-The network unit is ``Type=notify`` and ordered before sshd, so that the
-keys and the host name are in place before anyone can log in.  While the
+The network unit is ordered before sshd and ends when the stage says it is
+ready (readiness.py), so that the keys and the host name are in place before
+anyone can log in.  While the
 metadata service answers that is right; when it does not answer at all, sshd
 would wait out the whole search ([main] deadline, 120 s), and an operator
 with a key of their own (baked into the image, or a console) could not get
 in to see why.  cloud-init holds sshd for its whole network stage (its EC2
 source waits up to 120 s, its OpenStack source 10 s a request, 5 retries).
 
-So a search that has found nothing ``ssh_wait`` seconds into the agent's
-life (counted from its start, like the deadline) lets sshd start: one console
-line says there are no keys yet and why, then READY=1.  The search goes on
+So a search that has found nothing ``ssh_wait`` seconds into the stage
+(counted like the deadline: from the process's start, or in the boot's one
+process from the stage unit's signal) lets sshd start: one console line
+says there are no keys yet and why, then the stage says it is ready.  The search goes on
 until the deadline; if the metadata comes, the steps run as always (sshd
 reads authorized_keys at each login, so the key works from then on).  sshd
 must have a valid host key when it starts: where the image has none (sealed
 by `guestagent clean`), the keys are made first (hostkeys.make_for_early_sshd),
 and the hostkeys step later keeps them as the instance's own.
 
-Only under systemd ($NOTIFY_SOCKET): SysV and rc.local start sshd after the
-agent's run whatever it does.
+Only under systemd (the stage's unit or $NOTIFY_SOCKET waits): SysV and
+rc.local start sshd after the agent's run whatever it does.
 """
 
 import logging
