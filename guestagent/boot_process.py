@@ -4,7 +4,7 @@ systemd starts it early, beside udev and the file system checks, before
 the config drive's device or the network exists: the interpreter and the
 imports every stage needs cost their seconds there, not on sshd's path.  It
 then says READY=1 and waits.  Each stage unit, once its ordering is met, is
-a sh script that signals it (stage_signals.py, units/guestagent-stage);
+a sh script that signals it (boot/signals.py, units/guestagent-stage);
 the stage runs here, in this process, and the unit ends when what a login
 needs is done.  While it waits, the process imports what a stage may need
 next (PREFETCH), one module at a time, looking for a signal between two.
@@ -40,6 +40,8 @@ PREFETCH_FIRST = ("guestagent.datasources.configdrive", "guestagent.datasources.
 PREFETCH_LAST = ("guestagent.datasources.openstack", "guestagent.datasources.ec2",
                  "guestagent.datasources.http", "requests")
 
+EXIT_UNSAFE = 4  # cli.EXIT_UNSAFE: one of the agent's own files is unsafe (boot/own_files.py)
+
 log = logging.getLogger(__name__)
 
 
@@ -48,14 +50,15 @@ def main(root="/", config_path=None, lineup=None):
     ``lineup``: the steps (a `steps.Lineup`, shared by the stages: a step is
     loaded once per boot; tests hand in their own)."""
     from . import log as logsetup
-    from .stage_signals import Channel
+    from .boot.signals import Channel
     from .system import System
 
     logsetup.setup()
     system = System(root)
     channel = Channel(system)
     # The core every stage uses, before READY=1: the units wait for it
-    from . import datasources, readiness, runner, steps  # noqa: F401  (runner: the rest)
+    from . import datasources, runner, steps  # noqa: F401  (runner: the rest)
+    from .boot import readiness
     from .stages import STAGES
     order = [name for name, s in STAGES.items() if s.unit]
     lineup = lineup or steps.Lineup()
@@ -91,7 +94,7 @@ def main(root="/", config_path=None, lineup=None):
 def _owed(system, done, stages):
     """Is a stage's unit still to signal?  What its unit's conditions say
     (tests/test_units.py holds the table and the units to the same rules)."""
-    from .boot_guard import FINAL_PENDING, LOCAL_DONE
+    from .boot.guard import FINAL_PENDING, LOCAL_DONE
     for name, s in stages.items():
         if not s.unit or name in done:
             continue
@@ -124,11 +127,10 @@ def _prefetch_until_signalled(channel, prefetch, lineup):
 def _run_stage(system, config_path, stage, channel, first, lineup):
     """One stage, as `guestagent --once --stage STAGE` runs it; returns
     (its exit code, the code its unit was given)."""
-    from . import readiness
-    from .cli import EXIT_UNSAFE
+    from .boot import readiness
     from .config import ConfigError, load
-    from .root_paths import UnsafePathError
     from .runner import EXIT_STEP_FAILED, EXIT_USAGE, run
+    from .system import UnsafePathError
 
     reported = {}
 
@@ -144,16 +146,17 @@ def _run_stage(system, config_path, stage, channel, first, lineup):
         answer(EXIT_USAGE)
         return EXIT_USAGE, reported.get("code")
     try:
-        from . import own_files
+        from .boot import own_files
         own_files.check(system, config)
         if first:
             from . import log as logsetup
-            from .disk_space import is_low
+            from .system.disk_space import is_low
             logsetup.add_file(system, config.get("main", "log_file"), later=is_low(system))
         code = run(system, config, stage=stage, lineup=lineup)
-    except UnsafePathError as e:
-        from .cli import _refuse
-        _refuse(e, system.root)
+    except UnsafePathError as e:  # as `--once` refuses it (cli._refuse)
+        from .boot.own_files import why
+        path = "/" + e.filename.lstrip("/") if isinstance(e.filename, str) else "a path"
+        log.error("refusing %s: %s", path, why(e))
         code = EXIT_UNSAFE
     except Exception as e:  # this process must answer every unit, whatever happens
         log.error("the %s stage failed: %s", stage, e)

@@ -56,7 +56,7 @@ def test_side_by_side_step_overlaps_its_companions_and_ends_before_the_rest(root
     named with it run, and is over before the first step not named with it
     starts (write_files may write under /etc/ssh) and before the stage says
     it is ready (sshd needs the keys)."""
-    from guestagent import readiness
+    from guestagent.boot import readiness
     log = []
     companion_ran = threading.Event()
     keys = _waits_for("keys", companion_ran, log)

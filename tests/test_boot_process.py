@@ -1,6 +1,6 @@
 """One interpreter per boot: the stage units' sh script (units/guestagent-stage)
 signals the boot's process (guestagent/boot_process.py) through the FIFO and
-locks of guestagent/stage_signals.py, under a scratch root.
+locks of guestagent/boot/signals.py, under a scratch root.
 
 The script runs for real (sh, flock(1)); the process runs either in a thread
 of this test (so that its steps can be stand-ins that block until told) or
@@ -18,8 +18,9 @@ import time
 
 import pytest
 
-from guestagent import boot_process, readiness, steps
-from guestagent.stage_signals import RUN_DIR
+from guestagent import boot_process, cli, steps
+from guestagent.boot import readiness
+from guestagent.boot.signals import RUN_DIR
 
 from support import EXAMPLES, REPO, agent_argv
 
@@ -269,3 +270,7 @@ def test_a_process_that_died_leaves_the_stage_to_its_unit(root, tmp_path, notify
     assert "ended before the local stage was done; running the stage here" in res.stdout
     assert (tmp_path / "argv").read_text().split() == ["--once", "--stage", "local",
                                                        "--root", str(root)]
+
+
+def test_an_unsafe_own_file_exits_as_the_cli_does():
+    assert boot_process.EXIT_UNSAFE == cli.EXIT_UNSAFE

@@ -11,8 +11,8 @@ import os
 import guestagent
 
 # top to bottom; a name here may import only names after it
-LAYERS = ["cli", "status", "checkimage", "clean", "runner", "stages", "boot", "steps",
-          "config", "datasources", "userdata", "accounts", "state", "metadata", "log",
+LAYERS = ["cli", "boot_process", "status", "checkimage", "clean", "runner", "stages", "boot",
+          "steps", "config", "datasources", "userdata", "accounts", "state", "metadata", "log",
           "system"]
 PACKAGE = os.path.dirname(guestagent.__file__)
 

@@ -6,7 +6,7 @@ host name, the flags the later units read), while the background steps
 
 - in the boot's one process (`guestagent --boot`, boot_process.py), the
   stage's unit, through the hook that process sets (its answer on
-  stage_signals' channel): the unit ends, and sshd starts;
+  boot/signals.py's channel): the unit ends, and sshd starts;
 - under `guestagent --once` run by a ``Type=notify`` unit, systemd
   (sd_notify READY=1);
 - outside systemd (no $NOTIFY_SOCKET: SysV, rc.local, a shell), no one.
