@@ -112,14 +112,18 @@ def add_secrets(values):
             _secrets.add(v)
 
 
-def setup(verbose=False, quiet=False):
+def setup(verbose=False, quiet=False, debug_console=False):
+    """``debug_console``: the console also shows the agent's own debug lines
+    (the libraries' only with ``verbose``), as ``guestagent.debug`` on the
+    kernel command line asks: which step and which command a boot was in."""
     global _verbose
     _verbose = verbose
     root = logging.getLogger()
     root.handlers[:] = []
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
+    console.setLevel(logging.DEBUG if verbose or debug_console
+                     else (logging.WARNING if quiet else logging.INFO))
     console.setFormatter(logging.Formatter("guestagent: %(message)s"))
     console.addFilter(_OwnDetailOnly())
     console.addFilter(_Scrub())

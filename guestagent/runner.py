@@ -108,6 +108,8 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
     new_instance = _record_instance(system, state, spec, md, record)
 
     ctx = Context(system, config, state, md, new_instance, spec)
+    ctx.later_boot = md is not None and not new_instance and not any(
+        r.get("new_instance") for r in status.get("runs", []))
     names = [] if skip_stage or (md is None and not spec.bare) else spec.step_names(lineup)
     if only:
         names = [n for n in names if n in only]
@@ -374,6 +376,7 @@ def _run_step(ctx, step):
     res = {"name": name, "result": "ok", "changes": [], "duration": 0.0}
     iid = ctx.metadata.instance_id if ctx.metadata else None
     done = False  # decided for this instance: a reboot shows it as done-before
+    log.debug("%s: begins", name)
     try:
         res["frequency"] = step.frequency
         step_run = step.run
@@ -392,6 +395,10 @@ def _run_step(ctx, step):
                             "doing it again", name, iid, broken)
                 res["redone"] = broken
                 step_run = step.redo
+            else:
+                done_markers.say_resumed(ctx, iid, name, res)
+            if name in done_markers.USER_CODE_STEPS:
+                done_markers.started(ctx, iid, name)
         ended = step_run(ctx)
         outcome = ended if isinstance(ended, steps.Outcome) else steps.Outcome(ended or [])
         res["changes"] = outcome.changes

@@ -270,3 +270,46 @@ def test_a_damaged_sudoers_file_after_a_done_run_is_set_aside_and_written_again(
     assert aside.read_bytes().endswith(b"\0" * 40)
     res = run_agent(*args, check=True)
     assert "doing it again" not in res.stderr
+
+
+def test_status_says_which_steps_a_cut_boot_left_and_that_a_started_script_runs_again(
+        root, tmp_path, run_agent):
+    """A later boot of the instance runs the per-instance steps with no
+    marker and says why in their status: 'not done on an earlier boot', or
+    for the user's scripts, whose start is on the disk before they run,
+    that what ran then runs a second time (issue 29)."""
+    drive = tmp_path / "configdrive"
+    import shutil
+    shutil.copytree(f"{EXAMPLES}/configdrive", drive)
+    (drive / "openstack/latest/user_data").write_text(
+        '#!/bin/sh\necho run >> "$GUESTAGENT_ROOT/var/tmp/script-runs"\n')
+    conf = tmp_path / "s.conf"
+    conf.write_text(f"[main]\ndatasources = configdrive\ndefault_user = debian\n"
+                    f"[configdrive]\npath = {drive}\n")
+    (root / "var/tmp").mkdir(parents=True, exist_ok=True)
+    args = ("--once", "--root", root, "--config", conf)
+
+    def run_and_status():
+        res = run_agent(*args)
+        st = json.loads(run_agent("status", "--json", "--root", root).stdout)
+        text = run_agent("status", "--root", root).stdout
+        return res, {s["name"]: s for s in st["last"]["steps"]}, text
+
+    res, first, _ = run_and_status()
+    assert (root / "var/tmp/script-runs").read_text() == "run\n", res.stderr
+    assert not any("resumed" in s for s in first.values()), first
+    assert (root / f"var/lib/guestagent/instances/{IID}/started/scripts").exists()
+    # the power went after the script started and before its marker, and
+    # before write_files' marker reached the disk
+    (root / DONE / "scripts").unlink()
+    (root / DONE / "write_files").unlink()
+    res, again, text = run_and_status()
+    assert (root / "var/tmp/script-runs").read_text() == "run\nrun\n"
+    assert "runs a second time" in again["scripts"]["resumed"], again["scripts"]
+    assert again["write_files"]["resumed"].startswith("not done on an earlier boot"), again
+    assert again["users"]["result"] == "done-before" and "resumed" not in again["users"]
+    assert "scripts: started on an earlier boot of this instance" in res.stderr
+    assert "resumed: started on an earlier boot" in text, text
+    _, third, _ = run_and_status()
+    assert not any("resumed" in s for s in third.values()), third
+    assert (root / "var/tmp/script-runs").read_text() == "run\nrun\n"

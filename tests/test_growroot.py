@@ -14,7 +14,7 @@ import time
 import pytest
 
 from guestagent.steps import Skip, growroot
-from guestagent.steps.growroot import blockdev, lvm
+from guestagent.steps.growroot import blockdev, lvm, unfinished_pv
 from guestagent.steps.growroot.partition_table import NewPartition, msdos_extended, parse_parted
 from guestagent.system import System
 from guestagent.system import mount_table as mounts
@@ -527,7 +527,10 @@ def test_vg_grows_through_growpart_and_pvresize(tmp_path, lvm_env):
     ("dos", ["size=40MiB", "size=10MiB", "size=10MiB", "type=5", "size=10MiB"], 6),
 ], ids=["gpt", "dos-3rd-primary", "dos-4th-primary", "dos-logical"])
 def test_vg_grows_through_a_new_partition(tmp_path, lvm_env, table, layout, new):
-    system = System("/")
+    # commands run on this machine, files under a root of the test's own
+    # (the record of the partition being made goes there)
+    (tmp_path / "root").mkdir()
+    system = System(str(tmp_path / "root"))
     vg = _vg_name(tmp_path)
     with LoopDisk(tmp_path, 100, table, layout) as disk:
         sh("pvcreate", "-q", disk.part(1))  # boxed in by partition 2
@@ -557,10 +560,58 @@ def test_vg_grows_through_a_new_partition(tmp_path, lvm_env, table, layout, new)
         if table == "gpt":
             dump = sh("sfdisk", "-d", disk.dev).stdout
             assert f"last-lba: {disk.sectors() - 34}" in dump
+        assert not system.exists(unfinished_pv.RECORD)  # written down, then done
         again = []
         assert lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n),
                            again) == []
         assert again == []
+
+
+@needs_root
+@pytest.mark.root
+@pytest.mark.parametrize("cut_after", ["mkpart", "set-flag", "pvcreate"])
+def test_a_new_pv_a_power_cut_stopped_is_finished(tmp_path, lvm_env, cut_after):
+    """Issue 29's sweep: the power went between the new partition and
+    vgextend.  The disk's free space is gone into partition 3, which is no
+    PV (or a PV in no group); the next boot finds the record written before
+    parted ran and completes the PV, so the VG still grows."""
+    (tmp_path / "root").mkdir()
+    system = System(str(tmp_path / "root"))
+    vg = _vg_name(tmp_path)
+    with LoopDisk(tmp_path, 100, "gpt", ["size=60MiB", "size=30MiB"]) as disk:
+        sh("pvcreate", "-q", disk.part(1))
+        sh("vgcreate", "-q", vg, disk.part(1))
+        lvm_env.append(vg)
+        before = lvm.vg_free_extents(system, vg)
+        disk.enlarge(100)
+        # what the cut boot did: the record, the GPT backup header moved, the
+        # partition made (flagged, a PV) up to the cut
+        layout = lvm.read_layout(system, disk.dev)
+        where, _ = lvm.new_partition(disk.dev, layout, lvm.MIN_NEW_PARTITION)
+        unfinished_pv.begin(system, disk.dev, where.start, vg)
+        sh("sfdisk", "--no-reread", "--no-tell-kernel", "--relocate", "gpt-bak-std", disk.dev)
+        sh("parted", "-s", disk.dev, "unit", "s", "mkpart", "primary", f"{where.start}s",
+           f"{where.end}s")
+        disk.wait_partition(3)
+        if cut_after in ("set-flag", "pvcreate"):
+            sh("parted", "-s", disk.dev, "set", "3", "lvm", "on")
+        if cut_after == "pvcreate":
+            sh("pvcreate", "-q", disk.part(3))
+        # without the record the plan finds no room left: the root could never grow
+        assert lvm.plan(lvm.vg_pvs(system, vg), lvm.locate_pvs(lvm.vg_pvs(system, vg)),
+                        {disk.dev: lvm.read_layout(system, disk.dev)})[0] == []
+        changes = []
+        lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n), changes)
+        assert changes and changes[0].startswith(f"finished partition 3 on {disk.dev}"), changes
+        assert f"it is a physical volume of {vg} now" in changes[0]
+        assert sorted(r["pv_name"] for r in lvm.vg_pvs(system, vg)) == [disk.part(1),
+                                                                          disk.part(3)]
+        assert lvm.vg_free_extents(system, vg) > before + 20
+        assert ":lvm;" in sh("parted", "-m", "-s", disk.dev, "print").stdout.splitlines()[-1]
+        assert not system.exists(unfinished_pv.RECORD)
+        again = []
+        assert lvm.grow_vg(system, vg, lambda d, n: growroot._growpart(system, d, n),
+                           again) == [] and again == []
 
 
 @needs_root

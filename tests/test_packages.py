@@ -214,6 +214,41 @@ def test_apt_installs_from_a_repository_added_by_apt_sources(tmp_path):
 
 @pytest.mark.root
 @needs_overlay
+def test_a_dpkg_run_cut_off_on_an_earlier_boot_is_finished_first(tmp_path):
+    """The power went while dpkg installed (issue 29's sweep): its journal
+    in /var/lib/dpkg/updates makes apt refuse every install until `dpkg
+    --configure -a` has run.  The step finishes it, then installs."""
+    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
+    d = _drive(tmp_path, textwrap.dedent("""\
+        #cloud-config
+        apt:
+          preserve_sources_list: true
+          sources:
+            ga-local:
+              source: "deb [trusted=yes] file:/srv/ga-repo ./"
+        packages: [ga-hello]
+        """))
+    ov = OverlayRoot(tmp_path / "ov")
+    ov.bind(repo, "/srv/ga-repo")
+    # a dpkg journal entry as dpkg leaves it: a status stanza not yet merged
+    journal = ("mkdir -p $ROOT/var/lib/dpkg/updates && "
+               "chroot $ROOT dpkg-query -s base-files > $ROOT/var/lib/dpkg/updates/0000\n")
+    apt_alone = "chroot $ROOT apt-get -q -y install ga-hello || echo apt-alone=$?\n"
+    res = ov.run(journal + apt_alone
+                 + f"{ov.agent('--once', '--root', ov.merged, '--config', d.conf, '--only', 'apt_configure,packages')} || echo agent-exit=$?\n"  # noqa: E501
+                 + f"{ov.agent('status', '--json', '--root', ov.merged)}\n",
+                 env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    out = res.stdout + res.stderr
+    # without the agent's help apt refuses: the state the test made is the real one
+    assert "dpkg was interrupted" in out and "apt-alone=100" in out, out
+    assert "agent-exit" not in res.stdout, out
+    assert "finished the package changes an earlier boot's dpkg left half done" in out, out
+    status = ov.changed("/var/lib/dpkg/status")
+    assert "Package: ga-hello\nStatus: install ok installed" in open(status).read()
+
+
+@pytest.mark.root
+@needs_overlay
 def test_apt_failure_is_named_with_apts_own_message(tmp_path):
     d = _drive(tmp_path, "#cloud-config\npackages: [ga-no-such-package]\n")
     ov = OverlayRoot(tmp_path / "ov")

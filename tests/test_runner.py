@@ -26,6 +26,21 @@ def test_stands_aside_when_disabled(root, run_agent, plant):
     assert not (root / "var/lib/guestagent/instance-id").exists()
 
 
+def test_debug_console_from_the_kernel_command_line(root, run_agent):
+    """guestagent.debug on the kernel command line: the console shows each
+    step and command as it starts (what the power-cut sweep anchors on);
+    without it the console keeps to what was found and changed."""
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    assert "new instance" in res.stderr
+    assert ": begins" not in res.stderr and "writing /" not in res.stderr
+    (root / "proc").mkdir(exist_ok=True)
+    (root / "proc/cmdline").write_text("root=/dev/vda1 ro guestagent.debug quiet\n")
+    res = run_agent("--once", "--root", root, "--config", DEMO_CONF)
+    assert "guestagent: users: begins" in res.stderr, res.stderr
+    # the done markers are written (and said) after each step's work
+    assert "guestagent: writing /var/lib/guestagent/status.json" in res.stderr, res.stderr
+
+
 def test_cloud_init_disabled_does_not_block(root, run_agent):
     (root / "usr/bin").mkdir(parents=True)
     (root / "usr/bin/cloud-init").write_text("#!/bin/sh\n")

@@ -155,6 +155,13 @@ class State:
         self.system.write_file(self._p("instances", safe_id(instance_id), "done", step),
                                b"", mode=0o600, dir_mode=0o700)
 
+    def started(self, instance_id, step):
+        return self.system.exists(self._p("instances", safe_id(instance_id), "started", step))
+
+    def mark_started(self, instance_id, step):
+        self.system.write_file(self._p("instances", safe_id(instance_id), "started", step),
+                               b"", mode=0o600, dir_mode=0o700)
+
     # -- status ----------------------------------------------------------
     def read_status(self):
         """This boot's record, or None; a damaged file is ignored with a warning.

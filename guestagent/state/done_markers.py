@@ -19,6 +19,12 @@ every boot, and no one could log in again).  Three rules, in this module:
   (hostkeys, users) may define ``check_done(ctx)``, which says what is
   missing or damaged of what it left ('' when all is well); the runner then
   runs the step's ``redo(ctx)`` (else its ``run``) again and says why.
+
+And one rule for telling it: on a later boot of an instance, a per-instance
+step with no marker was cut off (or failed) on an earlier one, and
+`say_resumed` says so in the step's status; a step that runs the user's code
+(`USER_CODE_STEPS`: scripts, runcmd) leaves a "started" marker first, so
+that what it ran before the cut is known to run a second time.
 """
 
 import logging
@@ -86,3 +92,34 @@ def broken_since(ctx, step):
     except Exception as e:  # a check that cannot tell must not redo a step
         log.debug("%s: cannot check what it left: %s", step.name, e, exc_info=True)
         return ""
+
+
+# the steps that run the user's code: their start goes on the disk first
+USER_CODE_STEPS = ("scripts", "runcmd")
+
+
+def started(ctx, iid, name):
+    """Step ``name`` is about to run the user's code: on the disk first."""
+    try:
+        ctx.state.mark_started(iid, name)
+    except OSError as e:  # a full root: the step runs all the same
+        log.debug("%s: cannot record its start: %s", name, e)
+
+
+def say_resumed(ctx, iid, name, record):
+    """Per-instance step ``name``, not done, runs on a later boot of the
+    instance: say why in its status ``record`` (``resumed``) and the log.
+    A warning only where the user's code runs a second time; the rest is
+    the boot doing what a cut one left."""
+    if not ctx.later_boot:
+        return
+    if ctx.state.started(iid, name):
+        record["resumed"] = ("started on an earlier boot of this instance and never "
+                             "recorded as done (that boot was cut off): running it again, "
+                             "so what it had run by then runs a second time")
+        log.warning("%s: %s", name, record["resumed"])
+        return
+    record["resumed"] = ("not done on an earlier boot of this instance (cut off, failed, "
+                         "or new in this release): doing it now")
+    log.info("%s: %s", name, record["resumed"])
+

@@ -106,6 +106,10 @@ def _print_runs(system, status):
             if s.get("error") and isinstance(changes, list) and changes:
                 # a step that failed part way: what it did change is read first
                 print(f"{'':42}changed: " + escape("; ".join(str(c) for c in changes)))
+            # why a per-instance step ran on a later boot (a power cut)
+            for why in ("redone", "resumed"):
+                if s.get(why):
+                    print(f"  {'':<16} {why}: {_field(s, why)}")
         warnings = run.get("warnings")
         for w in warnings if isinstance(warnings, list) else []:
             print(f"  warning: {escape(str(w))}")

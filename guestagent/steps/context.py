@@ -14,6 +14,9 @@ class Context:
         self.state = state
         self.metadata = metadata
         self.new_instance = new_instance
+        # an instance configured on an earlier boot (this boot is not its
+        # first): a per-instance step not done yet was cut off there
+        self.later_boot = False
         # the stages.Stage this run is: e.g. stage.network_up
         self.stage = stage
         self._userdata = None

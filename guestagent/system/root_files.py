@@ -11,6 +11,7 @@ escapes the root directory.
 """
 
 import errno
+import logging
 import os
 import stat
 
@@ -18,6 +19,7 @@ from .disk_space import said
 from .mount_table import parse_mountinfo
 from .root_paths import RootPaths, UnsafePathError, relative
 
+log = logging.getLogger(__name__)
 
 class RootFiles(RootPaths):
     """Files under ``root``: read, written and inspected without trusting
@@ -72,6 +74,7 @@ class RootFiles(RootPaths):
         A full filesystem leaves the old file as it was (the temp file goes)
         and raises NoSpaceError naming the file and the full mount point.
         """
+        log.debug("writing %s", "/" + relative(path))
         with said(self, "write", path):
             self._write_file(path, data, mode, uid, gid, make_dirs, dir_mode, trusted_uids)
 

@@ -24,9 +24,16 @@ captured from the real tools; `grow_lv` runs it against the live system.
 import json
 import logging
 
-from . import blockdev
+from . import blockdev, unfinished_pv
 from .blockdev import human_size as _size
-from .partition_table import PartitionError, add_partition, new_partition, read_layout, run_tool
+from .partition_table import (
+    PartitionError,
+    add_partition,
+    new_partition,
+    partition_node,
+    read_layout,
+    run_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +184,7 @@ def grow_vg(system, vg, grow_partition, changes):
     ``grow_partition(disk_path, number)`` grows one partition with growpart
     and returns its changes (the step's own, so both paths behave alike).
     """
+    _finish_unfinished(system, vg, changes)
     pvs = vg_pvs(system, vg)
     if not pvs:
         raise LvmError(f"pvs lists no physical volume in volume group {vg}")
@@ -208,12 +216,57 @@ def grow_vg(system, vg, grow_partition, changes):
 
 
 def _new_pv(system, vg, action):
+    # written down first: a cut before vgextend is finished on the next boot
+    unfinished_pv.begin(system, action.disk, action.new.start, vg)
     new, node = add_partition(system, action.disk, action.new, flag="lvm")
     _run(system, ["pvcreate", node], f"making {node} a physical volume")
     _run(system, ["vgextend", vg, node], f"adding {node} to volume group {vg}")
+    unfinished_pv.done(system)
     sector_size = read_layout(system, action.disk).sector_size
     return [f"made partition {new.number} on {action.disk} "
             f"({_size(new.sectors * sector_size)}) a physical volume of volume group {vg}"]
+
+
+def _finish_unfinished(system, vg, changes):
+    """Complete the new PV an earlier boot began for ``vg`` and a power cut
+    stopped (see unfinished_pv): the partition made, its PV not made or
+    not in the group yet."""
+    found = unfinished_pv.pending(system, vg)
+    if found is None:
+        return
+    disk, start = found
+    layout = read_layout(system, disk)
+    part = next((p for p in layout.partitions if p.start == start), None)
+    if part is None:  # cut before parted wrote the table: the plan makes it anew
+        unfinished_pv.done(system)
+        return
+    node = partition_node(system, disk, part.number)
+    row = next((r for r in all_pvs(system) if r.get("pv_name") == node), None)
+    if row is not None and row.get("vg_name") == vg:
+        unfinished_pv.done(system)  # cut after vgextend: nothing left but the record
+        return
+    if row is None:
+        found = unfinished_pv.signature(system, node)
+        if found not in ("", "LVM2_member"):
+            log.warning("growroot: partition %d of %s, begun for volume group %s on an "
+                        "earlier boot, now holds %s: left alone", part.number, disk, vg, found)
+            unfinished_pv.done(system)
+            return
+        if "lvm" not in part.flags:
+            system.run(["parted", "-s", disk, "set", str(part.number), "lvm", "on"],
+                       timeout=120)
+        _run(system, ["pvcreate", "-y", node], f"making {node} a physical volume")
+    elif row.get("vg_name"):
+        log.warning("growroot: partition %d of %s, begun for volume group %s on an earlier "
+                    "boot, is a physical volume of %s now: left alone", part.number, disk, vg,
+                    row["vg_name"])
+        unfinished_pv.done(system)
+        return
+    _run(system, ["vgextend", vg, node], f"adding {node} to volume group {vg}")
+    unfinished_pv.done(system)
+    changes.append(f"finished partition {part.number} on {disk} "
+                   f"({_size(part.sectors * layout.sector_size)}), which a boot cut off before "
+                   f"it joined volume group {vg}: it is a physical volume of {vg} now")
 
 
 def extend_lv(system, vg, lv):

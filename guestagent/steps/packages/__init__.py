@@ -61,6 +61,13 @@ def run(ctx):
             native.append(manager.spec(p["name"], p["version"]))
 
     changes = []
+    if isinstance(manager, managers.Apt):
+        try:
+            if manager.finish_interrupted():
+                changes.append("finished the package changes an earlier boot's dpkg left "
+                               "half done (dpkg --configure -a)")
+        except managers.PackageError as e:
+            problems.append(str(e))  # apt says the same below, naming what it refuses
     if update or ((upgrade or native) and isinstance(manager, managers.Apt)):
         try:
             output = manager.update()

@@ -106,6 +106,19 @@ class Apt(Manager):
     def install_argv(self, specs):
         return self._base() + ["install", "--"] + list(specs)
 
+    def finish_interrupted(self):
+        """A dpkg run cut off (the power went in the middle of an install)
+        leaves its journal in /var/lib/dpkg/updates, and apt then refuses
+        every install ("dpkg was interrupted, you must manually run 'dpkg
+        --configure -a'"): finish it first.  Returns whether there was any."""
+        journal = [n for n in self.system.listdir("/var/lib/dpkg/updates") if n.isdigit()]
+        if not journal:
+            return False
+        self._run(["dpkg", "--force-confold", "--force-confdef", "--configure", "-a"],
+                  "finish the package changes a run cut off on an earlier boot left half "
+                  "done (dpkg --configure -a)")
+        return True
+
 
 class Dnf(Manager):
     name = "dnf"
