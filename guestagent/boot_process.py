@@ -36,7 +36,7 @@ import sys
 # config-drive boot never needs them, a metadata boot only once the network
 # is up, and the process waits for that stage's unit meanwhile).
 PREFETCH_FIRST = ("guestagent.datasources.configdrive", "guestagent.datasources.nocloud",
-                  "guestagent.instance_data", "guestagent.userdata", "yaml")
+                  "guestagent.metadata.instance_data", "guestagent.userdata", "yaml")
 PREFETCH_LAST = ("guestagent.datasources.openstack", "guestagent.datasources.ec2",
                  "guestagent.datasources.http", "requests")
 

@@ -274,3 +274,12 @@ def test_a_process_that_died_leaves_the_stage_to_its_unit(root, tmp_path, notify
 
 def test_an_unsafe_own_file_exits_as_the_cli_does():
     assert boot_process.EXIT_UNSAFE == cli.EXIT_UNSAFE
+
+
+def test_every_module_it_prefetches_exists():
+    """A name here that no longer imports (a module moved) would be skipped
+    in silence at boot, and its import paid on sshd's path again."""
+    import importlib
+    for name in boot_process.PREFETCH_FIRST + boot_process.PREFETCH_LAST:
+        importlib.import_module(name)
+    assert set(steps.Lineup().config) == set(steps.CONFIG_STEPS)  # the steps come from here
