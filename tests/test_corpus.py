@@ -30,9 +30,10 @@ from email.mime.text import MIMEText
 
 import pytest
 
+from guestagent.schema.checks import kind_of
+from guestagent.schema.keys import KEYS, Acts, Ignored
 from guestagent.userdata import decode
-from guestagent.userdata.checks import kind_of
-from guestagent.userdata.cloudconfig import DO, KEYS, Acts, Ignored
+from guestagent.userdata.cloudconfig import DO
 from guestagent.userdata.report import EXIT_ALL_HANDLED, exit_code
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -24,8 +24,8 @@ import re
 import pytest
 from test_corpus import CORPUS, MAX, _delivered, _documents
 
+from guestagent.schema.keys import KEYS, Ignored
 from guestagent.userdata import decode
-from guestagent.userdata.cloudconfig import KEYS, Ignored
 from guestagent.userdata.report import EXIT_ALL_HANDLED, exit_code, problems
 
 from support import cloudinit_validator

@@ -30,6 +30,7 @@ from support.loopdisk import (
     write_data,
 )
 from support.marks import needs_root
+from support.step_context import read_cloud_config
 
 GROW_MIB = 200
 
@@ -250,14 +251,20 @@ def test_cloud_config_turns_it_off(cc, why):
         growroot._apply_cloud_config(cc, ["/"])
 
 
-def test_cloud_config_devices_and_bad_shapes():
-    assert growroot._apply_cloud_config({}, ["/"]) == ["/"]
-    assert growroot._apply_cloud_config(
-        {"growpart": {"mode": "auto", "devices": ["/", "/srv"]}}, ["/"]) == ["/", "/srv"]
-    # wrong types: warned about, the config file's list stands
-    assert growroot._apply_cloud_config({"growpart": {"devices": "/srv"}}, ["/"]) == ["/"]
-    assert growroot._apply_cloud_config({"growpart": "off"}, ["/"]) == ["/"]
-    assert growroot._apply_cloud_config({"resize_rootfs": "noblock"}, ["/"]) == ["/"]
+@pytest.mark.parametrize("text, devices", [
+    ("{}", ["/"]),
+    ("growpart: {mode: auto, devices: [/, /srv]}", ["/", "/srv"]),
+    ("growpart: {devices: /srv}", ["/srv"]),  # one string is read as a list of one
+    # wrong shapes: dropped as the user-data is read, or warned about here; the
+    # config file's list stands
+    ("growpart: 'off'", ["/"]),
+    ("growpart: {devices: [srv]}", ["/"]),
+    ("growpart: {devices: []}", ["/"]),
+    ("resize_rootfs: noblock", ["/"]),
+])
+def test_cloud_config_devices_and_bad_shapes(text, devices):
+    cc, _ = read_cloud_config(text)
+    assert growroot._apply_cloud_config(cc, ["/"]) == devices
 
 
 # -- finding the device --------------------------------------------------------------

@@ -18,9 +18,9 @@ import pytest
 
 from guestagent.metadata import Metadata
 from guestagent.metadata.instance_data import build, jinja_variables, redacted
+from guestagent.schema.checks import INVALID, NOTICE, UNSUPPORTED, kind_of
 from guestagent.system import System
 from guestagent.userdata import decode
-from guestagent.userdata.checks import INVALID, NOTICE, UNSUPPORTED, kind_of
 
 from support import REPO, cloudinit_validator
 from support.userdata_helpers import Drive

@@ -12,7 +12,13 @@ from guestagent.steps.resolv_conf import networkmanager, owner_files, owners, re
 from guestagent.steps.resolv_conf import settings as dns_settings
 from guestagent.steps.resolv_conf.settings import DnsSettings
 
-from support.step_context import StepContext, agent_conf, config_drive, dns_services
+from support.step_context import (
+    StepContext,
+    agent_conf,
+    config_drive,
+    dns_services,
+    read_cloud_config,
+)
 
 PLAIN = """# Dynamic resolv.conf(5) file for glibc resolver
 # kept by the image
@@ -50,11 +56,18 @@ def test_nameserver_refuses_junk(value):
         dns_settings.nameserver(value)
 
 
-def test_options_from_a_mapping_or_a_list():
+def test_options_from_a_mapping():
     assert dns_settings.resolver_options({"rotate": True, "timeout": 1, "attempts": "2",
                                           "edns0": False}) == ["rotate", "timeout:1",
                                                                "attempts:2"]
-    assert dns_settings.resolver_options(["rotate", "ndots:2"]) == ["rotate", "ndots:2"]
+
+
+def test_options_as_a_list_are_refused_as_the_user_data_is_read():
+    """cloud-init's schema wants a mapping; the step never sees a list."""
+    cc, notes = read_cloud_config("manage_resolv_conf: true\n"
+                                  "resolv_conf: {options: [rotate, 'ndots:2']}\n")
+    assert cc["resolv_conf"] == {}
+    assert any("'options' should be a mapping of resolver options" in n for n in notes), notes
 
 
 def test_junk_options_are_dropped_with_a_warning(caplog):
@@ -131,10 +144,11 @@ def test_cloud_config_takes_precedence_field_by_field(root):
     assert dns_settings.from_context(ctx).nameservers == ["203.0.113.9"]
 
 
-def test_resolv_conf_without_manage_resolv_conf_is_ignored(root, caplog):
-    ctx = StepContext(root, md(["192.0.2.1"]), {"resolv_conf": {"nameservers": ["10.9.9.9"]}})
+def test_resolv_conf_without_manage_resolv_conf_is_ignored(root):
+    cc, notes = read_cloud_config("resolv_conf: {nameservers: [10.9.9.9]}\n")
+    assert "#cloud-config resolv_conf is ignored: manage_resolv_conf is not true" in notes
+    ctx = StepContext(root, md(["192.0.2.1"]), cc)
     assert dns_settings.from_context(ctx).nameservers == ["192.0.2.1"]
-    assert "manage_resolv_conf is not true" in caplog.text
 
 
 def test_step_writes_cloud_config_options(root):

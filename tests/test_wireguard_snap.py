@@ -13,10 +13,10 @@ import stat
 
 import pytest
 
+from guestagent.schema.checks import INVALID, NOTICE, kind_of
 from guestagent.steps import Skip, snap, wireguard
 from guestagent.system import System
 from guestagent.userdata import decode
-from guestagent.userdata.checks import INVALID, NOTICE, kind_of
 
 from support.step_context import StepContext
 

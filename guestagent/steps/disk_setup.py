@@ -38,26 +38,6 @@ _SHORT = re.compile(r"^(sd|vd|xvd|hd|nvme)[a-z0-9]+$")
 _SFDISK_TYPES = {"82": "S", "83": "L", "8e": "V", "fd": "R"}
 
 
-def check_disk_setup(value, key=None, warnings=None):
-    from ..userdata.checks import mapping_of_mappings
-    return mapping_of_mappings(value, "a mapping of devices to {table_type, layout, overwrite}")
-
-
-def check_fs_setup(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, list):
-        raise Bad("a list of {label, filesystem, device, partition, overwrite}")
-    out = []
-    for n, item in enumerate(value, 1):
-        if not isinstance(item, dict) or not isinstance(item.get("device"), str) \
-                or not isinstance(item.get("filesystem"), str):
-            warnings.append(f"#cloud-config fs_setup entry {n} needs a device and a "
-                            "filesystem; skipped")
-            continue
-        out.append(dict(item))
-    return out
-
-
 def run(ctx):
     cc = ctx.cloud_config
     disks, filesystems = cc.get("disk_setup") or {}, cc.get("fs_setup") or []

@@ -11,7 +11,6 @@ import re
 import time
 
 from .. import __version__
-from ..userdata.checks import Bad
 from . import PER_BOOT, Skip
 
 FREQUENCY = PER_BOOT
@@ -65,9 +64,3 @@ def _printable(line):
     return "".join(c if c.isprintable() or c == "\t" else "?" for c in line)[:1000]
 
 
-def check_final_message(value, key, notes):
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise Bad("a message")
-    return value

@@ -29,8 +29,8 @@ import threading
 import time
 
 from .. import accounts
+from ..schema.hostkeys import KNOWN_TYPES
 from ..system import CommandFailed
-from ..userdata.checks import Bad
 from . import PER_INSTANCE, Outcome, Skip
 from .passwords.sshd_settings import line_words
 
@@ -38,7 +38,6 @@ FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
 
 SSH_DIR = "/etc/ssh"
-KNOWN_TYPES = ("rsa", "ecdsa", "ed25519", "dsa")
 DEFAULT_TYPES = ["rsa", "ecdsa", "ed25519"]
 BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
 END = "-----END SSH HOST KEY FINGERPRINTS-----"
@@ -481,10 +480,3 @@ def _comment(ctx):
 
 # -- #cloud-config ssh_genkeytypes, ssh_deletekeys, checked before anything acts --------
 
-def check_genkeytypes(value, key, notes):
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(
-            isinstance(t, str) and t.lower() in KNOWN_TYPES for t in value):
-        raise Bad("a list of key types: " + ", ".join(KNOWN_TYPES))
-    return list(dict.fromkeys(t.lower() for t in value))

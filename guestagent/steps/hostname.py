@@ -26,7 +26,6 @@ import socket
 from ..log import shown
 from ..metadata.dns_names import BadName, check_hostname
 from ..state import STATE_DIR
-from ..userdata.checks import Bad
 from . import PER_BOOT, Skip
 
 log = logging.getLogger(__name__)
@@ -107,33 +106,6 @@ ff02::2 ip6-allrouters
 
 
 # -- #cloud-config hostname keys, checked before anything acts on them ---------------
-
-def check_name(value, key, notes):
-    """hostname / fqdn: a name the step will take (fixed up as it will be)."""
-    if not isinstance(value, str):
-        raise Bad("a string")
-    if value == "":
-        return value
-    try:
-        check_hostname(value)
-    except BadName as e:
-        raise Bad(f"a usable host name ({e})") from None
-    return value
-
-
-def check_manage_etc_hosts(value, key, notes):
-    """true/"template": /etc/hosts from the template; "localhost": one line; false: leave."""
-    if value is True or (isinstance(value, str) and value.strip().lower() in
-                         ("template", "true", "yes", "on", "1")):
-        return "template"
-    if isinstance(value, str) and value.strip().lower() == "localhost":
-        return "localhost"
-    if value is False or (isinstance(value, str) and value.strip().lower() in
-                          ("false", "no", "off", "0")):
-        return False
-    raise Bad("true, false, \"localhost\" or \"template\"")
-
-
 
 
 def wanted_name(ctx):

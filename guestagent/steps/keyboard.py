@@ -8,30 +8,12 @@ XKBOPTIONS; read by console-setup and X), applied at once with `setupcon
 set-x11-keymap` (live systems only).
 """
 
-import re
 
 from ..system import CommandFailed
 from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
 CONF = "/etc/default/keyboard"
-_VALUE = re.compile(r"^[A-Za-z0-9_:,()+-]*$")
-
-
-def check_keyboard(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, dict) or not isinstance(value.get("layout"), str):
-        raise Bad("a mapping with a layout")
-    out = {"layout": value["layout"], "model": "pc105", "variant": "", "options": ""}
-    for field, v in value.items():
-        if field not in out or not isinstance(v, str) or not _VALUE.match(v):
-            warnings.append(f"#cloud-config keyboard: {str(field)[:32]} is not supported or "
-                            "not a plain keyboard name; ignored")
-            if field == "layout":
-                raise Bad("a mapping with a plain layout name")
-            continue
-        out[field] = v
-    return out
 
 
 def pending(ctx):

@@ -9,26 +9,12 @@ that reason and leaves LANG as it was (C, C.UTF-8 and POSIX need nothing).
 Other distros: /etc/locale.conf LANG= (their langpacks hold the locales).
 """
 
-import re
 
 from ..system import CommandFailed
 from . import PER_INSTANCE, Skip, asked_for
 
 FREQUENCY = PER_INSTANCE
 BUILTIN = ("C", "C.UTF-8", "C.utf8", "POSIX")
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
-
-
-def check_locale(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, str) or not _NAME.match(value.strip()):
-        raise Bad("a locale name like en_US.UTF-8")
-    return value.strip()
-
-
-def check_locale_configfile(value, key=None, warnings=None):
-    from ..userdata.checks import absolute_path
-    return absolute_path(value, "file path")
 
 
 def pending(ctx):

@@ -39,28 +39,6 @@ CLIENTS = {
 _ALIASES = {"ntpd": "ntp", "ntpsec": "ntp", "ntpdate": "ntp", "timesyncd": "systemd-timesyncd"}
 
 
-def check_ntp(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise Bad("a mapping {enabled, ntp_client, servers, pools}")
-    out = {}
-    for field, v in value.items():
-        if field == "enabled" and isinstance(v, bool):
-            out[field] = v
-        elif field == "ntp_client" and isinstance(v, str):
-            out[field] = v.strip()
-        elif field in ("servers", "pools") and isinstance(v, list) and all(
-                isinstance(s, str) and s.strip() and not any(c.isspace() for c in s.strip())
-                for s in v):
-            out[field] = [s.strip() for s in v]
-        else:
-            warnings.append(f"#cloud-config ntp: {str(field)[:32]} is not supported or has "
-                            "the wrong type; ignored")
-    return out
-
-
 def pending(ctx):
     cfg = ctx.cloud_config.get("ntp")
     return cfg is not None and cfg.get("enabled", True)

@@ -16,13 +16,6 @@ ZONEINFO = "/usr/share/zoneinfo"
 _NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 
 
-def check_timezone(value, key=None, warnings=None):
-    from ..userdata.checks import Bad
-    if not isinstance(value, str) or not value.strip():
-        raise Bad("a time zone name like Europe/Berlin")
-    return value.strip()
-
-
 def run(ctx):
     name = asked_for(ctx, "timezone")
     system = ctx.system

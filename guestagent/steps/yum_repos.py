@@ -23,17 +23,6 @@ _ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _SOURCES = ("baseurl", "metalink", "mirrorlist")
 
 
-def check_yum_repos(value, key=None, warnings=None):
-    from ..userdata.checks import mapping_of_mappings
-    return mapping_of_mappings(
-        value, "a mapping of repository ids to {baseurl, name, enabled, gpgcheck, ...}")
-
-
-def check_yum_repo_dir(value, key=None, warnings=None):
-    from ..userdata.checks import absolute_path
-    return absolute_path(value, "directory path")
-
-
 def pending(ctx):
     return bool(ctx.cloud_config.get("yum_repos"))
 

@@ -16,7 +16,7 @@ Warnings name part types and keys, never contents (user-data is a secret).
 
 import logging
 
-from .checks import IGNORED, INVALID, NOTICE, Note, kind_of
+from ..schema.checks import IGNORED, INVALID, NOTICE, Note, kind_of
 from .parts import Script, split
 
 log = logging.getLogger(__name__)

@@ -1,30 +1,20 @@
-"""The #cloud-config keys guestagent knows: one table, one entry per key.
+"""Read the #cloud-config parts into one checked dict, against the key table.
 
-Steps read ``ctx.cloud_config`` and can trust it: only keys a step acts on
-are there, each checked by its validator.  Every top-level key a user may
-write gets exactly one entry in `KEYS`:
-
-    "chpasswd": Acts("passwords", "check_chpasswd"),   # step + its validator
-    "hostname": Acts("hostname", checks.string),       # a shared type check
-    "network":  Ignored("..."),                        # ignored by design, said plainly
-    "chef":     Unsupported("..."),                    # known, not done here, and why
-
-A validator named by a string lives in the step's own module
-(``guestagent.steps.<step>``), beside the code that acts on the key, and is
-imported only when a document uses the key.  Keys not in the table are
-reported as unsupported (cloud-init acts on them, guestagent does not) or
-unknown (cloud-init does not know them either: a typo?).  The boot and
-``guestagent check-userdata`` both go through `load_all`, so they cannot
-disagree.  Nothing here raises.
+The table of keys and every validator are the schema (guestagent/schema,
+below both this package and the steps): this module parses each part,
+runs each key's validator, merges the parts and reports what happens to
+each key.  Steps read ``ctx.cloud_config`` and can trust it: only keys a
+step acts on are there, each checked.  The boot and ``guestagent
+check-userdata`` both go through `load_all`, so they cannot disagree.
+Nothing here raises.
 """
 
-import importlib
 import re
 
-from . import checks
-from .checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, Bad, Note, describe, named
+from ..schema import checks
+from ..schema.checks import IGNORED, INVALID, PROBLEMS, UNSUPPORTED, Bad, Note, describe, named
+from ..schema.keys import CLOUD_INIT_KEYS, KEYS, MERGE, Acts, Ignored, Unsupported, entry
 from .merging import BadMerge, merge_part, parse
-from .vendor import check_vendor_data
 
 MAX_DEPTH = 50
 _TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]{0,63})\s*:")
@@ -33,148 +23,6 @@ _VALUE = re.compile(r"^\s*(?:-\s+)?(?:[^:#'\"]+:\s+)?([*&])")
 # What check-userdata says about a key.
 DO = "do"            # a step acts on it
 PARTLY = "partly"    # a step acts on it, but some entries or fields are dropped (notes say which)
-
-
-class Acts:
-    """A step acts on the key; ``check`` validates it (a callable, or a name in the step)."""
-
-    def __init__(self, step, check, after=None, what=None):
-        self.step = step  # None: the user-data reading itself acts on it
-        self.check = check
-        self.after = after  # name in the step: (merged config, notes) -> None, cross-key checks
-        self.what = what or "how the parts merge"
-
-    def validator(self):
-        if callable(self.check):
-            return self.check
-        return getattr(importlib.import_module(f"guestagent.steps.{self.step}"), self.check)
-
-
-class Ignored:
-    """Ignored by design: cloud-init ignores it in user-data too, or it changes nothing."""
-
-    def __init__(self, why):
-        self.why = why
-
-
-class Unsupported:
-    """A key cloud-init acts on that guestagent does not, and why."""
-
-    def __init__(self, why):
-        self.why = why
-
-
-_NOT_USER_DATA = ("belongs to the datasource's metadata, not #cloud-config; cloud-init "
-                  "ignores it in user-data too")
-
-KEYS = {
-    # key                    what acts on it
-    "users":                 Acts("users", "check_users"),
-    "user":                  Acts("users", "check_user"),
-    "system_info":           Acts("users", "check_system_info"),
-    "groups":                Acts("users", "check_groups"),
-    "ssh_authorized_keys":   Acts("users", checks.str_list),
-    "ssh_import_id":         Acts("users", "check_import_ids"),
-    "disable_root":          Acts("users", "check_disable_root"),
-    "disable_root_opts":     Acts("users", "check_disable_root_opts"),
-    "password":              Acts("passwords", "check_password"),
-    "chpasswd":              Acts("passwords", "check_chpasswd"),
-    "ssh_pwauth":            Acts("passwords", "check_ssh_pwauth"),
-    "hostname":              Acts("hostname", "check_name"),
-    "fqdn":                  Acts("hostname", "check_name"),
-    "preserve_hostname":     Acts("hostname", checks.cfg_bool),
-    "prefer_fqdn_over_hostname": Acts("hostname", checks.boolean),
-    "manage_etc_hosts":      Acts("hostname", "check_manage_etc_hosts"),
-    "write_files":           Acts("write_files", "check_write_files"),
-    "runcmd":                Acts("runcmd", checks.commands),
-    "bootcmd":               Acts("bootcmd", checks.commands),
-    "manage_resolv_conf":    Acts("resolv_conf", checks.cfg_bool),
-    "resolv_conf":           Acts("resolv_conf", "check_resolv_conf",
-                                  after="resolv_conf_needs_manage"),
-    "growpart":              Acts("growroot", "check_growpart"),
-    "resize_rootfs":         Acts("growroot", "check_resize_rootfs"),
-    "ssh_genkeytypes":       Acts("hostkeys", "check_genkeytypes"),
-    "ssh_deletekeys":        Acts("hostkeys", checks.boolean),
-    "final_message":         Acts("final_message", "check_final_message"),
-    "output":                Acts("scripts", "check_output"),
-    "vendor_data":           Acts(None, check_vendor_data, what="whether vendor data applies"),
-    "timezone":              Acts("timezone", "check_timezone"),
-    "disk_setup":            Acts("disk_setup", "check_disk_setup"),
-    "fs_setup":              Acts("disk_setup", "check_fs_setup"),
-    "mounts":                Acts("mounts", "check_mounts"),
-    "mount_default_fields":  Acts("mounts", "check_mount_default_fields"),
-    "swap":                  Acts("mounts", "check_swap"),
-    "locale":                Acts("locale", "check_locale"),
-    "locale_configfile":     Acts("locale", "check_locale_configfile"),
-    "keyboard":              Acts("keyboard", "check_keyboard"),
-    "ntp":                   Acts("ntp", "check_ntp"),
-    "yum_repos":             Acts("yum_repos", "check_yum_repos"),
-    "yum_repo_dir":          Acts("yum_repos", "check_yum_repo_dir"),
-    "apt":                   Acts("apt_configure", "check_apt"),
-    "apt_sources":           Acts("apt_configure", "check_apt_sources"),
-    "apt_proxy":             Acts("apt_configure", checks.string),
-    "apt_http_proxy":        Acts("apt_configure", checks.string),
-    "apt_https_proxy":       Acts("apt_configure", checks.string),
-    "apt_ftp_proxy":         Acts("apt_configure", checks.string),
-    "apt_mirror":            Acts("apt_configure", checks.string),
-    "apt_mirror_search":     Acts("apt_configure", "check_apt_mirror_search"),
-    "apt_mirror_search_dns": Acts("apt_configure", "check_apt_mirror_search_dns"),
-    "apt_preserve_sources_list": Acts("apt_configure", checks.boolean),
-    "packages":              Acts("packages", "check_packages"),
-    "package_update":        Acts("packages", checks.cfg_bool),
-    "package_upgrade":       Acts("packages", checks.cfg_bool),
-    "package_reboot_if_required": Acts("packages", checks.cfg_bool),
-    "apt_update":            Acts("packages", checks.cfg_bool),
-    "apt_upgrade":           Acts("packages", checks.cfg_bool),
-    "apt_reboot_if_required": Acts("packages", checks.cfg_bool),
-    "power_state":           Acts("power_state", "check_power_state"),
-    "wireguard":             Acts("wireguard", "check_wireguard"),
-    "snap":                  Acts("snap", "check_snap"),
-    "merge_how":             Acts(None, "merge"),
-    "merge_type":            Acts(None, "merge"),
-    # ignored by design
-    "network":               Ignored("network configuration comes from the metadata "
-                                     "(network_data.json, or a NoCloud or Hetzner "
-                                     "network-config); cloud-init ignores it in "
-                                     "user-data too"),
-    "datasource":            Ignored("chooses cloud-init's datasource; guestagent's are set "
-                                     "in [main] datasources, and cloud-init ignores it in "
-                                     "user-data too"),
-    "instance-id":           Ignored("the instance id " + _NOT_USER_DATA),
-    "local-hostname":        Ignored("the host name " + _NOT_USER_DATA
-                                     + " (use hostname: in #cloud-config)"),
-    "autoinstall":           Ignored("Ubuntu's live-server installer (subiquity) reads it "
-                                     "while it installs; on an installed system cloud-init "
-                                     "skips it too"),
-    # known, not done, and why
-    "byobu_by_default":      Unsupported("byobu is an interactive terminal setting: install "
-                                         "byobu and run byobu-enable from runcmd"),
-    "ssh_keys":              Unsupported("host keys handed in through user-data are not "
-                                         "installed: each instance gets its own"),
-}
-
-# The top-level keys cloud-init acts on (its schema-cloud-config-v1.json, plus the
-# legacy apt_* keys cc_apt_configure still converts).  A key outside both this
-# set and KEYS is unknown to both programs: most likely a typo.
-CLOUD_INIT_KEYS = frozenset("""
-allow_public_ssh_keys ansible apk_repos apt apt_pipelining apt_reboot_if_required
-apt_update apt_upgrade authkey_hash autoinstall bootcmd byobu_by_default ca-certs
-ca_certs chef chpasswd cloud_config_modules cloud_final_modules cloud_init_modules
-create_hostname_file device_aliases disable_ec2_metadata disable_root disable_root_opts
-disk_setup drivers fan final_message fqdn fs_setup groups growpart grub-dpkg grub_dpkg
-hostname keyboard landscape launch-index locale locale_configfile lxd manage_etc_hosts
-manage_resolv_conf mcollective merge_how merge_type migrate mount_default_fields mounts
-no_ssh_fingerprints ntp output package_reboot_if_required package_update package_upgrade
-packages password phone_home power_state prefer_fqdn_over_hostname preserve_hostname
-puppet random_seed reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog
-runcmd salt_minion snap spacewalk ssh ssh_authorized_keys ssh_deletekeys
-ssh_fp_console_blacklist ssh_genkeytypes ssh_import_id ssh_key_console_blacklist
-ssh_keys ssh_publish_hostkeys ssh_pwauth ssh_quiet_keygen swap system_info timezone
-ubuntu_advantage ubuntu_pro updates user users vendor_data version wireguard write_files
-yum_repo_dir yum_repos zypper
-apt_sources apt_proxy apt_http_proxy apt_https_proxy apt_ftp_proxy apt_mirror
-apt_mirror_search apt_mirror_search_dns apt_preserve_sources_list add_apt_repo_match
-""".split())
 
 
 class KeyReport:
@@ -192,16 +40,6 @@ class KeyReport:
     def as_dict(self):
         return {"part": self.part, "key": self.key, "verdict": self.verdict,
                 "step": self.step, "why": self.why, "notes": [str(n) for n in self.notes]}
-
-
-def entry(key):
-    """The table's entry for ``key``: Acts, Ignored or Unsupported (never None)."""
-    found = KEYS.get(key) if isinstance(key, str) else None
-    if found is not None:
-        return found
-    if isinstance(key, str) and key in CLOUD_INIT_KEYS:
-        return Unsupported("cloud-init acts on this key; guestagent does not (yet)")
-    return Unsupported("neither guestagent nor cloud-init knows this key (a typo?)")
 
 
 def load_all(docs, warnings, reports=None):
@@ -247,8 +85,7 @@ def load_all(docs, warnings, reports=None):
         merge_part(merged, part, how, warnings, where)
     for key, act in acted.items():
         if act.after and key in merged:
-            getattr(importlib.import_module(f"guestagent.steps.{act.step}"), act.after)(
-                merged, warnings)
+            act.after(merged, warnings)
     unknown = [k for k in unsupported if k not in CLOUD_INIT_KEYS]
     known = [k for k in unsupported if k in CLOUD_INIT_KEYS]
     if known:
@@ -276,10 +113,7 @@ def _check_key(index, where, key, value, part, warnings):
                          what=found.what if found.step is None else None)
     notes = []
     try:
-        if found.check == "merge":
-            checked = parse(value)
-        else:
-            checked = found.validator()(value, key, notes)
+        checked = parse(value) if found.check == MERGE else found.check(value, notes)
     except (Bad, BadMerge) as e:
         expected = f"expected {e}, got {describe(value)}" if isinstance(e, Bad) else str(e)
         note = Note(f"#cloud-config key {name!r}: {expected}; ignored", INVALID, key=name,

@@ -26,7 +26,7 @@ without it the part is skipped, named.  Nothing here raises.
 
 import re
 
-from .checks import INVALID, NOTICE, UNSUPPORTED, Note
+from ..schema.checks import INVALID, NOTICE, UNSUPPORTED, Note
 
 MISSING_PREFIX = "CI_MISSING_JINJA_VAR/"   # cloud-init's marker, kept so scripts agree
 HEADER = re.compile(r"##\s*template:\s*jinja\s*$", re.I)

@@ -22,7 +22,7 @@ win for a key, and the list keys in `APPENDED` add up.
 
 import re
 
-from .checks import INVALID, Note
+from ..schema.checks import INVALID, Note
 
 APPENDED = ("users", "ssh_authorized_keys", "write_files", "runcmd", "bootcmd")
 _SPEC = re.compile(r"^([a-z_][a-z0-9_]*)\((.*?)\)$")

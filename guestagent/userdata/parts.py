@@ -15,7 +15,7 @@ cannot multiply the work.  A refusal is reported once, with a count.
 import re
 import zlib
 
-from .checks import INVALID, UNSUPPORTED, Note
+from ..schema.checks import INVALID, UNSUPPORTED, Note
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_PARTS = 500

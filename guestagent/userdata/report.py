@@ -11,7 +11,7 @@ invalid, dropped), 2 when the file cannot be read.
 
 import json
 
-from .checks import IGNORED, INVALID, NOTICE, PROBLEMS, UNSUPPORTED, kind_of
+from ..schema.checks import IGNORED, INVALID, NOTICE, PROBLEMS, UNSUPPORTED, kind_of
 from .cloudconfig import DO, PARTLY
 
 EXIT_ALL_HANDLED, EXIT_NOT_ALL, EXIT_UNREADABLE = 0, 1, 2

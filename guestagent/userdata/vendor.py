@@ -14,7 +14,7 @@ or ``vendor_data: {enabled: false}`` in the user's #cloud-config, turns vendor
 data off.
 """
 
-from .checks import INVALID, UNSUPPORTED, Bad, Note, boolean, fields
+from ..schema.checks import INVALID, UNSUPPORTED, Note
 from .merging import _dict
 
 DOCUMENTS = ("vendor_data.json", "vendor_data2.json")
@@ -68,7 +68,3 @@ def wanted(cloud_config):
     return (cloud_config.get("vendor_data") or {}).get("enabled", True) is not False
 
 
-def check_vendor_data(value, key, notes):
-    if not isinstance(value, dict):
-        raise Bad("a mapping like {enabled: false}")
-    return fields(value, {"enabled": boolean}, "#cloud-config vendor_data", notes)

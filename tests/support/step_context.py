@@ -2,6 +2,8 @@
 
 Only the user-data decoding is bypassed (tests/test_userdata.py covers it);
 the step still reads and writes the scratch root through the real System.
+A step reads values its keys' validators let through: `read_cloud_config`
+makes the dict from #cloud-config text the way a boot does.
 """
 
 import os
@@ -32,6 +34,13 @@ class StepContext(Context):
     @property
     def cloud_config(self):
         return self._cc
+
+
+def read_cloud_config(text):
+    """(the checked #cloud-config dict, the notes) from ``text``, as a boot reads it."""
+    from guestagent.userdata.cloudconfig import load_all
+    notes = []
+    return load_all([(0, text)], notes), notes
 
 
 def config_drive(top, meta, network_data=None, files=None, user_data=None):

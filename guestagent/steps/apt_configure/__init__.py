@@ -26,10 +26,6 @@ import os
 from ...system import CommandFailed
 from .. import PER_INSTANCE, Outcome, Skip
 from . import sources as src
-from .schema import apt as check_apt  # noqa: F401 (the key table names these)
-from .schema import apt_sources as check_apt_sources  # noqa: F401
-from .schema import search_dns as check_apt_mirror_search_dns  # noqa: F401
-from .schema import string_list as check_apt_mirror_search  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ import os
 from ...system import CommandFailed, CommandTimedOut
 from ...system.filesystems import GROWERS, NOT_ON_A_DISK
 from ...system.mount_table import find_mount
-from ...userdata.checks import Bad, boolean, fields, str_list
 from .. import PER_BOOT, Outcome, Skip
 from . import blockdev, lvm
 from .blockdev import human_size
@@ -52,9 +51,7 @@ def run(ctx):
         raise Skip("turned off by [growroot] enabled = no")
     cc = _cloud_config(ctx)
     if system.exists("/etc/growroot-disabled"):
-        growpart = cc.get("growpart")
-        if not (isinstance(growpart, dict)
-                and growpart.get("ignore_growroot_disabled") is True):
+        if (cc.get("growpart") or {}).get("ignore_growroot_disabled") is not True:
             raise Skip("/etc/growroot-disabled exists")
         log.info("growroot: /etc/growroot-disabled exists, but #cloud-config growpart says "
                  "ignore_growroot_disabled: true")
@@ -116,23 +113,19 @@ def _cloud_config(ctx):
 
 def _apply_cloud_config(cc, devices):
     """Honour #cloud-config growpart / resize_rootfs; returns the mount points."""
-    growpart = cc.get("growpart")
-    if isinstance(growpart, dict):
-        mode = growpart.get("mode", "auto")
-        if mode is False or str(mode).strip().lower() in _OFF:
-            raise Skip("#cloud-config says growpart: {mode: off}")
-        wanted = growpart.get("devices")
-        if isinstance(wanted, list) and wanted and all(
-                isinstance(d, str) and d.startswith("/") for d in wanted):
-            devices = wanted
-        elif wanted is not None:
-            log.warning("growroot: #cloud-config growpart devices should be a list of "
-                        "mount points; using [growroot] devices (%s)", ", ".join(devices))
-    elif growpart is not None:
-        log.warning("growroot: #cloud-config growpart should be a mapping "
-                    "(growpart: {mode: auto}); ignored")
-    resize = cc.get("resize_rootfs", True)
-    if resize is False or str(resize).strip().lower() in _OFF:
+    # checked as the user-data was read (guestagent/schema/growroot.py): a
+    # mapping, its mode false or a string, its devices a list of strings
+    growpart = cc.get("growpart") or {}
+    mode = growpart.get("mode", "auto")
+    if mode is False or mode.strip().lower() in _OFF:
+        raise Skip("#cloud-config says growpart: {mode: off}")
+    wanted = growpart.get("devices")
+    if wanted and all(d.startswith("/") for d in wanted):
+        devices = wanted
+    elif wanted is not None:
+        log.warning("growroot: #cloud-config growpart devices should be a list of "
+                    "mount points; using [growroot] devices (%s)", ", ".join(devices))
+    if cc.get("resize_rootfs", True) is False:
         raise Skip("#cloud-config says resize_rootfs: false")
     return devices
 
@@ -331,21 +324,4 @@ def _grown(before, after):
 
 # -- #cloud-config `growpart` and `resize_rootfs`, checked before anything acts ---------
 
-def check_resize_rootfs(value, key, notes):
-    if value == "noblock":
-        return True  # resizing is quick here; there is nothing to background
-    return boolean(value)
 
-
-def _growpart_mode(value):
-    if value is False or isinstance(value, str):
-        return value
-    raise Bad("a mode string (auto, growpart, off) or false")
-
-
-def check_growpart(value, key, notes):
-    if not isinstance(value, dict):
-        raise Bad("a mapping")
-    return fields(value, {"mode": _growpart_mode, "devices": str_list,
-                          "ignore_growroot_disabled": boolean},
-                  "#cloud-config growpart", notes)

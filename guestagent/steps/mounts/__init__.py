@@ -27,9 +27,6 @@ import re
 
 from ...system import CommandFailed
 from .. import PER_INSTANCE, Skip
-from .schema import default_fields as check_mount_default_fields  # noqa: F401
-from .schema import mounts as check_mounts  # noqa: F401 (the key table names them)
-from .schema import swap as check_swap  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ import logging
 
 from ...system.power import Request
 from .. import PER_INSTANCE, Outcome, Skip
-from .schema import packages as check_packages  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
 

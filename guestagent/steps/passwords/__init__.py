@@ -34,7 +34,6 @@ from ... import accounts
 from ... import log as logsetup
 from ...accounts import plan as account_plan
 from .. import PER_INSTANCE, Outcome, Skip
-from .checks import check_chpasswd, check_password, check_ssh_pwauth  # noqa: F401
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ import shlex
 
 from ...system.power import Request
 from .. import PER_INSTANCE, Skip, asked_for
-from .schema import power_state as check_power_state  # noqa: F401 (the key table names it)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from an earlier instance is taken back out, so DHCP's servers return.
 
 import logging
 
-from ...userdata.checks import INVALID, Bad, Note, fields, str_list, string
 from .. import PER_BOOT, Skip
 from . import owners
 from .dhclient import DHCLIENT_HOOK, DHCLIENT_HOOK_FILE
@@ -62,24 +61,4 @@ def unchanged_inputs(ctx):
 
 # -- #cloud-config `resolv_conf`, checked before anything acts on it ------------------
 
-def _options(value):
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise Bad("a mapping of resolver options")
-    return dict(value)
 
-
-RESOLV_FIELDS = {"nameservers": str_list, "searchdomains": str_list, "domain": string,
-                 "options": _options}
-
-
-def check_resolv_conf(value, key, notes):
-    if not isinstance(value, dict):
-        raise Bad("a mapping")
-    return fields(value, RESOLV_FIELDS, "#cloud-config resolv_conf", notes)
-
-
-def resolv_conf_needs_manage(cc, notes):
-    """As in cloud-init, resolv_conf is used only with manage_resolv_conf: true."""
-    if cc.get("manage_resolv_conf") is not True:
-        notes.append(Note("#cloud-config resolv_conf is ignored: manage_resolv_conf is not "
-                          "true", INVALID, key="resolv_conf"))

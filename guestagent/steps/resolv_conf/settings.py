@@ -2,10 +2,12 @@
 
 From the metadata (network_data.json ``services`` of type ``dns``) and,
 taking precedence field by field, #cloud-config ``resolv_conf`` when
-``manage_resolv_conf: true``.  Every value is checked before it can reach a
-file: addresses through `ipaddress`, domains per RFC 1123, options against a
-plain pattern.  Junk is dropped with a warning naming it; nothing with a
-line break or a space ever gets through.
+``manage_resolv_conf: true``.  The #cloud-config's shape was checked as the
+user-data was read (guestagent/schema/resolv_conf.py: a mapping of the known
+fields, lists of strings, options by name); here every value is checked
+before it can reach a file: addresses through `ipaddress`, domains per RFC
+1123, options against a plain pattern.  Junk is dropped with a warning
+naming it; nothing with a line break or a space ever gets through.
 """
 
 import ipaddress
@@ -50,46 +52,25 @@ def from_context(ctx):
     cc = _cloud_resolv_conf(ctx.cloud_config or {})
     if cc is not None:
         if cc.get("nameservers") is not None:
-            servers = nameservers(_as_list(cc["nameservers"], "resolv_conf.nameservers"),
-                                  "#cloud-config resolv_conf.nameservers")
+            servers = nameservers(cc["nameservers"], "#cloud-config resolv_conf.nameservers")
         if cc.get("searchdomains") is not None or cc.get("domain") is not None:
             domain = [] if cc.get("domain") in (None, "") else [cc["domain"]]
-            search = domains(domain + _as_list(cc.get("searchdomains"),
-                                               "resolv_conf.searchdomains"),
+            search = domains(domain + (cc.get("searchdomains") or []),
                              "#cloud-config resolv_conf domain and searchdomains")
         options = resolver_options(cc.get("options"))
     return DnsSettings(dedupe(servers), dedupe(search), options)
 
 
 def _cloud_resolv_conf(cc):
-    """The resolv_conf mapping when manage_resolv_conf is true, else None."""
-    manage = cc.get("manage_resolv_conf")
+    """The resolv_conf mapping when manage_resolv_conf is true, else None (the
+    reading of the user-data said why a resolv_conf without it is ignored)."""
+    if cc.get("manage_resolv_conf") is not True:
+        return None
     rc = cc.get("resolv_conf")
-    if manage is not True:
-        if rc is not None:
-            log.warning("#cloud-config resolv_conf is ignored: manage_resolv_conf is not true")
-        return None
-    if not isinstance(rc, dict):
-        log.warning("#cloud-config manage_resolv_conf is true but resolv_conf is %s, "
-                    "not a mapping; using the metadata's DNS settings",
-                    "missing" if rc is None else type(rc).__name__)
-        return None
-    for key in rc:
-        if key not in ("nameservers", "searchdomains", "domain", "options"):
-            log.warning("#cloud-config resolv_conf: ignoring unknown key %s", shown(key))
+    if rc is None:
+        log.warning("#cloud-config manage_resolv_conf is true but resolv_conf is missing; "
+                    "using the metadata's DNS settings")
     return rc
-
-
-def _as_list(value, what):
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return value
-    log.warning("ignoring #cloud-config %s: expected a list, got %s", what,
-                type(value).__name__)
-    return []
 
 
 def nameservers(values, what):
@@ -129,25 +110,12 @@ def domains(values, what):
 
 
 def resolver_options(value):
-    """resolv.conf option tokens from {rotate: true, timeout: 1} (or a list)."""
+    """resolv.conf option tokens from {rotate: true, timeout: 1}."""
     if value is None:
-        return []
-    if isinstance(value, list):
-        as_dict = {}
-        for v in value:
-            if not isinstance(v, str):
-                log.warning("ignoring resolver option %s: not a string", shown(v))
-                continue
-            key, sep, number = v.partition(":")
-            as_dict[key] = number if sep else True
-        value = as_dict
-    if not isinstance(value, dict):
-        log.warning("ignoring #cloud-config resolv_conf.options: expected a mapping, got %s",
-                    type(value).__name__)
         return []
     out = []
     for key, v in value.items():
-        if not isinstance(key, str) or not _OPTION.fullmatch(key):
+        if not _OPTION.fullmatch(key):
             log.warning("ignoring resolver option %s: not an option name", shown(key))
             continue
         if v is True:

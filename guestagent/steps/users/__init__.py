@@ -37,15 +37,6 @@ from ...accounts import shadow
 from ...system import UnsafePathError
 from .. import PER_INSTANCE, Outcome, Skip
 from . import authorized_keys, key_import, key_record, previous_keys, root_login, sudoers
-from .checks import (  # noqa: F401 -- the #cloud-config table names them here
-    check_disable_root,
-    check_disable_root_opts,
-    check_groups,
-    check_import_ids,
-    check_system_info,
-    check_user,
-    check_users,
-)
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ Other lines (an image builder's own keys) are kept.
 import logging
 
 from ... import accounts
+from ...schema.users import DISABLE_ROOT_OPTS
 from . import authorized_keys
-from .checks import DISABLE_ROOT_OPTS
 
 log = logging.getLogger(__name__)
 

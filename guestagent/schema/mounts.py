@@ -10,7 +10,7 @@
 
 import re
 
-from ...userdata.checks import Bad
+from .checks import Bad
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(i?B)?\s*$", re.I)
 
@@ -25,7 +25,7 @@ def _field(v):
     raise Bad("fstab fields as strings")
 
 
-def mounts(value, key, warnings):
+def mounts(value, notes):
     if not isinstance(value, list):
         raise Bad("a list of fstab entries")
     out = []
@@ -33,30 +33,30 @@ def mounts(value, key, warnings):
         if isinstance(item, str):
             item = [item]
         if not isinstance(item, list) or not item or len(item) > 6:
-            warnings.append(f"#cloud-config mounts entry {n} is not a list of 1 to 6 fstab "
+            notes.append(f"#cloud-config mounts entry {n} is not a list of 1 to 6 fstab "
                             "fields; skipped")
             continue
         try:
             fields = [_field(v) for v in item]
         except Bad:
-            warnings.append(f"#cloud-config mounts entry {n} has a field that is not a "
+            notes.append(f"#cloud-config mounts entry {n} has a field that is not a "
                             "string; skipped")
             continue
         if not fields[0] or any(f and any(c.isspace() for c in f) for f in fields):
-            warnings.append(f"#cloud-config mounts entry {n}: fields must be non-empty "
+            notes.append(f"#cloud-config mounts entry {n}: fields must be non-empty "
                             "and without spaces; skipped")
             continue
         out.append(fields)
     return out
 
 
-def default_fields(value, key, warnings):
+def default_fields(value, notes):
     if not isinstance(value, list) or len(value) != 6:
         raise Bad("a list of six fstab fields")
     return [_field(v) for v in value]
 
 
-def swap(value, key, warnings):
+def swap(value, notes):
     if not isinstance(value, dict):
         raise Bad("a mapping {filename, size, maxsize}")
     out = {}
@@ -64,18 +64,18 @@ def swap(value, key, warnings):
         where = f"#cloud-config swap: {str(field)[:32]}"
         if field == "filename":
             if not isinstance(v, str) or not v.startswith("/") or ".." in v.split("/"):
-                warnings.append(f"{where} should be an absolute path; ignored")
+                notes.append(f"{where} should be an absolute path; ignored")
                 continue
             out["filename"] = v
         elif field in ("size", "maxsize"):
             size = parse_size(v, allow_auto=field == "size")
             if size is None:
-                warnings.append(f"{where} should be a number of bytes, a size like 2G"
+                notes.append(f"{where} should be a number of bytes, a size like 2G"
                                 + (" or auto" if field == "size" else "") + "; ignored")
                 continue
             out[field] = size
         else:
-            warnings.append(f"{where} is not a swap field; ignored")
+            notes.append(f"{where} is not a swap field; ignored")
     return out
 
 

@@ -19,13 +19,13 @@
 The old keys are folded into the `apt` form by the step.
 """
 
-from ...userdata.checks import Bad, boolean, str_list, string
+from .checks import Bad, boolean, str_list, string
 
 _SOURCE_FIELDS = ("source", "key", "keyid", "keyserver", "filename", "append")
 _MIRROR_FIELDS = ("arches", "uri", "search", "search_dns")
 
 
-def apt(value, key, warnings):
+def apt(value, notes):
     if not isinstance(value, dict):
         raise Bad("a mapping")
     out = {}
@@ -38,9 +38,9 @@ def apt(value, key, warnings):
                            "ftp_proxy"):
                 out[field] = string(v)
             elif field in ("primary", "security"):
-                out[field] = _mirrors(v, where, warnings)
+                out[field] = _mirrors(v, where, notes)
             elif field == "sources":
-                out[field] = _sources(v, where, warnings)
+                out[field] = _sources(v, where, notes)
             elif field == "debconf_selections":
                 if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
                     raise Bad("a mapping of names to debconf-set-selections lines")
@@ -50,10 +50,10 @@ def apt(value, key, warnings):
                     raise Bad("a list of suite names")
                 out[field] = list(v)
             else:
-                warnings.append(f"#cloud-config apt: field {str(field)[:40]!r} is not "
+                notes.append(f"#cloud-config apt: field {str(field)[:40]!r} is not "
                                 "supported; ignored")
         except Bad as e:
-            warnings.append(f"{where} should be {e}; ignored")
+            notes.append(f"{where} should be {e}; ignored")
     return out
 
 
@@ -118,7 +118,7 @@ def _source(item, where, warnings):
     return entry
 
 
-def string_list(value, key=None, warnings=None):
+def string_list(value, notes=None):
     """apt_mirror_search: one URL or a list of them."""
     try:
         return str_list(value)
@@ -126,20 +126,20 @@ def string_list(value, key=None, warnings=None):
         raise Bad("a list of URLs") from None
 
 
-def search_dns(value, key, warnings):
+def search_dns(value, notes):
     value = boolean(value)
     if value:
-        warnings.append("#cloud-config apt_mirror_search_dns: looking mirrors up in DNS is "
+        notes.append("#cloud-config apt_mirror_search_dns: looking mirrors up in DNS is "
                         "not done; the image's mirror stays")
     return value
 
 
-def apt_sources(value, key, warnings):
+def apt_sources(value, notes):
     """The old list form: [{source, filename, key, keyid, keyserver}]."""
     if not isinstance(value, list):
         raise Bad("a list of {source, filename, key, ...}")
-    return [_source(item, f"#cloud-config apt_sources entry {n}", warnings)
-            for n, item in _mappings(value, "#cloud-config apt_sources", warnings)]
+    return [_source(item, f"#cloud-config apt_sources entry {n}", notes)
+            for n, item in _mappings(value, "#cloud-config apt_sources", notes)]
 
 
 def _mappings(entries, where, warnings):

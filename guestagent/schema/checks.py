@@ -1,9 +1,10 @@
 """What a #cloud-config value check is made of: notes, the Bad exception, shared types.
 
-Each key's validator lives beside the step that acts on the key (see the
-table in `cloudconfig`) and is built from these pieces::
+Each key's validator lives in guestagent/schema (see the table in
+`guestagent.schema.keys`) and is built from these pieces; every one has
+the same signature::
 
-    def check_thing(value, key, notes):
+    def check_thing(value, notes):
         ...                 # raise Bad("what was expected") to drop the whole key
         notes.append(Note("...", UNSUPPORTED))   # a field or entry that will not happen
         return checked_value
@@ -116,13 +117,13 @@ def named(names):
 
 # -- scalar types ---------------------------------------------------------------------
 
-def string(value, key=None, notes=None):
+def string(value, notes=None):
     if not isinstance(value, str):
         raise Bad("a string")
     return value
 
 
-def boolean(value, key=None, notes=None):
+def boolean(value, notes=None):
     if not isinstance(value, bool):
         raise Bad("true or false")
     return value
@@ -134,7 +135,7 @@ _TRUE_WORDS = ("true", "1", "on", "yes")
 _FALSE_WORDS = ("false", "0", "off", "no")
 
 
-def cfg_bool(value, key=None, notes=None):
+def cfg_bool(value, notes=None):
     """true/false, or a string or 0/1 as cloud-init's get_cfg_option_bool reads it.
 
     For keys cloud-init reads through get_cfg_option_bool (package_update,
@@ -152,7 +153,7 @@ def cfg_bool(value, key=None, notes=None):
     raise Bad("true or false")
 
 
-def str_list(value, key=None, notes=None):
+def str_list(value, notes=None):
     """A list of strings; one string is taken as a list of one."""
     if isinstance(value, str):
         return [value]
@@ -161,7 +162,7 @@ def str_list(value, key=None, notes=None):
     return list(value)
 
 
-def comma_list(value, key=None, notes=None):
+def comma_list(value, notes=None):
     """A list of strings, or one comma-separated string."""
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
@@ -175,7 +176,7 @@ def absolute_path(value, what="path"):
     return value
 
 
-def anything(value, key=None, notes=None):
+def anything(value, notes=None):
     return value
 
 
@@ -249,21 +250,4 @@ def normalise_dashes(item, where, notes):
             notes.append(Note(f"{where}: both {name!r} and a dashed spelling given; "
                               f"using {name!r}", INVALID))
         out[name] = v
-    return out
-
-
-def commands(value, key, notes):
-    """runcmd / bootcmd: command strings (sh lines) or argv lists; bad entries dropped."""
-    if not isinstance(value, list):
-        raise Bad("a list of commands")
-    out = []
-    for n, item in enumerate(value, 1):
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, list) and item and all(
-                isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in item):
-            out.append([a if isinstance(a, str) else str(a) for a in item])  # [sleep, 5]
-        else:
-            notes.append(Note(f"#cloud-config {key} entry {n} is {describe(item)}, not a "
-                              "command string or a list of arguments; skipped", INVALID))
     return out

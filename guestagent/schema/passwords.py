@@ -6,17 +6,17 @@ in (``users`` or the older ``list``), and ``ssh_pwauth`` becomes true,
 false or "unchanged".  Notes name users and fields, never a password.
 """
 
-from ... import accounts
-from ...accounts import shadow
-from ...log import shown
-from ...userdata.checks import INVALID, UNSUPPORTED, Bad, Note, describe, placeholder
+from .. import accounts
+from ..accounts import shadow
+from ..log import shown
+from .checks import INVALID, UNSUPPORTED, Bad, Note, describe, placeholder
 
 TYPES = ("hash", "text", "RANDOM")
 _TRUE = ("true", "yes", "on", "1", "y")
 _FALSE = ("false", "no", "off", "0", "n")
 
 
-def check_password(value, key, notes):
+def check_password(value, notes):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # `password: 123456` is a YAML number
     if not isinstance(value, str):
@@ -27,7 +27,7 @@ def check_password(value, key, notes):
     return value
 
 
-def check_ssh_pwauth(value, key, notes):
+def check_ssh_pwauth(value, notes):
     """true/false as cloud-init reads them (yes/no, 1/0 too), or "unchanged"."""
     answer = _yes_no(value)
     if answer is not None:
@@ -56,7 +56,7 @@ def _yes_no(value):
     return None
 
 
-def check_chpasswd(value, key, notes):
+def check_chpasswd(value, notes):
     if not isinstance(value, dict):
         raise Bad("a mapping (users, list, expire)")
     unknown = [str(k) for k in value if k not in ("users", "list", "expire")]

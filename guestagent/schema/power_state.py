@@ -2,13 +2,13 @@
 
 import re
 
-from ...userdata.checks import Bad
+from .checks import Bad
 
 MODES = ("reboot", "poweroff", "halt")
 _DELAY = re.compile(r"^\+?([0-9]+)$")
 
 
-def power_state(value, key, warnings):
+def power_state(value, notes):
     if not isinstance(value, dict):
         raise Bad("a mapping {mode, delay, message, timeout, condition}")
     mode = value.get("mode")
@@ -22,7 +22,7 @@ def power_state(value, key, warnings):
         if field == "delay":
             delay = _delay(v)
             if delay is None:
-                warnings.append(f"{where} should be now, +MINUTES or a number of minutes; "
+                notes.append(f"{where} should be now, +MINUTES or a number of minutes; "
                                 "using now")
             else:
                 out["delay"] = delay
@@ -35,9 +35,9 @@ def power_state(value, key, warnings):
                 isinstance(v, list) and v and all(isinstance(a, str) for a in v))):
             out["condition"] = v
         elif field in ("message", "timeout", "condition"):
-            warnings.append(f"{where} has the wrong type; ignored")
+            notes.append(f"{where} has the wrong type; ignored")
         else:
-            warnings.append(f"{where} is not a power_state field; ignored")
+            notes.append(f"{where} is not a power_state field; ignored")
     return out
 
 

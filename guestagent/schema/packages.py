@@ -15,20 +15,20 @@ are dropped with a warning naming their position; the rest stay.
 
 import re
 
-from ...userdata.checks import Bad
+from .checks import Bad
 
 _SNAP_OPTION = re.compile(r"^--[a-z][a-z-]*(=[A-Za-z0-9._/-]+)?$")
 
 _VIAS = ("apt", "snap")
 
 
-def boolean(value, key=None, warnings=None):
+def boolean(value, notes=None):
     if not isinstance(value, bool):
         raise Bad("true or false")
     return value
 
 
-def packages(value, key, warnings):
+def packages(value, notes):
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
@@ -39,15 +39,15 @@ def packages(value, key, warnings):
         if isinstance(item, dict):
             for via, names in item.items():
                 if via not in _VIAS:
-                    warnings.append(f"{where}: {str(via)[:32]!r} is not apt or snap; ignored")
+                    notes.append(f"{where}: {str(via)[:32]!r} is not apt or snap; ignored")
                     continue
                 if not isinstance(names, list):
-                    warnings.append(f"{where}: {via} should be a list of packages; ignored")
+                    notes.append(f"{where}: {via} should be a list of packages; ignored")
                     continue
                 for m, sub in enumerate(names, 1):
-                    _one(sub, via, f"{where} ({via} entry {m})", out, warnings)
+                    _one(sub, via, f"{where} ({via} entry {m})", out, notes)
         else:
-            _one(item, "any", where, out, warnings)
+            _one(item, "any", where, out, notes)
     return out
 
 

@@ -9,16 +9,16 @@ group (root, shadow, disk, kmem, mem) is done as asked, as cloud-init does:
 the user-data is the instance owner's, who can grant sudo or run commands
 as root just as well; it is said (a notice), never silently.  Validators
 only look at values: no system access, no logging (see
-`guestagent.userdata.checks`).
+`guestagent.schema.checks`).
 """
 
 import datetime
 import re
 
-from ... import accounts
-from ...accounts import shadow
-from ...log import shown
-from ...userdata.checks import (
+from .. import accounts
+from ..accounts import shadow
+from ..log import shown
+from .checks import (
     IGNORED,
     INVALID,
     NOTICE,
@@ -265,7 +265,7 @@ _IMPORT_NOTICE = ("ssh_import_id runs the image's ssh-import-id at boot: it need
                   "installed and the network to reach the key server")
 
 
-def check_import_ids(value, key, notes):
+def check_import_ids(value, notes):
     """Top-level ssh_import_id: keys for the default user from a key server."""
     try:
         ids = _import_ids(value)
@@ -275,7 +275,7 @@ def check_import_ids(value, key, notes):
     return ids
 
 
-def check_users(value, key, notes):
+def check_users(value, notes):
     """#cloud-config users: "default", names, or entries of USER_FIELDS.
 
     A mapping of name -> true/settings (cloud-init's older form) is read too.
@@ -313,7 +313,7 @@ def check_users(value, key, notes):
     return out
 
 
-def check_user(value, key, notes):
+def check_user(value, notes):
     """#cloud-config user: the default user's name, or its settings (cloud-init's
     older form, still honoured: it renames and configures the default user)."""
     if isinstance(value, str):
@@ -326,7 +326,7 @@ def check_user(value, key, notes):
         raise Bad(f"a valid name ({e})") from None
 
 
-def check_system_info(value, key, notes):
+def check_system_info(value, notes):
     """Only `default_user` means something in user-data: the default user's settings."""
     if not isinstance(value, dict):
         raise Bad("a mapping")
@@ -349,7 +349,7 @@ def check_system_info(value, key, notes):
     return out
 
 
-def check_groups(value, key, notes):
+def check_groups(value, notes):
     """#cloud-config groups: names, or {group: [members]}, to create before the users."""
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -385,13 +385,13 @@ DISABLE_ROOT_OPTS = ('no-port-forwarding,no-agent-forwarding,no-X11-forwarding,'
                      'user \\"$DISABLE_USER\\".\';echo;sleep 10;exit 142"')
 
 
-def check_disable_root(value, key, notes):
+def check_disable_root(value, notes):
     if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
         return bool(value)  # `disable_root: 1`
     return boolean(value)
 
 
-def check_disable_root_opts(value, key, notes):
+def check_disable_root_opts(value, notes):
     if not isinstance(value, str) or any(c in value for c in "\n\r\0"):
         raise Bad("one line of authorized_keys options")
     return value
