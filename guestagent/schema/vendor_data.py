@@ -1,4 +1,4 @@
-"""#cloud-config keys of the vendor_data step: their validators (see guestagent/schema)."""
+"""#cloud-config vendor_data (does vendor data apply? the user-data reader acts on it)."""
 
 from .checks import Bad, boolean, fields
 
