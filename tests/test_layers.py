@@ -12,8 +12,8 @@ import guestagent
 
 # top to bottom; a name here may import only names after it
 LAYERS = ["cli", "boot_process", "status", "checkimage", "clean", "runner", "stages", "boot",
-          "steps", "config", "datasources", "userdata", "accounts", "state", "metadata", "log",
-          "system"]
+          "steps", "config", "datasources", "userdata", "schema", "accounts", "state",
+          "metadata", "log", "system"]
 PACKAGE = os.path.dirname(guestagent.__file__)
 
 
