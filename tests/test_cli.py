@@ -61,9 +61,7 @@ def test_readme_step_table_is_the_run_order():
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", readme, re.M)
     table = [(name, when.strip()) for name, when in rows if name in steps.ALL_STEPS]
     assert [name for name, _ in table] == steps.ALL_STEPS
-    import importlib
     for name, when in table:
-        mod = importlib.import_module(f"guestagent.steps.{name}")
-        want = "every boot" if mod.FREQUENCY == steps.PER_BOOT else "per instance"
+        want = "every boot" if steps.load(name).frequency == steps.PER_BOOT else "per instance"
         assert when.startswith(want), (name, when)
         assert when.endswith("late") == (name in steps.FINAL_STEPS), (name, when)
