@@ -1,8 +1,9 @@
 """The boot stages as data: what each one does, in one table.
 
 A boot runs three stages, one systemd unit each (units/); ``all`` is the
-three in one process (`guestagent --once`).  The runner, the CLI and the
-steps read this table; nothing else compares stage names.
+three in one run (`guestagent --once`).  The runner, the CLI, the boot's
+process (boot_process.py), `status --wait` and the steps (``ctx.stage``)
+read this table; nothing else compares stage names.
 
 Each Stage says:
 
@@ -25,7 +26,7 @@ Each Stage says:
                                does not start)
                 FINAL_PENDING  the final steps with work left (the final
                                unit starts); removed when there are none
-  guard       what it does with the reboot guard (boot_guard) after a run
+  guard       what it does with the reboot guard (boot/guard.py) after a run
               with no failed step and no ``--only``:
                 "write"    list what decides the next boot
                 "publish"  the final steps are done: the waiting list holds
