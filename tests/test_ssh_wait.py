@@ -25,6 +25,7 @@ import time
 import pytest
 
 from guestagent import config as config_mod
+from guestagent.boot import ssh_wait
 from guestagent.steps import hostkeys
 from guestagent.system import System
 
@@ -166,17 +167,42 @@ def test_a_service_that_answers_holds_sshd_until_the_keys_are_in(tmp_path, root)
     assert message is None or "no metadata" not in message, message
 
 
-def test_sshd_with_a_sound_key_gets_no_new_one(root):
-    """One sound host key is enough for sshd to start: the image's are left
-    for the hostkeys step, which replaces them once the metadata says this is
-    a new instance."""
+IMAGE_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB6vNEgBFWzkDT5oWyVgfbpLXN2ZU1vmfRG1DLGZqQXf x\n"
+
+
+def _image_key(root):
     (root / "etc/ssh/ssh_host_ed25519_key").write_text(
         "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
-    (root / "etc/ssh/ssh_host_ed25519_key.pub").write_text(
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB6vNEgBFWzkDT5oWyVgfbpLXN2ZU1vmfRG1DLGZqQXf x\n")
+    (root / "etc/ssh/ssh_host_ed25519_key.pub").write_text(IMAGE_PUB)
+
+
+def test_an_instance_the_disk_knows_keeps_its_keys_for_sshd(root):
+    """An instance is recorded and nothing (no DMI UUID here) says this is
+    another one: sshd starts with the keys there; one sound key is enough."""
+    _image_key(root)
+    (root / "var/lib/guestagent").mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/guestagent/instance-id").write_text("i-0123\n")
+    system = System(str(root))
+    assert ssh_wait.new_instance(system) is False
     cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
-    assert hostkeys.make_for_early_sshd(System(str(root)), cfg) == []
+    assert hostkeys.make_for_early_sshd(system, cfg, False) == []
+    assert (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text() == IMAGE_PUB
     assert not (root / "run/guestagent/host-keys-before-metadata").exists()
+
+
+@KEYGEN
+def test_a_new_instance_gets_its_own_keys_before_sshd_starts(root):
+    """No instance recorded on the disk: the metadata will ask for new keys,
+    so they are made before sshd starts (the image's go), never swapped
+    under a running sshd later."""
+    _image_key(root)
+    system = System(str(root))
+    assert ssh_wait.new_instance(system) is True
+    cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
+    made = hostkeys.make_for_early_sshd(system, cfg, True)
+    assert "ed25519" in made
+    assert (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text() != IMAGE_PUB
+    assert hostkeys._made_before_metadata(system, made) == made
 
 
 @KEYGEN
@@ -185,7 +211,7 @@ def test_early_keys_changed_since_are_not_kept(root):
     step makes a new set as on any new instance."""
     system = System(str(root))
     cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
-    made = hostkeys.make_for_early_sshd(system, cfg)
+    made = hostkeys.make_for_early_sshd(system, cfg, False)
     assert made
     assert hostkeys._made_before_metadata(system, made) == made
     (root / f"etc/ssh/ssh_host_{made[0]}_key.pub").write_text("ssh-ed25519 AAAA changed\n")

@@ -15,9 +15,11 @@ process from the stage unit's signal) lets sshd start: one console line
 says there are no keys yet and why, then the stage says it is ready.  The search goes on
 until the deadline; if the metadata comes, the steps run as always (sshd
 reads authorized_keys at each login, so the key works from then on).  sshd
-must have a valid host key when it starts: where the image has none (sealed
-by `guestagent clean`), the keys are made first (hostkeys.make_for_early_sshd),
-and the hostkeys step later keeps them as the instance's own.
+must have a valid host key when it starts and must not have them swapped
+under it: on what looks like a new instance's boot (`new_instance`) the new
+host keys are made first (hostkeys.make_for_early_sshd), and the hostkeys
+step keeps them as the instance's own when the metadata comes; elsewhere
+sshd starts with the keys there (made first only where there are none).
 
 Only under systemd (the stage's unit or $NOTIFY_SOCKET waits): SysV and
 rc.local start sshd after the agent's run whatever it does.
@@ -65,19 +67,34 @@ class SshWait:
         from ..steps import hostkeys
         age, t0 = process_age(), time.monotonic()
         try:
-            made = hostkeys.make_for_early_sshd(self.system, self.config)
+            made = hostkeys.make_for_early_sshd(self.system, self.config,
+                                                new_instance(self.system))
         except Exception as e:  # sshd may still have keys: it starts regardless
             log.warning("cannot make host keys for sshd: %s", e)
             made = []
         keys = (f"with new host keys ({', '.join(made)}, made in "
-                f"{time.monotonic() - t0:.1f} s), as the image has none"
-                if made else "with the image's host keys")
-        log.warning("no metadata after %.0f s (no datasource has answered), so no SSH keys, "
-                    "user or host name for this instance yet: sshd starts now %s; the "
-                    "search goes on until the %.0f s deadline and puts them in place if "
-                    "the metadata comes", age, keys, self.deadline)
+                f"{time.monotonic() - t0:.1f} s)" if made else "with the image's host keys")
+        log.info("no metadata after %.0f s (no datasource has answered), so no SSH keys, "
+                 "user or host name for this instance yet: sshd starts now %s; the "
+                 "search goes on until the %.0f s deadline and puts them in place if "
+                 "the metadata comes", age, keys, self.deadline)
         self.released = round(process_age(), 1)
         readiness.ready("no metadata yet; sshd may start")
+
+
+def new_instance(system):
+    """Whether this boot is, as far as the disk and the DMI tell before any
+    metadata, a new instance's: no instance recorded on the disk, or a DMI
+    system UUID (Nova's instance UUID) other than the one recorded."""
+    from ..state import State
+    prev = State(system).previous_instance_id().lower()
+    if not prev:
+        return True
+    try:
+        uuid = system.read_text("/sys/class/dmi/id/product_uuid").strip().lower()
+    except OSError:
+        return False
+    return bool(uuid) and uuid != prev
 
 
 def start_final_unit(system, final_pending):

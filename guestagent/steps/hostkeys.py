@@ -9,15 +9,18 @@ key on first connection.  Per instance: a reboot keeps the keys.
 
 sshd must never start without a host key, nor serve keys swapped under it:
 - where the metadata is late and the network stage lets sshd start before it
-  (guestagent/boot/ssh_wait.py, [main] ssh_wait) on an image with no host keys
-  (sealed by `guestagent clean`), `make_for_early_sshd` makes them first and
-  records them in /run; when the metadata comes, this step keeps them (made
-  on this machine in this boot: they are the instance's own) instead of
-  making another set;
-- where sshd already runs with other keys (the image's, as it started before
-  the metadata; or an operator's `guestagent --once`), every key is made in
-  the foreground and sshd is reloaded once after, so that it serves the new
-  ones from then on (sshd re-reads its host keys only when it starts).
+  (guestagent/boot/ssh_wait.py, [main] ssh_wait), `make_for_early_sshd` first
+  makes the keys sshd starts with: new ones on what looks like a new
+  instance's boot (no instance recorded on the disk, or the DMI UUID names
+  another), else only where the image has no sound key (sealed by
+  `guestagent clean`); they are recorded in /run, and when the metadata
+  comes this step keeps them (made on this machine in this boot: the
+  instance's own) instead of making another set;
+- where sshd already runs with other keys (the image's, on a disk whose
+  instance the DMI cannot confirm; or an operator's `guestagent --once`),
+  every key is made in the foreground and sshd is reloaded once after, so
+  that it serves the new ones from then on (OpenSSH 9.8 and later read host
+  keys only when sshd starts; a login arriving during the reload is reset).
 """
 
 import fnmatch
@@ -132,29 +135,39 @@ def run(ctx):
 EARLY_KEYS = "/run/guestagent/host-keys-before-metadata"
 
 
-def make_for_early_sshd(system, config):
-    """sshd is about to start before the metadata came (guestagent/boot/ssh_wait.py):
-    where it has no sound host key at all, make the usual set now (the types
-    as this step would choose them without user-data) and record them in
-    EARLY_KEYS; returns the types made ([] when sshd has a key already)."""
+def make_for_early_sshd(system, config, new_instance):
+    """sshd is about to start before the metadata came (guestagent/boot/ssh_wait.py).
+    ``new_instance``: nothing on the disk says this is an instance that
+    already made its keys (no instance recorded, or the DMI UUID is another
+    one), so the metadata, when it comes, will ask for new keys: make them
+    now, before sshd starts, instead of swapping them under it later.
+    Otherwise make keys only where sshd has no sound one at all.  The types
+    are those this step would choose without user-data; what is made is
+    recorded in EARLY_KEYS.  Returns the types made ([] when none)."""
     import json
     from types import SimpleNamespace
+
+    from ..system.disk_space import is_full
     if not system.exists(SSH_DIR) or not config.getbool("ssh", "regenerate_host_keys"):
         return []
     ctx = SimpleNamespace(system=system, config=config, cloud_config={}, metadata=None)
     types = _wanted_or_present(ctx)
     broken = dict(_broken_keys(ctx))
-    if any(t not in broken for t in types):
+    if not new_instance and any(t not in broken for t in types):
         return []  # one sound key is enough for sshd to start
     keygen = system.which("ssh-keygen")
     if keygen is None:
-        raise RuntimeError("ssh-keygen is not installed and the image has no host key: "
-                           "sshd cannot start")
+        raise RuntimeError("ssh-keygen is not installed: no new host keys for sshd")
+    if is_full(system, SSH_DIR) and not broken:
+        return []  # no room for new keys: sshd starts with the image's
     os.close(system.open_dir(SSH_DIR))
     system.command_path(SSH_DIR)
-    for t in broken:
-        for name in (f"ssh_host_{t}_key", f"ssh_host_{t}_key.pub"):
-            system.remove(f"{SSH_DIR}/{name}")
+    if new_instance:
+        _remove_old_keys(system)
+    else:
+        for t in broken:
+            for name in (f"ssh_host_{t}_key", f"ssh_host_{t}_key.pub"):
+                system.remove(f"{SSH_DIR}/{name}")
     made, failed = _generate(system, keygen, key_types(ctx), _comment(ctx))
     _fix_group(system, made)
     for problem in failed:
@@ -166,7 +179,6 @@ def make_for_early_sshd(system, config):
             system.write_file(EARLY_KEYS, json.dumps(record) + "\n", mode=0o644)
         except OSError as e:  # the hostkeys step makes another set then: no harm
             log.warning("cannot write %s: %s", EARLY_KEYS, e)
-        log.info("hostkeys: the image has no host key: made %s for sshd", ", ".join(made))
         _print_fingerprints(system, made)
     return made
 
