@@ -172,11 +172,11 @@ def restart_early_writers(system, units):
     for unit in units:
         res = system.run(["systemctl", "--no-block", "restart", unit], timeout=30)
         if res.returncode == 0:
-            log.info("%s failed before the root grew (no space left on /): started again",
-                     unit)
+            log.info("%s had failed for want of space on / before the root grew: started "
+                     "again", unit)
         else:
-            log.warning("%s failed before the root grew (no space left on /), and cannot "
-                        "be started again (systemctl exit %d)", unit, res.returncode)
+            log.warning("%s had failed for want of space on / before the root grew, and "
+                        "cannot be started again (systemctl exit %d)", unit, res.returncode)
 
 
 def source_shown(system):
