@@ -53,8 +53,8 @@ def main(root="/", config_path=None, lineup=None):
     from .boot.signals import Channel
     from .system import System
 
-    logsetup.setup()
     system = System(root)
+    logsetup.setup(debug_console=logsetup.debug_asked(system))
     channel = Channel(system)
     # The core every stage uses, before READY=1: the units wait for it
     from . import datasources, runner, steps  # noqa: F401  (runner: the rest)

@@ -359,11 +359,7 @@ def _run_once(args, system, config):
     from .runner import EXIT_USAGE, run
     from .steps import ALL_STEPS
 
-    # guestagent.debug on the kernel command line: the console (and so the
-    # journal and `nova console-log`) shows each step and command as it
-    # starts, for one boot, without changing the image
-    logsetup.setup(verbose=args.verbose, debug_console="guestagent.debug" in system.read_text(
-        "/proc/cmdline", default="").split())
+    logsetup.setup(verbose=args.verbose, debug_console=logsetup.debug_asked(system))
     only = None
     if args.only:
         only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -112,6 +112,13 @@ def add_secrets(values):
             _secrets.add(v)
 
 
+def debug_asked(system):
+    """``guestagent.debug`` on the kernel command line: the console (and so
+    the journal and `nova console-log`) shows each step and command as it
+    starts, for one boot, without changing the image."""
+    return "guestagent.debug" in system.read_text("/proc/cmdline", default="").split()
+
+
 def setup(verbose=False, quiet=False, debug_console=False):
     """``debug_console``: the console also shows the agent's own debug lines
     (the libraries' only with ``verbose``), as ``guestagent.debug`` on the

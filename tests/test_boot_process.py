@@ -252,6 +252,34 @@ def test_the_real_process_says_ready_then_serves_the_units(root, tmp_path, notif
     assert runs(root)[-1][0] == "network"
 
 
+def test_guestagent_debug_on_the_kernel_command_line_shows_the_writes(root, tmp_path,
+                                                                      notify_socket):
+    """The boot's process reads guestagent.debug from the kernel command line
+    as `--once` does: its console then shows each write as it starts (what
+    the power-cut sweep anchors on); without it, it does not."""
+    sock, path = notify_socket
+    conf = tmp_path / "none.conf"
+    conf.write_text("[main]\ndatasources = configdrive\ndeadline = 1\n"
+                    "[configdrive]\npath = /nonexistent\n")
+    seen = []
+    for cmdline in ("root=/dev/vda1 ro quiet\n", "root=/dev/vda1 ro guestagent.debug\n"):
+        (root / "proc").mkdir(exist_ok=True)
+        (root / "proc/cmdline").write_text(cmdline)
+        proc = start_boot_process(root, conf, path)
+        try:
+            while not sock.recv(4096).decode().startswith("READY=1\n"):
+                pass  # the first process's last words
+            signal_stage("local", root)
+            signal_stage("network", root)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+        seen.append(proc.stderr.read())
+    assert "writing /var/lib/guestagent/status.json" not in seen[0], seen[0]
+    assert "guestagent: writing /var/lib/guestagent/status.json" in seen[1], seen[1]
+
+
 def test_a_process_that_died_leaves_the_stage_to_its_unit(root, tmp_path, notify_socket):
     """Killed with the unit's signal unanswered: the kernel frees its lock,
     no result is there, and the script runs the stage itself."""
