@@ -21,6 +21,7 @@ from guestagent import config as config_mod
 from guestagent import runner, steps
 from guestagent.state import done_markers
 from guestagent.steps import hostkeys
+from guestagent.steps.hostkeys import soundness
 from guestagent.steps.users import sudoers
 from guestagent.system import System
 
@@ -167,7 +168,7 @@ def test_the_background_rsa_key_counts_only_once_it_is_made(root, tmp_path, monk
     cfg = config_mod.load(str(_conf(tmp_path)))
     assert runner.run(system, cfg, stage="all", only=["hostkeys"]) == 0
     assert rsa_at_marker == [True]
-    assert hostkeys._public_key_problem((root / "etc/ssh/ssh_host_rsa_key.pub")
+    assert soundness.public_key_problem((root / "etc/ssh/ssh_host_rsa_key.pub")
                                         .read_bytes()) == ""
 
 

@@ -26,7 +26,7 @@ import pytest
 
 from guestagent import config as config_mod
 from guestagent.boot import ssh_wait
-from guestagent.steps import hostkeys
+from guestagent.steps.hostkeys import early
 from guestagent.system import System
 
 from support import EXAMPLES, REPO
@@ -185,7 +185,7 @@ def test_an_instance_the_disk_knows_keeps_its_keys_for_sshd(root):
     system = System(str(root))
     assert ssh_wait.new_instance(system) is False
     cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
-    assert hostkeys.make_for_early_sshd(system, cfg, False) == []
+    assert early.make_for_early_sshd(system, cfg, False) == []
     assert (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text() == IMAGE_PUB
     assert not (root / "run/guestagent/host-keys-before-metadata").exists()
 
@@ -199,10 +199,10 @@ def test_a_new_instance_gets_its_own_keys_before_sshd_starts(root):
     system = System(str(root))
     assert ssh_wait.new_instance(system) is True
     cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
-    made = hostkeys.make_for_early_sshd(system, cfg, True)
+    made = early.make_for_early_sshd(system, cfg, True)
     assert "ed25519" in made
     assert (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text() != IMAGE_PUB
-    assert hostkeys._made_before_metadata(system, made) == made
+    assert early.made_before_metadata(system, made) == made
 
 
 @KEYGEN
@@ -211,8 +211,8 @@ def test_early_keys_changed_since_are_not_kept(root):
     step makes a new set as on any new instance."""
     system = System(str(root))
     cfg = config_mod.load(f"{EXAMPLES}/demo.conf")
-    made = hostkeys.make_for_early_sshd(system, cfg, False)
+    made = early.make_for_early_sshd(system, cfg, False)
     assert made
-    assert hostkeys._made_before_metadata(system, made) == made
+    assert early.made_before_metadata(system, made) == made
     (root / f"etc/ssh/ssh_host_{made[0]}_key.pub").write_text("ssh-ed25519 AAAA changed\n")
-    assert hostkeys._made_before_metadata(system, made) == []
+    assert early.made_before_metadata(system, made) == []

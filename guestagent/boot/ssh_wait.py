@@ -17,7 +17,7 @@ until the deadline; if the metadata comes, the steps run as always (sshd
 reads authorized_keys at each login, so the key works from then on).  sshd
 must have a valid host key when it starts and must not have them swapped
 under it: on what looks like a new instance's boot (`new_instance`) the new
-host keys are made first (hostkeys.make_for_early_sshd), and the hostkeys
+host keys are made first (steps/hostkeys/early.py), and the hostkeys
 step keeps them as the instance's own when the metadata comes; elsewhere
 sshd starts with the keys there (made first only where there are none).
 
@@ -64,10 +64,10 @@ class SshWait:
 
     def _release(self):
         from ..datasources import process_age
-        from ..steps import hostkeys
+        from ..steps.hostkeys import early
         age, t0 = process_age(), time.monotonic()
         try:
-            made = hostkeys.make_for_early_sshd(self.system, self.config,
+            made = early.make_for_early_sshd(self.system, self.config,
                                                 new_instance(self.system))
         except Exception as e:  # sshd may still have keys: it starts regardless
             log.warning("cannot make host keys for sshd: %s", e)

@@ -9,7 +9,7 @@ key on first connection.  Per instance: a reboot keeps the keys.
 
 sshd must never start without a host key, nor serve keys swapped under it:
 - where the metadata is late and the network stage lets sshd start before it
-  (guestagent/boot/ssh_wait.py, [main] ssh_wait), `make_for_early_sshd` first
+  (guestagent/boot/ssh_wait.py, [main] ssh_wait), `early.make_for_early_sshd` first
   makes the keys sshd starts with: new ones on what looks like a new
   instance's boot (no instance recorded on the disk, or the DMI UUID names
   another), else only where the image has no sound key (sealed by
@@ -31,11 +31,11 @@ import sys
 import threading
 import time
 
-from .. import accounts
-from ..schema.hostkeys import KNOWN_TYPES
-from ..system import CommandFailed
-from . import PER_INSTANCE, Outcome, Skip
-from .passwords.sshd_settings import line_words
+from ... import accounts
+from ...schema.hostkeys import KNOWN_TYPES
+from ...system import CommandFailed
+from .. import PER_INSTANCE, Outcome, Skip
+from ..passwords.sshd_settings import line_words
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _refuse_on_a_full_root(system):
     """Old keys removed and no room for new ones would leave sshd with no
     host key at all, and no one could log in: on a full root the image's
     keys stay, and the step fails (so it is done on a boot with room)."""
-    from ..system.disk_space import is_full, mount_point
+    from ...system.disk_space import is_full, mount_point
     if is_full(system, SSH_DIR):
         _print_fingerprints(system, _existing_keys(system))
         raise RuntimeError(f"no space left on {mount_point(system, SSH_DIR)}: the image's host "
@@ -73,12 +73,14 @@ def run(ctx):
                            "shared with every instance cloned from it")
     _refuse_on_a_full_root(system)
     types = key_types(ctx)
-    early = _made_before_metadata(system, types)
+    from .early import made_before_metadata
+    from .early import sshd_running as sshd_is_running
+    early = made_before_metadata(system, types)
     if early:
         _print_fingerprints(system, early)
         return [f"kept the host keys made in this boot for sshd while it waited for the "
                 f"metadata ({', '.join(early)}): made on this instance, and sshd serves them"]
-    sshd_running = _sshd_running(system)
+    sshd_running = sshd_is_running(system)
     # refuse a planted /etc/ssh link before deleting or creating anything there:
     # ssh-keygen gets host paths and would follow it
     os.close(system.open_dir(SSH_DIR))
@@ -109,7 +111,7 @@ def run(ctx):
     if made:
         changes.append(f"generated new host keys ({', '.join(made)}) in {took:.2f} s")
     if later and made:
-        from ..state.done_markers import leave_running
+        from ...state.done_markers import leave_running
         job = generate_later(system, keygen, later, _comment(ctx), made + later)
         # not done (no marker) until the key exists and is on the disk: a
         # power cut before that makes the next boot do the step again
@@ -119,7 +121,7 @@ def run(ctx):
     else:
         _print_fingerprints(system, made)
     if sshd_running and (made or removed):
-        from .passwords.sshd_settings import SSHD_UNITS
+        from ..passwords.sshd_settings import SSHD_UNITS
         done = system.reload_service(SSHD_UNITS, "the new host keys")
         if done:
             changes.append(f"{done}, which was running: it serves the new host keys")
@@ -130,96 +132,13 @@ def run(ctx):
                                                if made else ""))
 
 
-# The host keys made so that sshd could start before the metadata came:
-# {type: the .pub file's text}.  In /run: it holds for this boot only.
-EARLY_KEYS = "/run/guestagent/host-keys-before-metadata"
-
-
-def make_for_early_sshd(system, config, new_instance):
-    """sshd is about to start before the metadata came (guestagent/boot/ssh_wait.py).
-    ``new_instance``: nothing on the disk says this is an instance that
-    already made its keys (no instance recorded, or the DMI UUID is another
-    one), so the metadata, when it comes, will ask for new keys: make them
-    now, before sshd starts, instead of swapping them under it later.
-    Otherwise make keys only where sshd has no sound one at all.  The types
-    are those this step would choose without user-data; what is made is
-    recorded in EARLY_KEYS.  Returns the types made ([] when none)."""
-    import json
-    from types import SimpleNamespace
-
-    from ..system.disk_space import is_full
-    if not system.exists(SSH_DIR) or not config.getbool("ssh", "regenerate_host_keys"):
-        return []
-    ctx = SimpleNamespace(system=system, config=config, cloud_config={}, metadata=None)
-    types = _wanted_or_present(ctx)
-    broken = dict(_broken_keys(ctx))
-    if not new_instance and any(t not in broken for t in types):
-        return []  # one sound key is enough for sshd to start
-    keygen = system.which("ssh-keygen")
-    if keygen is None:
-        raise RuntimeError("ssh-keygen is not installed: no new host keys for sshd")
-    if is_full(system, SSH_DIR) and not broken:
-        return []  # no room for new keys: sshd starts with the image's
-    os.close(system.open_dir(SSH_DIR))
-    system.command_path(SSH_DIR)
-    if new_instance:
-        _remove_old_keys(system)
-    else:
-        for t in broken:
-            for name in (f"ssh_host_{t}_key", f"ssh_host_{t}_key.pub"):
-                system.remove(f"{SSH_DIR}/{name}")
-    made, failed = _generate(system, keygen, key_types(ctx), _comment(ctx))
-    _fix_group(system, made)
-    for problem in failed:
-        log.warning("%s", problem)
-    if made:
-        system.sync_to_disk()  # sshd reads them at once; a power cut must not empty them
-        record = {t: system.read_text(f"{SSH_DIR}/ssh_host_{t}_key.pub") for t in made}
-        try:
-            system.write_file(EARLY_KEYS, json.dumps(record) + "\n", mode=0o644)
-        except OSError as e:  # the hostkeys step makes another set then: no harm
-            log.warning("cannot write %s: %s", EARLY_KEYS, e)
-        _print_fingerprints(system, made)
-    return made
-
-
-def _made_before_metadata(system, types):
-    """The wanted ``types`` when every host key there is one make_for_early_sshd
-    made in this boot, unchanged since; else []."""
-    import json
-    try:
-        record = json.loads(system.read_text(EARLY_KEYS))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(record, dict) or set(_existing_keys(system)) != set(record) or any(
-            t not in record for t in types):
-        return []
-    for t, pub in record.items():
-        if system.read_text(f"{SSH_DIR}/ssh_host_{t}_key.pub", default="") != pub:
-            return []
-    return sorted(record, key=lambda t: types.index(t) if t in types else len(types))
-
-
-def _sshd_running(system):
-    """Whether an sshd runs on this live system (its pid file names a live process)."""
-    if not system.live:
-        return False
-    for pidfile in ("/run/sshd.pid", "/var/run/sshd.pid"):
-        try:
-            pid = int(system.read_bytes(pidfile, limit=32).strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            continue
-        return True
-    return False
-
-
 def check_done(ctx):
     """On a later boot: the host keys this instance's first boot made, each
     present, non-empty and parseable ('' when they are; else what is not)."""
     if not ctx.system.exists(SSH_DIR) or not ctx.config.getbool("ssh", "regenerate_host_keys"):
         return ""
-    broken = _broken_keys(ctx)
+    from .soundness import broken_keys
+    broken = broken_keys(ctx)
     return "; ".join(f"{SSH_DIR}/ssh_host_{t}_key {why}" for t, why in broken)
 
 
@@ -232,7 +151,8 @@ def redo(ctx):
         raise RuntimeError("ssh-keygen is not installed: cannot make the missing host keys")
     os.close(system.open_dir(SSH_DIR))
     system.command_path(SSH_DIR)
-    broken = [t for t, _ in _broken_keys(ctx)]
+    from .soundness import broken_keys
+    broken = [t for t, _ in broken_keys(ctx)]
     for t in broken:
         for name in (f"ssh_host_{t}_key", f"ssh_host_{t}_key.pub"):
             system.remove(f"{SSH_DIR}/{name}")
@@ -246,52 +166,6 @@ def redo(ctx):
 def _wanted_or_present(ctx):
     types = key_types(ctx)
     return types + [t for t in _existing_keys(ctx.system) if t not in types]
-
-
-def _broken_keys(ctx):
-    """[(type, what is wrong)] for each wanted or present key type."""
-    out = []
-    for t in _wanted_or_present(ctx):
-        for path, check in ((f"{SSH_DIR}/ssh_host_{t}_key", _private_key_problem),
-                            (f"{SSH_DIR}/ssh_host_{t}_key.pub", _public_key_problem)):
-            try:
-                data = ctx.system.read_bytes(path, limit=1 << 16)
-            except FileNotFoundError:
-                out.append((t, "is missing" if path.endswith("_key") else "has no .pub"))
-                break
-            why = check(data)
-            if why:
-                out.append((t, why if path.endswith("_key") else f"(.pub) {why}"))
-                break
-    return out
-
-
-def _private_key_problem(data):
-    if not data.strip(b"\0 \n"):
-        return "is empty"
-    text = data.decode("ascii", "replace").strip()
-    if not (text.startswith("-----BEGIN ") and text.endswith("PRIVATE KEY-----")
-            and "\0" not in text):
-        return "is damaged (not a whole private key)"
-    return ""
-
-
-def _public_key_problem(data):
-    import base64
-    import binascii
-    import struct
-
-    if not data.strip(b"\0 \n"):
-        return "is empty"
-    fields = data.decode("ascii", "replace").split()
-    try:
-        blob = base64.b64decode(fields[1], validate=True)
-        (n,) = struct.unpack(">I", blob[:4])
-        if blob[4:4 + n].decode("ascii") != fields[0]:
-            raise ValueError("the key type inside differs")
-    except (IndexError, ValueError, binascii.Error, struct.error, UnicodeDecodeError):
-        return "is damaged (not an OpenSSH public key)"
-    return ""
 
 
 def key_types(ctx):
@@ -388,7 +262,7 @@ def _background_types(ctx, types):
     """RSA 3072 takes seconds on a slow CPU, and sshd serves the other keys
     meanwhile: on a live Debian-family boot it is made after the step returns.
     (Fedora's sshd-keygen@rsa.service would race it, so not there.)"""
-    from ..system.distro import family
+    from ...system.distro import family
     if (not ctx.system.live or "rsa" not in types or len(types) < 2
             or not ctx.config.getbool("ssh", "rsa_in_background")
             or family(ctx.system) == "rhel"):
