@@ -14,6 +14,7 @@ from . import datasources, steps
 from . import log as logsetup
 from .boot import guard as boot_guard
 from .boot import readiness
+from .boot.flags import Flags, leave_guard
 from .boot.off_switches import disabled_reason
 from .stages import LOCAL, STAGES
 from .state import State, done_markers
@@ -24,7 +25,6 @@ from .system import disk_space
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, EXIT_NO_DATASOURCE = 0, 1, 2, 3
-LOCAL_DONE, FINAL_PENDING = boot_guard.LOCAL_DONE, boot_guard.FINAL_PENDING
 
 
 def run(system, config, stage="all", only=None, lineup=None):
@@ -113,7 +113,7 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
     names = [] if skip_stage or (md is None and not spec.bare) else spec.step_names(lineup)
     if only:
         names = [n for n in names if n in only]
-    flags = _Flags(ctx, state, spec, lineup)
+    flags = Flags(ctx, state, spec, lineup)
     record["steps"] = _run_steps(ctx, lineup, names, grown, flags, code)
     if record.get("sshd_started_before_metadata") is not None:
         from .boot.ssh_wait import start_final_unit
@@ -122,7 +122,7 @@ def _run_locked(system, config, state, spec, only, lineup, grown=None):
     if md is not None and spec.configures:
         record["configured"] = True
     if md is not None and not failed and not only:
-        _leave_guard(ctx, state, spec, lineup, flags.final_pending)
+        leave_guard(ctx, state, spec, lineup, flags.final_pending)
     if failed and code == EXIT_OK:
         code = EXIT_STEP_FAILED
     _record(system, state, status, record, code, warned, t0, bool(names))
@@ -258,16 +258,6 @@ def _run_steps(ctx, lineup, names, grown, flags, code):
     return results
 
 
-def _leave_guard(ctx, state, spec, lineup, final_pending):
-    """The reboot guard after a run with no failed step (boot_guard)."""
-    if spec.guard == "write":
-        boot_guard.write(ctx, lineup.steps(lineup.all), final_pending)
-    elif spec.guard == "publish" and all(
-            state.done(ctx.metadata.instance_id, s.name)
-            for s in boot_guard.per_instance(lineup.steps(lineup.final))):
-        boot_guard.publish(ctx.system)
-
-
 def _record(system, state, status, record, code, warned, t0, ran_steps):
     """This run in the boot's status (what `guestagent status` shows)."""
     record["exit_code"] = code
@@ -287,60 +277,6 @@ def _record(system, state, status, record, code, warned, t0, ran_steps):
         log.warning("cannot record the run's status: %s", e)
     log.info("%s stage finished in %.2f s (exit %d)", record["stage"], record["duration"],
              code)
-
-
-class _Flags:
-    """The flags in /run that the later units' conditions read, left once
-    per run as the stage's table row says (stages.py)."""
-
-    def __init__(self, ctx, state, spec, lineup):
-        self.ctx, self.state, self.spec, self.lineup = ctx, state, spec, lineup
-        self.final_pending = None  # the final steps with work left, once decided
-
-    def leave(self):
-        ctx = self.ctx
-        md = ctx.metadata
-        if md is None:
-            return
-        if LOCAL_DONE in self.spec.flags:
-            # guestagent.service has ConditionPathExists=!LOCAL_DONE: on a config
-            # drive or DMI-confirmed boot its Python never starts (/run is
-            # emptied every boot)
-            try:
-                ctx.system.write_file(LOCAL_DONE, md.instance_id + "\n", mode=0o644)
-            except OSError as e:
-                log.warning("cannot write %s: %s", LOCAL_DONE, e)
-        if FINAL_PENDING in self.spec.flags:
-            self.final_pending = _flag_final(ctx, self.state, self.lineup)
-
-
-def _flag_final(ctx, state, lineup):
-    """Leave FINAL_PENDING when a final step has work left for this instance;
-    returns the steps with work left.
-
-    guestagent-final.service has ConditionPathExists= on it: a reboot, or a
-    first boot without scripts or runcmd, starts no Python for that stage.
-    """
-    iid = ctx.metadata.instance_id
-    pending = []
-    for name in lineup.final:
-        if state.done(iid, name):
-            continue
-        try:
-            if lineup.step(name).pending(ctx):
-                pending.append(name)
-        except Exception as e:  # when in doubt, let the final stage decide
-            log.debug("%s: cannot tell whether it has work: %s", name, e)
-            pending.append(name)
-    try:
-        if pending:
-            ctx.system.write_file(FINAL_PENDING, " ".join(pending) + "\n", mode=0o644)
-            log.debug("final stage has work: %s", ", ".join(pending))
-        else:
-            ctx.system.remove(FINAL_PENDING)
-    except OSError as e:
-        log.warning("cannot write %s: %s", FINAL_PENDING, e)
-    return pending
 
 
 class _Background:
