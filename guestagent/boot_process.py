@@ -109,7 +109,7 @@ def _owed(system, done, stages):
 def _prefetch_until_signalled(channel, prefetch, lineup):
     """Import the next modules of ``prefetch`` until a unit signals (a step
     is loaded through ``lineup``, which keeps it for the stage)."""
-    import importlib
+    from . import named_module
     while prefetch:
         ready, _, _ = select.select([channel.request_fd], [], [], 0)
         if ready:
@@ -119,7 +119,7 @@ def _prefetch_until_signalled(channel, prefetch, lineup):
             if name.startswith("step:"):
                 lineup.step(name[len("step:"):])
             else:
-                importlib.import_module(name)
+                named_module(name)
         except Exception as e:  # the stage that needs it says so, not this
             log.debug("prefetch of %s: %s", name, e)
 

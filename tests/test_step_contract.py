@@ -92,3 +92,26 @@ def test_a_step_that_cannot_be_loaded_fails_alone_and_the_others_run(root):
     assert (broken["name"], broken["result"]) == ("nosuch", "failed")
     assert broken["error"] == "cannot load the step: no step named 'nosuch'"
     assert (done["result"], done["changes"], ran) == ("changed", ["did it"], ["quick"])
+
+
+def test_a_name_becomes_code_in_one_place():
+    """Steps, datasources, renderers and the boot's warm-up all import by name
+    through guestagent.named_module, which takes dotted identifiers only."""
+    import os
+
+    import guestagent
+    from guestagent import named_module
+    for bad in ("", "guestagent.steps.", "guestagent.steps/../os", "guestagent.steps.1x",
+                "guestagent..steps"):
+        with pytest.raises(ImportError, match="not a module name"):
+            named_module(bad)
+    assert named_module("guestagent.steps.users").FREQUENCY == "per-instance"
+    top = os.path.dirname(guestagent.__file__)
+    users = []
+    for folder, _, files in os.walk(top):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    if "import_module(" in f.read():
+                        users.append(os.path.relpath(os.path.join(folder, name), top))
+    assert users == ["__init__.py"]

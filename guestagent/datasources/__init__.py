@@ -14,7 +14,6 @@ and says so in one line.  ``[main] assume_cloud = yes`` gives the whole
 deadline without evidence, for clouds that hide their DMI.
 """
 
-import importlib
 import logging
 import os
 import time
@@ -110,7 +109,8 @@ def _explain_wait(url, why, deadline_at):
 
 
 def _module(name):
-    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+    from .. import named_module
+    return named_module(f"{__name__}.{name.replace('-', '_')}")
 
 
 def needs_network(name):

@@ -162,11 +162,11 @@ _CONTRACT_LOWER = {n.lower(): n for n in _CONTRACT}
 def load(name):
     """Import step ``name`` and check it keeps the contract; returns its `Step`.
     Raises BrokenStep naming what is wrong (ImportError where it does not import)."""
-    import importlib
+    from .. import named_module
 
     if name not in ALL_STEPS:
         raise BrokenStep(f"no step named {name!r}")
-    return from_module(name, importlib.import_module(f"{__name__}.{name}"))
+    return from_module(name, named_module(f"{__name__}.{name}"))
 
 
 def from_module(name, module):

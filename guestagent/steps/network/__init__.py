@@ -18,7 +18,6 @@ warning saying why.  ``[network] enabled = no`` or ``guestagent.network=off``
 on the kernel command line turn the step off.
 """
 
-import importlib
 import logging
 
 from ...config import NETWORK_RENDERERS
@@ -121,7 +120,8 @@ def build_plan(system, renderer, ifaces, config=None):
 def renderer_module(renderer):
     """The module that writes ``renderer``'s files (a name in NETWORK_RENDERERS).
     Its ``DIR`` is where they live, so where an earlier instance's are found."""
-    return importlib.import_module(f"{__name__}.render_{renderer}")
+    from ... import named_module
+    return named_module(f"{__name__}.render_{renderer}")
 
 
 def own_dirs():
