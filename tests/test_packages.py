@@ -249,6 +249,44 @@ def test_a_dpkg_run_cut_off_on_an_earlier_boot_is_finished_first(tmp_path):
 
 @pytest.mark.root
 @needs_overlay
+def test_package_lists_a_cut_boot_left_full_of_nuls_are_fetched_again(tmp_path):
+    """apt writes its lists without fsync: a power cut (issue 29's sweep, on
+    XFS) leaves them holding NULs, and apt then refuses every update and
+    install.  The step removes the lists once and fetches them again."""
+    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
+    d = _drive(tmp_path, textwrap.dedent("""\
+        #cloud-config
+        apt:
+          preserve_sources_list: true
+          sources:
+            ga-local:
+              source: "deb [trusted=yes] file:/srv/ga-repo ./"
+        package_update: true
+        packages: [ga-hello]
+        """))
+    ov = OverlayRoot(tmp_path / "ov")
+    ov.bind(repo, "/srv/ga-repo")
+    agent = ov.agent('--once', '--root', ov.merged, '--config', d.conf, '--only',
+                     'apt_configure,packages')
+    # the lists as the cut boot left them: each file its size in NULs
+    damage = ("echo 'deb [trusted=yes] file:/srv/ga-repo ./' > "
+              "$ROOT/etc/apt/sources.list.d/ga-local.list\n"
+              "chroot $ROOT apt-get -q update >/dev/null 2>&1 || true\n"
+              "for f in $ROOT/var/lib/apt/lists/*_*; do\n"
+              "  head -c $(stat -c %s \"$f\") /dev/zero > \"$f.z\" && mv \"$f.z\" \"$f\"; done\n"
+              "chroot $ROOT apt-get -q install ga-hello || echo apt-alone=$?\n")
+    res = ov.run(damage + f"{agent} || echo agent-exit=$?\n",
+                 env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    out = res.stdout + res.stderr
+    assert "could not be parsed or opened" in out and "apt-alone=100" in out, out
+    assert "agent-exit" not in res.stdout, out
+    assert "removed" in out and "fetching them again" in out, out
+    status = ov.changed("/var/lib/dpkg/status")
+    assert "Package: ga-hello\nStatus: install ok installed" in open(status).read()
+
+
+@pytest.mark.root
+@needs_overlay
 def test_apt_failure_is_named_with_apts_own_message(tmp_path):
     d = _drive(tmp_path, "#cloud-config\npackages: [ga-no-such-package]\n")
     ov = OverlayRoot(tmp_path / "ov")

@@ -20,6 +20,8 @@ import time
 log = logging.getLogger(__name__)
 
 LOG_FILE = "/var/log/guestagent-packages.log"
+LISTS = "/var/lib/apt/lists"
+_DAMAGED_LISTS = "The package lists or status file could not be parsed or opened"
 LOCK_WAIT = 300.0   # seconds to wait for another package manager to finish
 LOCK_POLL = 5.0
 _LOCKED = re.compile(
@@ -105,6 +107,28 @@ class Apt(Manager):
 
     def install_argv(self, specs):
         return self._base() + ["install", "--"] + list(specs)
+
+    def update(self):
+        """apt-get update; package lists a cut boot left damaged (apt writes
+        them without fsync: after a power cut they can hold NULs) make apt
+        refuse to read any list, so they are removed once and fetched again."""
+        try:
+            return super().update()
+        except PackageError as e:
+            if _DAMAGED_LISTS not in str(e) or not self._drop_lists():
+                raise
+            return super().update()
+
+    def _drop_lists(self):
+        gone = 0
+        for name in self.system.listdir(LISTS):
+            if name != "lock" and self.system.is_file(f"{LISTS}/{name}"):
+                gone += bool(self.system.remove(f"{LISTS}/{name}"))
+        if gone:
+            log.warning("packages: apt could not read its package lists (a boot cut off "
+                        "while they were written leaves them damaged): removed %d list "
+                        "file(s) from %s, fetching them again", gone, LISTS)
+        return gone
 
     def finish_interrupted(self):
         """A dpkg run cut off (the power went in the middle of an install)
