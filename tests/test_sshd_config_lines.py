@@ -1,4 +1,4 @@
-"""sshd_config lines read one way (sshd_settings.line_words) by the passwords
+"""sshd_config lines read one way (system/sshd_config.line_words) by the passwords
 step and by check-image, and that way is sshd's: each configuration here is
 also given to the real sshd (``sshd -T -f``) and the two readings compared.
 """
@@ -8,7 +8,7 @@ import pytest
 from guestagent.checkimage.checks_services import sshd_settings as effective
 from guestagent.checkimage.tree import Image
 from guestagent.steps.passwords import sshd_settings
-from guestagent.system import System
+from guestagent.system import System, sshd_config
 
 from support.marks import needs_root
 from support.sshd import available, sshd_t
@@ -47,7 +47,7 @@ def ssh_root(tmp_path, config):
 
 
 def test_a_line_in_words():
-    words = sshd_settings.line_words
+    words = sshd_config.line_words
     assert words("PasswordAuthentication=no # managed") == ["passwordauthentication", "no"]
     assert words("  AuthorizedKeysFile 'a b' c\\ d e#f #g") == [
         "authorizedkeysfile", "a b", "c d", "e#f"]

@@ -13,7 +13,7 @@ import re
 
 from ..accounts.shadow import SHADOW, password_state
 from ..accounts.shadow import entry as shadow_entry
-from ..steps.passwords.sshd_settings import include_patterns, line_words
+from ..system.sshd_config import include_patterns, line_words
 from . import units
 from .finding import failed, passed, warned
 from .tree import parse_shell_vars

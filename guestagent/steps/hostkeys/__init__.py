@@ -34,8 +34,8 @@ import time
 from ... import accounts
 from ...schema.hostkeys import KNOWN_TYPES
 from ...system import CommandFailed
+from ...system.sshd_config import line_words
 from .. import PER_INSTANCE, Outcome, Skip
-from ..passwords.sshd_settings import line_words
 
 FREQUENCY = PER_INSTANCE
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def run(ctx):
     else:
         _print_fingerprints(system, made)
     if sshd_running and (made or removed):
-        from ..passwords.sshd_settings import SSHD_UNITS
+        from ...system.sshd_config import SSHD_UNITS
         done = system.reload_service(SSHD_UNITS, "the new host keys")
         if done:
             changes.append(f"{done}, which was running: it serves the new host keys")

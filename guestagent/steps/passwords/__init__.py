@@ -52,11 +52,12 @@ def run(ctx):
         changes += _set(ctx, wanted, expire, problems)
     pwauth = cc.get("ssh_pwauth")
     if pwauth in (True, False):
+        from ...system.sshd_config import SSHD_UNITS
         from . import sshd_settings
         value = "yes" if pwauth else "no"
         where = sshd_settings.set_option(ctx.system, "PasswordAuthentication", value)
         if where:
-            reloaded = ctx.system.reload_service(sshd_settings.SSHD_UNITS,
+            reloaded = ctx.system.reload_service(SSHD_UNITS,
                                                  "the new PasswordAuthentication")
             changes.append(f"sshd PasswordAuthentication {value} in {where}"
                            + (f" ({reloaded})" if reloaded else ""))
