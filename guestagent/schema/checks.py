@@ -190,6 +190,17 @@ def mapping_of_mappings(value, what):
     return {k: dict(v) for k, v in value.items()}
 
 
+def known_fields(value, key, names, notes):
+    """``value`` must be a mapping of the fields ``names``; any other field is
+    noted as unknown to both agents and left out (the caller reads only ``names``)."""
+    if not isinstance(value, dict):
+        raise Bad("a mapping {" + ", ".join(names) + "}")
+    unknown = [k for k in value if k not in names]
+    if unknown:
+        notes.append(Note(f"#cloud-config {key}: fields neither guestagent nor cloud-init "
+                          "knows, ignored: " + named(unknown), INVALID))
+
+
 def fields(item, spec, where, notes, required=(), ignored=None, dashes=False, mistaken=None):
     """Check a mapping against {field: check}; drops bad fields, returns the good ones.
 

@@ -1,15 +1,10 @@
 """#cloud-config keys of the snap step: their validators (see guestagent/schema)."""
 
-from .checks import INVALID, NOTICE, Bad, Note, describe, named
+from .checks import INVALID, NOTICE, Note, describe, known_fields
 
 
 def check_snap(value, notes=None):
-    if not isinstance(value, dict):
-        raise Bad("a mapping {assertions, commands}")
-    unknown = [k for k in value if k not in ("assertions", "commands")]
-    if unknown:
-        notes.append(Note("#cloud-config snap: fields neither guestagent nor cloud-init "
-                          "knows, ignored: " + named(unknown), INVALID))
+    known_fields(value, "snap", ("assertions", "commands"), notes)
     out = {"assertions": [], "commands": []}
     assertions = value.get("assertions")
     if isinstance(assertions, dict):

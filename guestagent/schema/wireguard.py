@@ -2,19 +2,14 @@
 
 import re
 
-from .checks import INVALID, NOTICE, Bad, Note, absolute_path, describe, named
+from .checks import INVALID, NOTICE, Bad, Note, absolute_path, describe, known_fields, named
 
 # wg-quick's own rule for an interface name (and so the unit's instance name)
 _IFNAME = re.compile(r"^[a-zA-Z0-9_=+.-]{1,15}$")
 
 
 def check_wireguard(value, notes=None):
-    if not isinstance(value, dict):
-        raise Bad("a mapping {interfaces, readinessprobe}")
-    unknown = [k for k in value if k not in ("interfaces", "readinessprobe")]
-    if unknown:
-        notes.append(Note("#cloud-config wireguard: fields neither guestagent nor cloud-init "
-                          "knows, ignored: " + named(unknown), INVALID))
+    known_fields(value, "wireguard", ("interfaces", "readinessprobe"), notes)
     interfaces = value.get("interfaces")
     if not isinstance(interfaces, list) or not interfaces:
         raise Bad("a mapping with an 'interfaces' list")
