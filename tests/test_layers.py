@@ -11,9 +11,9 @@ import os
 import guestagent
 
 # top to bottom; a name here may import only names after it
-LAYERS = ["cli", "boot_process", "status", "checkimage", "clean", "runner", "stages", "boot",
-          "steps", "config", "datasources", "userdata", "schema", "accounts", "state",
-          "metadata", "log", "system"]
+LAYERS = ["cli", "arguments", "boot_process", "status", "checkimage", "clean", "runner",
+          "stages", "boot", "steps", "config", "datasources", "userdata", "schema",
+          "accounts", "state", "metadata", "log", "system"]
 PACKAGE = os.path.dirname(guestagent.__file__)
 
 

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from guestagent.cli import main_parser
+from guestagent import arguments
+from guestagent.arguments import main_parser
 from guestagent.stages import STAGES
 
 from support import REPO
@@ -531,11 +532,10 @@ def test_units_command_line_is_read_without_argparse():
     parsed = main_parser().parse_args(["--once", "--stage", "network"])
     assert (parsed.once, parsed.stage, parsed.root, parsed.config, parsed.verbose,
             parsed.only) == (True, "network", "/", None, False, None)
-    from guestagent import cli
     for argv in (["--once", "--stage", "bogus"], ["--once", "--stage", "local", "-v"],
                  ["--once"], ["--stage", "local", "--once"]):
-        assert cli._unit_args(argv) is None, argv
-    boot = cli._unit_args(["--boot"])
+        assert arguments.unit_args(argv) is None, argv
+    boot = arguments.unit_args(["--boot"])
     parsed = main_parser().parse_args(["--boot"])
     assert (boot.boot, boot.once, boot.root, boot.config) == \
         (parsed.boot, parsed.once, parsed.root, parsed.config) == (True, False, "/", None)
