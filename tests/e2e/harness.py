@@ -738,16 +738,13 @@ def fingerprint(keytype, blob):
     return res.stdout.split()[1]
 
 
-def fill_root(image, filler="/var/lib/image-filler"):
-    """Fill a plain ext4 image's root filesystem to its last block, root's
-    reserve too (``tune2fs -r 0``, then ``fallocate`` and writes for what
-    its rounding leaves): an image that ships with its root at 100 %, so
-    that even the agent (root) can write nothing until the root grows.
-    Returns the bytes still available afterwards (0)."""
+@contextlib.contextmanager
+def _root_partition(image, prefix):
+    """(a loop device over a plain image's root partition, an empty scratch
+    directory to mount it on); the caller mounts and unmounts, the loop device
+    and the directory go on the way out."""
     import json
     import tempfile
-    if image.layout != "plain" or image.fs != "ext4":
-        raise ValueError("fill_root: plain ext4 images only")
     table = json.loads(subprocess.run(["sfdisk", "-J", image.disk], capture_output=True,
                                       text=True, check=True).stdout)["partitiontable"]
     sector = table.get("sectorsize", 512)
@@ -755,8 +752,23 @@ def fill_root(image, filler="/var/lib/image-filler"):
     loop = subprocess.run(["losetup", "-f", "--show", "-o", str(part["start"] * sector),
                            "--sizelimit", str(part["size"] * sector), image.disk],
                           capture_output=True, text=True, check=True).stdout.strip()
-    mnt = tempfile.mkdtemp(prefix="fill-root-")
+    mnt = tempfile.mkdtemp(prefix=prefix)
     try:
+        yield loop, mnt
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+        os.rmdir(mnt)
+
+
+def fill_root(image, filler="/var/lib/image-filler"):
+    """Fill a plain ext4 image's root filesystem to its last block, root's
+    reserve too (``tune2fs -r 0``, then ``fallocate`` and writes for what
+    its rounding leaves): an image that ships with its root at 100 %, so
+    that even the agent (root) can write nothing until the root grows.
+    Returns the bytes still available afterwards (0)."""
+    if image.layout != "plain" or image.fs != "ext4":
+        raise ValueError("fill_root: plain ext4 images only")
+    with _root_partition(image, "fill-root-") as (loop, mnt):
         subprocess.run(["tune2fs", "-r", "0", loop], capture_output=True, check=True)
         subprocess.run(["mount", loop, mnt], check=True)
         try:
@@ -783,28 +795,15 @@ def fill_root(image, filler="/var/lib/image-filler"):
             return st.f_bavail * st.f_frsize
         finally:
             subprocess.run(["umount", mnt], check=True)
-    finally:
-        subprocess.run(["losetup", "-d", loop], check=False)
-        os.rmdir(mnt)
 
 
 def seal_host_keys(image):
     """Seal a plain image's host keys as an image builder does: this tree's
     ``guestagent clean --host-keys --root`` on its root filesystem (loop
     device at the partition's offset).  Returns what clean printed."""
-    import json
-    import tempfile
     if image.layout != "plain":
         raise ValueError("seal_host_keys: plain images only")
-    table = json.loads(subprocess.run(["sfdisk", "-J", image.disk], capture_output=True,
-                                      text=True, check=True).stdout)["partitiontable"]
-    sector = table.get("sectorsize", 512)
-    part = table["partitions"][0]
-    loop = subprocess.run(["losetup", "-f", "--show", "-o", str(part["start"] * sector),
-                           "--sizelimit", str(part["size"] * sector), image.disk],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    mnt = tempfile.mkdtemp(prefix="seal-keys-")
-    try:
+    with _root_partition(image, "seal-keys-") as (loop, mnt):
         subprocess.run(["mount", loop, mnt], check=True)
         try:
             res = subprocess.run([sys.executable, "-m", "guestagent", "clean", "--host-keys",
@@ -817,6 +816,3 @@ def seal_host_keys(image):
             return res.stdout
         finally:
             subprocess.run(["umount", mnt], check=True)
-    finally:
-        subprocess.run(["losetup", "-d", loop], check=False)
-        os.rmdir(mnt)
