@@ -25,7 +25,6 @@ Scenario f (one guest, two boots):
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from email.mime.multipart import MIMEMultipart
@@ -35,7 +34,7 @@ import pytest
 from test_boot import check_no_failed_units, status, write_instance
 
 import harness
-from support.aptrepo import make_repo
+from support.aptrepo import make_repo, served_in_netns
 from support.debian_download import download
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -93,17 +92,6 @@ def _user_data():
     return msg.as_bytes()
 
 
-def _serve_repo(repo, log):
-    def start(ns):
-        ns.popen([sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", "127.0.0.1",
-                  "--directory", str(repo)], stdout=log, stderr=subprocess.STDOUT)
-        probe = ("import socket,time\nfor _ in range(100):\n  try:\n"
-                 f"    socket.create_connection(('127.0.0.1', {REPO_PORT}), 1); break\n"
-                 "  except OSError: time.sleep(0.1)\nelse: raise SystemExit(1)\n")
-        ns.run([sys.executable, "-c", probe], check=True)
-    return start
-
-
 @pytest.fixture(scope="class")
 def pkg_guest(plain_image, keys, e2e_dir):
     d = e2e_dir / "packages"
@@ -122,7 +110,7 @@ def pkg_guest(plain_image, keys, e2e_dir):
     repo_log = open(d / "repo-requests.log", "w")
     g = harness.Guest(plain_image, d / "vm", "f-packages", key=keys["user"],
                       root_key=keys["debug"], config_drive=iso, extra_disks=[str(ephemeral)],
-                      on_netns=_serve_repo(repo, repo_log))
+                      on_netns=served_in_netns(repo, REPO_PORT, repo_log))
     with g:
         g.wait_ssh()
         g.boot_ids = _wait_for_second_boot(g)

@@ -41,8 +41,6 @@ import os
 import random
 import re
 import shlex
-import subprocess
-import sys
 import uuid
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -61,7 +59,7 @@ from checks import (
 )
 
 import harness
-from support.aptrepo import make_repo
+from support.aptrepo import make_repo, served_in_netns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -178,17 +176,6 @@ def _instance(e2e_dir, keys, name, with_user_data):
     return d, u, harness.config_drive_iso(tree, d / "config-2.iso")
 
 
-def _serve_repo(repo, log):
-    def start(ns):
-        ns.popen([sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", "127.0.0.1",
-                  "--directory", str(repo)], stdout=log, stderr=subprocess.STDOUT)
-        probe = ("import socket,time\nfor _ in range(100):\n  try:\n"
-                 f"    socket.create_connection(('127.0.0.1', {REPO_PORT}), 1); break\n"
-                 "  except OSError: time.sleep(0.1)\nelse: raise SystemExit(1)\n")
-        ns.run([sys.executable, "-c", probe], check=True)
-    return start
-
-
 def cut_and_boot_again(image, keys, e2e_dir, name, line, delay, repo=None):
     """A Guest whose first boot lost power ``delay`` s after ``line``, booted
     again as the same instance and logged into (the caller closes it).
@@ -196,7 +183,7 @@ def cut_and_boot_again(image, keys, e2e_dir, name, line, delay, repo=None):
     d, u, iso = _instance(e2e_dir, keys, name, repo is not None)
     on_netns = None
     if repo is not None:
-        on_netns = _serve_repo(repo, open(d / "repo-requests.log", "w"))
+        on_netns = served_in_netns(repo, REPO_PORT, open(d / "repo-requests.log", "w"))
     g = harness.Guest(image, d / "vm", name, key=keys["user"], root_key=keys["debug"],
                       config_drive=iso, disk_size=DISK, instance_uuid=u,
                       disk_cache="writeback", extra_append=DEBUG, on_netns=on_netns)

@@ -63,3 +63,19 @@ def make_repo(repo, name, version, script_body, more_debs=()):
     with open(os.path.join(repo, "Release"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return repo
+
+
+def served_in_netns(repo, port, log):
+    """An ``on_netns`` hook for a guest (tests/e2e/harness.Guest): serves
+    ``repo`` over HTTP on 127.0.0.1:``port`` inside the guest's network
+    namespace (the guest reaches it at 10.0.2.2), and returns once it answers."""
+    import sys
+
+    def start(ns):
+        ns.popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                  "--directory", str(repo)], stdout=log, stderr=subprocess.STDOUT)
+        probe = ("import socket,time\nfor _ in range(100):\n  try:\n"
+                 f"    socket.create_connection(('127.0.0.1', {port}), 1); break\n"
+                 "  except OSError: time.sleep(0.1)\nelse: raise SystemExit(1)\n")
+        ns.run([sys.executable, "-c", probe], check=True)
+    return start
