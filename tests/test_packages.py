@@ -166,26 +166,38 @@ def _drive(tmp_path, user_data):
     return d
 
 
+LOCAL_REPO_SOURCE = """\
+#cloud-config
+apt:
+  preserve_sources_list: true
+  sources:
+    ga-local:
+      source: "deb [trusted=yes] file:/srv/ga-repo ./"
+"""
+
+
+def _drive_with_local_repo(tmp_path, rest):
+    """The test's own apt repository (ga-hello 1.0, bound at /srv/ga-repo in an
+    overlay root) and a config drive whose #cloud-config adds it as a source,
+    then says ``rest``; returns (drive, overlay)."""
+    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
+    d = _drive(tmp_path, LOCAL_REPO_SOURCE + textwrap.dedent(rest))
+    ov = OverlayRoot(tmp_path / "ov")
+    ov.bind(repo, "/srv/ga-repo")
+    return d, ov
+
+
 @pytest.mark.root
 @needs_overlay
 def test_apt_installs_from_a_repository_added_by_apt_sources(tmp_path):
-    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
-    d = _drive(tmp_path, textwrap.dedent("""\
-        #cloud-config
-        apt:
-          preserve_sources_list: true
-          sources:
-            ga-local:
-              source: "deb [trusted=yes] file:/srv/ga-repo ./"
+    d, ov = _drive_with_local_repo(tmp_path, """\
         package_update: true
         packages:
           - ga-hello
           - [ga-hello, "1.0"]
         runcmd:
           - chroot "$GUESTAGENT_ROOT" ga-hello > "$GUESTAGENT_ROOT/var/tmp/ga-hello.out"
-        """))
-    ov = OverlayRoot(tmp_path / "ov")
-    ov.bind(repo, "/srv/ga-repo")
+        """)
     # another package manager holds dpkg's lock for the first seconds: apt waits
     res = ov.run(
         f"{_hold_lock('$ROOT/var/lib/dpkg/lock-frontend', 4)}\n"
@@ -218,18 +230,9 @@ def test_a_dpkg_run_cut_off_on_an_earlier_boot_is_finished_first(tmp_path):
     """The power went while dpkg installed (issue 29's sweep): its journal
     in /var/lib/dpkg/updates makes apt refuse every install until `dpkg
     --configure -a` has run.  The step finishes it, then installs."""
-    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
-    d = _drive(tmp_path, textwrap.dedent("""\
-        #cloud-config
-        apt:
-          preserve_sources_list: true
-          sources:
-            ga-local:
-              source: "deb [trusted=yes] file:/srv/ga-repo ./"
+    d, ov = _drive_with_local_repo(tmp_path, """\
         packages: [ga-hello]
-        """))
-    ov = OverlayRoot(tmp_path / "ov")
-    ov.bind(repo, "/srv/ga-repo")
+        """)
     # a dpkg journal entry as dpkg leaves it: a status stanza not yet merged
     journal = ("mkdir -p $ROOT/var/lib/dpkg/updates && "
                "chroot $ROOT dpkg-query -s base-files > $ROOT/var/lib/dpkg/updates/0000\n")
@@ -253,19 +256,10 @@ def test_package_lists_a_cut_boot_left_full_of_nuls_are_fetched_again(tmp_path):
     """apt writes its lists without fsync: a power cut (issue 29's sweep, on
     XFS) leaves them holding NULs, and apt then refuses every update and
     install.  The step removes the lists once and fetches them again."""
-    repo = make_repo(tmp_path / "repo", "ga-hello", "1.0", 'echo "hello from ga-hello"')
-    d = _drive(tmp_path, textwrap.dedent("""\
-        #cloud-config
-        apt:
-          preserve_sources_list: true
-          sources:
-            ga-local:
-              source: "deb [trusted=yes] file:/srv/ga-repo ./"
+    d, ov = _drive_with_local_repo(tmp_path, """\
         package_update: true
         packages: [ga-hello]
-        """))
-    ov = OverlayRoot(tmp_path / "ov")
-    ov.bind(repo, "/srv/ga-repo")
+        """)
     agent = ov.agent('--once', '--root', ov.merged, '--config', d.conf, '--only',
                      'apt_configure,packages')
     # the lists as the cut boot left them: each file its size in NULs
