@@ -200,6 +200,38 @@ def test_filesystem_on_a_whole_disk_grows_without_partitioning(tmp_path, root, r
 
 @needs_root
 @pytest.mark.root
+def test_grown_xfs_is_on_the_disk_in_place_when_power_is_cut_after(tmp_path, root, run_agent):
+    """Issue 29, seed 12 xfs-cut1: a grown XFS must not live only in its log,
+    or a power cut makes the next mount replay the grow (wrongly, on Linux
+    before 6.13).  The agent grows the XFS, the filesystem is then shut down
+    the way a power cut leaves it (``xfs_io shutdown``: nothing more of the
+    log or the cache reaches the disk) and the primary superblock on the
+    disk, read without replaying anything, already has the grown size."""
+    with LoopDisk(tmp_path, 330, "gpt", ["size=320MiB"]) as disk:
+        part = disk.part(1)
+        disk.mkfs("xfs", part)
+        mp = disk.mount(part, tmp_path / "mnt")
+        write_data(mp)
+
+        def on_disk():  # the primary superblock as on the disk, no log replayed
+            out = sh("xfs_db", "-r", "-c", "sb 0", "-c", "p dblocks agcount", part).stdout
+            return {k.strip(): int(v) for k, v in (ln.split("=") for ln in out.splitlines())}
+        sh("sync")
+        before = on_disk()
+        disk.enlarge(GROW_MIB)
+        res, step = run_growroot(run_agent, root, write_conf(tmp_path, mp))
+        assert res.returncode == 0 and step["result"] == "changed", (res.stderr, step)
+        sh("xfs_io", "-x", "-c", "shutdown", str(mp))  # a power cut: no flush
+        grown = os.statvfs(mp)
+        disk.umount(mp)
+        after = on_disk()
+        assert after["dblocks"] > before["dblocks"] and after["agcount"] > before["agcount"], \
+            (before, after)
+        assert after["dblocks"] * 4096 >= grown.f_blocks * grown.f_frsize, (after, grown)
+
+
+@needs_root
+@pytest.mark.root
 def test_read_only_tmpfs_and_unmounted_are_skipped_with_a_reason(tmp_path, root, run_agent):
     with LoopDisk(tmp_path, 130, "dos", ["size=120MiB"]) as disk:
         disk.mkfs("btrfs", disk.part(1))

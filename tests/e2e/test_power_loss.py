@@ -23,6 +23,8 @@ Three kinds of boots:
 - issue 29's first four cuts (``MATRIX``, ``cut-users`` to ``cut-growroot``),
   three of which locked everyone out before the done markers waited for the
   disk (see guestagent/state/done_markers.py and docs/e2e.md);
+- a cut just after XFS grew (``cut-after-xfs-growfs``, the sweep's one
+  damaged disk, seed 12 xfs-cut1, booted again as a regression test);
 - CI's sample of the riskiest cuts (``MATRIX``, ``cut-mid-*``): mid-resize2fs,
   between the new partition and pvcreate (LVM spacer layout),
   mid-authorized_keys, mid-useradd;
@@ -93,6 +95,11 @@ MATRIX = {
         delay=0.0),
     "cut-mid-useradd": dict(image={}, ci=True, line=r"guestagent: running: useradd ",
                             delay=0.1),
+    # the sweep's seed 12 xfs-cut1 (docs/e2e.md): a cut while the growfs was
+    # only in XFS's log left the next boot's replay with "imap claims in-use
+    # inode ... is free"; growroot now settles a grown XFS in place at once
+    "cut-after-xfs-growfs": dict(image=LAYOUTS["xfs"], ci=False,
+                                 line=r"guestagent: xfs_growfs exited 0", delay=0.6),
 }
 
 # The sweep's anchors: console lines of a first boot with guestagent.debug,

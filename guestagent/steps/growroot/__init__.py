@@ -21,7 +21,7 @@ import logging
 import os
 
 from ...system import CommandFailed, CommandTimedOut
-from ...system.filesystems import GROWERS, NOT_ON_A_DISK
+from ...system.filesystems import GROWERS, NOT_ON_A_DISK, SETTLE_AFTER_GROWING
 from ...system.mount_table import find_mount
 from .. import PER_BOOT, Outcome, Skip
 from . import blockdev, lvm
@@ -310,7 +310,27 @@ def grow_filesystem(system, fstype, node, mountpoint, argv):
     after = _fs_size(mountpoint)
     if after <= before:
         return []
+    _settle(system, fstype, mountpoint)
     return [f"grew the {fstype} filesystem on {mountpoint} ({node}) {_grown(before, after)}"]
+
+
+def _settle(system, fstype, mountpoint):
+    """Put a grown filesystem on the disk in place (see SETTLE_AFTER_GROWING).
+    The grow has happened either way: a failure here is a warning."""
+    if fstype not in SETTLE_AFTER_GROWING:
+        return
+    tool, argv = SETTLE_AFTER_GROWING[fstype]
+    if not system.which(tool):
+        log.warning("growroot: %s is not installed, so the grown %s filesystem on %s stays "
+                    "in its log until the kernel writes it; a power cut before then makes "
+                    "the next mount replay the grow", tool, fstype, mountpoint)
+        return
+    try:
+        system.run(argv(mountpoint), timeout=120, check=True)
+    except (CommandFailed, CommandTimedOut) as e:
+        log.warning("growroot: could not write the grown %s filesystem on %s in place "
+                    "(%s); a power cut before the kernel does makes the next mount replay "
+                    "the grow", fstype, mountpoint, e)
 
 
 def _grown(before, after):
