@@ -116,11 +116,21 @@ def unmangled(doc):
     """``doc`` with every ``macaddress`` a YAML loader read as a number written as
     the MAC it was (for netplan, which would refuse the number)."""
     if isinstance(doc, dict):
-        return {k: (mac(v) if k == "macaddress" and isinstance(v, int) else unmangled(v))
+        return {k: (_unmangled_mac(v) if k == "macaddress" else unmangled(v))
                 for k, v in doc.items()}
     if isinstance(doc, list):
         return [unmangled(v) for v in doc]
     return doc
+
+
+def _unmangled_mac(value):
+    # only a number a YAML loader made of a MAC; anything else netplan judges
+    if not isinstance(value, int) or isinstance(value, bool):
+        return unmangled(value)
+    try:
+        return mac(value)
+    except ValueError:
+        return value
 
 
 def ifname(value, what):

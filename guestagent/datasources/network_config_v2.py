@@ -136,6 +136,7 @@ def _link(kind, dev_id, d, problems):
         if set_name is not None:
             set_name = ifname(set_name, "set-name")
         if d.get("macaddress") is not None:
+            mac(d.get("macaddress"))  # a bad one is refused as anywhere else
             problems.unsupported("%s: macaddress (a new MAC for the NIC) is set only "
                                  "through netplan", shown(dev_id))
         return nc.Link(dev_id, nc.PHY, found, mtu, vif_type="ethernet", match_name=pattern,
