@@ -18,13 +18,14 @@ GROWERS = {
 
 # fstype -> what to run on the mount point once it has grown, so that the grow
 # is on the disk in place and not only in the filesystem's log.  XFS logs a
-# growfs and writes the new superblock in place only later; until then a
-# power cut makes the next mount replay the growfs, and Linux before 6.13
-# replays the allocations that follow it into the new allocation groups
-# wrongly ("imap claims in-use inode ... is free": issue 29's sweep, seed 12
-# xfs-cut1, on Debian 12's 6.1).  A freeze writes everything in place and
-# empties the log; the thaw follows at once, in the same process, so no
-# path leaves the root frozen.
+# growfs and writes the new primary superblock in place only later; a power
+# cut before then makes the next mount recover the growfs together with what
+# followed it in the new allocation groups, which Linux got wrong before 6.12
+# ("fix recovery of allocator ops after a growfs", linux-xfs, October 2024).
+# On Debian 12's 6.1 the sweep's seed 12 xfs-cut1 left "imap claims in-use
+# inode ... is free" twice (docs/e2e.md).  A freeze writes everything in place
+# and empties the log, so no later recovery meets the growfs; the thaw follows
+# at once in the same process, so no path leaves the root frozen.
 SETTLE_AFTER_GROWING = {
     "xfs": ("xfs_io", lambda mp: ["xfs_io", "-x", "-c", "freeze", "-c", "thaw", mp]),
 }
