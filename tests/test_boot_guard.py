@@ -212,6 +212,45 @@ def imports_of(root, conf, stage):
     return imported, res.stderr
 
 
+def modules_after(root, conf, stage):
+    """Every module a stage's process had imported by its end (``-X
+    importtime`` misses those importlib.import_module loads, as steps are)."""
+    dump = root.parent / "modules.txt"
+    script = ("import sys\nfrom guestagent import cli\n"
+              f"code = cli.main(['--once', '--stage', {stage!r}, '--verbose', '--root', "
+              f"{str(root)!r}, '--config', {str(conf)!r}])\n"
+              f"open({str(dump)!r}, 'w').write('\\n'.join(sorted(sys.modules)))\n"
+              "sys.exit(code)\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    assert res.returncode == 0, res.stderr
+    return set(dump.read_text().split()), res.stderr
+
+
+def test_a_later_boot_imports_no_done_step_but_those_that_check_what_they_left(
+        root, instance):
+    """A per-instance step done for the instance is passed over without
+    importing its module, save hostkeys and users (steps.CHECKED_WHEN_DONE),
+    which check what they left; the record still says done-before."""
+    boot, conf = instance(user_data="#cloud-config\nwrite_files:\n"
+                                    "  - {path: /etc/ga-written, content: hi}\n")
+    boot()
+    assert (root / "etc/ga-written").read_text() == "hi"
+    (root / "sys/class/block/vda/size").write_text("41943040\n")  # so the agent runs
+    imported, log = modules_after(root, conf, "local")
+    assert "write_files: already done for instance" in log, log
+    assert "guestagent.runner" in imported
+    done = {"write_files", "admin_pass", "injected_files", "passwords", "machine_id",
+            "random_seed", "network", "mounts", "disk_setup"}
+    assert not {f"guestagent.steps.{n}" for n in done} & imported
+    assert {"guestagent.steps.users", "guestagent.steps.hostkeys",
+            "guestagent.steps.growroot", "guestagent.steps.hostname"} <= imported
+    status = json.loads((root / "var/lib/guestagent/status.json").read_text())
+    records = {s["name"]: s for s in status["last"]["steps"]}
+    assert {records[n]["result"] for n in done} == {"done-before"}
+    assert records["write_files"]["frequency"] == "per-instance"
+
+
 def test_the_final_stage_runs_scripts_and_runcmd_without_parsing_yaml_again(root, instance):
     """The first boot's final stage reads the #cloud-config the config stage
     stored and splits the user-data for its scripts without parsing YAML."""

@@ -66,6 +66,18 @@ def test_a_step_that_breaks_the_contract_fails_at_load_saying_why(names, said):
     assert str(e.value) == f"step hostname: {said}"
 
 
+@pytest.mark.parametrize("name, names, said", [
+    ("hostname", {"check_done": _run}, "defines check_done, but is not in CHECKED_WHEN_DONE"),
+    ("users", {}, "defines no check_done, but is in CHECKED_WHEN_DONE"),
+])
+def test_a_later_boot_loads_exactly_the_steps_that_check_what_they_left(name, names, said):
+    """The runner passes a done step over without importing it unless it is
+    in CHECKED_WHEN_DONE, so that list and the modules must agree."""
+    with pytest.raises(steps.BrokenStep) as e:
+        steps.from_module(name, _module(FREQUENCY=steps.PER_INSTANCE, run=_run, **names))
+    assert str(e.value) == f"step {name}: {said}"
+
+
 def test_a_final_step_may_say_whether_it_has_work():
     step = steps.from_module("runcmd", _module(FREQUENCY=steps.PER_INSTANCE, run=_run,
                                                pending=lambda ctx: False))

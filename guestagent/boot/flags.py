@@ -72,8 +72,12 @@ def flag_final(ctx, state, lineup):
 def leave_guard(ctx, state, spec, lineup, final_pending):
     """The reboot guard after a run with no failed step (guard.py)."""
     if spec.guard == "write":
-        guard.write(ctx, lineup.steps(lineup.all), final_pending)
+        # a step with a done marker is per-instance, and the guard reads
+        # only per-boot steps: such steps need not be imported to be passed
+        iid = ctx.metadata.instance_id if ctx.metadata else None
+        guard.write(ctx, lineup.steps([n for n in lineup.all if lineup.loaded(n) or iid is None
+                                       or not state.done(iid, n)]), final_pending)
     elif spec.guard == "publish" and all(
-            state.done(ctx.metadata.instance_id, s.name)
-            for s in guard.per_instance(lineup.steps(lineup.final))):
+            state.done(ctx.metadata.instance_id, n)
+            or not guard.per_instance([lineup.step(n)]) for n in lineup.final):
         guard.publish(ctx.system)

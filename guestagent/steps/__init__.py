@@ -105,6 +105,13 @@ ALL_STEPS = CONFIG_STEPS + FINAL_STEPS
 # they wait for the keys, as in the one-by-one order.
 SIDE_BY_SIDE = {"hostkeys": ("users", "resolv_conf", "admin_pass")}
 FREQUENCIES = (PER_BOOT, PER_INSTANCE)
+# The per-instance steps that define check_done: on a later boot of the
+# instance they are loaded to check what they left.  Any other step whose
+# done marker is there is passed over without importing its module (a later
+# boot's imports are most of its cost); `load` holds every module to this
+# list.  Only per-instance steps leave markers, so a step that ever becomes
+# per-boot needs a new name, or its old markers would still pass it over.
+CHECKED_WHEN_DONE = ("hostkeys", "users")
 
 
 class BrokenStep(Exception):
@@ -178,6 +185,10 @@ def from_module(name, module):
     missing = [n for n in ("FREQUENCY", "run") if n not in found]
     unasked = ["pending (asked only of final steps)"] if (
         "pending" in found and name not in FINAL_STEPS) else []
+    if (found.get("FREQUENCY") == PER_INSTANCE and name in ALL_STEPS
+            and ("check_done" in found) != (name in CHECKED_WHEN_DONE)):
+        unasked.append("check_done, but is not in CHECKED_WHEN_DONE" if "check_done" in found
+                       else "no check_done, but is in CHECKED_WHEN_DONE")
     if misspelt or missing or unasked:
         raise BrokenStep(f"step {name}: " + "; ".join(
             [f"defines {m}" for m in misspelt + unasked] + [f"defines no {m}" for m in missing]))
@@ -219,6 +230,9 @@ class Lineup:
         self.config = [s if isinstance(s, str) else s.name for s in config]
         self.final = [s if isinstance(s, str) else s.name for s in final]
         self.all = self.config + self.final
+
+    def loaded(self, name):
+        return name in self._loaded
 
     def step(self, name):
         """Step ``name``, loaded on first use (raises BrokenStep or ImportError)."""
