@@ -230,6 +230,25 @@ def test_grown_xfs_is_on_the_disk_in_place_when_power_is_cut_after(tmp_path, roo
         assert after["dblocks"] * 4096 >= grown.f_blocks * grown.f_frsize, (after, grown)
 
 
+def test_a_grown_xfs_that_cannot_be_settled_is_a_warning_and_the_grow_stands(
+        tmp_path, monkeypatch, caplog):
+    """xfs_io missing, or failing: the step goes on, and the log says what is
+    left at risk (the freeze itself is tested on a loop disk above)."""
+    caplog.set_level("WARNING")
+    gone = tmp_path / "not-mounted"
+    growroot._settle(System("/"), "xfs", str(gone))  # xfs_io refuses a path that is not there
+    assert f"could not write the grown xfs filesystem on {gone} in place" in caplog.text
+    caplog.clear()
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    growroot._settle(System("/"), "xfs", str(gone))
+    assert "xfs_io is not installed, so the grown xfs filesystem" in caplog.text
+    caplog.clear()
+    growroot._settle(System("/"), "ext4", str(gone))  # nothing to settle: nothing said
+    assert caplog.text == ""
+
+
 @needs_root
 @pytest.mark.root
 def test_read_only_tmpfs_and_unmounted_are_skipped_with_a_reason(tmp_path, root, run_agent):

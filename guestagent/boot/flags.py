@@ -9,6 +9,7 @@ leaves them once what a login needs is done.
 
 import logging
 
+from ..steps import PER_INSTANCE
 from . import guard
 from .guard import FINAL_PENDING, LOCAL_DONE
 
@@ -79,5 +80,5 @@ def leave_guard(ctx, state, spec, lineup, final_pending):
                                        or not state.done(iid, n)]), final_pending)
     elif spec.guard == "publish" and all(
             state.done(ctx.metadata.instance_id, n)
-            or not guard.per_instance([lineup.step(n)]) for n in lineup.final):
+            or lineup.step(n).frequency != PER_INSTANCE for n in lineup.final):
         guard.publish(ctx.system)

@@ -23,7 +23,7 @@ import logging
 import os
 
 from ..state import STATE_DIR
-from ..steps import PER_BOOT, PER_INSTANCE
+from ..steps import PER_BOOT
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,6 @@ def forget(system):
             system.remove(path)
         except OSError as e:
             log.warning("cannot remove %s: %s", path, e)
-
-
-def per_instance(step_list):
-    """The per-instance steps among ``step_list`` (`steps.Step`s)."""
-    return [s for s in step_list if s.frequency == PER_INSTANCE]
 
 
 def write(ctx, step_list, final_pending):

@@ -41,9 +41,8 @@ def nul_fill(overlay, patterns, scratch):
             for pattern in patterns:
                 for path in sorted(glob.glob(mnt + pattern)):
                     if os.path.isfile(path) and not os.path.islink(path):
-                        size = os.path.getsize(path)
                         with open(path, "r+b") as f:
-                            f.write(b"\0" * size)
+                            f.write(b"\0" * os.path.getsize(path))
                         damaged.append(path[len(mnt):])
         finally:
             subprocess.run(["umount", mnt], check=True)
