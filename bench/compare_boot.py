@@ -301,6 +301,14 @@ PROBE = ("sudo -n systemctl is-system-running --wait >/dev/null 2>&1; "
          # and said its first line (monotonic, s since the kernel started).
          "echo chain=$(sudo -n systemd-analyze critical-chain ssh.service --no-pager "
          "2>/dev/null | tail -n +3 | tr -s ' ' | tr '\\n' ';'); "
+         # When each unit began and became active (µs since the kernel started; 0:
+         # never): whether the agent's process starts before local-fs.target, where
+         # a stage unit of its own would have started its interpreter.
+         "echo marks=$(for u in local-fs.target guestagent-main.service "
+         "guestagent-local.service guestagent.service cloud-init-main.service "
+         "cloud-init-local.service ssh.service; do echo $u $(systemctl show -p "
+         "InactiveExitTimestampMonotonic --value $u) $(systemctl show -p "
+         "ActiveEnterTimestampMonotonic --value $u); done | tr '\\n' ';'); "
          "echo journal=$(sudo -n journalctl -b -o short-monotonic --no-pager "
          "-u 'guestagent*' -u 'cloud-init*' -u cloud-config.service -u cloud-final.service "
          "2>/dev/null | grep -E 'Starting|Started|Finished|Condition|guestagent:|cloud-init\\[' "
@@ -341,6 +349,21 @@ def probe_guest(g, want_unit):
     return probe, blame, PROBE_TRIES, False
 
 
+def unit_marks(text):
+    """{unit: [began, active]} in s since the kernel started, from PROBE's marks
+    (None where the unit never got there, or is not on the image)."""
+    marks = {}
+    for entry in text.split(";"):
+        parts = entry.split()
+        if len(parts) != 3:
+            continue
+        try:
+            marks[parts[0]] = [round(int(p) / 1e6, 3) or None for p in parts[1:]]
+        except ValueError:
+            continue
+    return marks
+
+
 def measure(kind, boot, g, tts, n, load):
     # The unit each first boot must show (a reboot may skip all of the agent's).
     want = None if boot == "reboot" or kind == "floor" else FIRST_UNIT[kind]
@@ -367,6 +390,7 @@ def measure(kind, boot, g, tts, n, load):
         "agent_detail": probe.get("detail"),
         "critical_chain_ssh": [x.strip() for x in probe.get("chain", "").split(";") if x.strip()],
         "agent_journal": [x.strip() for x in probe.get("journal", "").split(";") if x.strip()],
+        "unit_marks_s": unit_marks(probe.get("marks", "")),
     }
     shown = ", ".join(f"{u} {'not started' if t is None else t}" for u, t in units.items())
     log(f"round {n} {boot} {kind}: time to SSH {tts:.1f} s, sshd up {sshd_active} s, units "
