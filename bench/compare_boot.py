@@ -303,11 +303,12 @@ PROBE = ("sudo -n systemctl is-system-running --wait >/dev/null 2>&1; "
          "2>/dev/null | tail -n +3 | tr -s ' ' | tr '\\n' ';'); "
          # When each unit began and became active (µs since the kernel started; 0:
          # never): whether the agent's process starts before local-fs.target, where
-         # a stage unit of its own would have started its interpreter.
+         # a stage unit of its own would have started its interpreter.  As root:
+         # the images have no D-Bus, so a user's systemctl answers nothing.
          "echo marks=$(for u in local-fs.target guestagent-main.service "
          "guestagent-local.service guestagent.service cloud-init-main.service "
-         "cloud-init-local.service ssh.service; do echo $u $(systemctl show -p "
-         "InactiveExitTimestampMonotonic --value $u) $(systemctl show -p "
+         "cloud-init-local.service ssh.service; do echo $u $(sudo -n systemctl show -p "
+         "InactiveExitTimestampMonotonic --value $u) $(sudo -n systemctl show -p "
          "ActiveEnterTimestampMonotonic --value $u); done | tr '\\n' ';'); "
          "echo journal=$(sudo -n journalctl -b -o short-monotonic --no-pager "
          "-u 'guestagent*' -u 'cloud-init*' -u cloud-config.service -u cloud-final.service "
